@@ -1,0 +1,129 @@
+"""The exceptions kestra-promote raises, and nothing else escapes its public functions.
+
+    KestraPromoteError              every error this package raises
+    ├── SourceError                 the flows in Git are invalid (carries every Problem found)
+    ├── SettingsError               a flag, env var or setting is missing or wrong
+    ├── TargetRejected              the target's own validation rejected flows (carries Problems)
+    └── KestraError                 talking to the Kestra API failed
+        ├── TransportError          no usable HTTP response (connection refused, timeout, TLS), after retries
+        └── ApiError                the server answered with an error status
+            ├── BadRequest          400 (e.g. a wrong tenant on open source)
+            ├── Unauthorized        401 / 403
+            ├── NotFound            404
+            ├── Conflict            409 (2.0: entity already exists, disabled flow)
+            ├── Unprocessable       422 (1.x: constraint violation, flow already exists)
+            └── ServerError         5xx
+
+Foreign exceptions (httpx, yaml, OSError) are translated once, where they happen, with
+``raise ... from exc``. Messages name the flow or file and say what to do next; they never
+contain credentials.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from .models import Problem
+
+
+class KestraPromoteError(Exception):
+    """Base class of every error raised by kestra-promote."""
+
+
+class SettingsError(KestraPromoteError):
+    """A command-line flag, environment variable or setting is missing or invalid."""
+
+
+class _WithProblems(KestraPromoteError):
+    def __init__(self, message: str, problems: Sequence[Problem]) -> None:
+        super().__init__(message)
+        self.problems: tuple[Problem, ...] = tuple(problems)
+
+
+class SourceError(_WithProblems):
+    """The source folder holds invalid flows; ``problems`` lists every one found."""
+
+
+class TargetRejected(_WithProblems):
+    """The target Kestra's validation rejected some flows; nothing was written."""
+
+
+class KestraError(KestraPromoteError):
+    """A request to the Kestra API failed."""
+
+    def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
+        super().__init__(message)
+        self.method = method
+        self.path = path
+
+
+class TransportError(KestraError):
+    """No usable HTTP response: connection refused, timeout, TLS failure (after retries)."""
+
+
+class ApiError(KestraError):
+    """The Kestra API answered with an error status.
+
+    ``message`` is the server's own message (1.x ``message`` or 2.0 ``detail``/``title``),
+    ``details`` the per-field errors it listed, if any.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        *,
+        method: str,
+        path: str,
+        message: str,
+        details: Sequence[str] = (),
+    ) -> None:
+        text = f"{method} {path} failed with HTTP {status}"
+        if message:
+            text += f": {message}"
+        if details:
+            text += "".join(f"\n  - {d}" for d in details)
+        super().__init__(text, method=method, path=path)
+        self.status = status
+        self.server_message = message
+        self.details: tuple[str, ...] = tuple(details)
+
+
+class BadRequest(ApiError):
+    """HTTP 400."""
+
+
+class Unauthorized(ApiError):
+    """HTTP 401 or 403: missing, wrong or insufficient credentials."""
+
+
+class NotFound(ApiError):
+    """HTTP 404."""
+
+
+class Conflict(ApiError):
+    """HTTP 409."""
+
+
+class Unprocessable(ApiError):
+    """HTTP 422: the server refused the content (constraint violation, already exists on 1.x)."""
+
+
+class ServerError(ApiError):
+    """HTTP 5xx."""
+
+
+def api_error_class(status: int) -> type[ApiError]:
+    """The ApiError subclass for an HTTP status."""
+    if status in (401, 403):
+        return Unauthorized
+    if status >= 500:
+        return ServerError
+    return {400: BadRequest, 404: NotFound, 409: Conflict, 422: Unprocessable}.get(status, ApiError)
+
+
+def is_already_exists(error: ApiError) -> bool:
+    """A create refused because the object exists: 409 on 2.0, 422 with that message on 1.x."""
+    if isinstance(error, Conflict):
+        return True
+    return isinstance(error, Unprocessable) and "already exist" in str(error).lower()

@@ -1,0 +1,90 @@
+"""YAML at the node level: parse once with positions, so problems can point at a line.
+
+Working on ``yaml.compose`` nodes rather than plain values keeps line and column numbers,
+lets us see duplicate keys (which plain loading silently collapses, but Kestra rejects),
+and later allows format-preserving edits of exactly the scalars that change.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import yaml
+
+try:  # libyaml is ~10x faster; fall back to the pure-Python loader where it is missing
+    Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    Loader = yaml.SafeLoader
+
+
+class YamlSyntaxError(Exception):
+    """The text is not valid YAML; ``line``/``column`` are 1-based when known."""
+
+    def __init__(self, message: str, line: int | None, column: int | None) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
+
+
+def compose_documents(text: str) -> list[yaml.Node]:
+    """Every document of ``text`` as a node tree (empty documents are dropped)."""
+    try:
+        return [node for node in yaml.compose_all(text, Loader=Loader) if node is not None]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        raise YamlSyntaxError(
+            f"YAML syntax error: {problem}",
+            mark.line + 1 if mark else None,
+            mark.column + 1 if mark else None,
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise YamlSyntaxError(f"YAML syntax error: {exc}", None, None) from exc
+
+
+def position(node: yaml.Node) -> tuple[int, int]:
+    """1-based (line, column) where ``node`` starts."""
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def mapping_get(node: yaml.Node, key: str) -> yaml.Node | None:
+    """The value node for ``key`` in a mapping node, or None."""
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+            return value_node
+    return None
+
+
+def scalar_text(node: yaml.Node | None) -> str | None:
+    """The text of a scalar node (how Kestra reads ids: ``123`` is the string "123")."""
+    if isinstance(node, yaml.ScalarNode) and node.tag != "tag:yaml.org,2002:null":
+        return str(node.value)
+    return None
+
+
+def duplicate_keys(node: yaml.Node) -> Iterator[yaml.ScalarNode]:
+    """Key nodes that repeat an earlier key of the same mapping, anywhere in the tree."""
+    stack = [node]
+    seen_ids: set[int] = set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen_ids:  # aliases can make the graph cyclic
+            continue
+        seen_ids.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            keys: set[str] = set()
+            for key_node, value_node in current.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    if key_node.value in keys and key_node.value != "<<":
+                        yield key_node
+                    keys.add(key_node.value)
+                stack.append(value_node)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+
+
+def load(text: str) -> object:
+    """Plain Python value of a single-document text (for server responses and ZIP entries)."""
+    return yaml.load(text, Loader=Loader)
