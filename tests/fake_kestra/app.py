@@ -105,7 +105,7 @@ _TITLES = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 409: "Conf
 
 
 def _json(data: Any, status: int = 200) -> Response:
-    return Response(status, json.dumps(data).encode(), {"Content-Type": "application/json"})
+    return Response(status, json.dumps(data, default=str).encode(), {"Content-Type": "application/json"})
 
 
 def _parse_multipart(content_type: str, body: bytes) -> list[tuple[str, str | None, bytes]]:
@@ -224,6 +224,8 @@ class FakeKestra:
             return self._route(method, tenant, rest, query, headers, body)
         except HttpError as exc:
             return self._error(exc, path)
+        except Exception as exc:  # a bug in the fake: answer like a server would, loudly
+            return self._error(HttpError(500, f"fake server bug: {exc!r}"), path)
 
     def _authorized(self, headers: dict[str, str]) -> bool:
         value = headers.get("authorization", "")

@@ -16,6 +16,7 @@ from .app import DROP, FakeKestra
 def _handler_for(app: FakeKestra) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in separate writes
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

@@ -1,0 +1,130 @@
+"""Kestra's own test flows (tests/fixtures/flows): read, validate, apply, re-apply."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, GitRepo, run_cli
+from fake_kestra import FakeKestra, rules, serve
+from kestra_promote.errors import SourceError
+from kestra_promote.source import read_source
+
+VALID = FIXTURES / "flows/kestra-tests/valid"
+INVALID = FIXTURES / "flows/kestra-tests/invalid"
+EXAMPLES = FIXTURES / "flows/kestra-examples"
+DUPLICATED = {
+    ("io.kestra.unittest", "test-flow"),
+    ("io.kestra.tests", "sequential"),
+    ("io.kestra.tests", "datetime"),
+}
+# Plugin types that exist only in Kestra's own test suite, where these flows come from.
+TEST_PLUGINS = frozenset({
+    "io.kestra.core.runners.ListenersTestTask",
+    "io.kestra.core.runners.PluginDefaultsCaseTest$DefaultSequential1",
+    "io.kestra.core.runners.PluginDefaultsCaseTest$DefaultSequential2",
+    "io.kestra.core.runners.PluginDefaultsCaseTest$DefaultSequential3",
+    "io.kestra.core.runners.test.TaskThatFail", "io.kestra.core.runners.test.TaskWithAlias",
+    "io.kestra.core.runners.test.WorkerTaskResultTooLarge", "io.kestra.core.runners.test.task.Alias",
+    "io.kestra.core.runners.test.trigger.Alias", "io.kestra.core.tasks.test.BadExecutable",
+    "io.kestra.core.tasks.test.BadSequential", "io.kestra.core.tasks.test.DynamicTask",
+    "io.kestra.core.tasks.test.Encrypted", "io.kestra.core.tasks.test.NullOutputTask",
+    "io.kestra.core.tasks.test.Read",
+})
+
+
+def _kestra_test_server() -> FakeKestra:
+    """Kestra 1.3 with Kestra's test plugins installed: where these flows are valid."""
+    return FakeKestra(version="1.3.4", plugins=rules.DEFAULT_PLUGINS | TEST_PLUGINS)
+
+
+def _without_duplicates(tmp_path: Path) -> Path:
+    """A copy of the valid flows keeping the first file of each duplicated identity."""
+    folder = tmp_path / "valid"
+    shutil.copytree(VALID, folder)
+    for relative in (
+        "webserver/src/test/resources/flows/simpleflowUpdate.yaml",
+        "core/src/test/resources/tasks/flows/sequentials/flow.yaml",
+        "core/src/test/resources/flows/tests/trigger-empty.yaml",
+    ):
+        (folder / relative).unlink()
+    return folder
+
+
+def test_every_valid_flow_reads_and_only_the_real_duplicates_are_reported():
+    with pytest.raises(SourceError) as caught:
+        read_source(VALID)
+    problems = caught.value.problems
+    assert {(p.flow.namespace, p.flow.id) for p in problems if p.flow} == DUPLICATED
+    assert len(problems) == 6  # each duplicate named in both of its files
+    assert all("the same flow is defined in 2 files" in p.message for p in problems)
+
+
+def test_valid_flows_without_duplicates_read_cleanly(tmp_path: Path):
+    source = read_source(_without_duplicates(tmp_path))
+    assert len(source.flows) == 209
+    assert len(read_source(EXAMPLES).flows) == 6
+
+
+def _invalid_files() -> list[Path]:
+    return sorted(p for p in INVALID.rglob("*") if p.suffix in (".yml", ".yaml"))
+
+
+@pytest.mark.parametrize("path", _invalid_files(), ids=lambda p: p.name)
+def test_every_invalid_flow_is_rejected_with_a_message_naming_it(path: Path, tmp_path: Path):
+    folder = tmp_path / "src"
+    folder.mkdir()
+    shutil.copy(path, folder / path.name)
+    fake = _kestra_test_server()
+    with serve(fake) as url:
+        result = run_cli("validate", str(folder), "--url", url, "--username", "admin@kestra.io",
+                         "--password", "Admin1234!")
+    assert result.code == 1
+    problems = [line for line in result.err.splitlines() if line.startswith("  ")]
+    assert problems, result.err
+    assert all(line.strip().startswith(path.name) for line in problems), result.err
+    assert fake.writes() == []
+
+
+@pytest.mark.fake_only
+def test_apply_209_real_flows_byte_identical_then_no_writes_then_one_update(tmp_path: Path):
+    folder = _without_duplicates(tmp_path)
+    repo = GitRepo(folder)
+    repo.commit("Kestra's test flows")
+    fake = _kestra_test_server()
+    with serve(fake) as url:
+        auth = ["--url", url, "--username", "admin@kestra.io", "--password", "Admin1234!"]
+        first = run_cli("apply", str(folder), *auth)
+        assert first.code == 0, first.err
+        assert "Apply complete: 209 created, 0 updated, 0 deleted." in first.out
+        source = read_source(folder)
+        live = fake.current()
+        assert len(live) == 209
+        # byte-identical, except that the server drops a `revision:` line (two files have one)
+        with_revision = {k for k, f in source.flows.items()
+                         if any(line.startswith("revision:") for line in f.source.splitlines())}
+        assert len(with_revision) == 2
+        for key, flow in source.flows.items():
+            expected = flow.source
+            if key in with_revision:
+                expected = "".join(line for line in flow.source.splitlines(keepends=True)
+                                   if not line.startswith("revision:"))
+            assert live[(key.namespace, key.id)] == expected, key
+
+        writes_before = len(fake.writes())
+        second = run_cli("apply", str(folder), *auth)
+        assert second.code == 0, second.err
+        assert "No changes." in second.out
+        assert len(fake.writes()) == writes_before
+
+        target = folder / "core/src/test/resources/flows/valids/minimal.yaml"
+        target.write_text(target.read_text() + "# reviewed\n")
+        repo.commit("touch one flow")
+        third = run_cli("apply", str(folder), *auth)
+        assert third.code == 0, third.err
+        new_writes = fake.writes()[writes_before:]
+        assert [(w.method, w.path) for w in new_writes] == [
+            ("PUT", "/api/v1/main/flows/io.kestra.tests/minimal")
+        ]
