@@ -1,0 +1,111 @@
+"""Every request the client can send matches an operation of Kestra's 1.3 and 2.0 OpenAPI specs."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fake_kestra import FakeKestra, mock_transport
+from kestra_promote.client import Connection, KestraClient, connect
+
+FIXTURE = json.loads((Path(__file__).parent / "openapi_operations.json").read_text())
+FLOW = ("id: etl\nnamespace: company\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n"
+        "    message: hi\n")
+
+
+def _capture() -> list[httpx.Request]:
+    """Call every public client method (some twice, with optional arguments) and record."""
+    fake = FakeKestra()
+    inner = mock_transport(fake)
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        request.read()
+        sent.append(request)
+        return inner.handle_request(request)
+
+    client = connect(Connection("http://kestra.test", username="admin@kestra.io",
+                                password="Admin1234!"), transport=httpx.MockTransport(handler))
+    calls = {
+        "ping": [{}], "configs": [{}],
+        "create_flow": [{"source": FLOW}],
+        "get_flow": [{"namespace": "company", "flow_id": "etl"},
+                     {"namespace": "company", "flow_id": "etl", "revision": 1,
+                      "allow_deleted": True}],
+        "update_flow": [{"namespace": "company", "flow_id": "etl", "source": FLOW + "# x\n"}],
+        "flow_revisions": [{"namespace": "company", "flow_id": "etl"}],
+        "export_flows": [{"namespace_prefix": "company"}, {}],
+        "import_flows": [{"data": FLOW.encode(), "filename": "flows.yml"}],
+        "validate_flows": [{"sources": [("a.yml", FLOW)]}],
+        "create_execution": [{"namespace": "company", "flow_id": "etl", "inputs": {"x": "1"},
+                              "wait": True},
+                             {"namespace": "company", "flow_id": "etl"}],
+        "delete_flow": [{"namespace": "company", "flow_id": "etl"}],
+        "upload_namespace_file": [{"namespace": "company", "path": "/a/b.py", "content": b"x"}],
+        "list_namespace_files": [{"namespace": "company", "path": "/a"}],
+        "download_namespace_file": [{"namespace": "company", "path": "/a/b.py"}],
+        "export_namespace_files": [{"namespace": "company"}],
+        "delete_namespace_file": [{"namespace": "company", "path": "/a/b.py"}],
+        "kv_put": [{"namespace": "company", "key": "k", "value": {"a": 1}, "ttl": "PT1H",
+                    "description": "d"}],
+        "kv_get": [{"namespace": "company", "key": "k"}],
+        "kv_delete": [{"namespace": "company", "key": "k"}],
+    }
+    public = {name for name, _ in inspect.getmembers(KestraClient, inspect.isfunction)
+              if not name.startswith("_") and name not in ("request", "close")}
+    assert public == set(calls), "every public client method must be exercised here"
+    for name, variants in calls.items():
+        for kwargs in variants:
+            getattr(client, name)(**kwargs)
+    return sent
+
+
+SENT = _capture()
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
+
+
+def _matches(request: httpx.Request, op: dict) -> list[str]:
+    """Why ``request`` does not fit ``op`` (empty when it does)."""
+    why = []
+    query = {re.sub(r"\[.*$", "", name) for name, _ in request.url.params.multi_items()}
+    if not query <= set(op["query_params"]):
+        why.append(f"query {sorted(query - set(op['query_params']))} not in {op['query_params']}")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip()
+    if request.content and ctype not in op["content_types"]:
+        why.append(f"content type {ctype!r} not in {op['content_types']}")
+    if ctype == "multipart/form-data" and op["multipart_parts"]:
+        parts = set(re.findall(rb'form-data; name="([^"]+)"', request.content))
+        declared = {p.encode() for p in op["multipart_parts"]}
+        if not parts <= declared:
+            why.append(f"parts {parts - declared} not in {declared}")
+    return why
+
+
+@pytest.mark.parametrize("version", sorted(FIXTURE["specs"]))
+@pytest.mark.parametrize("request_", SENT, ids=lambda r: f"{r.method} {r.url.path}")
+def test_request_matches_an_operation_of_the_spec(request_: httpx.Request, version: str):
+    path = request_.url.path
+    if any(o["method"] == request_.method and o["path"] == path for o in FIXTURE["outside_spec"]):
+        return
+    candidates = [op for op in FIXTURE["specs"][version]
+                  if op["method"] == request_.method and _template_regex(op["path"]).match(path)]
+    # a literal path segment wins over a template (flows/export/by-query vs flows/{ns}/{id})
+    candidates.sort(key=lambda op: op["path"].count("{"))
+    assert candidates, f"no {version} operation for {request_.method} {path}"
+    assert _matches(request_, candidates[0]) == [], candidates[0]["operationId"]
+
+
+def test_the_capture_covers_every_operation_of_the_fixture():
+    for version, operations in FIXTURE["specs"].items():
+        for op in operations:
+            regex = _template_regex(op["path"])
+            assert any(r.method == op["method"] and regex.match(r.url.path) for r in SENT), (
+                f"{version}: {op['method']} {op['path']} is in the fixture but never sent")
