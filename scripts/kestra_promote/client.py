@@ -207,9 +207,10 @@ class KestraClient:
                 # the request never reached the server: repeating it is always safe
                 error: Exception = exc
             except httpx.TransportError as exc:
-                if not idempotent or attempt >= self._retries:
+                if not idempotent:
                     raise TransportError(
-                        f"{method} {path}: {type(exc).__name__}: {exc or 'connection lost'}",
+                        f"{method} {path}: {type(exc).__name__}: {exc or 'connection lost'} "
+                        "(not retried: the server may have processed it)",
                         method=method, path=path,
                     ) from exc
                 error = exc

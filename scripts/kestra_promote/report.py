@@ -5,6 +5,7 @@ The JSON shape (``*_to_dict``) carries ``format_version``; bump it on incompatib
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable, Sequence
 
 from .models import Action, ApplyResult, Change, Plan, Problem, Status
@@ -174,6 +175,12 @@ def render_problems_text(message: str, problems: Iterable[Problem]) -> str:
 # -- Markdown -------------------------------------------------------------------------------
 
 
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks in ``text`` (flows may hold fences)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -199,8 +206,9 @@ def render_plan_markdown(plan: Plan, *, result: ApplyResult | None = None) -> st
         out.append("\n")
         for change in plan.pending:
             if change.diff:
+                fence = _fence(change.diff)
                 out.append(f"<details><summary>diff of <code>{change.key}</code></summary>\n\n"
-                           f"```diff\n{change.diff}```\n\n</details>\n\n")
+                           f"{fence}diff\n{change.diff}{fence}\n\n</details>\n\n")
     closing = result_summary(result) if result is not None else summary_line(plan)
     out.append(f"**{closing}**\n")
     return "".join(out)
