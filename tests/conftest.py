@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
 from fake_kestra import FakeKestra, serve
-from kestra_promote.client import Connection, KestraClient, connect
 from kestra_promote.cli import main
+from kestra_promote.client import Connection, KestraClient, connect
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL_URL = os.environ.get("KESTRA_PROMOTE_TEST_URL")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import GitRepo, Target, flow_yaml, run_cli
 from fake_kestra import FakeKestra
 from kestra_promote.apply import apply_plan

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import subprocess
+import sys
 
 import pytest
-
 from conftest import GitRepo, Target, flow_yaml, run_cli
 
 
@@ -195,12 +198,11 @@ def test_plan_without_a_target_says_how_to_give_one(repo: GitRepo):
     assert result.err == "Error: no target: pass --url or set KESTRA_URL\n"
 
 
-def test_bad_usage_exits_1_not_2():
-    result_code = None
+def test_bad_usage_exits_1_not_2(capsys: pytest.CaptureFixture[str]):
     with pytest.raises(SystemExit) as exc:
         run_cli("plan", "--format", "yaml")
-    result_code = exc.value.code
-    assert result_code == 1
+    assert exc.value.code == 1  # 2 would read as "changes pending" to plan --detailed-exitcode
+    assert "invalid choice: 'yaml'" in capsys.readouterr().err
 
 
 @pytest.mark.fake_only
@@ -250,3 +252,20 @@ def test_credentials_never_appear_in_output_or_logs(repo: GitRepo, target: Targe
     assert any("Unrecognized field" in r.err + r.out for r in runs)
     text = "".join(r.out + r.err for r in runs) + caplog.text
     assert secret not in text and token not in text
+
+
+@pytest.mark.fake_only
+def test_the_installed_command_logs_requests_but_no_secret(repo: GitRepo, target: Target, fake):
+    secret = "Pr0cess-Level-Secret"
+    fake.password = secret
+    repo.write("a.yml", flow_yaml("company", "a"))
+    repo.commit()
+    env = {**os.environ, "KESTRA_URL": target.url, "KESTRA_USERNAME": "admin@kestra.io",
+           "KESTRA_PASSWORD": secret}
+    done = subprocess.run([sys.executable, "-m", "kestra_promote", "apply", str(repo.path), "-v"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "DEBUG kestra_promote.client: POST /api/v1/main/flows -> 200" in done.stderr
+    assert "Apply complete: 1 created" in done.stdout
+    assert secret not in done.stdout + done.stderr
+    assert base64.b64encode(f"admin@kestra.io:{secret}".encode()).decode() not in done.stderr

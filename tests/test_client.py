@@ -9,7 +9,6 @@ from typing import Callable
 
 import httpx
 import pytest
-
 from fake_kestra import FakeKestra, mock_transport
 from kestra_promote import errors
 from kestra_promote.client import Connection, KestraClient, connect

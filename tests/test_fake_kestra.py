@@ -9,7 +9,6 @@ import zipfile
 
 import httpx
 import pytest
-
 from fake_kestra import FakeKestra, serve
 from kestra_promote import errors
 from kestra_promote.client import Connection, connect

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from kestra_promote.models import Action, DesiredFlow, FlowKey, LiveFlow, Plan, Reason
 from kestra_promote.plan import diff, fingerprint, normalize, pair, plan
 
@@ -37,7 +36,7 @@ def test_normalize_compares_like_kestra(stored: str, wanted: str, equal: bool):
 
 def test_pair_yields_every_identity_once_sorted():
     pairs = list(pair({C: desired(C, "c"), A: desired(A, "a")}, {B: live(B, "b"), A: live(A, "a")}))
-    assert [(k, d is not None, l is not None) for k, d, l in pairs] == [
+    assert [(k, want is not None, have is not None) for k, want, have in pairs] == [
         (A, True, True), (B, False, True), (C, True, False)]
 
 

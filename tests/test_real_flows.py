@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, GitRepo, run_cli
 from fake_kestra import FakeKestra, rules, serve
 from kestra_promote.errors import SourceError
@@ -128,3 +127,21 @@ def test_apply_209_real_flows_byte_identical_then_no_writes_then_one_update(tmp_
         assert [(w.method, w.path) for w in new_writes] == [
             ("PUT", "/api/v1/main/flows/io.kestra.tests/minimal")
         ]
+
+
+@pytest.mark.fake_only
+def test_one_real_invalid_flow_among_209_valid_ones_blocks_every_write(tmp_path: Path):
+    folder = _without_duplicates(tmp_path)
+    shutil.copy(INVALID / "core/src/test/resources/flows/invalids/invalid-property.yaml",
+                folder / "invalid-property.yaml")
+    fake = _kestra_test_server()
+    with serve(fake) as url:
+        result = run_cli("apply", str(folder), "--url", url, "--username", "admin@kestra.io",
+                         "--password", "Admin1234!")
+    assert result.code == 1
+    assert result.err.splitlines() == [
+        '  invalid-property.yaml: io.kestra.tests/duplicate: tasks[0].invalid: '
+        'Unrecognized field "invalid"',
+        "Error: the target rejected 1 of 210 flow(s); nothing was written",
+    ]
+    assert fake.writes() == [] and fake.current() == {}

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from kestra_promote import report
 from kestra_promote.models import (
-    Action, ApplyResult, DesiredFlow, FlowKey, LiveFlow, Outcome, Plan, Problem, Status)
+    Action,
+    ApplyResult,
+    DesiredFlow,
+    FlowKey,
+    LiveFlow,
+    Outcome,
+    Plan,
+    Problem,
+    Status,
+)
 from kestra_promote.plan import plan
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -94,7 +103,7 @@ def _result(statuses: list[Status]) -> ApplyResult:
     messages = {Status.APPLIED: None, Status.FAILED: "PUT /x failed with HTTP 500: boom",
                 Status.SKIPPED: "not attempted: an earlier write failed"}
     outcomes = []
-    for change, status in zip(p.pending, statuses):
+    for change, status in zip(p.pending, statuses, strict=False):
         message = messages[status] or ("updated" if change.action is Action.UPDATE else "created")
         outcomes.append(Outcome(change, status, message))
     return ApplyResult(p, tuple(outcomes))

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import GitRepo, flow_yaml
 from kestra_promote.errors import SourceError
 from kestra_promote.gitinfo import read_commit

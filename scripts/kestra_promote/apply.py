@@ -35,7 +35,7 @@ def validate_on_target(
         return [], []
     entries = client.validate_flows([(flow.path, flow.source) for flow in flows])
     problems, warnings = [], []
-    for flow, entry in zip(flows, entries):
+    for flow, entry in zip(flows, entries, strict=True):
         if entry.get("constraints"):
             for line in str(entry["constraints"]).splitlines() or [str(entry["constraints"])]:
                 problems.append(Problem(line.strip(), flow.path, flow=flow.key))

@@ -17,7 +17,7 @@ from typing import Callable, Mapping, Sequence, TextIO
 from . import __version__, report
 from .apply import apply_plan, ensure_valid, validate_on_target
 from .client import Connection, connect
-from .errors import KestraPromoteError, SettingsError, SourceError, TargetRejected
+from .errors import KestraPromoteError, SettingsError, TargetRejected
 from .live import read_live_state
 from .models import Outcome, Plan, Problem, Source
 from .plan import plan as make_plan
@@ -63,8 +63,8 @@ class Output:
         self.err.write(text + "\n")
 
 
-def _target_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def _target_options() -> _Parser:
+    parent = _Parser(add_help=False)
     group = parent.add_argument_group("target Kestra (flags override environment variables)")
     group.add_argument("--url", help="Kestra base URL, e.g. https://kestra.example.com [KESTRA_URL]")
     group.add_argument("--tenant", help="tenant id (default: main) [KESTRA_TENANT]")
@@ -240,7 +240,8 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     output = Output(stdout or sys.stdout, stderr or sys.stderr, args.format)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=output.err)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # our client logs requests itself
+    for noisy in ("httpx", "httpcore"):  # our client logs each request itself, without headers
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     environ = os.environ if env is None else env
     try:
         connection = connection_from(args, environ)
@@ -250,7 +251,7 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
             return cmd_plan(source=args.source, connection=connection, output=output,
                             detailed_exitcode=args.detailed_exitcode)
         return cmd_apply(source=args.source, connection=connection, output=output)
-    except (SourceError, TargetRejected, KestraPromoteError) as error:
+    except KestraPromoteError as error:
         _report_error(output, error)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -199,9 +199,10 @@ def read_source(folder: str | os.PathLike[str], *, commit: str | None = None) ->
                             copy.path, flow=key)
                 )
     if problems:
-        files = len({p.path for p in problems})
+        file_count = len({p.path for p in problems})
         raise SourceError(
-            f"{len(problems)} problem(s) in {files} file(s) under {folder}; nothing was written",
+            f"{len(problems)} problem(s) in {file_count} file(s) under {folder}; "
+            "nothing was written",
             sorted(problems, key=lambda p: (p.path or "", p.line or 0, p.column or 0)),
         )
     flows = {key: copies[0] for key, copies in sorted(by_key.items())}

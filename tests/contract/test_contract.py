@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from fake_kestra import FakeKestra, mock_transport
 from kestra_promote.client import Connection, KestraClient, connect
 

@@ -210,7 +210,7 @@ class _Checker:
         for entry in task.get("tasks") or []:
             if isinstance(entry, dict) and isinstance(entry.get("task"), dict):
                 graph[str(entry["task"].get("id"))] = [str(d) for d in entry.get("dependsOn") or []]
-        for node, deps in graph.items():
+        for deps in graph.values():
             for dep in deps:
                 if dep not in graph:
                     self.add(path, f"Not existing task id in dependency: {dep}")
