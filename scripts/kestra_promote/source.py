@@ -29,32 +29,26 @@ NAMESPACE_MAX = 150
 FLOW_SUFFIXES = (".yml", ".yaml")
 
 
+def _check(value: str, what: str, pattern: re.Pattern[str], longest: int, allowed: str) -> str | None:
+    if not value:
+        return f"{what} is empty"
+    if len(value) > longest:
+        return f"{what} {value!r} is longer than {longest} characters"
+    if not pattern.match(value):
+        return f"{what} {value!r} is invalid: use {allowed}, starting with a letter or digit"
+    return None
+
+
 def check_flow_id(value: str) -> str | None:
     """Why ``value`` is not a valid flow id, or None."""
-    if not value:
-        return "flow id is empty"
-    if len(value) > FLOW_ID_MAX:
-        return f"flow id {value!r} is longer than {FLOW_ID_MAX} characters"
-    if not FLOW_ID_PATTERN.match(value):
-        return (
-            f"flow id {value!r} is invalid: use letters, digits, '.', '_' and '-', "
-            "starting with a letter or digit"
-        )
-    return None
+    return _check(value, "flow id", FLOW_ID_PATTERN, FLOW_ID_MAX,
+                  "letters, digits, '.', '_' and '-'")
 
 
 def check_namespace(value: str) -> str | None:
     """Why ``value`` is not a valid namespace, or None."""
-    if not value:
-        return "namespace is empty"
-    if len(value) > NAMESPACE_MAX:
-        return f"namespace {value!r} is longer than {NAMESPACE_MAX} characters"
-    if not NAMESPACE_PATTERN.match(value):
-        return (
-            f"namespace {value!r} is invalid: use lower-case letters, digits, '.', '_' and '-', "
-            "starting with a letter or digit"
-        )
-    return None
+    return _check(value, "namespace", NAMESPACE_PATTERN, NAMESPACE_MAX,
+                  "lower-case letters, digits, '.', '_' and '-'")
 
 
 def _is_within(path: Path, root: Path) -> bool:
