@@ -1,11 +1,17 @@
-"""Applying a plan: validation first, writes in order, outcomes as data."""
+"""Applying a plan: validation first, writes in order, all or nothing, outcomes as data."""
 
 from __future__ import annotations
 
+import io
+import zipfile
+from pathlib import Path
+
 import pytest
 from conftest import GitRepo, Target, flow_yaml, run_cli
-from fake_kestra import FakeKestra
+from fake_kestra import FakeKestra, serve
 from kestra_promote.apply import apply_plan
+from kestra_promote.config import Config
+from kestra_promote.desired import prepare
 from kestra_promote.errors import TargetRejected
 from kestra_promote.live import in_namespace_tree, namespace_roots, read_live_state
 from kestra_promote.models import Status
@@ -13,6 +19,11 @@ from kestra_promote.plan import plan
 from kestra_promote.source import read_source
 
 pytestmark = pytest.mark.fake_only
+SETTINGS = """name: analytics
+prune: true
+namespace_files:
+  - {source: files, namespace: company.team, target: /scripts}
+"""
 
 
 def _repo_with(repo: GitRepo, count: int, namespace: str = "company.team") -> None:
@@ -21,7 +32,91 @@ def _repo_with(repo: GitRepo, count: int, namespace: str = "company.team") -> No
     repo.commit()
 
 
-def test_a_failed_write_stops_the_run_and_reports_each_outcome(repo: GitRepo, target: Target):
+def _plan_for(folder: Path, target: Target):
+    source = read_source(folder)
+    desired = prepare(source)
+    with target.client() as client:
+        live = read_live_state(client, {k.namespace for k in desired.flows},
+                               {k.namespace for k in desired.files}, state_namespace="system",
+                               name=source.config.name)
+    return plan(desired, live, source.config, commit=source.commit)
+
+
+def snapshot(target: Target) -> dict:
+    """Every flow, every namespace file and the inventory, read through the API."""
+    with target.client() as client:
+        archive = zipfile.ZipFile(io.BytesIO(client.export_namespace_files("company.team")))
+        files = {name: archive.read(name) for name in archive.namelist()}
+        inventory = client.kv_get("system", "kestra-promote.analytics")
+    return {"flows": target.sources("company"), "files": files, "inventory": inventory}
+
+
+def _twenty_object_change(repo: GitRepo) -> None:
+    """Commit 1 deployed; commit 2 mixes 20 writes of every kind (plus the inventory)."""
+    repo.write("kestra-promote.yml", SETTINGS)
+    for i in range(5):
+        repo.write(f"flows/u{i}.yml", flow_yaml("company.team", f"u{i}"))
+    for i in range(4):
+        repo.write(f"flows/d{i}.yml", flow_yaml("company.team", f"d{i}"))
+    for name in ("upd1.py", "upd2.py", "del.py"):
+        repo.write(f"files/{name}", f"print('{name} v1')\n")
+    repo.commit("first")
+
+
+def _second_commit(repo: GitRepo) -> None:
+    for i in range(5):
+        repo.write(f"flows/u{i}.yml", flow_yaml("company.team", f"u{i}", "updated"))
+        repo.write(f"flows/c{i}.yml", flow_yaml("company.team", f"c{i}"))
+    for i in range(4):
+        (repo.path / f"flows/d{i}.yml").unlink()
+    for name in ("upd1.py", "upd2.py"):
+        repo.write(f"files/{name}", f"print('{name} v2')\n")
+    (repo.path / "files/del.py").unlink()
+    for name in ("new1.py", "new2.py", "sub/new3.py"):
+        repo.write(f"files/{name}", f"print('{name}')\n")
+    repo.commit("second")
+
+
+@pytest.mark.parametrize("fault", ["status", "lost-answer"])
+def test_a_fault_at_every_write_position_leaves_the_target_as_it_was(repo: GitRepo, tmp_path, fault):
+    _twenty_object_change(repo)
+    fake = FakeKestra()
+    with serve(fake) as url:
+        target = Target(url, "admin@kestra.io", "Admin1234!", None, fake)
+        assert run_cli("apply", str(repo.path), env=target.env).code == 0
+        _second_commit(repo)
+        counted = run_cli("plan", str(repo.path), "--format", "json", env=target.env)
+        assert '"create": 8' in counted.out and '"update": 7' in counted.out
+        assert '"delete": 5' in counted.out
+        baseline = fake
+    positions = 21  # 20 objects, then the inventory
+    for position in range(1, positions + 1):
+        fresh = FakeKestra()
+        fresh.flows = {k: list(v) for k, v in baseline.flows.items()}
+        fresh.files = {k: dict(v) for k, v in baseline.files.items()}
+        fresh.kv = {k: {kk: dict(vv) for kk, vv in v.items()} for k, v in baseline.kv.items()}
+        with serve(fresh) as url:
+            target = Target(url, "admin@kestra.io", "Admin1234!", None, fresh)
+            before = snapshot(target)
+            if fault == "status":
+                fresh.inject("WRITE", nth=position, status=500)
+            else:  # the server does the write, but the answer never arrives
+                fresh.inject("WRITE", nth=position, drop=True, after=True)
+            result = run_cli("apply", str(repo.path), env=target.env)
+            after = snapshot(target)
+            if result.code == 0:
+                # only an idempotent write whose answer was lost: retried, and it succeeded
+                assert fault == "lost-answer", result.out
+                assert after != before and "Apply complete: 8 created, 7 updated, 5 deleted" in result.out
+                continue
+            assert after == before, f"position {position}: {result.out}"
+            assert "the run was rolled back" in result.out, result.out
+            reverted = result.out.count("  reverted ")
+            assert reverted == min(position - 1, 20), (position, result.out)
+
+
+def test_a_failed_write_reverts_what_was_done_and_reports_each_outcome(repo: GitRepo,
+                                                                       target: Target):
     fake = target.fake
     assert fake is not None
     _repo_with(repo, 4)
@@ -30,11 +125,28 @@ def test_a_failed_write_stops_the_run_and_reports_each_outcome(repo: GitRepo, ta
     result = run_cli("apply", str(repo.path), env=target.env)
 
     assert result.code == 1
-    assert "  created company.team/f00\n  created company.team/f01\n" in result.out
+    assert "  reverted company.team/f00: created, then reverted\n" in result.out
+    assert "  reverted company.team/f01: created, then reverted\n" in result.out
     assert "  failed company.team/f02: POST /api/v1/main/flows failed with HTTP 500" in result.out
     assert "  skipped company.team/f03: not attempted: an earlier write failed" in result.out
-    assert "Apply failed: 1 change(s) failed, 1 not attempted; 2 created" in result.out
-    assert sorted(fake.current()) == [("company.team", "f00"), ("company.team", "f01")]
+    assert ("Apply failed (create company.team/f02 failed); the run was rolled back: "
+            "2 change(s) reverted, 1 not attempted.") in result.out
+    assert result.err.splitlines() == ["[revert] reverted company.team/f01",
+                                       "[revert] reverted company.team/f00"]
+    assert fake.current() == {} and fake.kv == {}
+
+
+def test_a_revert_that_fails_is_reported_loudly(repo: GitRepo, target: Target):
+    fake = target.fake
+    assert fake is not None
+    _repo_with(repo, 3)
+    fake.inject("POST", r"/api/v1/main/flows$", nth=3, status=500)
+    fake.inject("DELETE", r"/flows/company.team/f01$", status=500, times=99)
+    result = run_cli("apply", str(repo.path), env=target.env)
+    assert result.code == 1
+    assert "  not reverted company.team/f01: created, and reverting failed: DELETE" in result.out
+    assert "1 could NOT be reverted (company.team/f01): check by hand." in result.out
+    assert list(fake.current()) == [("company.team", "f01")]
 
 
 def test_a_flow_created_by_someone_else_since_the_plan_is_not_overwritten(repo: GitRepo,
@@ -42,10 +154,9 @@ def test_a_flow_created_by_someone_else_since_the_plan_is_not_overwritten(repo: 
     fake = target.fake
     assert fake is not None
     _repo_with(repo, 1)
-    source = read_source(repo.path)
+    the_plan = _plan_for(repo.path, target)
+    fake.seed_flow(flow_yaml("company.team", "f00", "made in the UI"))
     with target.client() as client:
-        the_plan = plan(source.flows, read_live_state(client, ["company"]).flows)
-        fake.seed_flow(flow_yaml("company.team", "f00", "made in the UI"))
         result = apply_plan(client, the_plan)
     (outcome,) = result.outcomes
     assert outcome.status is Status.FAILED
@@ -59,10 +170,9 @@ def test_validation_failure_raises_before_any_write(repo: GitRepo, target: Targe
     repo.write("a.yml", flow_yaml("company", "a"))
     repo.write("b.yml", flow_yaml("company", "b", extra="pluginDefaults: []\n"))
     repo.commit()
-    source = read_source(repo.path)
     with target.client() as client:
         with pytest.raises(TargetRejected) as caught:
-            apply_plan(client, plan(source.flows, {}))
+            apply_plan(client, _plan_for(repo.path, target))
     assert [str(p) for p in caught.value.problems] == [
         'b.yml: company/b: pluginDefaults: Unrecognized field "pluginDefaults"']
     assert fake.writes() == []
@@ -93,3 +203,4 @@ def test_namespace_helpers():
     assert namespace_roots(["a.b", "a.c.d", "b"]) == ("a", "b")
     assert in_namespace_tree("a.b", "a") and in_namespace_tree("a", "a")
     assert not in_namespace_tree("ab", "a")
+    assert Config().state_namespace == "system"

@@ -24,7 +24,7 @@ def test_plan_apply_then_apply_again_is_a_no_op(repo: GitRepo, target: Target, r
     plan = run_cli("plan", str(repo.path), env=target.env)
     assert plan.code == 0, plan.err
     assert f"Git commit {sha[:12]}: 2 flow(s)." in plan.out
-    assert f"+ create  {root_ns}.team/etl" in plan.out
+    assert f"+ create    {root_ns}.team/etl" in plan.out
     assert plan.out.rstrip().endswith("Plan: 2 to create, 0 to update, 0 to delete.")
 
     first = run_cli("apply", str(repo.path), env=target.env)
@@ -50,9 +50,12 @@ def test_second_apply_sends_no_write_and_no_validation(repo: GitRepo, target: Ta
     assert run_cli("apply", str(repo.path), env=target.env).code == 0
     second = fake.requests[before:]
     assert [(r.method, r.path) for r in second] == [
-        ("GET", "/api/v1/main/flows/export/by-query")
+        ("GET", "/api/v1/main/kv"),  # the promotion sources' inventories
+        ("GET", "/api/v1/main/namespaces/system/kv/kestra-promote.default"),
+        ("GET", "/api/v1/main/flows/export/by-query"),
     ]
-    assert second[0].query == {"filters[namespace][PREFIX]": [root_ns]}
+    assert second[0].query["filters[namespace][EQUALS]"] == ["system"]
+    assert second[2].query == {"filters[namespace][PREFIX]": [root_ns]}
     assert fake.revision_count(f"{root_ns}.team", "etl") == 1
 
 
@@ -75,7 +78,8 @@ def test_changing_one_file_updates_exactly_that_flow(repo: GitRepo, target: Targ
 
     writes = [r for r in fake.requests[before:] if r.is_write]
     assert [(w.method, w.path) for w in writes] == [
-        ("PUT", f"/api/v1/main/flows/{root_ns}.team/etl")
+        ("PUT", f"/api/v1/main/flows/{root_ns}.team/etl"),
+        ("PUT", "/api/v1/main/namespaces/system/kv/kestra-promote.default"),  # the inventory
     ]
     assert fake.revision_count(f"{root_ns}.team", "etl") == 2
     assert fake.revision_count(f"{root_ns}.team.sub", "load") == 1
@@ -132,7 +136,8 @@ def test_json_output_has_the_documented_shape(repo: GitRepo, target: Target, roo
     data = json.loads(result.out)
     assert data["format_version"] == "1"
     assert data["commit"] == sha
-    assert data["summary"] == {"create": 2, "update": 0, "delete": 0, "unchanged": 0}
+    assert data["summary"] == {"create": 2, "update": 0, "delete": 0, "unchanged": 0,
+                               "drifted": 0, "orphaned": 0, "unmanaged": 0}
     assert [(c["kind"], c["namespace"], c["id"], c["action"]) for c in data["changes"]] == [
         ("flow", f"{root_ns}.team", "etl", "create"),
         ("flow", f"{root_ns}.team.sub", "load", "create"),
@@ -162,9 +167,9 @@ def test_markdown_plan_has_a_table_and_collapsible_diffs(repo: GitRepo, target: 
     repo.commit()
     result = run_cli("plan", str(repo.path), "--format", "markdown", env=target.env)
     assert result.code == 0
-    assert "| create | update | delete | unchanged |\n|---:|---:|---:|---:|\n| 0 | 1 | 0 | 1 |" \
-        in result.out
-    assert f"| ~ | `{root_ns}.team/etl` | update | flows/etl.yml |" in result.out
+    assert ("| create | update | delete | unchanged | drifted | orphaned | unmanaged |\n"
+            "|---:|---:|---:|---:|---:|---:|---:|\n| 0 | 1 | 0 | 1 | 0 | 0 | 0 |") in result.out
+    assert f"| ~ | `{root_ns}.team/etl` | update | flows/etl.yml |  |" in result.out
     assert f"<details><summary>diff of <code>{root_ns}.team/etl</code></summary>" in result.out
     assert "```diff\n" in result.out
     assert result.out.rstrip().endswith("**Plan: 0 to create, 1 to update, 0 to delete.**")
@@ -219,7 +224,7 @@ def test_wrong_tenant_on_open_source_is_a_clear_error(repo: GitRepo, target: Tar
     repo.write("a.yml", flow_yaml("company", "a"))
     result = run_cli("plan", str(repo.path), "--tenant", "acme", env=target.env)
     assert result.code == 1
-    assert "GET /api/v1/acme/flows/export/by-query failed with HTTP 400" in result.err
+    assert "GET /api/v1/acme/kv failed with HTTP 400" in result.err
     assert "use 'main'" in result.err
 
 

@@ -125,7 +125,8 @@ def test_apply_209_real_flows_byte_identical_then_no_writes_then_one_update(tmp_
         assert third.code == 0, third.err
         new_writes = fake.writes()[writes_before:]
         assert [(w.method, w.path) for w in new_writes] == [
-            ("PUT", "/api/v1/main/flows/io.kestra.tests/minimal")
+            ("PUT", "/api/v1/main/flows/io.kestra.tests/minimal"),
+            ("PUT", "/api/v1/main/namespaces/system/kv/kestra-promote.default"),
         ]
 
 

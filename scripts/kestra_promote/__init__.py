@@ -8,12 +8,16 @@ __version__ = "0.1.0"
 
 from .apply import apply_plan, validate_on_target  # noqa: E402
 from .client import Connection, KestraClient, connect  # noqa: E402
+from .config import Config, load_config  # noqa: E402
+from .desired import Desired, prepare  # noqa: E402
 from .errors import (  # noqa: E402
     ApiError,
     KestraError,
     KestraPromoteError,
+    PlanRefused,
     SettingsError,
     SourceError,
+    StalePlan,
     TargetRejected,
     TransportError,
 )
@@ -22,41 +26,54 @@ from .models import (  # noqa: E402
     Action,
     ApplyResult,
     Change,
+    DesiredFile,
     DesiredFlow,
+    FileKey,
     FlowKey,
+    Inventory,
+    LiveFile,
     LiveFlow,
     LiveState,
     Plan,
     Problem,
-    Source,
 )
 from .plan import plan  # noqa: E402
-from .source import read_source  # noqa: E402
+from .source import Source, read_source  # noqa: E402
 
 __all__ = [
     "Action",
     "ApiError",
     "ApplyResult",
     "Change",
+    "Config",
     "Connection",
+    "Desired",
+    "DesiredFile",
     "DesiredFlow",
+    "FileKey",
     "FlowKey",
+    "Inventory",
     "KestraClient",
     "KestraError",
     "KestraPromoteError",
+    "LiveFile",
     "LiveFlow",
     "LiveState",
     "Plan",
+    "PlanRefused",
     "Problem",
     "SettingsError",
     "Source",
     "SourceError",
+    "StalePlan",
     "TargetRejected",
     "TransportError",
     "__version__",
     "apply_plan",
     "connect",
+    "load_config",
     "plan",
+    "prepare",
     "read_live_state",
     "read_source",
     "validate_on_target",

@@ -1,27 +1,32 @@
 """The `kestra-promote` command: parse arguments, dispatch, map errors to exit codes.
 
-Exit codes: 0 success (and, for ``plan --detailed-exitcode``, no changes); 1 error or invalid
-input (including bad usage); 2 changes pending (``plan --detailed-exitcode`` only); 130 Ctrl-C.
+Exit codes: 0 success (and, with ``--detailed-exitcode``, nothing to change); 1 error, invalid
+input, refused plan or failed apply (including bad usage); 2 changes pending (``plan`` and
+``status`` with ``--detailed-exitcode``); 130 Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence, TextIO
+from typing import Iterator, Mapping, Sequence, TextIO
 
-from . import __version__, report
-from .apply import apply_plan, ensure_valid, validate_on_target
-from .client import Connection, connect
+from . import __version__, gitref, planfile, report
+from .apply import apply_plan, ensure_allowed, ensure_valid, validate_on_target
+from .client import Connection, KestraClient, connect
+from .config import DRIFT_POLICIES, Config, check_name
+from .desired import Desired, prepare
 from .errors import KestraPromoteError, SettingsError, TargetRejected
-from .live import read_live_state
-from .models import Outcome, Plan, Problem, Source
+from .live import read_inventories, read_live_state
+from .models import Action, Outcome, Plan, Problem
+from .plan import live_hashes
 from .plan import plan as make_plan
-from .source import read_source
+from .source import Source, read_source
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 ENV = {
@@ -36,7 +41,7 @@ PROGRESS_THRESHOLD = 10  # progress lines only for applies long enough to want t
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        # exit 1, not argparse's 2: 2 means "changes pending" for plan --detailed-exitcode
+        # exit 1, not argparse's 2: 2 means "changes pending" for --detailed-exitcode
         self.print_usage(sys.stderr)
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
 
@@ -48,6 +53,7 @@ class Output:
     out: TextIO
     err: TextIO
     format: str = "text"
+    summary_file: str | None = None  # $GITHUB_STEP_SUMMARY: Markdown is appended there too
 
     @property
     def color(self) -> bool:
@@ -57,10 +63,25 @@ class Output:
         self.out.write(text)
 
     def json(self, data: object) -> None:
-        self.out.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        self.out.write(json.dumps(data, indent=2) + "\n")
 
     def note(self, text: str) -> None:
         self.err.write(text + "\n")
+
+    def step_summary(self, markdown: str) -> None:
+        if self.summary_file:
+            with open(self.summary_file, "a", encoding="utf-8") as handle:
+                handle.write(markdown + "\n")
+
+
+# -- arguments ----------------------------------------------------------------------------------
+
+
+def _rename(value: str) -> tuple[str, str]:
+    old, sep, new = value.partition("=")
+    if not sep or not old:
+        raise argparse.ArgumentTypeError(f"expected OLD=NEW, got {value!r}")
+    return old, new
 
 
 def _target_options() -> _Parser:
@@ -69,19 +90,42 @@ def _target_options() -> _Parser:
     group.add_argument("--url", help="Kestra base URL, e.g. https://kestra.example.com [KESTRA_URL]")
     group.add_argument("--tenant", help="tenant id (default: main) [KESTRA_TENANT]")
     group.add_argument("--username", help="basic-auth user [KESTRA_USERNAME]")
-    group.add_argument(
-        "--password", help="basic-auth password; prefer the env var [KESTRA_PASSWORD]"
-    )
+    group.add_argument("--password", help="basic-auth password; prefer the env var [KESTRA_PASSWORD]")
     group.add_argument("--token", help="API token (Enterprise); prefer the env var [KESTRA_API_TOKEN]")
-    tls = group.add_mutually_exclusive_group()
-    tls.add_argument("--ca-bundle", metavar="FILE", help="PEM file of CAs to trust for TLS")
-    tls.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    group.add_argument("--ca-bundle", metavar="FILE", help="PEM file of CAs to trust for TLS")
+    group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     group.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                        help="per-request timeout (default: 30)")
     out = parent.add_argument_group("output")
     out.add_argument("--format", choices=("text", "markdown", "json"), default="text",
                      help="output format (default: text)")
     out.add_argument("-v", "--verbose", action="store_true", help="log HTTP requests on stderr")
+    return parent
+
+
+def _source_options() -> _Parser:
+    parent = _Parser(add_help=False)
+    group = parent.add_argument_group("source (flags override kestra-promote.yml)")
+    group.add_argument("--config", metavar="FILE", help="settings file (default: SOURCE/kestra-promote.yml)")
+    group.add_argument("--name", help="this promotion source's name (setting: name)")
+    group.add_argument("--rename", action="append", type=_rename, metavar="OLD=NEW", default=[],
+                       help="rename a namespace prefix, e.g. dev.company=company (repeatable)")
+    group.add_argument("--ref", help="promote this commit, branch or tag of the Git repository "
+                                     "SOURCE is in (e.g. to roll back)")
+    return parent
+
+
+def _policy_options() -> _Parser:
+    parent = _Parser(add_help=False)
+    group = parent.add_argument_group("policies (flags override kestra-promote.yml)")
+    prune = group.add_mutually_exclusive_group()
+    prune.add_argument("--prune", action="store_true", default=None,
+                       help="delete managed flows and files that left Git")
+    prune.add_argument("--no-prune", dest="prune", action="store_false", help="never delete")
+    group.add_argument("--allow-deletions", type=int, metavar="N",
+                       help="allow up to N deletions in this run (setting: max_deletions)")
+    group.add_argument("--drift", choices=DRIFT_POLICIES,
+                       help="what to do with managed objects edited on the target")
     return parent
 
 
@@ -94,24 +138,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    common = _target_options()
+    target, source, policy = _target_options(), _source_options(), _policy_options()
     source_help = "folder holding the flows, usually a Git checkout (default: .)"
 
-    cmd = sub.add_parser("validate", parents=[common], help="check the flows (locally, and on the "
-                         "target when a URL is given)", description="Check every flow of SOURCE: "
-                         "locally, then with the target's own validation when a URL is given.")
+    cmd = sub.add_parser("validate", parents=[target, source], help="check the flows (locally, "
+                         "and on the target when a URL is given)", description="Check every flow "
+                         "of SOURCE: locally, then with the target's own validation when a URL is "
+                         "given. Writes nothing.")
     cmd.add_argument("source", nargs="?", default=".", metavar="SOURCE", help=source_help)
 
-    cmd = sub.add_parser("plan", parents=[common], help="show what apply would change",
-                         description="Compare SOURCE with the target and show what apply would "
-                         "change. Writes nothing.")
+    cmd = sub.add_parser("plan", parents=[target, source, policy], help="show what apply would "
+                         "change", description="Compare SOURCE with the target and show what "
+                         "apply would change. Writes nothing to the target.")
     cmd.add_argument("source", nargs="?", default=".", metavar="SOURCE", help=source_help)
+    cmd.add_argument("--out", metavar="FILE", help="save the plan, to apply exactly it later")
     cmd.add_argument("--detailed-exitcode", action="store_true",
                      help="exit 2 when changes are pending, 0 when there are none")
 
-    cmd = sub.add_parser("apply", parents=[common], help="make the target match the source",
-                         description="Plan, validate every changed flow on the target, then "
-                         "write the changes. Nothing is written if any flow is invalid.")
+    cmd = sub.add_parser("apply", parents=[target, source, policy], help="make the target match "
+                         "the source", description="Plan (or load a plan saved with plan --out), "
+                         "validate every changed flow on the target, then write the changes: all "
+                         "of them, or none.")
+    cmd.add_argument("source", nargs="?", default=".", metavar="SOURCE|PLAN.json",
+                     help=source_help + ", or a plan saved with plan --out")
+    cmd.add_argument("--trigger", default="cli", help="what started this run, for the history "
+                                                      "(default: cli)")
+
+    cmd = sub.add_parser("status", parents=[target, source, policy], help="per object: in sync, "
+                         "out of sync, drifted, unmanaged", description="Show, per object, "
+                         "whether the target is in sync with SOURCE, and the last promotion.")
+    cmd.add_argument("source", nargs="?", default=".", metavar="SOURCE", help=source_help)
+    cmd.add_argument("--detailed-exitcode", action="store_true",
+                     help="exit 2 when anything is out of sync or drifted")
+
+    cmd = sub.add_parser("history", parents=[target, source], help="past promotions recorded "
+                         "on the target", description="List the runs recorded in this source's "
+                         "inventory on the target, newest first.")
     cmd.add_argument("source", nargs="?", default=".", metavar="SOURCE", help=source_help)
     return parser
 
@@ -144,81 +206,174 @@ def _require(connection: Connection | None) -> Connection:
     return connection
 
 
-def _progress(output: Output) -> Callable[[int, int, Outcome], None]:
-    def show(number: int, total: int, outcome: Outcome) -> None:
-        if total >= PROGRESS_THRESHOLD:
+# -- the pipeline -------------------------------------------------------------------------------
+
+
+@dataclass
+class Loaded:
+    source: Source
+    config: Config
+    desired: Desired
+
+
+@contextlib.contextmanager
+def _load(args: argparse.Namespace) -> Iterator[Loaded]:
+    """Read SOURCE (or the tree of --ref), apply the settings and the flags that override them."""
+    with contextlib.ExitStack() as stack:
+        folder, commit = args.source, None
+        if args.ref:
+            folder, commit = stack.enter_context(gitref.checkout(args.source, args.ref))
+        source = read_source(folder, commit=commit, config_file=args.config)
+        config = source.config.with_overrides(
+            name=check_name(args.name) if args.name else None,
+            rename=dict(args.rename) if args.rename else None,
+            prune=getattr(args, "prune", None),
+            allow_deletions=getattr(args, "allow_deletions", None),
+            drift=getattr(args, "drift", None),
+        )
+        yield Loaded(source, config, prepare(source, config))
+
+
+def _compute_plan(client: KestraClient, loaded: Loaded) -> Plan:
+    desired, config = loaded.desired, loaded.config
+    live = read_live_state(
+        client, {k.namespace for k in desired.flows}, {k.namespace for k in desired.files},
+        state_namespace=config.state_namespace, name=config.name, include=config.include)
+    return make_plan(desired, live, config, commit=loaded.source.commit)
+
+
+def _progress(output: Output, total_hint: int) -> object:
+    def show(outcome: Outcome, number: int, total: int) -> None:
+        if number == 0:
+            output.note(f"[revert] {outcome.status.value} {outcome.change.key}")
+        elif total_hint >= PROGRESS_THRESHOLD:
             word = outcome.message if outcome.status.value == "applied" else outcome.status.value
             output.note(f"[{number}/{total}] {word} {outcome.change.key}")
 
     return show
 
 
-def _namespaces(source: Source) -> set[str]:
-    return {key.namespace for key in source.flows}
-
-
-def cmd_validate(*, source: str, connection: Connection | None, output: Output) -> int:
-    src = read_source(source)
-    warnings: list[Problem] = []
-    if connection is not None:
-        with connect(connection) as client:
-            problems, warnings = validate_on_target(client, list(src.flows.values()))
-        if problems:
-            rejected = len({p.flow for p in problems})
-            raise TargetRejected(f"the target rejected {rejected} of {len(src.flows)} flow(s)",
-                                 problems)
-    where = "locally and by the target" if connection else "locally (no target given)"
+def _show_plan(output: Output, plan: Plan, warnings: Sequence[Problem] = ()) -> None:
+    full = Plan(**{**plan.__dict__, "warnings": (*plan.warnings, *warnings)})
     if output.format == "json":
-        output.json({"format_version": report.FORMAT_VERSION, "commit": src.commit, "valid": True,
-                     "flows": len(src.flows), "checked_by_target": connection is not None,
+        output.json(report.plan_to_dict(full))
+    elif output.format == "markdown":
+        output.write(report.render_plan_markdown(full))
+    else:
+        output.write(report.render_plan_text(full, color=output.color))
+    output.step_summary(report.render_plan_markdown(full))
+
+
+def cmd_validate(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
+    with _load(args) as loaded:
+        flows = list(loaded.desired.flows.values())
+        warnings = list(loaded.desired.warnings)
+        if connection is not None:
+            with connect(connection) as client:
+                problems, found = validate_on_target(client, flows)
+            warnings += found
+            if problems:
+                rejected = len({p.flow for p in problems})
+                raise TargetRejected(f"the target rejected {rejected} of {len(flows)} flow(s)",
+                                     problems)
+    commit = loaded.source.commit
+    where = "locally and by the target" if connection else "locally (no target given)"
+    files = len(loaded.desired.files)
+    if output.format == "json":
+        output.json({"format_version": report.FORMAT_VERSION, "commit": commit, "valid": True,
+                     "flows": len(flows), "files": files,
+                     "checked_by_target": connection is not None,
                      "warnings": [w.to_dict() for w in warnings]})
         return EXIT_OK
-    lines = [f"  {w}\n" for w in warnings]
-    at = f" at {src.commit[:12]}" if src.commit else ""
-    summary = f"Valid: {len(src.flows)} flow(s){at}, checked {where}."
-    output.write("".join(lines) + (f"**{summary}**\n" if output.format == "markdown" else summary + "\n"))
+    at = f" at {commit[:12]}" if commit else ""
+    counted = f"{len(flows)} flow(s)" + (f" and {files} namespace file(s)" if files else "")
+    summary = f"Valid: {counted}{at}, checked {where}."
+    lines = "".join(f"  {w}\n" for w in warnings)
+    output.write(lines + (f"**{summary}**\n" if output.format == "markdown" else summary + "\n"))
     return EXIT_OK
 
 
-def _show_plan(output: Output, plan: Plan, warnings: Sequence[Problem]) -> None:
-    if output.format == "json":
-        output.json(report.plan_to_dict(plan, warnings=warnings))
-    elif output.format == "markdown":
-        output.write(report.render_plan_markdown(plan))
-    else:
-        output.write("".join(f"  {w}\n" for w in warnings))
-        output.write(report.render_plan_text(plan, color=output.color))
-
-
-def cmd_plan(
-    *, source: str, connection: Connection | None, output: Output, detailed_exitcode: bool
-) -> int:
+def cmd_plan(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
     connection = _require(connection)
-    src = read_source(source)
-    with connect(connection) as client:
-        live = read_live_state(client, _namespaces(src))
-        plan = make_plan(src.flows, live.flows, commit=src.commit)
+    with _load(args) as loaded, connect(connection) as client:
+        plan = _compute_plan(client, loaded)
         warnings = ensure_valid(client, plan.pending)
     _show_plan(output, plan, warnings)
-    return EXIT_CHANGES if detailed_exitcode and not plan.is_empty else EXIT_OK
+    ensure_allowed(plan)
+    if args.out:
+        planfile.save(plan, args.out, url=connection.url, tenant=connection.tenant)
+        output.note(f"Saved the plan to {args.out}: apply it with `kestra-promote apply {args.out}`.")
+    return EXIT_CHANGES if args.detailed_exitcode and not plan.is_empty else EXIT_OK
 
 
-def cmd_apply(*, source: str, connection: Connection | None, output: Output) -> int:
+def _saved_plan(path: str, connection: Connection, client: KestraClient) -> Plan:
+    plan, url, tenant = planfile.load(path)
+    if (url, tenant) != (connection.url.rstrip("/"), connection.tenant):
+        raise SettingsError(f"{path} was made for {url} (tenant {tenant}), not for "
+                            f"{connection.url} (tenant {connection.tenant}): plan again")
+    live = read_live_state(client, plan.scope.flow_prefixes, plan.scope.file_namespaces,
+                           state_namespace=plan.scope.state_namespace, name=plan.name)
+    planfile.check_current(plan, live_hashes(live))
+    return plan
+
+
+def cmd_apply(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
     connection = _require(connection)
-    src = read_source(source)
-    with connect(connection) as client:
-        live = read_live_state(client, _namespaces(src))
-        plan = make_plan(src.flows, live.flows, commit=src.commit)
+    saved = args.source.endswith(".json") and os.path.isfile(args.source)
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(connect(connection))
+        if saved:
+            plan = _saved_plan(args.source, connection, client)
+        else:
+            loaded = stack.enter_context(_load(args))
+            plan = _compute_plan(client, loaded)
         if output.format == "text":
             output.write(report.render_plan_text(plan, color=output.color))
-        result = apply_plan(client, plan, on_progress=_progress(output))
+        result = apply_plan(client, plan, on_progress=_progress(output, len(plan.pending)),  # type: ignore[arg-type]
+                            trigger=args.trigger, ref=args.ref)
     if output.format == "json":
-        output.json(report.result_to_dict(result, warnings=result.warnings))
+        output.json(report.result_to_dict(result))
     elif output.format == "markdown":
         output.write(report.render_plan_markdown(plan, result=result))
-    elif result.outcomes:
+    elif result.outcomes or result.inventory is not None:
         output.write("\n" + report.render_result_text(result, color=output.color))
+    output.step_summary(report.render_plan_markdown(plan, result=result))
     return EXIT_OK if result.ok else EXIT_ERROR
+
+
+def cmd_status(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
+    connection = _require(connection)
+    with _load(args) as loaded, connect(connection) as client:
+        plan = _compute_plan(client, loaded)
+    if output.format == "json":
+        history = plan.inventory_before.history if plan.inventory_before else ()
+        output.json({
+            "format_version": report.FORMAT_VERSION, "name": plan.name, "commit": plan.commit,
+            "objects": [{**report.change_to_dict(c, diff=False), "status": report.status_of(c)}
+                        for c in plan.changes],
+            "last_promotion": history[-1] if history else None})
+    else:
+        text = report.render_status_text(plan)
+        output.write(text if output.format == "text" else f"```\n{text}```\n")
+    out_of_sync = any(c.action not in (Action.UNCHANGED, Action.UNMANAGED) for c in plan.changes)
+    return EXIT_CHANGES if args.detailed_exitcode and out_of_sync else EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
+    connection = _require(connection)
+    with _load(args) as loaded, connect(connection) as client:
+        config = loaded.config
+        own, _ = read_inventories(client, config.state_namespace, config.name)
+    if output.format == "json":
+        runs = list(reversed(own.history)) if own else []
+        output.json({"format_version": report.FORMAT_VERSION, "name": config.name, "runs": runs})
+    else:
+        output.write(report.render_history_text(own, config.name))
+    return EXIT_OK
+
+
+COMMANDS = {"validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "status": cmd_status,
+            "history": cmd_history}
 
 
 def _report_error(output: Output, error: KestraPromoteError) -> None:
@@ -237,20 +392,15 @@ def _report_error(output: Output, error: KestraPromoteError) -> None:
 def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None,
          stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
-    output = Output(stdout or sys.stdout, stderr or sys.stderr, args.format)
+    environ = os.environ if env is None else env
+    output = Output(stdout or sys.stdout, stderr or sys.stderr, args.format,
+                    environ.get("GITHUB_STEP_SUMMARY") or None)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=output.err)
     for noisy in ("httpx", "httpcore"):  # our client logs each request itself, without headers
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    environ = os.environ if env is None else env
     try:
-        connection = connection_from(args, environ)
-        if args.command == "validate":
-            return cmd_validate(source=args.source, connection=connection, output=output)
-        if args.command == "plan":
-            return cmd_plan(source=args.source, connection=connection, output=output,
-                            detailed_exitcode=args.detailed_exitcode)
-        return cmd_apply(source=args.source, connection=connection, output=output)
+        return COMMANDS[args.command](args, connection_from(args, environ), output)
     except KestraPromoteError as error:
         _report_error(output, error)
         return EXIT_ERROR

@@ -23,6 +23,7 @@ from . import __version__
 from .errors import (
     ApiError,
     KestraError,
+    NotFound,
     SettingsError,
     TransportError,
     api_error_class,
@@ -373,6 +374,24 @@ class KestraClient:
     def kv_delete(self, namespace: str, key: str) -> None:
         self.request("DELETE", self._kv_path(namespace, key))
 
+    def list_kv_keys(self, namespace: str) -> list[str]:
+        """The keys stored in one namespace's KV store (not its children's)."""
+        keys: list[str] = []
+        page = 1
+        try:
+            while True:
+                params = {"filters[namespace][EQUALS]": namespace, "page": page, "size": 100}
+                answer = self.request("GET", self._path("/kv"), params=params).json()
+                results = answer.get("results") or []
+                keys += [str(e["key"]) for e in results if e.get("namespace", namespace) == namespace]
+                if not results or page * 100 >= int(answer.get("total", 0)):
+                    return keys
+                page += 1
+        except NotFound:
+            # Kestra 1.x open source has no tenant-wide listing: it lists per namespace
+            path = self._path(f"/namespaces/{_segment(namespace)}/kv")
+            return [str(e["key"]) for e in self.request("GET", path).json()]
+
     # -- executions -------------------------------------------------------------------------
 
     def create_execution(
@@ -392,7 +411,10 @@ def connect(
 ) -> KestraClient:
     """Build a client from connection settings (``transport`` lets tests stay in-process)."""
     verify: bool | ssl.SSLContext = connection.verify
-    if connection.verify and connection.ca_bundle:
+    if urlsplit(connection.url).scheme == "http":
+        # plain HTTP never uses TLS (and redirects are not followed): skip loading CA files
+        verify = False
+    elif connection.verify and connection.ca_bundle:
         try:
             verify = ssl.create_default_context(cafile=connection.ca_bundle)
         except (OSError, ssl.SSLError) as exc:

@@ -4,6 +4,8 @@
     ├── SourceError                 the flows in Git are invalid (carries every Problem found)
     ├── SettingsError               a flag, env var or setting is missing or wrong
     ├── TargetRejected              the target's own validation rejected flows (carries Problems)
+    ├── PlanRefused                 a safeguard stops the plan (prune limits, drift, ownership)
+    ├── StalePlan                   a saved plan no longer matches the target
     └── KestraError                 talking to the Kestra API failed
         ├── TransportError          no usable HTTP response (connection refused, timeout, TLS), after retries
         └── ApiError                the server answered with an error status
@@ -47,6 +49,14 @@ class SourceError(_WithProblems):
 
 class TargetRejected(_WithProblems):
     """The target Kestra's validation rejected some flows; nothing was written."""
+
+
+class PlanRefused(_WithProblems):
+    """A safeguard refuses the plan as a whole (prune limits, drift policy, ownership)."""
+
+
+class StalePlan(KestraPromoteError):
+    """A saved plan was computed against a target state that has changed since."""
 
 
 class KestraError(KestraPromoteError):

@@ -1,7 +1,8 @@
-"""Read what the target holds now, in a constant number of requests.
+"""Read what the target holds now, in a number of requests that does not grow with the flows.
 
-One ZIP export per top-level namespace segment of the namespaces we manage (usually one or
-two), never one request per flow: a no-op promotion of a thousand flows costs a few requests.
+One ZIP export of flows per top-level namespace segment involved (usually one or two), one ZIP
+export of namespace files per namespace holding managed files, the inventory, and the list of
+other sources' inventories: a no-op promotion of a thousand flows costs a handful of requests.
 """
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ import io
 import zipfile
 from typing import Iterable
 
+from . import inventory as inv
 from . import yamlnodes
 from .client import KestraClient
-from .errors import KestraError
-from .models import FlowKey, LiveFlow, LiveState
+from .errors import KestraError, NotFound
+from .models import FileKey, FlowKey, Inventory, LiveFile, LiveFlow, LiveState, Scope
 
 
 def namespace_roots(namespaces: Iterable[str]) -> tuple[str, ...]:
     """The top-level segments that cover ``namespaces``: one export request each."""
-    return tuple(sorted({ns.split(".", 1)[0] for ns in namespaces}))
+    return tuple(sorted({ns.split(".", 1)[0] for ns in namespaces if ns}))
 
 
 def in_namespace_tree(namespace: str, prefix: str) -> bool:
@@ -36,14 +38,17 @@ def _identity(text: str, entry: str) -> FlowKey:
     return FlowKey(str(value["namespace"]), str(value["id"]))
 
 
-def parse_export(data: bytes, *, what: str = "export") -> list[LiveFlow]:
-    """The flows of an export ZIP (one YAML source per entry)."""
+def _zip(data: bytes, what: str) -> zipfile.ZipFile:
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        return zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
         raise KestraError(f"the target's {what} is not a ZIP archive: {exc}") from exc
+
+
+def parse_export(data: bytes, *, what: str = "export") -> list[LiveFlow]:
+    """The flows of an export ZIP (one YAML source per entry)."""
     flows = []
-    with archive:
+    with _zip(data, what) as archive:
         for entry in archive.infolist():
             if entry.is_dir() or not entry.filename.endswith((".yml", ".yaml")):
                 continue
@@ -52,13 +57,63 @@ def parse_export(data: bytes, *, what: str = "export") -> list[LiveFlow]:
     return flows
 
 
-def read_live_state(client: KestraClient, namespaces: Iterable[str]) -> LiveState:
-    """Every live flow in the namespace trees covering ``namespaces``."""
-    prefixes = namespace_roots(namespaces)
+def read_files(client: KestraClient, namespace: str) -> dict[FileKey, LiveFile]:
+    """Every namespace file of ``namespace`` (flows stored under /_flows/ excluded)."""
+    try:
+        data = client.export_namespace_files(namespace)
+    except NotFound:
+        return {}
+    files = {}
+    with _zip(data, f"files export of {namespace!r}") as archive:
+        for entry in archive.infolist():
+            path = "/" + entry.filename.lstrip("/")
+            if entry.is_dir() or path.startswith("/_flows/"):
+                continue
+            key = FileKey(namespace, path)
+            files[key] = LiveFile(key, archive.read(entry))
+    return files
+
+
+def read_inventories(client: KestraClient, namespace: str, name: str
+                     ) -> tuple[Inventory | None, dict[str, Inventory]]:
+    """This source's inventory (None if it has none yet) and every other source's."""
+    own: Inventory | None = None
+    others: dict[str, Inventory] = {}
+    for key in client.list_kv_keys(namespace):
+        if not key.startswith(inv.KEY_PREFIX):
+            continue
+        try:
+            value = client.kv_get(namespace, key)
+        except NotFound:  # deleted between the listing and now
+            continue
+        inventory = inv.from_json(value, where=f"{namespace}/{key}")
+        if key == inv.kv_key(name):
+            own = inventory
+        else:
+            others[inventory.name] = inventory
+    return own, others
+
+
+def read_live_state(
+    client: KestraClient, flow_namespaces: Iterable[str], file_namespaces: Iterable[str] = (),
+    *, state_namespace: str | None = None, name: str = "default", include: Iterable[str] = (),
+) -> LiveState:
+    """The live flows and files the plan needs, and the inventories (if ``state_namespace``)."""
+    own, others = (read_inventories(client, state_namespace, name) if state_namespace
+                   else (None, {}))
+    flow_spaces = set(flow_namespaces) | ({k.namespace for k in own.flows} if own else set())
+    flow_spaces |= {p.split("*")[0].rstrip(".") for p in include}
+    file_spaces = set(file_namespaces) | ({k.namespace for k in own.files} if own else set())
+    prefixes = namespace_roots(flow_spaces)
     flows: dict[FlowKey, LiveFlow] = {}
     for prefix in prefixes:
         for flow in parse_export(client.export_flows(prefix), what=f"export of {prefix!r}"):
             # filtered here too: the server's prefix filter is not guaranteed to stop at a dot
             if in_namespace_tree(flow.key.namespace, prefix):
                 flows[flow.key] = flow
-    return LiveState(flows=flows, prefixes=prefixes)
+    files: dict[FileKey, LiveFile] = {}
+    for namespace in sorted(file_spaces):
+        files.update(read_files(client, namespace))
+    scope = Scope(prefixes, tuple(sorted(file_spaces)), state_namespace or "system")
+    return LiveState(flows=dict(sorted(flows.items())), files=dict(sorted(files.items())),
+                     inventory=own, others=others, scope=scope)

@@ -1,4 +1,4 @@
-"""Plain records shared by every module: flows, problems, plans and apply outcomes.
+"""Plain records shared by every module: objects, problems, inventories, plans and outcomes.
 
 All are frozen dataclasses; derived values (totals, emptiness) are computed in one place, here.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping, Union
 
 
 @dataclass(frozen=True, order=True)
@@ -17,8 +17,31 @@ class FlowKey:
     namespace: str
     id: str
 
+    kind = "flow"
+
     def __str__(self) -> str:
         return f"{self.namespace}/{self.id}"
+
+
+@dataclass(frozen=True, order=True)
+class FileKey:
+    """A namespace file's identity: its namespace and absolute path (``/a/b.py``)."""
+
+    namespace: str
+    path: str
+
+    kind = "file"
+
+    def __str__(self) -> str:
+        return f"{self.namespace}:{self.path}"
+
+
+ObjectKey = Union[FlowKey, FileKey]
+
+
+def sort_key(key: ObjectKey) -> tuple[str, str, str]:
+    name = key.id if isinstance(key, FlowKey) else key.path
+    return (key.kind, key.namespace, name)
 
 
 @dataclass(frozen=True)
@@ -57,32 +80,72 @@ class DesiredFlow:
 
     key: FlowKey
     source: str
-    path: str  # relative to the source folder, with forward slashes
+    path: str  # file in the source folder, with forward slashes
+    depends_on: frozenset[FlowKey] = frozenset()  # flows it calls or listens to
 
 
 @dataclass(frozen=True)
-class Source:
-    """Everything read from a source folder (a Git checkout)."""
+class DesiredFile:
+    """A namespace file as Git wants it."""
 
-    root: str
-    flows: Mapping[FlowKey, DesiredFlow]
-    commit: str | None = None
+    key: FileKey
+    content: bytes
+    path: str  # file in the source folder
 
 
 @dataclass(frozen=True)
 class LiveFlow:
-    """A flow as the target holds it now."""
-
     key: FlowKey
     source: str
 
 
 @dataclass(frozen=True)
-class LiveState:
-    """The target's flows under the namespace prefixes that were read."""
+class LiveFile:
+    key: FileKey
+    content: bytes
 
-    flows: Mapping[FlowKey, LiveFlow]
-    prefixes: tuple[str, ...] = ()
+
+@dataclass(frozen=True)
+class Managed:
+    """What the inventory records of one object: the hash of what was deployed, and from where."""
+
+    hash: str
+    commit: str | None = None
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """What one promotion source manages on a target, and its recent runs."""
+
+    name: str
+    flows: Mapping[FlowKey, Managed] = field(default_factory=dict)
+    files: Mapping[FileKey, Managed] = field(default_factory=dict)
+    history: tuple[Mapping[str, Any], ...] = ()
+
+    def managed(self, key: ObjectKey) -> Managed | None:
+        table: Mapping[Any, Managed] = self.flows if isinstance(key, FlowKey) else self.files
+        return table.get(key)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What part of the target a plan read: flows under these prefixes, files of these namespaces."""
+
+    flow_prefixes: tuple[str, ...] = ()
+    file_namespaces: tuple[str, ...] = ()
+    state_namespace: str = "system"
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """The target as read: flows and files in scope, this source's and other sources' inventories."""
+
+    flows: Mapping[FlowKey, LiveFlow] = field(default_factory=dict)
+    files: Mapping[FileKey, LiveFile] = field(default_factory=dict)
+    inventory: Inventory | None = None
+    others: Mapping[str, Inventory] = field(default_factory=dict)
+    scope: Scope = field(default_factory=Scope)
 
 
 class Action(str, enum.Enum):
@@ -90,6 +153,12 @@ class Action(str, enum.Enum):
     UPDATE = "update"
     DELETE = "delete"
     UNCHANGED = "unchanged"
+    DRIFTED = "drifted"  # edited on the target since the last promotion, and left as it is
+    ORPHANED = "orphaned"  # managed, no longer in Git, kept because prune is off
+    UNMANAGED = "unmanaged"  # on the target only, never ours: reported, never touched
+
+
+WRITES = frozenset({Action.CREATE, Action.UPDATE, Action.DELETE})
 
 
 class Reason(str, enum.Enum):
@@ -97,33 +166,53 @@ class Reason(str, enum.Enum):
     CHANGED_IN_GIT = "source differs from the target"
     IN_SYNC = "matches Git"
     LEFT_GIT = "no longer in Git"
+    DRIFT_OVERWRITTEN = "edited on the target since the last promotion; Git wins (drift: overwrite)"
+    DRIFT_KEPT = "edited on the target since the last promotion; kept (drift: keep)"
+    DRIFT_REFUSED = "edited on the target since the last promotion (drift: fail)"
+    PRUNE_OFF = "no longer in Git; would delete (pass --prune)"
+    NOT_MANAGED = "on the target only; not managed by this source"
 
 
 @dataclass(frozen=True)
 class Change:
     """What the plan does to one object, and why."""
 
-    key: FlowKey
+    key: ObjectKey
     action: Action
     reason: Reason
-    before: str | None = None  # live source, if any
-    after: str | None = None  # desired source, if any
+    before: str | bytes | None = None  # live content, if any
+    after: str | bytes | None = None  # desired content, if any
     path: str | None = None  # file in Git
-    diff: str = ""  # unified diff of before -> after, for updates
-    kind: str = "flow"
+    diff: str = ""  # unified diff of before -> after (text only)
+
+    @property
+    def kind(self) -> str:
+        return self.key.kind
 
     @property
     def writes(self) -> bool:
-        return self.action is not Action.UNCHANGED
+        return self.action in WRITES
 
 
 @dataclass(frozen=True)
 class Plan:
-    """The ordered changes that make the target match Git, computed without side effects."""
+    """The ordered changes that make the target match Git, computed without side effects.
+
+    ``changes`` holds the writes first, in the order they must happen, then everything else.
+    ``managed_after`` is the inventory's new content when it must be written, else None.
+    ``refusals`` are reasons not to apply this plan at all (prune safeguards, drift, conflicts).
+    """
 
     changes: tuple[Change, ...]
     commit: str | None = None
+    name: str = "default"
     live_fingerprint: str = ""
+    live_hashes: Mapping[str, str] = field(default_factory=dict)
+    scope: Scope = field(default_factory=Scope)
+    inventory_before: Inventory | None = None
+    managed_after: Inventory | None = None
+    refusals: tuple[str, ...] = ()
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def pending(self) -> tuple[Change, ...]:
@@ -131,7 +220,8 @@ class Plan:
 
     @property
     def is_empty(self) -> bool:
-        return not self.pending
+        """Nothing to write at all: no object change and no inventory update."""
+        return not self.pending and self.managed_after is None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -145,6 +235,8 @@ class Status(str, enum.Enum):
     APPLIED = "applied"
     FAILED = "failed"
     SKIPPED = "skipped"  # not attempted because an earlier write failed
+    REVERTED = "reverted"  # applied, then undone after a later failure
+    NOT_REVERTED = "not reverted"  # applied, and undoing it failed: needs a look
 
 
 @dataclass(frozen=True)
@@ -156,15 +248,18 @@ class Outcome:
 
 @dataclass(frozen=True)
 class ApplyResult:
-    """One outcome per pending change, in the order they were attempted."""
+    """One outcome per pending change, in the order they were attempted, and the inventory's."""
 
     plan: Plan
     outcomes: tuple[Outcome, ...] = field(default_factory=tuple)
     warnings: tuple[Problem, ...] = field(default_factory=tuple)  # from the target's validation
+    inventory: Status | None = None  # None: no inventory write was needed
+    inventory_message: str = ""
 
     @property
     def ok(self) -> bool:
-        return all(o.status is Status.APPLIED for o in self.outcomes)
+        objects_ok = all(o.status is Status.APPLIED for o in self.outcomes)
+        return objects_ok and self.inventory in (None, Status.APPLIED)
 
     def count(self, status: Status) -> int:
         return sum(1 for o in self.outcomes if o.status is status)

@@ -1,38 +1,51 @@
-"""The planner: desired flows and live flows in, an ordered Plan out. Pure: no I/O, no clock.
+"""The planner: desired state, live state and inventory in, an ordered Plan out.
 
-Three small steps, each tested on its own: ``normalize`` what the server changes in a stored
-source, ``pair`` desired with live by identity, ``diff`` the two texts.
+Pure: no HTTP, no files, no clock. Each object is decided on its own (``decide``), then the
+safeguards are checked (``refusals``) and the writes ordered (``order_changes``).
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
-import re
+import json
 from typing import Iterable, Iterator, Mapping
 
-from .models import Action, Change, DesiredFlow, FlowKey, LiveFlow, Plan, Reason
+import yaml
 
-# Kestra drops a top-level `revision:` line from stored sources and ignores it when comparing.
-_REVISION_LINE = re.compile(r"^revision:[^\n]*(?:\n|$)", re.MULTILINE)
+from . import flowdoc, yamlnodes
+from .compare import content_hash, normalize, source_hash
+from .config import Config
+from .desired import Desired
+from .inventory import kv_key, owner_of, to_json
+from .models import (
+    Action,
+    Change,
+    DesiredFile,
+    DesiredFlow,
+    FileKey,
+    FlowKey,
+    Inventory,
+    LiveFile,
+    LiveFlow,
+    LiveState,
+    Managed,
+    ObjectKey,
+    Plan,
+    Problem,
+    Reason,
+    sort_key,
+)
+
+PROMOTION_LABEL = "kestra-promote.role"  # carried by the flows that run the promotion itself
+
+__all__ = ["diff", "fingerprint", "live_hashes", "normalize", "pair", "plan"]
 
 
-def normalize(source: str) -> str:
-    """A source as Kestra compares it: line endings unified, any ``revision:`` line removed.
-
-    Everything else (whitespace, comments) is significant: Kestra stores a new revision for it,
-    so the plan must show it as a change too.
-    """
-    text = source.replace("\r\n", "\n").replace("\r", "\n")
-    return _REVISION_LINE.sub("", text)
-
-
-def pair(
-    desired: Mapping[FlowKey, DesiredFlow], live: Mapping[FlowKey, LiveFlow]
-) -> Iterator[tuple[FlowKey, DesiredFlow | None, LiveFlow | None]]:
-    """Every identity present on either side, sorted, with what each side holds."""
-    for key in sorted(desired.keys() | live.keys()):
-        yield key, desired.get(key), live.get(key)
+def pair(desired: Mapping[ObjectKey, object], live: Mapping[ObjectKey, object],
+         managed: Iterable[ObjectKey] = ()) -> Iterator[ObjectKey]:
+    """Every identity present in Git, on the target or in the inventory, sorted."""
+    yield from sorted(set(desired) | set(live) | set(managed), key=sort_key)
 
 
 def diff(before: str, after: str, *, before_name: str, after_name: str) -> str:
@@ -47,37 +60,232 @@ def diff(before: str, after: str, *, before_name: str, after_name: str) -> str:
                    for line in lines)
 
 
-def fingerprint(live: Iterable[LiveFlow]) -> str:
-    """A digest of the live sources a plan was computed against (to detect stale plans)."""
+def _file_diff(key: FileKey, before: bytes, after: bytes, path: str | None) -> str:
+    try:
+        old, new = before.decode("utf-8"), after.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"Binary file {key} changed ({len(before)} -> {len(after)} bytes)\n"
+    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                 fromfile=f"target: {key}", tofile=f"git: {path}")
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def _inventory_hash(inventory: Inventory) -> str:
+    return content_hash(json.dumps(to_json(inventory), sort_keys=True).encode())
+
+
+def live_hashes(live: LiveState) -> dict[str, str]:
+    """A hash per live object and per inventory: what a saved plan must find unchanged."""
+    hashes = {f"flow {k}": source_hash(f.source) for k, f in live.flows.items()}
+    hashes.update({f"file {k}": content_hash(f.content) for k, f in live.files.items()})
+    hashes["inventory"] = _inventory_hash(live.inventory) if live.inventory else "none"
+    for name, other in live.others.items():
+        hashes[f"inventory of {name}"] = _inventory_hash(other)
+    return dict(sorted(hashes.items()))
+
+
+def fingerprint(hashes: Mapping[str, str]) -> str:
     digest = hashlib.sha256()
-    for flow in sorted(live, key=lambda f: f.key):
-        digest.update(f"{flow.key}\0{normalize(flow.source)}\0".encode())
+    for key, value in sorted(hashes.items()):
+        digest.update(f"{key}\0{value}\0".encode())
     return digest.hexdigest()
 
 
-def _change(key: FlowKey, want: DesiredFlow, have: LiveFlow | None) -> Change:
-    if have is None:
-        return Change(key, Action.CREATE, Reason.NEW_IN_GIT, after=want.source, path=want.path)
-    if normalize(have.source) == normalize(want.source):
-        return Change(key, Action.UNCHANGED, Reason.IN_SYNC, have.source, want.source, want.path)
-    text = diff(have.source, want.source, before_name=f"target: {key}", after_name=f"git: {want.path}")
-    return Change(key, Action.UPDATE, Reason.CHANGED_IN_GIT, have.source, want.source, want.path, text)
+# -- one object ---------------------------------------------------------------------------------
 
 
-def plan(
-    desired: Mapping[FlowKey, DesiredFlow],
-    live: Mapping[FlowKey, LiveFlow],
-    *,
-    commit: str | None = None,
-) -> Plan:
-    """The changes that make ``live`` hold every flow of ``desired``.
+def _content(obj: DesiredFlow | DesiredFile | LiveFlow | LiveFile) -> str | bytes:
+    return obj.source if isinstance(obj, (DesiredFlow, LiveFlow)) else obj.content
 
-    Live flows that Git does not hold are left alone here: deleting them is an explicit,
-    separate decision (prune), never a side effect of a plan.
+
+def _hash(content: str | bytes) -> str:
+    return source_hash(content) if isinstance(content, str) else content_hash(content)
+
+
+def _update_diff(key: ObjectKey, before: str | bytes, after: str | bytes, path: str | None) -> str:
+    if isinstance(before, str) and isinstance(after, str):
+        return diff(before, after, before_name=f"target: {key}", after_name=f"git: {path}")
+    assert isinstance(key, FileKey) and isinstance(before, bytes) and isinstance(after, bytes)
+    return _file_diff(key, before, after, path)
+
+
+def decide(
+    key: ObjectKey, want: DesiredFlow | DesiredFile | None, have: LiveFlow | LiveFile | None,
+    managed: Managed | None, *, drift: str, prune: bool, in_scope: bool,
+) -> Change | None:
+    """What to do with one object (None: nothing to report)."""
+    after = _content(want) if want is not None else None
+    before = _content(have) if have is not None else None
+    path = want.path if want is not None else (managed.path if managed else None)
+    if want is not None and have is None:
+        return Change(key, Action.CREATE, Reason.NEW_IN_GIT, None, after, path)
+    if want is not None and have is not None:
+        assert after is not None and before is not None
+        if _hash(after) == _hash(before):
+            return Change(key, Action.UNCHANGED, Reason.IN_SYNC, before, after, path)
+        text = _update_diff(key, before, after, path)
+        if managed is not None and managed.hash != _hash(before):
+            if drift == "keep":
+                return Change(key, Action.DRIFTED, Reason.DRIFT_KEPT, before, after, path, text)
+            if drift == "fail":
+                return Change(key, Action.DRIFTED, Reason.DRIFT_REFUSED, before, after, path, text)
+            return Change(key, Action.UPDATE, Reason.DRIFT_OVERWRITTEN, before, after, path, text)
+        return Change(key, Action.UPDATE, Reason.CHANGED_IN_GIT, before, after, path, text)
+    if have is not None and managed is not None:
+        if prune:
+            return Change(key, Action.DELETE, Reason.LEFT_GIT, before, None, path)
+        return Change(key, Action.ORPHANED, Reason.PRUNE_OFF, before, None, path)
+    if have is not None and in_scope:
+        return Change(key, Action.UNMANAGED, Reason.NOT_MANAGED, before, None, None)
+    return None  # only in the inventory (deleted by hand and left Git), or out of scope
+
+
+# -- safeguards -----------------------------------------------------------------------------------
+
+
+def _labels(source: str) -> dict[str, object]:
+    try:
+        value = yamlnodes.load(source)
+    except yaml.YAMLError:
+        return {}
+    labels = value.get("labels") if isinstance(value, dict) else None
+    if isinstance(labels, list):
+        return {str(i.get("key")): i.get("value") for i in labels if isinstance(i, dict)}
+    return labels if isinstance(labels, dict) else {}
+
+
+def refusals(changes: list[Change], desired: Desired, config: Config,
+             others: Mapping[str, Inventory]) -> list[str]:
+    """Reasons to refuse the whole plan: nothing is written when there is any."""
+    found = []
+    for change in changes:
+        if change.action is Action.DRIFTED and change.reason is Reason.DRIFT_REFUSED:
+            found.append(f"{change.key} was edited on the target since the last promotion "
+                         "(drift: fail): review the diff, then run with --drift overwrite or keep")
+        if change.action in (Action.CREATE, Action.UPDATE, Action.UNCHANGED):
+            owner = owner_of(change.key, others)
+            if owner is not None:
+                found.append(f"{change.key} is managed by the promotion source {owner!r} "
+                             f"(KV {kv_key(owner)}): an object belongs to one source; remove it "
+                             "from one of them")
+    deletions = [c for c in changes if c.action is Action.DELETE]
+    if not deletions:
+        return found
+    if not desired.flows and not desired.files:
+        found.append(f"prune refused: the source holds no flows or files, so all {len(deletions)} "
+                     "managed object(s) would be deleted; check the checkout and the 'flows' "
+                     "setting")
+    limit = config.allow_deletions if config.allow_deletions is not None else config.max_deletions
+    if len(deletions) > limit:
+        found.append(f"prune refused: {len(deletions)} deletions exceed the limit of {limit} "
+                     f"(max_deletions); pass --allow-deletions {len(deletions)} to allow them")
+    for change in deletions:
+        if config.is_protected(change.key.namespace):
+            found.append(f"prune refused for {change.key}: namespace {change.key.namespace!r} is "
+                         "protected (protected_namespaces); delete it by hand if intended")
+        if isinstance(change.before, str) and PROMOTION_LABEL in _labels(change.before):
+            found.append(f"prune refused for {change.key}: it runs the promotion itself")
+    return found
+
+
+# -- order ----------------------------------------------------------------------------------------
+
+
+def order_changes(changes: list[Change], desired: Desired) -> tuple[list[Change], list[str]]:
+    """Writes in a safe order, then the rest by name; plus warnings about dependency cycles.
+
+    Namespace files first (flows may read them), then flows with the flows they call or
+    listen to first, then deletions of flows (callers first), then deletions of files.
     """
-    changes = tuple(
-        _change(key, want, have)
-        for key, want, have in pair(desired, live)
-        if want is not None
+    from .order import topological
+
+    by_key = {c.key: c for c in changes}
+    files = [c for c in changes if c.kind == "file" and c.action in (Action.CREATE, Action.UPDATE)]
+    flow_keys = [c.key for c in changes if c.kind == "flow" and c.action in (Action.CREATE, Action.UPDATE)]
+    deps = {k: desired.flows[k].depends_on for k in flow_keys if isinstance(k, FlowKey)}
+    written, cycle = topological(flow_keys, deps)
+    deleted_flows = [c.key for c in changes if c.kind == "flow" and c.action is Action.DELETE]
+    live_deps = {}
+    for key in deleted_flows:
+        before = by_key[key].before
+        try:
+            root = yamlnodes.compose_documents(before)[0] if isinstance(before, str) else None
+        except yamlnodes.YamlSyntaxError:
+            root = None
+        live_deps[key] = flowdoc.dependencies(root) if root is not None else set()
+    removed, removed_cycle = topological(deleted_flows, live_deps)
+    file_deletions = [c for c in changes if c.kind == "file" and c.action is Action.DELETE]
+    ordered = (sorted(files, key=lambda c: sort_key(c.key)) + [by_key[k] for k in written]
+               + [by_key[k] for k in reversed(removed)]
+               + sorted(file_deletions, key=lambda c: sort_key(c.key), reverse=True))
+    rest = sorted((c for c in changes if not c.writes), key=lambda c: sort_key(c.key))
+    warnings = [f"dependency cycle through {', '.join(map(str, keys))}: written in name order"
+                for keys in (cycle, removed_cycle) if keys]
+    return ordered + rest, warnings
+
+
+# -- the plan ---------------------------------------------------------------------------------------
+
+
+def _managed_after(changes: list[Change], before: Inventory | None, desired: Desired,
+                   name: str, commit: str | None) -> Inventory:
+    flows: dict[FlowKey, Managed] = {}
+    files: dict[FileKey, Managed] = {}
+    for change in changes:
+        table: dict = flows if isinstance(change.key, FlowKey) else files
+        old = before.managed(change.key) if before else None
+        if change.action in (Action.CREATE, Action.UPDATE, Action.UNCHANGED):
+            assert change.after is not None
+            same = old is not None and old.hash == _hash(change.after)
+            table[change.key] = old if same else Managed(_hash(change.after), commit, change.path)
+        elif change.action in (Action.DRIFTED, Action.ORPHANED) and old is not None:
+            table[change.key] = old  # still ours, still as it was recorded
+    return Inventory(name, flows, files, before.history if before else ())
+
+
+def plan(desired: Desired, live: LiveState, config: Config, *, commit: str | None = None) -> Plan:
+    """The changes that make the target match ``desired``, under ``config``'s policies."""
+    inventory = live.inventory
+    managed_flows = set(inventory.flows) if inventory else set()
+    managed_files = set(inventory.files) if inventory else set()
+    flow_namespaces = {k.namespace for k in desired.flows} | {k.namespace for k in managed_flows}
+    file_namespaces = {k.namespace for k in desired.files} | {k.namespace for k in managed_files}
+
+    def in_scope(key: ObjectKey) -> bool:
+        if owner_of(key, live.others) is not None:
+            return False
+        spaces = flow_namespaces if isinstance(key, FlowKey) else file_namespaces
+        return key.namespace in spaces or (
+            bool(config.include) and isinstance(key, FlowKey) and config.includes(key.namespace))
+
+    changes: list[Change] = []
+    for key in pair(dict(desired.flows), dict(live.flows), managed_flows):
+        assert isinstance(key, FlowKey)
+        change = decide(key, desired.flows.get(key), live.flows.get(key),
+                        inventory.flows.get(key) if inventory else None,
+                        drift=config.drift, prune=config.prune, in_scope=in_scope(key))
+        if change is not None:
+            changes.append(change)
+    for key in pair(dict(desired.files), dict(live.files), managed_files):
+        assert isinstance(key, FileKey)
+        change = decide(key, desired.files.get(key), live.files.get(key),
+                        inventory.files.get(key) if inventory else None,
+                        drift=config.drift, prune=config.prune, in_scope=in_scope(key))
+        if change is not None:
+            changes.append(change)
+
+    refused = refusals(changes, desired, config, live.others)
+    ordered, cycle_warnings = order_changes(changes, desired)
+    after = _managed_after(ordered, inventory, desired, config.name, commit)
+    recorded = (inventory.flows, inventory.files) if inventory else ({}, {})
+    needs_inventory = any(c.writes for c in ordered) or (after.flows, after.files) != recorded
+    hashes = live_hashes(live)
+    warnings = (*desired.warnings, *(Problem(w) for w in cycle_warnings),
+                *(Problem(f"{c.key}: {c.reason.value}", c.path) for c in ordered
+                  if c.reason is Reason.DRIFT_OVERWRITTEN))
+    return Plan(
+        changes=tuple(ordered), commit=commit, name=config.name,
+        live_fingerprint=fingerprint(hashes), live_hashes=hashes, scope=live.scope,
+        inventory_before=inventory, managed_after=after if needs_inventory else None,
+        refusals=tuple(refused), warnings=tuple(warnings),
     )
-    return Plan(changes=changes, commit=commit, live_fingerprint=fingerprint(live.values()))

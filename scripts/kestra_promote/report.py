@@ -8,13 +8,28 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Sequence
 
-from .models import Action, ApplyResult, Change, Plan, Problem, Status
+from .models import (
+    Action,
+    ApplyResult,
+    Change,
+    FileKey,
+    FlowKey,
+    Inventory,
+    Plan,
+    Problem,
+    Reason,
+    Status,
+)
 
 FORMAT_VERSION = "1"
 
-_SYMBOLS = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.UNCHANGED: "="}
-_COLORS = {Action.CREATE: "32", Action.UPDATE: "33", Action.DELETE: "31", Action.UNCHANGED: "0"}
+_SYMBOLS = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.UNCHANGED: "=",
+            Action.DRIFTED: "!", Action.ORPHANED: "?", Action.UNMANAGED: "?"}
+_COLORS = {Action.CREATE: "32", Action.UPDATE: "33", Action.DELETE: "31", Action.UNCHANGED: "0",
+           Action.DRIFTED: "35", Action.ORPHANED: "36", Action.UNMANAGED: "0"}
 _PAST = {Action.CREATE: "created", Action.UPDATE: "updated", Action.DELETE: "deleted"}
+_DEFAULT_REASON = {Action.CREATE: Reason.NEW_IN_GIT, Action.UPDATE: Reason.CHANGED_IN_GIT,
+                   Action.DELETE: Reason.LEFT_GIT}
 
 
 def _paint(text: str, code: str, color: bool) -> str:
@@ -30,52 +45,74 @@ def matches(commit: str | None) -> str:
     return f"Git at {commit[:12]}" if commit else "the source folder"
 
 
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}"
+
+
 def summary_line(plan: Plan) -> str:
     counts = plan.summary
     if plan.is_empty:
+        if counts["drifted"] or counts["orphaned"]:
+            return "No changes to write."
         return f"No changes. The target matches {matches(plan.commit)}."
-    return (
-        f"Plan: {counts['create']} to create, {counts['update']} to update, "
-        f"{counts['delete']} to delete."
-    )
+    if not plan.pending:
+        return ("No changes to flows or files; the inventory will record what this source "
+                "manages.")
+    return (f"Plan: {counts['create']} to create, {counts['update']} to update, "
+            f"{counts['delete']} to delete.")
+
+
+def details_line(plan: Plan) -> str:
+    """The counts that are not writes, when there are any."""
+    counts = plan.summary
+    parts = [
+        _count(counts["unchanged"], "unchanged") if counts["unchanged"] and not plan.is_empty else "",
+        _count(counts["drifted"], "drifted (left as is)") if counts["drifted"] else "",
+        _count(counts["orphaned"], "would be deleted with --prune") if counts["orphaned"] else "",
+        _count(counts["unmanaged"], "unmanaged (never touched)") if counts["unmanaged"] else "",
+    ]
+    return ", ".join(p for p in parts if p)
 
 
 # -- data -----------------------------------------------------------------------------------
 
 
-def change_to_dict(change: Change) -> dict[str, Any]:
+def change_to_dict(change: Change, *, diff: bool = True) -> dict[str, Any]:
+    key = change.key
     return {
         "kind": change.kind,
-        "namespace": change.key.namespace,
-        "id": change.key.id,
+        "namespace": key.namespace,
+        "id": key.id if isinstance(key, FlowKey) else None,
+        "file": key.path if isinstance(key, FileKey) else None,
         "action": change.action.value,
         "reason": change.reason.value,
         "path": change.path,
-        "diff": change.diff or None,
+        "diff": (change.diff or None) if diff else None,
     }
 
 
 def plan_to_dict(plan: Plan, *, warnings: Sequence[Problem] = ()) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
+        "name": plan.name,
         "commit": plan.commit,
         "live_fingerprint": plan.live_fingerprint,
         "summary": plan.summary,
         "changes": [change_to_dict(c) for c in plan.changes],
-        "warnings": [w.to_dict() for w in warnings],
+        "inventory_update": plan.managed_after is not None,
+        "refusals": list(plan.refusals),
+        "warnings": [w.to_dict() for w in (*plan.warnings, *warnings)],
     }
 
 
-def result_to_dict(result: ApplyResult, *, warnings: Sequence[Problem] = ()) -> dict[str, Any]:
-    data = plan_to_dict(result.plan, warnings=warnings)
+def result_to_dict(result: ApplyResult) -> dict[str, Any]:
+    data = plan_to_dict(result.plan, warnings=result.warnings)
     data["result"] = {
         "ok": result.ok,
-        "applied": result.count(Status.APPLIED),
-        "failed": result.count(Status.FAILED),
-        "skipped": result.count(Status.SKIPPED),
+        **{status.value.replace(" ", "_"): result.count(status) for status in Status},
+        "inventory": result.inventory.value if result.inventory else None,
         "outcomes": [
-            {**change_to_dict(o.change), "diff": None, "status": o.status.value,
-             "message": o.message}
+            {**change_to_dict(o.change, diff=False), "status": o.status.value, "message": o.message}
             for o in result.outcomes
         ],
     }
@@ -116,25 +153,59 @@ def _color_diff(text: str, color: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _note(change: Change) -> str:
+    return "" if _DEFAULT_REASON.get(change.action) is change.reason else change.reason.value
+
+
 def render_plan_text(plan: Plan, *, color: bool = False, show_diffs: bool = True) -> str:
+    flows = sum(1 for c in plan.changes if c.kind == "flow" and c.after is not None)
+    files = sum(1 for c in plan.changes if c.kind == "file" and c.after is not None)
     origin = f"Git commit {plan.commit[:12]}" if plan.commit else "Source folder (not a Git checkout)"
-    out = [f"{origin}: {len(plan.changes)} flow(s).\n"]
-    pending = plan.pending
-    if pending:
-        width = max(len(str(c.key)) for c in pending)
+    counted = f"{flows} flow(s)" + (f", {files} namespace file(s)" if files else "")
+    out = [f"{origin}: {counted}.\n"]
+    shown = [c for c in plan.changes if c.action is not Action.UNCHANGED]
+    if shown:
+        width = max(len(str(c.key)) for c in shown)
         out.append("\n")
-        for change in pending:
+        for change in shown:
             symbol = _paint(_SYMBOLS[change.action], _COLORS[change.action], color)
-            out.append(
-                f"  {symbol} {change.action.value:<7} {str(change.key):<{width}}  {change.path}\n"
-            )
-            if show_diffs and change.diff:
+            where = change.path or ""
+            note = _note(change)
+            line = f"  {symbol} {change.action.value:<9} {str(change.key):<{width}}  {where}"
+            out.append(line.rstrip() + (f"  ({note})" if note else "") + "\n")
+            if show_diffs and change.diff and change.action in (Action.UPDATE, Action.DRIFTED):
                 out.append(_indent(_color_diff(change.diff, color)))
-    unchanged = plan.summary["unchanged"]
+    if plan.warnings:
+        out.append("\nWarnings:\n" + "".join(f"  {w}\n" for w in plan.warnings))
+    if plan.refusals:
+        out.append("\nRefused:\n" + "".join(f"  - {r}\n" for r in plan.refusals))
     out.append("\n" + summary_line(plan))
-    if unchanged and not plan.is_empty:
-        out.append(f" {unchanged} unchanged.")
+    if details := details_line(plan):
+        out.append(f" {details[0].upper()}{details[1:]}.")
     return "".join(out) + "\n"
+
+
+def result_summary(result: ApplyResult) -> str:
+    done = {a: 0 for a in _PAST}
+    for outcome in result.outcomes:
+        if outcome.status is Status.APPLIED:
+            done[outcome.change.action] += 1
+    counts = ", ".join(f"{n} {_PAST[a]}" for a, n in done.items())
+    if result.ok:
+        if not result.outcomes and result.inventory is None:
+            return summary_line(result.plan)
+        return f"Apply complete: {counts}. The target matches {matches(result.plan.commit)}."
+    failed = next((o for o in result.outcomes if o.status is Status.FAILED), None)
+    cause = (f"{failed.change.action.value} {failed.change.key} failed" if failed
+             else "writing the inventory failed")
+    not_reverted = [o for o in result.outcomes if o.status is Status.NOT_REVERTED]
+    text = (f"Apply failed ({cause}); the run was rolled back: "
+            f"{result.count(Status.REVERTED)} change(s) reverted, "
+            f"{result.count(Status.SKIPPED)} not attempted.")
+    if not_reverted or result.inventory is Status.NOT_REVERTED:
+        names = ", ".join(str(o.change.key) for o in not_reverted) or "the inventory"
+        text += f" {len(not_reverted) or 1} could NOT be reverted ({names}): check by hand."
+    return text
 
 
 def render_result_text(result: ApplyResult, *, color: bool = False) -> str:
@@ -142,34 +213,67 @@ def render_result_text(result: ApplyResult, *, color: bool = False) -> str:
     for outcome in result.outcomes:
         change = outcome.change
         if outcome.status is Status.APPLIED:
-            word = _paint(_PAST.get(change.action, change.action.value), _COLORS[change.action], color)
+            word = _paint(outcome.message or change.action.value, _COLORS[change.action], color)
             out.append(f"  {word} {change.key}\n")
         else:
-            word = _paint(outcome.status.value, "31" if outcome.status is Status.FAILED else "0", color)
-            out.append(f"  {word} {change.key}: {outcome.message}\n")
+            code = "31" if outcome.status in (Status.FAILED, Status.NOT_REVERTED) else "0"
+            out.append(f"  {_paint(outcome.status.value, code, color)} {change.key}: "
+                       f"{outcome.message}\n")
+    if result.inventory is not None:
+        after = result.plan.managed_after
+        what = (f"{len(after.flows)} flow(s), {len(after.files)} file(s)" if after else "")
+        message = f": {result.inventory_message}" if result.inventory_message else ""
+        out.append(f"  inventory {result.inventory.value} ({what} managed by "
+                   f"{result.plan.name!r}){message}\n")
     out.append("\n" + result_summary(result) + "\n")
     return "".join(out)
-
-
-def result_summary(result: ApplyResult) -> str:
-    if not result.outcomes:
-        return summary_line(result.plan)
-    done = {a: 0 for a in _PAST}
-    for outcome in result.outcomes:
-        if outcome.status is Status.APPLIED:
-            done[outcome.change.action] += 1
-    counts = ", ".join(f"{n} {_PAST[a]}" for a, n in done.items())
-    if result.ok:
-        return f"Apply complete: {counts}. The target matches {matches(result.plan.commit)}."
-    return (
-        f"Apply failed: {result.count(Status.FAILED)} change(s) failed, "
-        f"{result.count(Status.SKIPPED)} not attempted; {counts}."
-    )
 
 
 def render_problems_text(message: str, problems: Iterable[Problem]) -> str:
     lines = [f"  {problem}" for problem in problems]
     return "\n".join([*lines, f"Error: {message}"]) + "\n"
+
+
+def render_history_text(inventory: Inventory | None, name: str) -> str:
+    if inventory is None or not inventory.history:
+        return f"No promotion recorded for {name!r} on this target.\n"
+    rows = [f"{'time':<25} {'commit':<12} {'trigger':<9} {'result':<8} created updated deleted"]
+    for run in reversed(inventory.history):
+        rows.append(f"{str(run.get('time', '')):<25} {short(run.get('commit')):<12} "
+                    f"{str(run.get('trigger', '')):<9} {str(run.get('result', '')):<8} "
+                    f"{run.get('created', 0):>7} {run.get('updated', 0):>7} {run.get('deleted', 0):>7}")
+    return "\n".join(rows) + "\n"
+
+
+_STATUS_WORDS = {Action.UNCHANGED: "in sync", Action.CREATE: "out of sync",
+                 Action.UPDATE: "out of sync", Action.DELETE: "out of sync",
+                 Action.ORPHANED: "out of sync", Action.DRIFTED: "drifted",
+                 Action.UNMANAGED: "unmanaged"}
+
+
+def status_of(change: Change) -> str:
+    if change.reason is Reason.DRIFT_OVERWRITTEN:
+        return "drifted"
+    return _STATUS_WORDS[change.action]
+
+
+def render_status_text(plan: Plan) -> str:
+    rows = [(status_of(c), str(c.key), c.reason.value) for c in plan.changes]
+    width = max((len(k) for _, k, _ in rows), default=0)
+    out = [f"  {s:<12} {k:<{width}}  {r}\n" for s, k, r in rows]
+    history = plan.inventory_before.history if plan.inventory_before else ()
+    last = history[-1] if history else None
+    counts: dict[str, int] = {}
+    for status, _, _ in rows:
+        counts[status] = counts.get(status, 0) + 1
+    tally = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing managed"
+    out.append(f"\nSource {plan.name!r}: {tally}.\n")
+    if last:
+        out.append(f"Last promotion: {short(last.get('commit'))} at {last.get('time')} "
+                   f"({last.get('trigger')}).\n")
+    else:
+        out.append("Last promotion: none recorded on this target.\n")
+    return "".join(out)
 
 
 # -- Markdown -------------------------------------------------------------------------------
@@ -189,26 +293,33 @@ def render_plan_markdown(plan: Plan, *, result: ApplyResult | None = None) -> st
     title = "Promotion result" if result is not None else "Promotion plan"
     out = [f"### {title} for `{short(plan.commit)}`\n\n"]
     counts = plan.summary
-    out.append("| create | update | delete | unchanged |\n|---:|---:|---:|---:|\n")
-    out.append(f"| {counts['create']} | {counts['update']} | {counts['delete']} | "
-               f"{counts['unchanged']} |\n\n")
+    out.append("| create | update | delete | unchanged | drifted | orphaned | unmanaged |\n"
+               "|---:|---:|---:|---:|---:|---:|---:|\n")
+    out.append("| " + " | ".join(str(counts[a.value]) for a in Action) + " |\n\n")
     statuses = {o.change.key: o for o in result.outcomes} if result else {}
-    if plan.pending:
-        header = "| | flow | action | file |" + (" status |" if result else "")
-        out.append(header + "\n|---|---|---|---|" + ("---|" if result else "") + "\n")
-        for change in plan.pending:
+    shown = [c for c in plan.changes if c.action is not Action.UNCHANGED]
+    if shown:
+        header = "| | object | action | file | note |" + (" status |" if result else "")
+        out.append(header + "\n|---|---|---|---|---|" + ("---|" if result else "") + "\n")
+        for change in shown:
             row = (f"| {_SYMBOLS[change.action]} | `{change.key}` | {change.action.value} | "
-                   f"{_md_escape(change.path or '')} |")
+                   f"{_md_escape(change.path or '')} | {_md_escape(_note(change))} |")
             if result:
                 outcome = statuses.get(change.key)
                 row += f" {outcome.status.value if outcome else ''} |"
             out.append(row + "\n")
         out.append("\n")
-        for change in plan.pending:
+        for change in shown:
             if change.diff:
                 fence = _fence(change.diff)
                 out.append(f"<details><summary>diff of <code>{change.key}</code></summary>\n\n"
                            f"{fence}diff\n{change.diff}{fence}\n\n</details>\n\n")
+    if plan.refusals:
+        out.append("**Refused:**\n\n" + "".join(f"- {_md_escape(r)}\n" for r in plan.refusals)
+                   + "\n")
+    if plan.warnings:
+        out.append("Warnings:\n\n" + "".join(f"- `{_md_escape(str(w))}`\n" for w in plan.warnings)
+                   + "\n")
     closing = result_summary(result) if result is not None else summary_line(plan)
     out.append(f"**{closing}**\n")
     return "".join(out)

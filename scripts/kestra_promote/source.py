@@ -10,16 +10,18 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import yaml
 
 from . import yamlnodes
+from .config import CONFIG_FILE, Config, load_config
 from .errors import SourceError
 from .gitinfo import read_commit
 from .ignore import IgnoreRules
-from .models import DesiredFlow, FlowKey, Problem, Source
+from .models import DesiredFile, DesiredFlow, FileKey, FlowKey, Problem
 
 # Kestra's own rules for identities (see the Flow model): ids may hold upper case, namespaces not.
 FLOW_ID_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
@@ -59,19 +61,25 @@ def _is_within(path: Path, root: Path) -> bool:
     return True
 
 
-def _flow_files(root: Path, problems: list[Problem]) -> Iterator[tuple[Path, str]]:
-    """(absolute path, relative posix path) of every flow file, in a stable order."""
-    rules = IgnoreRules.from_folder(root)
-    for folder, dirnames, filenames in os.walk(root, followlinks=False):
+def _walk_files(
+    root: Path, start: Path, problems: list[Problem], rules: IgnoreRules,
+    skip: frozenset[Path] = frozenset(),
+) -> Iterator[tuple[Path, str]]:
+    """(absolute path, posix path relative to ``root``) of every file under ``start``.
+
+    Hidden files and folders, ignored paths and folders in ``skip`` are left out; symlinks
+    leading outside ``root`` are reported, never followed.
+    """
+    for folder, dirnames, filenames in os.walk(start, followlinks=False):
         base = Path(folder)
         rel_base = base.relative_to(root).as_posix()
         rel_base = "" if rel_base == "." else rel_base + "/"
         kept = []
         for name in sorted(dirnames):
             rel = rel_base + name
-            if name.startswith(".") or rules.ignored(rel, is_dir=True):
-                continue
             full = base / name
+            if name.startswith(".") or full in skip or rules.ignored(rel, is_dir=True):
+                continue
             if full.is_symlink():
                 # not followed (its target is read where it really lives), but one leading out
                 # of the folder is reported: its flows would silently be missing otherwise
@@ -82,9 +90,7 @@ def _flow_files(root: Path, problems: list[Problem]) -> Iterator[tuple[Path, str
         dirnames[:] = kept
         for name in sorted(filenames):
             rel = rel_base + name
-            if name.startswith(".") or not name.lower().endswith(FLOW_SUFFIXES):
-                continue
-            if rules.ignored(rel, is_dir=False):
+            if name.startswith(".") or rules.ignored(rel, is_dir=False):
                 continue
             full = base / name
             if full.is_symlink():
@@ -163,35 +169,110 @@ def _read_text(path: Path, rel: str) -> tuple[str | None, Problem | None]:
         return None, Problem(f"not UTF-8 text (byte {exc.start}): save the file as UTF-8", rel)
 
 
-def read_source(folder: str | os.PathLike[str], *, commit: str | None = None) -> Source:
-    """Read every flow under ``folder``; raise SourceError listing all problems if any."""
+@dataclass(frozen=True)
+class Source:
+    """Everything read from a source folder (a Git checkout), exactly as Git holds it."""
+
+    root: str
+    config: Config
+    flows: Mapping[FlowKey, DesiredFlow]
+    files: Mapping[FileKey, DesiredFile] = field(default_factory=dict)
+    commit: str | None = None
+
+
+def _folder(root: Path, relative: str, what: str, problems: list[Problem]) -> Path | None:
+    path = (root / relative).resolve()
+    if not _is_within(path, root):
+        problems.append(Problem(f"{what} folder {relative!r} is outside the source folder",
+                                CONFIG_FILE))
+        return None
+    if not path.is_dir():
+        problems.append(Problem(f"{what} folder {relative!r} does not exist", CONFIG_FILE))
+        return None
+    return path
+
+
+def _read_flows(root: Path, config: Config, rules: IgnoreRules, problems: list[Problem]
+                ) -> dict[FlowKey, DesiredFlow]:
+    file_folders = frozenset(
+        (root / entry.source).resolve() for entry in config.namespace_files if entry.source != ".")
+    by_key: dict[FlowKey, list[DesiredFlow]] = defaultdict(list)
+    settings = (root / CONFIG_FILE) if config.path in (None, CONFIG_FILE) else Path(config.path)
+    seen: set[str] = set()
+    for relative in config.flows:
+        start = _folder(root, relative, "flows", problems)
+        if start is None:
+            continue
+        for path, rel in _walk_files(root, start, problems, rules, file_folders):
+            if rel in seen or not rel.lower().endswith(FLOW_SUFFIXES):
+                continue
+            if path.resolve() == settings.resolve():  # the settings file is not a flow
+                continue
+            seen.add(rel)
+            text, problem = _read_text(path, rel)
+            if problem is not None:
+                problems.append(problem)
+                continue
+            assert text is not None
+            flow, found = parse_flow(text, rel)
+            problems.extend(found)
+            if flow is not None:
+                by_key[flow.key].append(flow)
+    for key, copies in by_key.items():
+        if len(copies) > 1:
+            names = ", ".join(c.path for c in copies)
+            for copy in copies:
+                problems.append(
+                    Problem(f"the same flow is defined in {len(copies)} files ({names}): keep one",
+                            copy.path, flow=key))
+    return {key: copies[0] for key, copies in sorted(by_key.items())}
+
+
+def _read_files(root: Path, config: Config, rules: IgnoreRules, problems: list[Problem]
+                ) -> dict[FileKey, DesiredFile]:
+    files: dict[FileKey, DesiredFile] = {}
+    for entry in config.namespace_files:
+        if (why := check_namespace(entry.namespace)) is not None:
+            problems.append(Problem(f"namespace_files: {why}", config.path or CONFIG_FILE))
+            continue
+        start = _folder(root, entry.source, "namespace_files", problems)
+        if start is None:
+            continue
+        for path, rel in _walk_files(root, start, problems, rules):
+            inside = Path(rel).relative_to(start.relative_to(root)).as_posix()
+            target = entry.target.rstrip("/") + "/" + inside
+            key = FileKey(entry.namespace, target)
+            if target.startswith("/_flows/"):
+                problems.append(Problem("namespace files may not be written under /_flows/", rel))
+                continue
+            if key in files:
+                problems.append(Problem(f"{key} also comes from {files[key].path}: keep one", rel))
+                continue
+            try:
+                files[key] = DesiredFile(key, path.read_bytes(), rel)
+            except OSError as exc:
+                problems.append(Problem(f"cannot read file: {exc.strerror or exc}", rel))
+    return dict(sorted(files.items()))
+
+
+def read_source(
+    folder: str | os.PathLike[str], *, commit: str | None = None, config_file: str | None = None,
+) -> Source:
+    """Read the settings, every flow and every namespace file under ``folder``.
+
+    Raises SourceError listing every problem found, in every file, before anything is sent.
+    """
     root = Path(folder).resolve()
     if not root.is_dir():
         raise SourceError(
             f"source folder {str(folder)!r} does not exist or is not a folder",
             [Problem("not a folder", str(folder))],
         )
+    config = load_config(root, config_file)
     problems: list[Problem] = []
-    by_key: dict[FlowKey, list[DesiredFlow]] = defaultdict(list)
-    for path, rel in _flow_files(root, problems):
-        text, problem = _read_text(path, rel)
-        if problem is not None:
-            problems.append(problem)
-            continue
-        assert text is not None
-        flow, found = parse_flow(text, rel)
-        problems.extend(found)
-        if flow is not None:
-            by_key[flow.key].append(flow)
-
-    for key, copies in by_key.items():
-        if len(copies) > 1:
-            files = ", ".join(c.path for c in copies)
-            for copy in copies:
-                problems.append(
-                    Problem(f"the same flow is defined in {len(copies)} files ({files}): keep one",
-                            copy.path, flow=key)
-                )
+    rules = IgnoreRules.from_folder(root)
+    flows = _read_flows(root, config, rules, problems)
+    files = _read_files(root, config, rules, problems)
     if problems:
         file_count = len({p.path for p in problems})
         raise SourceError(
@@ -199,5 +280,5 @@ def read_source(folder: str | os.PathLike[str], *, commit: str | None = None) ->
             "nothing was written",
             sorted(problems, key=lambda p: (p.path or "", p.line or 0, p.column or 0)),
         )
-    flows = {key: copies[0] for key, copies in sorted(by_key.items())}
-    return Source(root=str(root), flows=flows, commit=commit or read_commit(root))
+    return Source(root=str(root), config=config, flows=flows, files=files,
+                  commit=commit or read_commit(root))

@@ -57,8 +57,8 @@ class RecordedRequest:
 
 @dataclass
 class Fault:
-    method: str
-    pattern: str  # regex searched in the path
+    method: str  # an HTTP method, or WRITE for any request that changes state
+    pattern: str = ""  # regex searched in the path
     nth: int = 1  # first matching request affected (1-based)
     times: int = 1
     status: int | None = None  # answer this status without processing the request
@@ -68,6 +68,8 @@ class Fault:
     seen: int = 0
 
     def matches(self, method: str, path: str) -> bool:
+        if self.method == "WRITE":  # any request that changes state
+            return RecordedRequest(method, path, {}, {}, b"").is_write
         return method == self.method and re.search(self.pattern, path) is not None
 
 
@@ -147,7 +149,7 @@ class FakeKestra:
 
     # -- helpers for tests ------------------------------------------------------------------
 
-    def inject(self, method: str, pattern: str, **kwargs: Any) -> Fault:
+    def inject(self, method: str, pattern: str = "", **kwargs: Any) -> Fault:
         fault = Fault(method, pattern, **kwargs)
         with self._lock:
             self.faults.append(fault)
@@ -305,6 +307,8 @@ class FakeKestra:
             return self._files(method, tenant, m.group(1), m.group(2) or "", one("path"), ctype, body)
         elif m := re.fullmatch(r"/namespaces/([^/]+)/kv/([^/]+)", rest):
             return self._kv(method, tenant, m.group(1), m.group(2), headers, body)
+        elif rest == "/kv" and method == "GET" and self.major >= 2:
+            return self._kv_search(tenant, query)
         elif (m := re.fullmatch(r"/namespaces/([^/]+)/kv", rest)) and method == "GET" and self.major < 2:
             return _json([{"key": k, "description": v.get("description")}
                           for k, v in sorted(self.kv.get((tenant, m.group(1)), {}).items())])
@@ -576,6 +580,14 @@ class FakeKestra:
             del store[key]
             return Response(204)
         raise HttpError(404, "Page Not Found")
+
+    def _kv_search(self, tenant: str, query: dict[str, list[str]]) -> Response:
+        page, size = int(query.get("page", ["1"])[0]), int(query.get("size", ["10"])[0])
+        equals = query.get("filters[namespace][EQUALS]", [])
+        rows = [{"namespace": ns, "key": key, "description": entry.get("description")}
+                for (t, ns), store in sorted(self.kv.items()) if t == tenant
+                and all(ns == e for e in equals) for key, entry in sorted(store.items())]
+        return _json({"results": rows[(page - 1) * size: page * size], "total": len(rows)})
 
     # -- executions -----------------------------------------------------------------------------
 

@@ -1,0 +1,105 @@
+"""From what Git holds to what the target should hold: pure text transformations.
+
+Applies the settings to the flows read from Git: namespace renaming (of each flow and of the
+references inside it), added labels, and the ``namespaces.include`` filter. Edits are
+format-preserving (see ``flowdoc``). Also works out which flows depend on which, for ordering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import yaml
+
+from . import flowdoc, yamlnodes
+from .config import Config
+from .errors import KestraPromoteError, SourceError
+from .models import DesiredFile, DesiredFlow, FileKey, FlowKey, Problem
+from .source import Source, check_namespace
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The flows and files the target should hold, as they will be sent."""
+
+    flows: Mapping[FlowKey, DesiredFlow]
+    files: Mapping[FileKey, DesiredFile] = field(default_factory=dict)
+    warnings: tuple[Problem, ...] = ()
+    excluded: tuple[FlowKey, ...] = ()  # in Git, but outside namespaces.include
+
+    @property
+    def namespaces(self) -> set[str]:
+        return {k.namespace for k in self.flows} | {k.namespace for k in self.files}
+
+
+def _transform(flow: DesiredFlow, config: Config, warnings: list[Problem],
+               problems: list[Problem]) -> DesiredFlow | None:
+    root = yamlnodes.compose_documents(flow.source)[0]
+    assert isinstance(root, yaml.MappingNode)
+
+    def warn(ref: flowdoc.Reference, message: str) -> None:
+        warnings.append(Problem(f"line {ref.line}: {message}", flow.path, flow=flow.key))
+
+    try:
+        edits = flowdoc.rename_edits(flow.source, root, config.rename, warn)
+        edits += flowdoc.label_edits(flow.source, root, config.labels)
+    except ValueError as exc:
+        problems.append(Problem(str(exc), flow.path, flow=flow.key))
+        return None
+    text = flowdoc.apply_edits(flow.source, edits)
+    namespace = flowdoc.rename_namespace(flow.key.namespace, config.rename)
+    if (why := check_namespace(namespace)) is not None:
+        problems.append(Problem(f"after renaming {flow.key.namespace!r}: {why}", flow.path,
+                                flow=flow.key))
+        return None
+    new_root = yamlnodes.compose_documents(text)[0] if edits else root
+    # the edits must leave exactly the identity we expect: a safety net for the text surgery
+    written = yamlnodes.scalar_text(yamlnodes.mapping_get(new_root, "namespace"))
+    if written != namespace:
+        raise KestraPromoteError(f"{flow.path}: editing the flow gave namespace {written!r} "
+                                 f"instead of {namespace!r}; please report this")
+    key = FlowKey(namespace, flow.key.id)
+    return DesiredFlow(key, text, flow.path, frozenset(flowdoc.dependencies(new_root)) - {key})
+
+
+def prepare(source: Source, config: Config | None = None) -> Desired:
+    """Apply ``config`` (default: the source's own) to the source; SourceError on problems."""
+    config = config or source.config
+    warnings: list[Problem] = []
+    problems: list[Problem] = []
+    for old, new in config.rename.items():
+        for label, value in (("from", old), ("to", new)):
+            if value and (why := check_namespace(value)) is not None:
+                problems.append(Problem(f"namespaces.rename {label}: {why}", config.path))
+    flows: dict[FlowKey, DesiredFlow] = {}
+    origins: dict[FlowKey, list[str]] = {}
+    excluded = []
+    if not problems:
+        for flow in source.flows.values():
+            result = _transform(flow, config, warnings, problems)
+            if result is None:
+                continue
+            if not config.includes(result.key.namespace):
+                excluded.append(result.key)
+                continue
+            origins.setdefault(result.key, []).append(f"{flow.path} ({flow.key.namespace})")
+            flows[result.key] = result
+    for key, paths in origins.items():
+        if len(paths) > 1:
+            problems.append(Problem(
+                f"renaming makes {len(paths)} flows the same flow {key}: {', '.join(paths)}",
+                paths[0].split(" ")[0], flow=key))
+    files: dict[FileKey, DesiredFile] = {}
+    for file in source.files.values():
+        key = FileKey(flowdoc.rename_namespace(file.key.namespace, config.rename), file.key.path)
+        if key in files:
+            problems.append(Problem(f"renaming makes two namespace files {key}", file.path))
+        files[key] = DesiredFile(key, file.content, file.path)
+    if problems:
+        raise SourceError(f"{len(problems)} problem(s) applying the settings; nothing was written",
+                          problems)
+    return Desired(
+        flows=dict(sorted(flows.items())), files=dict(sorted(files.items())),
+        warnings=tuple(warnings), excluded=tuple(sorted(excluded)),
+    )

@@ -1,0 +1,71 @@
+"""The inventory: what a promotion source manages on a target, stored in the target's KV store.
+
+One JSON value per source ``name``, under the key ``kestra-promote.<name>`` in the state
+namespace: every managed flow and file with the hash of what was deployed (so edits made on the
+target show up as drift), and a bounded history of runs. No state lives anywhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .errors import KestraError
+from .models import FileKey, FlowKey, Inventory, Managed
+
+KEY_PREFIX = "kestra-promote."
+FORMAT = 1
+HISTORY_LIMIT = 50
+
+
+def kv_key(name: str) -> str:
+    return KEY_PREFIX + name
+
+
+def _entry(value: Managed) -> dict[str, Any]:
+    return {k: v for k, v in (("hash", value.hash), ("commit", value.commit),
+                              ("path", value.path)) if v is not None}
+
+
+def to_json(inventory: Inventory) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "name": inventory.name,
+        "flows": {f"{k.namespace}/{k.id}": _entry(v) for k, v in sorted(inventory.flows.items())},
+        "files": {f"{k.namespace}:{k.path}": _entry(v) for k, v in sorted(inventory.files.items())},
+        "history": list(inventory.history),
+    }
+
+
+def from_json(data: Any, *, where: str) -> Inventory:
+    """Read a stored inventory; a value we cannot read is an error, never an empty inventory."""
+    try:
+        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
+            raise ValueError(f"unknown format {data.get('format') if isinstance(data, Mapping) else data!r}")
+        flows = {}
+        for text, entry in data.get("flows", {}).items():
+            namespace, _, flow_id = text.rpartition("/")
+            flows[FlowKey(namespace, flow_id)] = Managed(entry["hash"], entry.get("commit"),
+                                                         entry.get("path"))
+        files = {}
+        for text, entry in data.get("files", {}).items():
+            namespace, _, path = text.partition(":")
+            files[FileKey(namespace, path)] = Managed(entry["hash"], entry.get("commit"),
+                                                      entry.get("path"))
+        return Inventory(str(data["name"]), flows, files, tuple(data.get("history", [])))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise KestraError(
+            f"the inventory {where} is not readable ({exc}); fix or delete that KV entry") from exc
+
+
+def with_run(inventory: Inventory, run: Mapping[str, Any]) -> Inventory:
+    """The inventory with ``run`` appended to its history (keeping the newest runs)."""
+    history = (*inventory.history, dict(run))[-HISTORY_LIMIT:]
+    return Inventory(inventory.name, inventory.flows, inventory.files, history)
+
+
+def owner_of(key: FlowKey | FileKey, others: Mapping[str, Inventory]) -> str | None:
+    """The name of another source that manages ``key``, if any."""
+    for name, other in sorted(others.items()):
+        if other.managed(key) is not None:
+            return name
+    return None
