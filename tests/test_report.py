@@ -16,6 +16,7 @@ from kestra_promote.models import (
     LiveState,
     Managed,
     Outcome,
+    Plan,
     Problem,
     Status,
 )

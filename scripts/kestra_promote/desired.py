@@ -92,10 +92,11 @@ def prepare(source: Source, config: Config | None = None) -> Desired:
                 paths[0].split(" ")[0], flow=key))
     files: dict[FileKey, DesiredFile] = {}
     for file in source.files.values():
-        key = FileKey(flowdoc.rename_namespace(file.key.namespace, config.rename), file.key.path)
-        if key in files:
-            problems.append(Problem(f"renaming makes two namespace files {key}", file.path))
-        files[key] = DesiredFile(key, file.content, file.path)
+        file_key = FileKey(flowdoc.rename_namespace(file.key.namespace, config.rename),
+                           file.key.path)
+        if file_key in files:
+            problems.append(Problem(f"renaming makes two namespace files {file_key}", file.path))
+        files[file_key] = DesiredFile(file_key, file.content, file.path)
     if problems:
         raise SourceError(f"{len(problems)} problem(s) applying the settings; nothing was written",
                           problems)

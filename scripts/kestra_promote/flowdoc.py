@@ -259,9 +259,9 @@ def label_edits(text: str, root: yaml.MappingNode, labels: Mapping[str, str]) ->
     if isinstance(node, yaml.SequenceNode):
         existing_items = {}
         for item in node.value:
-            key = yamlnodes.scalar_text(yamlnodes.mapping_get(item, "key"))
-            if key is not None:
-                existing_items[key] = yamlnodes.mapping_get(item, "value")
+            name = yamlnodes.scalar_text(yamlnodes.mapping_get(item, "key"))
+            if name is not None:
+                existing_items[name] = yamlnodes.mapping_get(item, "value")
         missing = {}
         for key, value in pairs.items():
             current = existing_items.get(key)

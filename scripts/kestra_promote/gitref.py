@@ -46,10 +46,9 @@ def checkout(repo: str, ref: str) -> Iterator[tuple[str, str]]:
                 if target.is_relative_to(root.resolve()):
                     # symlinks are extracted as they are: reading the source reports any that
                     # lead outside the folder, as it would for a checkout
-                    tar.extract(member, root, set_attrs=False, **_filter())
+                    if hasattr(tarfile, "tar_filter"):  # 3.12+ (and late 3.10/3.11) want one
+                        tar.extract(member, root, set_attrs=False, filter="tar")
+                    else:  # pragma: no cover - older Pythons have no filter argument
+                        tar.extract(member, root, set_attrs=False)
         yield str(root / prefix), commit
 
-
-def _filter() -> dict[str, str]:
-    # Python 3.12+ warns without an extraction filter; older versions have no such argument
-    return {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}

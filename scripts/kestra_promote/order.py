@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import heapq
-from typing import Hashable, Iterable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Iterable, Mapping, TypeVar
 
-K = TypeVar("K", bound=Hashable)
+if TYPE_CHECKING:
+    from _typeshed import SupportsRichComparison
+
+K = TypeVar("K", bound="SupportsRichComparison")
 
 
 def topological(nodes: Iterable[K], depends_on: Mapping[K, Iterable[K]]) -> tuple[list[K], list[K]]:
@@ -14,7 +17,7 @@ def topological(nodes: Iterable[K], depends_on: Mapping[K, Iterable[K]]) -> tupl
     Returns (order, cycle): when a dependency cycle blocks progress, the smallest node of what
     is left goes next and is reported in ``cycle``, so the order stays stable.
     """
-    pending = sorted(set(nodes))  # type: ignore[type-var]
+    pending = sorted(set(nodes))
     members = set(pending)
     waiting = {n: {d for d in depends_on.get(n, ()) if d in members and d != n} for n in pending}
     users: dict[K, list[K]] = {n: [] for n in pending}
@@ -30,7 +33,7 @@ def topological(nodes: Iterable[K], depends_on: Mapping[K, Iterable[K]]) -> tupl
         if ready:
             node = heapq.heappop(ready)
         else:
-            node = min(n for n in pending if n not in done)  # type: ignore[type-var]
+            node = min(n for n in pending if n not in done)
             cycle.append(node)
         if node in done:
             continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from typing import Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import yaml
 
@@ -42,8 +42,8 @@ PROMOTION_LABEL = "kestra-promote.role"  # carried by the flows that run the pro
 __all__ = ["diff", "fingerprint", "live_hashes", "normalize", "pair", "plan"]
 
 
-def pair(desired: Mapping[ObjectKey, object], live: Mapping[ObjectKey, object],
-         managed: Iterable[ObjectKey] = ()) -> Iterator[ObjectKey]:
+def pair(desired: Mapping[Any, object], live: Mapping[Any, object],
+         managed: Iterable[Any] = ()) -> Iterator[ObjectKey]:
     """Every identity present in Git, on the target or in the inventory, sorted."""
     yield from sorted(set(desired) | set(live) | set(managed), key=sort_key)
 
@@ -201,11 +201,13 @@ def order_changes(changes: list[Change], desired: Desired) -> tuple[list[Change]
 
     by_key = {c.key: c for c in changes}
     files = [c for c in changes if c.kind == "file" and c.action in (Action.CREATE, Action.UPDATE)]
-    flow_keys = [c.key for c in changes if c.kind == "flow" and c.action in (Action.CREATE, Action.UPDATE)]
-    deps = {k: desired.flows[k].depends_on for k in flow_keys if isinstance(k, FlowKey)}
+    flow_keys = [c.key for c in changes if isinstance(c.key, FlowKey)
+                 and c.action in (Action.CREATE, Action.UPDATE)]
+    deps = {k: desired.flows[k].depends_on for k in flow_keys}
     written, cycle = topological(flow_keys, deps)
-    deleted_flows = [c.key for c in changes if c.kind == "flow" and c.action is Action.DELETE]
-    live_deps = {}
+    deleted_flows = [c.key for c in changes if isinstance(c.key, FlowKey)
+                     and c.action is Action.DELETE]
+    live_deps: dict[FlowKey, set[FlowKey]] = {}
     for key in deleted_flows:
         before = by_key[key].before
         try:
@@ -259,14 +261,14 @@ def plan(desired: Desired, live: LiveState, config: Config, *, commit: str | Non
             bool(config.include) and isinstance(key, FlowKey) and config.includes(key.namespace))
 
     changes: list[Change] = []
-    for key in pair(dict(desired.flows), dict(live.flows), managed_flows):
+    for key in pair(desired.flows, live.flows, managed_flows):
         assert isinstance(key, FlowKey)
         change = decide(key, desired.flows.get(key), live.flows.get(key),
                         inventory.flows.get(key) if inventory else None,
                         drift=config.drift, prune=config.prune, in_scope=in_scope(key))
         if change is not None:
             changes.append(change)
-    for key in pair(dict(desired.files), dict(live.files), managed_files):
+    for key in pair(desired.files, live.files, managed_files):
         assert isinstance(key, FileKey)
         change = decide(key, desired.files.get(key), live.files.get(key),
                         inventory.files.get(key) if inventory else None,
