@@ -197,7 +197,10 @@ def _read_flows(root: Path, config: Config, rules: IgnoreRules, problems: list[P
     file_folders = frozenset(
         (root / entry.source).resolve() for entry in config.namespace_files if entry.source != ".")
     by_key: dict[FlowKey, list[DesiredFlow]] = defaultdict(list)
-    settings = (root / CONFIG_FILE) if config.path in (None, CONFIG_FILE) else Path(config.path)
+    # settings files are not flows: the usual one at the root, and one given with --config
+    settings = {(root / CONFIG_FILE).resolve()}
+    if config.path not in (None, CONFIG_FILE):
+        settings.add(Path(str(config.path)).resolve())
     seen: set[str] = set()
     for relative in config.flows:
         start = _folder(root, relative, "flows", problems)
@@ -206,7 +209,7 @@ def _read_flows(root: Path, config: Config, rules: IgnoreRules, problems: list[P
         for path, rel in _walk_files(root, start, problems, rules, file_folders):
             if rel in seen or not rel.lower().endswith(FLOW_SUFFIXES):
                 continue
-            if path.resolve() == settings.resolve():  # the settings file is not a flow
+            if path.resolve() in settings:
                 continue
             seen.add(rel)
             text, problem = _read_text(path, rel)
