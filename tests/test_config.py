@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from kestra_promote.config import Config, NamespaceFiles, load_config, parse_config
 from kestra_promote.errors import SourceError
 from kestra_promote.models import FileKey

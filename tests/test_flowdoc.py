@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import FIXTURES
 from kestra_promote import flowdoc, yamlnodes
 from kestra_promote.config import Config
@@ -34,7 +33,7 @@ def _leaf_differences(old, new, path="") -> list[tuple[str, object, object]]:
         return [d for k in old for d in _leaf_differences(old[k], new[k], f"{path}.{k}")]
     if isinstance(old, list) and isinstance(new, list):
         assert len(old) == len(new), path
-        return [d for i, (a, b) in enumerate(zip(old, new)) for d in
+        return [d for i, (a, b) in enumerate(zip(old, new, strict=True)) for d in
                 _leaf_differences(a, b, f"{path}[{i}]")]
     return [] if old == new else [(path, old, new)]
 
@@ -77,7 +76,7 @@ def test_renaming_changes_exactly_the_namespace_scalars(path: Path):
     # the text: same lines, comments included; changed lines differ only by the namespace
     old_lines, new_lines = old_text.splitlines(), new_text.splitlines()
     assert len(old_lines) == len(new_lines)
-    changed = [(a, b) for a, b in zip(old_lines, new_lines) if a != b]
+    changed = [(a, b) for a, b in zip(old_lines, new_lines, strict=True) if a != b]
     assert len(changed) == expected
     for a, b in changed:
         assert b == a.replace("io.kestra", "company", 1), (a, b)

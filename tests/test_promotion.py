@@ -1,0 +1,432 @@
+"""Promotion behaviours end to end, over real HTTP and real Git repositories.
+
+Drift, unmanaged objects, prune and its safeguards, ownership, ordering, namespace files, saved
+plans, --ref rollbacks, status, history and job summaries.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import GitRepo, Target, flow_yaml, run_cli
+
+pytestmark = pytest.mark.fake_only
+
+CALLER = """id: caller
+namespace: {ns}
+tasks:
+  - id: call
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: {ns}
+    flowId: callee
+"""
+LISTENER = """id: listener
+namespace: {ns}
+tasks:
+  - id: log
+    type: io.kestra.plugin.core.log.Log
+    message: heard
+triggers:
+  - id: after-caller
+    type: io.kestra.plugin.core.trigger.Flow
+    preconditions:
+      id: upstream
+      flows:
+        - namespace: {ns}
+          flowId: caller
+"""
+
+
+def _writes(target: Target) -> int:
+    assert target.fake is not None
+    return len(target.fake.writes())
+
+
+def _apply(repo: GitRepo, target: Target, *args: str) -> str:
+    result = run_cli("apply", str(repo.path), *args, env=target.env)
+    assert result.code == 0, result.out + result.err
+    return result.out
+
+
+def _three_flows(repo: GitRepo, settings: str = "name: team\n") -> None:
+    repo.write("kestra-promote.yml", settings)
+    for name in ("a", "b", "c"):
+        repo.write(f"flows/{name}.yml", flow_yaml("company.team", name))
+    repo.commit("three flows")
+
+
+def test_drift_is_shown_and_handled_by_policy(repo: GitRepo, target: Target):
+    _three_flows(repo)
+    _apply(repo, target)
+    with target.client() as client:  # someone edits production by hand
+        client.update_flow("company.team", "a", flow_yaml("company.team", "a", "hotfix"))
+
+    plan = run_cli("plan", str(repo.path), env=target.env)
+    assert "~ update    company.team/a  flows/a.yml  (edited on the target since the last " \
+           "promotion; Git wins (drift: overwrite))" in plan.out
+    assert "-    message: hotfix\n" in plan.out.replace("      -", "-")
+    assert "Warnings:\n  flows/a.yml: company.team/a: edited on the target" in plan.out
+
+    writes = _writes(target)
+    refused = run_cli("apply", str(repo.path), "--drift", "fail", env=target.env)
+    assert refused.code == 1
+    assert ("company.team/a was edited on the target since the last promotion (drift: fail): "
+            "review the diff, then run with --drift overwrite or keep") in refused.err
+    kept = run_cli("apply", str(repo.path), "--drift", "keep", env=target.env)
+    assert kept.code == 0 and "! drifted   company.team/a" in kept.out
+    assert _writes(target) == writes
+    assert target.sources("company")[("company.team", "a")].endswith("message: hotfix\n")
+
+    _apply(repo, target)  # overwrite, the default
+    assert target.sources("company")[("company.team", "a")] == flow_yaml("company.team", "a")
+    assert "No changes." in run_cli("plan", str(repo.path), env=target.env).out
+
+
+def test_unmanaged_flows_are_reported_and_never_touched(repo: GitRepo, target: Target):
+    assert target.fake is not None
+    target.fake.seed_flow(flow_yaml("company.team", "made-in-the-ui"))
+    _three_flows(repo)
+    plan = run_cli("plan", str(repo.path), "--prune", env=target.env)
+    assert "? unmanaged company.team/made-in-the-ui  (on the target only; not managed by this " \
+           "source)" in plan.out
+    _apply(repo, target, "--prune")
+    assert ("company.team", "made-in-the-ui") in target.sources("company")
+
+
+def test_prune_deletes_only_when_asked(repo: GitRepo, target: Target):
+    _three_flows(repo)
+    _apply(repo, target)
+    (repo.path / "flows/c.yml").unlink()
+    repo.commit("c leaves Git")
+
+    without = run_cli("apply", str(repo.path), env=target.env)
+    assert ("? orphaned  company.team/c  flows/c.yml  (no longer in Git; would delete (pass "
+            "--prune))") in without.out
+    assert ("company.team", "c") in target.sources("company")
+
+    pruned = _apply(repo, target, "--prune")
+    assert "- delete    company.team/c" in pruned and "  deleted company.team/c" in pruned
+    assert ("company.team", "c") not in target.sources("company")
+    with target.client() as client:
+        inventory = client.kv_get("system", "kestra-promote.team")
+    assert sorted(inventory["flows"]) == ["company.team/a", "company.team/b"]
+
+
+def test_prune_limits(repo: GitRepo, target: Target):
+    _three_flows(repo, "name: team\nmax_deletions: 1\n")
+    _apply(repo, target)
+    for name in ("b", "c"):
+        (repo.path / f"flows/{name}.yml").unlink()
+    repo.commit("two leave")
+    writes = _writes(target)
+    refused = run_cli("apply", str(repo.path), "--prune", env=target.env)
+    assert refused.code == 1
+    assert ("prune refused: 2 deletions exceed the limit of 1 (max_deletions); pass "
+            "--allow-deletions 2 to allow them") in refused.err
+    assert _writes(target) == writes
+    _apply(repo, target, "--prune", "--allow-deletions", "2")
+    assert list(target.sources("company")) == [("company.team", "a")]
+
+
+def test_ordering_callee_before_caller_before_listener(repo: GitRepo, target: Target):
+    assert target.fake is not None
+    repo.write("z-callee.yml", flow_yaml("company", "callee"))
+    repo.write("a-caller.yml", CALLER.format(ns="company"))
+    repo.write("listener.yml", LISTENER.format(ns="company"))
+    repo.commit()
+    _apply(repo, target)
+    created = [r.body.decode().split("\n")[0]
+               for r in target.fake.writes() if r.path == "/api/v1/main/flows"]
+    assert created == ["id: callee", "id: caller", "id: listener"]
+
+
+def test_namespace_files_are_promoted_before_flows_and_pruned(repo: GitRepo, target: Target):
+    assert target.fake is not None
+    repo.write("kestra-promote.yml", "name: team\nnamespace_files:\n"
+                                     "  - {source: scripts, namespace: company.team, target: /lib}\n")
+    repo.write("scripts/etl.py", "print('v1')\n")
+    repo.write("scripts/old.py", "print('old')\n")
+    repo.write("flow.yml", flow_yaml("company.team", "etl"))
+    repo.commit()
+    out = _apply(repo, target)
+    assert "+ create    company.team:/lib/etl.py  scripts/etl.py" in out
+    kinds = [r.path for r in target.fake.writes()]
+    assert kinds[:2] == ["/api/v1/main/namespaces/company.team/files"] * 2
+    assert kinds[2] == "/api/v1/main/flows"
+    assert target.fake.files[("main", "company.team")] == {
+        "/lib/etl.py": b"print('v1')\n", "/lib/old.py": b"print('old')\n"}
+
+    repo.write("scripts/etl.py", "print('v2')\n")
+    (repo.path / "scripts/old.py").unlink()
+    repo.commit()
+    plan = run_cli("plan", str(repo.path), "--prune", env=target.env)
+    assert "-print('v1')\n" in plan.out.replace("      -", "-")
+    _apply(repo, target, "--prune")
+    assert target.fake.files[("main", "company.team")] == {"/lib/etl.py": b"print('v2')\n"}
+
+
+def test_a_flow_of_another_source_is_refused_naming_both(repo: GitRepo, target: Target,
+                                                        tmp_path: Path):
+    other = GitRepo(tmp_path / "other")
+    other.write("kestra-promote.yml", "name: billing\n")
+    other.write("a.yml", flow_yaml("company.team", "a"))
+    other.commit()
+    _apply(other, target)
+    _three_flows(repo)
+    writes = _writes(target)
+    result = run_cli("apply", str(repo.path), env=target.env)
+    assert result.code == 1
+    assert ("company.team/a is managed by the promotion source 'billing' (KV kestra-promote.billing)"
+            ": an object belongs to one source; remove it from one of them") in result.err
+    assert _writes(target) == writes
+
+
+def test_saved_plans_apply_exactly_and_refuse_when_stale(repo: GitRepo, target: Target,
+                                                         tmp_path: Path):
+    _three_flows(repo)
+    saved = tmp_path / "plan.json"
+    plan = run_cli("plan", str(repo.path), "--out", str(saved), env=target.env)
+    assert plan.code == 0 and f"Saved the plan to {saved}" in plan.err
+    repo.write("flows/d.yml", flow_yaml("company.team", "d"))  # not in the saved plan
+    repo.commit()
+    applied = run_cli("apply", str(saved), env=target.env)
+    assert applied.code == 0, applied.err
+    assert sorted(target.sources("company")) == [("company.team", n) for n in "abc"]
+
+    run_cli("plan", str(repo.path), "--out", str(saved), env=target.env)
+    with target.client() as client:
+        client.update_flow("company.team", "b", flow_yaml("company.team", "b", "changed meanwhile"))
+    writes = _writes(target)
+    stale = run_cli("apply", str(saved), env=target.env)
+    assert stale.code == 1
+    assert ("Error: the target changed since the plan was made (flow company.team/b); nothing was "
+            "written: run plan again") in stale.err
+    assert _writes(target) == writes
+
+    elsewhere = run_cli("apply", str(saved), env={**target.env, "KESTRA_URL": "http://other:8080"})
+    assert elsewhere.code == 1 and "was made for http://127.0.0.1:" in elsewhere.err
+
+
+def test_rollback_with_ref_and_the_history(repo: GitRepo, target: Target):
+    _three_flows(repo)
+    first = repo.git("rev-parse", "HEAD")
+    _apply(repo, target, "--trigger", "manual")
+    repo.write("flows/a.yml", flow_yaml("company.team", "a", "v2"))
+    (repo.path / "flows/c.yml").unlink()
+    second = repo.commit("v2")
+    _apply(repo, target, "--prune")
+    assert ("company.team", "c") not in target.sources("company")
+
+    back = run_cli("apply", str(repo.path), "--ref", first[:8], "--prune", env=target.env)
+    assert back.code == 0, back.err
+    assert f"The target matches Git at {first[:12]}." in back.out
+    live = target.sources("company")
+    assert live[("company.team", "a")] == flow_yaml("company.team", "a")
+    assert ("company.team", "c") in live
+
+    history = run_cli("history", str(repo.path), env=target.env)
+    lines = history.out.splitlines()
+    assert lines[0].split() == ["time", "commit", "trigger", "result", "created", "updated",
+                                "deleted"]
+    assert [line.split()[1:4] for line in lines[1:]] == [
+        [first[:12], "cli", "applied"], [second[:12], "cli", "applied"],
+        [first[:12], "manual", "applied"]]
+    data = json.loads(run_cli("history", str(repo.path), "--format", "json", env=target.env).out)
+    assert data["runs"][0]["ref"] == first[:8]
+
+    bad = run_cli("plan", str(repo.path), "--ref", "no-such-ref", env=target.env)
+    assert bad.code == 1 and "no-such-ref" in bad.err
+
+
+def test_status_per_object_and_last_promotion(repo: GitRepo, target: Target):
+    assert target.fake is not None
+    _three_flows(repo)
+    assert run_cli("status", str(repo.path), "--detailed-exitcode", env=target.env).code == 2
+    sha = repo.git("rev-parse", "HEAD")
+    _apply(repo, target)
+    clean = run_cli("status", str(repo.path), "--detailed-exitcode", env=target.env)
+    assert clean.code == 0
+    assert f"Last promotion: {sha[:12]} at " in clean.out
+    with target.client() as client:
+        client.update_flow("company.team", "a", flow_yaml("company.team", "a", "hotfix"))
+    target.fake.seed_flow(flow_yaml("company.team", "stray"))
+    repo.write("flows/b.yml", flow_yaml("company.team", "b", "new in git"))
+    repo.commit()
+    status = run_cli("status", str(repo.path), "--detailed-exitcode", env=target.env)
+    assert status.code == 2
+    assert "  drifted      company.team/a" in status.out
+    assert "  out of sync  company.team/b" in status.out
+    assert "  in sync      company.team/c" in status.out
+    assert "  unmanaged    company.team/stray" in status.out
+    assert "Source 'team': 1 drifted, 1 in sync, 1 out of sync, 1 unmanaged." in status.out
+
+
+def test_markdown_goes_to_the_github_job_summary(repo: GitRepo, target: Target, tmp_path: Path):
+    _three_flows(repo)
+    summary = tmp_path / "summary.md"
+    summary.write_text("# earlier step\n")
+    env = {**target.env, "GITHUB_STEP_SUMMARY": str(summary)}
+    assert run_cli("plan", str(repo.path), env=env).code == 0
+    assert run_cli("apply", str(repo.path), env=env).code == 0
+    text = summary.read_text()
+    assert text.startswith("# earlier step\n### Promotion plan for ")
+    assert "### Promotion result for " in text and "| + | `company.team/a` | create |" in text
+
+
+def test_renames_and_labels_from_the_settings(repo: GitRepo, target: Target):
+    repo.write("kestra-promote.yml", 'namespaces:\n  rename: {dev.company: company}\n'
+                                     'labels: {system.readOnly: "true"}\n')
+    repo.write("callee.yml", flow_yaml("dev.company", "callee"))
+    repo.write("caller.yml", CALLER.format(ns="dev.company"))
+    repo.commit()
+    _apply(repo, target)
+    live = target.sources("company")
+    assert live[("company", "caller")] == (
+        'id: caller\nnamespace: company\nlabels:\n  system.readOnly: "true"\ntasks:\n'
+        '  - id: call\n    type: io.kestra.plugin.core.flow.Subflow\n    namespace: company\n'
+        '    flowId: callee\n')
+    assert "No changes." in run_cli("plan", str(repo.path), env=target.env).out
+
+
+# -- bad input: exit 1, a message naming the file or flow and the problem, zero writes ----------
+
+
+def _managed_then(repo: GitRepo, target: Target, settings: str, change) -> None:
+    repo.write("kestra-promote.yml", settings)
+    for name in ("a", "b", "c"):
+        repo.write(f"flows/{name}.yml", flow_yaml("company.team", name))
+    repo.commit()
+    _apply(repo, target)
+    change(repo, target)
+    repo.commit("bad change")
+
+
+def _remove(*names: str):
+    def change(repo: GitRepo, target: Target) -> None:
+        for name in names:
+            (repo.path / name).unlink()
+    return change
+
+
+def _hand_edit(repo: GitRepo, target: Target) -> None:
+    with target.client() as client:
+        client.update_flow("company.team", "a", flow_yaml("company.team", "a", "hotfix"))
+    repo.write("flows/a.yml", flow_yaml("company.team", "a", "v2"))
+
+
+def _other_source(repo: GitRepo, target: Target) -> None:
+    other = GitRepo(repo.path.parent / "other")
+    other.write("kestra-promote.yml", "name: billing\n")
+    other.write("x.yml", flow_yaml("company.team", "x"))
+    other.commit()
+    _apply(other, target)
+    repo.write("flows/x.yml", flow_yaml("company.team", "x", "mine"))
+
+
+def _escaping_symlink(repo: GitRepo) -> None:
+    outside = repo.path.parent / "outside.yml"
+    outside.write_text(flow_yaml("company", "outside"))
+    (repo.path / "link.yml").symlink_to(outside)
+
+
+GOOD = flow_yaml("company.team", "good")
+BAD_INPUTS = [
+    ("broken-yaml", {"f.yml": "id: a\nnamespace: b\ntasks: [\n"}, [], "f.yml:4:1: YAML syntax error"),
+    ("duplicate-identity", {"a.yml": GOOD, "b.yml": GOOD}, [],
+     "a.yml: company.team/good: the same flow is defined in 2 files (a.yml, b.yml)"),
+    ("invalid-id", {"f.yml": flow_yaml("company", "bad id")}, [], "f.yml:1:5: company/bad id: flow id"),
+    ("invalid-namespace", {"f.yml": flow_yaml("Company", "a")}, [], "namespace 'Company' is invalid"),
+    ("missing-tasks", {"f.yml": "id: a\nnamespace: company\n"}, [], "f.yml: company/a: missing required key 'tasks'"),
+    ("empty-tasks", {"f.yml": "id: a\nnamespace: company\ntasks: []\n"}, [], "'tasks' must be a non-empty list"),
+    ("not-a-mapping", {"f.yml": "- a\n- b\n"}, [], "f.yml:1:1: not a flow"),
+    ("two-documents", {"f.yml": GOOD + "---\n" + GOOD}, [], "f.yml: holds 2 YAML documents"),
+    ("duplicate-key", {"f.yml": GOOD + "tasks: []\n"}, [], "duplicate key 'tasks'"),
+    ("not-utf8", {"f.yml": b"id: caf\xe9\n"}, [], "f.yml: not UTF-8 text"),
+    ("rename-collision", {"kestra-promote.yml": "namespaces: {rename: {dev: prod}}\n",
+                          "a.yml": flow_yaml("dev.x", "a"), "b.yml": flow_yaml("prod.x", "a")}, [],
+     "renaming makes 2 flows the same flow prod.x/a"),
+    ("rename-to-invalid", {"kestra-promote.yml": "namespaces: {rename: {dev: Prod}}\n",
+                           "a.yml": flow_yaml("dev.x", "a")}, [], "namespaces.rename to: namespace 'Prod'"),
+    ("rename-to-nothing", {"kestra-promote.yml": "namespaces: {rename: {dev: ''}}\n",
+                           "a.yml": flow_yaml("dev", "a")}, [], "after renaming 'dev': namespace is empty"),
+    ("unknown-config-key", {"kestra-promote.yml": "prnue: true\n", "a.yml": GOOD}, [],
+     "kestra-promote.yml:1:1: unknown key 'prnue' in the settings (did you mean 'prune'?)"),
+    ("config-wrong-type", {"kestra-promote.yml": "prune: maybe\n", "a.yml": GOOD}, [],
+     "kestra-promote.yml:1:8: 'prune' must be true or false"),
+    ("config-bad-drift", {"kestra-promote.yml": "drift: sometimes\n", "a.yml": GOOD}, [],
+     "'drift' must be one of overwrite, fail, keep"),
+    ("config-labels-list", {"kestra-promote.yml": "labels: [a]\n", "a.yml": GOOD}, [],
+     "'labels' must be a mapping of text to text"),
+    ("flows-folder-missing", {"kestra-promote.yml": "flows: [nope]\n", "a.yml": GOOD}, [],
+     "flows folder 'nope' does not exist"),
+    ("flows-folder-outside", {"kestra-promote.yml": "flows: [../..]\n", "a.yml": GOOD}, [],
+     "flows folder '../..' is outside the source folder"),
+    ("files-folder-missing", {"kestra-promote.yml": "namespace_files: [{source: s, namespace: n}]\n",
+                              "a.yml": GOOD}, [], "namespace_files folder 's' does not exist"),
+    ("files-under-flows", {"kestra-promote.yml":
+                           "namespace_files: [{source: s, namespace: n, target: /_flows}]\n",
+                           "s/x.py": "x", "a.yml": GOOD}, [],
+     "s/x.py: namespace files may not be written under /_flows/"),
+    ("target-rejects-type", {"f.yml": GOOD.replace("log.Log", "log.Nope")}, [],
+     "f.yml: company.team/good: tasks[0].type: Invalid type: io.kestra.plugin.core.log.Nope"),
+    ("target-rejects-property", {"f.yml": GOOD + "    colour: red\n"}, [],
+     'f.yml: company.team/good: tasks[0].colour: Unrecognized field "colour"'),
+    ("target-rejects-label", {"kestra-promote.yml": "labels: {system.owner: me}\n", "f.yml": GOOD}, [],
+     "System labels can only be set by Kestra itself"),
+    ("bad-name-flag", {"f.yml": GOOD}, ["--name", "my team"], "name 'my team' must use letters"),
+    ("bad-rename-flag", {"f.yml": GOOD}, ["--rename", "dev"], None),
+]
+
+
+@pytest.mark.parametrize(("files", "args", "message"), [
+    pytest.param(f, a, m, id=name) for name, f, a, m in BAD_INPUTS])
+def test_bad_input_writes_nothing(repo: GitRepo, target: Target, files, args, message,
+                                  capsys: pytest.CaptureFixture[str]):
+    for name, content in files.items():
+        path = repo.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    repo.commit()
+    try:
+        result = run_cli("apply", str(repo.path), *args, env=target.env)
+        code, err = result.code, result.err
+    except SystemExit as exc:  # argument errors stop in the parser
+        code, err = exc.code, capsys.readouterr().err
+    assert code == 1
+    assert (message or "expected OLD=NEW") in err, err
+    assert _writes(target) == 0
+
+
+STATEFUL = [
+    ("empty-source-with-prune", "name: t\nprune: true\n",
+     _remove("flows/a.yml", "flows/b.yml", "flows/c.yml"),
+     "prune refused: the source holds no flows or files, so all 3 managed object(s) would be deleted"),
+    ("too-many-deletions", "name: t\nprune: true\nmax_deletions: 1\n",
+     _remove("flows/b.yml", "flows/c.yml"), "prune refused: 2 deletions exceed the limit of 1"),
+    ("protected-namespace", "name: t\nprune: true\nprotected_namespaces: [company.team]\n",
+     _remove("flows/c.yml"), "prune refused for company.team/c: namespace 'company.team' is protected"),
+    ("drift-fail", "name: t\ndrift: fail\n", _hand_edit,
+     "company.team/a was edited on the target since the last promotion (drift: fail)"),
+    ("managed-by-another-source", "name: t\n", _other_source,
+     "company.team/x is managed by the promotion source 'billing'"),
+    ("symlink-escaping", "name: t\n", lambda repo, target: _escaping_symlink(repo),
+     "link.yml: symlink points outside the source folder"),
+]
+
+
+@pytest.mark.parametrize(("settings", "change", "message"), [
+    pytest.param(s, c, m, id=name) for name, s, c, m in STATEFUL])
+def test_refused_runs_write_nothing(repo: GitRepo, target: Target, settings, change, message):
+    _managed_then(repo, target, settings, change)
+    writes = _writes(target)
+    before = target.sources("company")
+    result = run_cli("apply", str(repo.path), env=target.env)
+    assert result.code == 1
+    assert message in result.err, result.err
+    assert _writes(target) == writes and target.sources("company") == before
+
+
+def test_the_bad_input_corpus_is_large_enough():
+    assert len(BAD_INPUTS) + len(STATEFUL) >= 25
