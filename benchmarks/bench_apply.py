@@ -8,6 +8,10 @@ Scenarios, each over real HTTP on 127.0.0.1:
   update   10 flows changed
 for two layouts: namespaces under one root (`bench.ns0` ...) and namespaces with separate roots
 (`bench0.team` ...), since the live state is read with one export per namespace root.
+
+Expected request counts, by design: reading the target costs one flows export per namespace
+root, plus the inventories (list, then one read per promotion source); writes cost one request per
+changed object, plus one validation request per 100 changed flows and one inventory write.
 """
 
 from __future__ import annotations

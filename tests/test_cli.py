@@ -274,3 +274,14 @@ def test_the_installed_command_logs_requests_but_no_secret(repo: GitRepo, target
     assert "Apply complete: 1 created" in done.stdout
     assert secret not in done.stdout + done.stderr
     assert base64.b64encode(f"admin@kestra.io:{secret}".encode()).decode() not in done.stderr
+
+
+@pytest.mark.fake_only
+def test_a_failed_lookup_is_an_error_never_unchanged(repo: GitRepo, target: Target, fake):
+    repo.write("a.yml", flow_yaml("company", "a"))
+    repo.commit()
+    assert run_cli("apply", str(repo.path), env=target.env).code == 0
+    fake.inject("GET", r"/flows/export/by-query", status=500)
+    result = run_cli("plan", str(repo.path), env=target.env)
+    assert result.code == 1 and result.out == ""
+    assert "GET /api/v1/main/flows/export/by-query failed with HTTP 500" in result.err

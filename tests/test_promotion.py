@@ -189,6 +189,7 @@ def test_saved_plans_apply_exactly_and_refuse_when_stale(repo: GitRepo, target: 
     saved = tmp_path / "plan.json"
     plan = run_cli("plan", str(repo.path), "--out", str(saved), env=target.env)
     assert plan.code == 0 and f"Saved the plan to {saved}" in plan.err
+    assert target.password is not None and target.password not in saved.read_text()
     repo.write("flows/d.yml", flow_yaml("company.team", "d"))  # not in the saved plan
     repo.commit()
     applied = run_cli("apply", str(saved), env=target.env)
