@@ -231,61 +231,54 @@ def label_edits(text: str, root: yaml.MappingNode, labels: Mapping[str, str]) ->
         if line >= len(starts):
             return [Edit(len(text), len(text), ("" if text.endswith(("\n", "\r")) else nl) + block)]
         return [Edit(starts[line], starts[line], block)]
-    edits: list[Edit] = []
+    existing: dict[str, yaml.Node | None]
     if isinstance(node, yaml.MappingNode):
         existing = {str(k.value): v for k, v in node.value if isinstance(k, yaml.ScalarNode)}
-        missing = {}
-        for key, value in pairs.items():
-            current = existing.get(key)
-            if isinstance(current, yaml.ScalarNode):
-                if current.value != labels[key]:
-                    edits.append(Edit(_offset(starts, current.start_mark),
-                                      _offset(starts, current.end_mark), value))
-            else:
-                missing[key] = value
-        if not missing:
-            return edits
-        if node.flow_style or not node.value:
-            close = _offset(starts, node.end_mark) - 1
-            body = ", ".join(f"{_key_text(k)}: {v}" for k, v in missing.items())
-            return edits + [Edit(close, close, (", " if node.value else "") + body)]
-        indent = " " * node.value[0][0].start_mark.column
-        last = node.value[-1][1]
-        line = last.end_mark.line + (1 if last.end_mark.column > 0 else 0)
-        block = "".join(f"{indent}{_key_text(k)}: {v}{nl}" for k, v in missing.items())
-        at = starts[line] if line < len(starts) else len(text)
-        prefix = "" if at < len(text) or text.endswith(("\n", "\r")) else nl
-        return edits + [Edit(at, at, prefix + block)]
-    if isinstance(node, yaml.SequenceNode):
-        existing_items = {}
+        last = node.value[-1][1] if node.value else None
+        column = node.value[0][0].start_mark.column if node.value else 0
+
+        def inline_entry(key: str, value: str) -> str:
+            return f"{_key_text(key)}: {value}"
+
+        def block_entry(key: str, value: str) -> str:
+            return f"{' ' * column}{_key_text(key)}: {value}{nl}"
+    elif isinstance(node, yaml.SequenceNode):
+        existing = {}
         for item in node.value:
             name = yamlnodes.scalar_text(yamlnodes.mapping_get(item, "key"))
             if name is not None:
-                existing_items[name] = yamlnodes.mapping_get(item, "value")
-        missing = {}
-        for key, value in pairs.items():
-            current = existing_items.get(key)
-            if isinstance(current, yaml.ScalarNode):
-                if current.value != labels[key]:
-                    edits.append(Edit(_offset(starts, current.start_mark),
-                                      _offset(starts, current.end_mark), value))
-            else:
-                missing[key] = value
-        if not missing:
-            return edits
-        if node.flow_style or not node.value:
-            close = _offset(starts, node.end_mark) - 1
-            body = ", ".join(f"{{key: {json.dumps(k)}, value: {v}}}" for k, v in missing.items())
-            return edits + [Edit(close, close, (", " if node.value else "") + body)]
-        indent = " " * node.value[0].start_mark.column
-        dash_indent = " " * max(0, node.value[0].start_mark.column - 2)
-        last = node.value[-1]
-        line = last.end_mark.line + (1 if last.end_mark.column > 0 else 0)
-        block = "".join(f"{dash_indent}- key: {json.dumps(k)}{nl}{indent}value: {v}{nl}"
-                        for k, v in missing.items())
-        at = starts[line] if line < len(starts) else len(text)
-        return edits + [Edit(at, at, block)]
-    raise ValueError("'labels' must be a mapping or a list of {key, value}")
+                existing[name] = yamlnodes.mapping_get(item, "value")
+        last = node.value[-1] if node.value else None
+        column = node.value[0].start_mark.column if node.value else 0
+
+        def inline_entry(key: str, value: str) -> str:
+            return f"{{key: {json.dumps(key)}, value: {value}}}"
+
+        def block_entry(key: str, value: str) -> str:
+            dash = " " * max(0, column - 2)
+            return f"{dash}- key: {json.dumps(key)}{nl}{' ' * column}value: {value}{nl}"
+    else:
+        raise ValueError("'labels' must be a mapping or a list of {key, value}")
+    edits: list[Edit] = []
+    missing: dict[str, str] = {}
+    for key, value in pairs.items():
+        current = existing.get(key)
+        if isinstance(current, yaml.ScalarNode):
+            if current.value != labels[key]:  # present with another value: correct it
+                edits.append(Edit(_offset(starts, current.start_mark),
+                                  _offset(starts, current.end_mark), value))
+        else:
+            missing[key] = value
+    if not missing:
+        return edits
+    if node.flow_style or last is None:  # {a: b} or [..]: insert before the closing bracket
+        close = _offset(starts, node.end_mark) - 1
+        body = ", ".join(inline_entry(k, v) for k, v in missing.items())
+        return edits + [Edit(close, close, (", " if last is not None else "") + body)]
+    line = last.end_mark.line + (1 if last.end_mark.column > 0 else 0)
+    at = starts[line] if line < len(starts) else len(text)
+    prefix = "" if at < len(text) or text.endswith(("\n", "\r")) else nl
+    return edits + [Edit(at, at, prefix + "".join(block_entry(k, v) for k, v in missing.items()))]
 
 
 RenameWarning = Callable[[Reference, str], None]

@@ -261,26 +261,22 @@ def plan(desired: Desired, live: LiveState, config: Config, *, commit: str | Non
             bool(config.include) and isinstance(key, FlowKey) and config.includes(key.namespace))
 
     changes: list[Change] = []
-    for key in pair(desired.flows, live.flows, managed_flows):
-        assert isinstance(key, FlowKey)
-        change = decide(key, desired.flows.get(key), live.flows.get(key),
-                        inventory.flows.get(key) if inventory else None,
-                        drift=config.drift, prune=config.prune, in_scope=in_scope(key))
-        if change is not None:
-            changes.append(change)
-    for key in pair(desired.files, live.files, managed_files):
-        assert isinstance(key, FileKey)
-        change = decide(key, desired.files.get(key), live.files.get(key),
-                        inventory.files.get(key) if inventory else None,
-                        drift=config.drift, prune=config.prune, in_scope=in_scope(key))
-        if change is not None:
-            changes.append(change)
+    tables: list[tuple[Mapping[Any, Any], Mapping[Any, Any], Mapping[Any, Managed]]] = [
+        (desired.flows, live.flows, inventory.flows if inventory else {}),
+        (desired.files, live.files, inventory.files if inventory else {}),
+    ]
+    for wanted, present, recorded in tables:
+        for key in pair(wanted, present, recorded):
+            change = decide(key, wanted.get(key), present.get(key), recorded.get(key),
+                            drift=config.drift, prune=config.prune, in_scope=in_scope(key))
+            if change is not None:
+                changes.append(change)
 
     refused = refusals(changes, desired, config, live.others)
     ordered, cycle_warnings = order_changes(changes, desired)
     after = _managed_after(ordered, inventory, desired, config.name, commit)
-    recorded = (inventory.flows, inventory.files) if inventory else ({}, {})
-    needs_inventory = any(c.writes for c in ordered) or (after.flows, after.files) != recorded
+    before = (inventory.flows, inventory.files) if inventory else ({}, {})
+    needs_inventory = any(c.writes for c in ordered) or (after.flows, after.files) != before
     hashes = live_hashes(live)
     warnings = (*desired.warnings, *(Problem(w) for w in cycle_warnings),
                 *(Problem(f"{c.key}: {c.reason.value}", c.path) for c in ordered
