@@ -14,9 +14,10 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Mapping, Sequence, TextIO
 
-from . import __version__, gitref, planfile, report
+from . import __version__, gitref, planfile, report, webhook
 from .apply import apply_plan, ensure_allowed, ensure_valid, validate_on_target
 from .client import Connection, KestraClient, connect
 from .config import DRIFT_POLICIES, Config, check_name
@@ -170,6 +171,22 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("source", nargs="?", default=".", metavar="SOURCE", help=source_help)
     cmd.add_argument("--detailed-exitcode", action="store_true",
                      help="exit 2 when anything is out of sync or drifted")
+
+    cmd = sub.add_parser("webhook", help="decide what a Git provider's webhook request means",
+                         description="Print, as JSON, whether a webhook request asks to promote "
+                         "(sync), can be ignored, or must be rejected (bad signature or token). "
+                         "The request only decides whether to promote; content always comes "
+                         "from Git.")
+    cmd.add_argument("--headers", metavar="FILE", required=True,
+                     help="JSON object of the request headers (values may be lists)")
+    cmd.add_argument("--body", metavar="FILE", required=True, help="the request body, as received")
+    cmd.add_argument("--secret", help="webhook secret or token [KESTRA_PROMOTE_WEBHOOK_SECRET]")
+    follow = cmd.add_mutually_exclusive_group()
+    follow.add_argument("--branch", default="main", help="the branch to follow (default: main)")
+    follow.add_argument("--tags", metavar="PATTERN", help="follow tags matching PATTERN, e.g. v*")
+    cmd.add_argument("--require-signature", action="store_true",
+                     help="reject requests whose signature cannot be checked")
+    cmd.set_defaults(format="json", verbose=False)
 
     cmd = sub.add_parser("history", parents=[target, source], help="past promotions recorded "
                          "on the target", description="List the runs recorded in this source's "
@@ -372,8 +389,24 @@ def cmd_history(args: argparse.Namespace, connection: Connection | None, output:
     return EXIT_OK
 
 
+def cmd_webhook(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
+    try:
+        headers = json.loads(Path(args.headers).read_text(encoding="utf-8"))
+        raw = Path(args.body).read_bytes()
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"cannot read the request: {exc}") from exc
+    if not isinstance(headers, dict):
+        raise SettingsError(f"{args.headers} must hold a JSON object of headers")
+    secret = args.secret or args.env.get("KESTRA_PROMOTE_WEBHOOK_SECRET")
+    decision = webhook.decide(
+        headers, None, raw=raw, secret=secret or None, require_signature=args.require_signature,
+        target=webhook.Target(branch=None if args.tags else args.branch, tags=args.tags))
+    output.json(decision.to_dict())
+    return EXIT_ERROR if decision.decision == "reject" else EXIT_OK
+
+
 COMMANDS = {"validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "status": cmd_status,
-            "history": cmd_history}
+            "history": cmd_history, "webhook": cmd_webhook}
 
 
 def _report_error(output: Output, error: KestraPromoteError) -> None:
@@ -400,7 +433,9 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     for noisy in ("httpx", "httpcore"):  # our client logs each request itself, without headers
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        return COMMANDS[args.command](args, connection_from(args, environ), output)
+        args.env = environ  # for commands that read settings of their own from the environment
+        connection = connection_from(args, environ) if hasattr(args, "url") else None
+        return COMMANDS[args.command](args, connection, output)
     except KestraPromoteError as error:
         _report_error(output, error)
         return EXIT_ERROR

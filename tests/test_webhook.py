@@ -1,0 +1,183 @@
+"""Webhook decisions on real provider payloads (tests/fixtures/webhooks), and signatures."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES, run_cli
+from kestra_promote.webhook import Target, decide, normalize_headers, verify
+
+HOOKS = FIXTURES / "webhooks"
+HEADERS = {
+    "github": lambda event: {"X-GitHub-Event": [event], "User-Agent": ["GitHub-Hookshot/1"]},
+    "gitlab": lambda event: {"X-Gitlab-Event": [event]},
+    "gitea": lambda event: {"X-Gitea-Event": [event], "X-GitHub-Event": [event]},
+    "forgejo": lambda event: {"X-Forgejo-Event": [event], "X-Gitea-Event": [event]},
+    "gogs": lambda event: {"X-Gogs-Event": [event]},
+    "bitbucket": lambda event: {"X-Event-Key": [event], "X-Hook-UUID": ["u"],
+                                "User-Agent": ["Bitbucket-Webhooks/2.0"]},
+    "bitbucket-server": lambda event: {"X-Event-Key": [event], "X-Request-Id": ["r"]},
+}
+
+
+def load(name: str) -> bytes:
+    return (HOOKS / name).read_bytes()
+
+
+CASES = [
+    # (fixture, provider, event, target, decision, reason start, ref)
+    ("github/push-1.json", "github", "push", Target(tags="*"), "ignore",
+     "refs/tags/simple-tag was deleted", "refs/tags/simple-tag"),
+    ("github/push-2.json", "github", "push", Target(), "ignore", "refs/tags/simple-tag was deleted",
+     "refs/tags/simple-tag"),
+    ("github/push-3.json", "github", "push", Target(), "ignore", "refs/tags/simple-tag was deleted",
+     "refs/tags/simple-tag"),
+    ("github/push-6.json", "github", "push", Target(), "ignore", "refs/tags/simple-tag was deleted",
+     "refs/tags/simple-tag"),
+    ("github/push-4.json", "github", "push", Target("master"), "sync",
+     "push to refs/heads/master matches branch 'master'", "refs/heads/master"),
+    ("github/push-5.json", "github", "push", Target("main"), "ignore",
+     "push to refs/heads/master: this promotion follows branch 'main'", "refs/heads/master"),
+    ("github/push-7.json", "github", "push", Target("master"), "sync",
+     "push to refs/heads/master matches branch 'master'", "refs/heads/master"),
+    *[(f"github/ping-{i}.json", "github", "ping", Target(), "ignore",
+       "ping event: the webhook is configured", None) for i in (1, 2, 3, 4)],
+    *[(f"github/pull_request-{i}.json", "github", "pull_request", Target("master"), "ignore",
+       "pull request event: only pushes promote", None) for i in range(1, 7)],
+    ("gitlab/push-1.json", "gitlab", "Push Hook", Target("master"), "sync",
+     "push to refs/heads/master", "refs/heads/master"),
+    ("gitlab/push-2.json", "gitlab", "Push Hook", Target("main"), "ignore",
+     "push to refs/heads/master: this promotion follows branch 'main'", "refs/heads/master"),
+    ("gitlab/system_push-1.json", "gitlab", "System Hook", Target("master"), "sync",
+     "push to refs/heads/master", "refs/heads/master"),
+    ("gitlab/tag_push-1.json", "gitlab", "Tag Push Hook", Target(tags="v*"), "sync",
+     "push to refs/tags/v1.0.0 matches tags matching 'v*'", "refs/tags/v1.0.0"),
+    ("gitlab/tag_push-2.json", "gitlab", "Tag Push Hook", Target("master"), "ignore",
+     "push to refs/tags/v1.0.0: this promotion follows branch 'master'", "refs/tags/v1.0.0"),
+    ("gitea/push-1.json", "gitea", "push", Target("master"), "sync", "push to refs/heads/master",
+     "refs/heads/master"),
+    ("gitea/push-2.json", "gitea", "push", Target("master"), "ignore",
+     "push to refs/heads/develop: this promotion follows branch 'master'", "refs/heads/develop"),
+    ("forgejo/push-1.json", "forgejo", "push", Target("develop"), "sync",
+     "push to refs/heads/develop", "refs/heads/develop"),
+    ("gogs/push-1.json", "gogs", "push", Target("develop"), "sync", "push to refs/heads/develop",
+     "refs/heads/develop"),
+    ("bitbucket/repo-push-1.json", "bitbucket", "repo:push", Target("name-of-branch"), "sync",
+     "push to refs/heads/name-of-branch", "refs/heads/name-of-branch"),
+    ("bitbucket/repo-push-2.json", "bitbucket", "repo:push", Target("no-such-branch"), "ignore",
+     "push to refs/heads/", None),
+    ("bitbucket-server/repo-refs_changed-1.json", "bitbucket-server", "repo:refs_changed",
+     Target("feature/wip"), "ignore", "refs/heads/feature/wip was deleted", "refs/heads/feature/wip"),
+    ("bitbucket-server/repo-refs_changed-2.json", "bitbucket-server", "repo:refs_changed",
+     Target("no-such-branch"), "ignore", "push to refs/", None),
+]
+
+
+@pytest.mark.parametrize(("fixture", "provider", "event", "target", "decision", "reason", "ref"),
+                         CASES, ids=[c[0] + "-" + c[4] for c in CASES])
+def test_real_payloads_are_decided(fixture, provider, event, target, decision, reason, ref):
+    body = json.loads(load(fixture))
+    result = decide(HEADERS[provider](event), body, target=target)
+    assert (result.provider, result.decision) == (provider, decision), result
+    assert result.reason.startswith(reason), result.reason
+    if ref is not None:
+        assert result.ref == ref
+    if decision == "sync":
+        assert result.commit and len(result.commit) == 40
+
+
+def test_a_generic_body_is_enough():
+    result = decide({}, {"ref": "refs/heads/main", "after": "a" * 40}, target=Target())
+    assert (result.decision, result.provider, result.checkout) == ("sync", "generic", "main")
+    assert decide({}, {"hello": "world"}, target=Target()).decision == "ignore"
+    assert decide({}, "not json", target=Target()).reason == "the body is not a JSON object"
+
+
+def test_headers_in_any_case_and_as_lists():
+    assert normalize_headers({"X-GitHub-Event": ["push"], "x-other": "a", "Empty": []}) == {
+        "x-github-event": "push", "x-other": "a", "empty": ""}
+    body = {"ref": "refs/heads/main", "after": "b" * 40}
+    assert decide({"x-github-event": "push"}, body, target=Target()).provider == "github"
+    assert decide({"X-GITLAB-EVENT": ["Push Hook"]}, {**body, "object_kind": "push"},
+                  target=Target()).decision == "sync"
+
+
+def test_githubs_published_signature_test_vector():
+    secret, raw = "It's a Secret to Everybody", b"Hello, World!"
+    signature = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    assert verify("github", {"x-hub-signature-256": signature}, raw, secret) == (
+        True, "signature matches")
+    assert verify("github", {"x-hub-signature-256": signature}, raw + b" ", secret)[0] is False
+
+
+def _sign(secret: str, raw: bytes) -> str:
+    return hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize("provider", ["github", "gitea", "forgejo", "bitbucket"])
+def test_signed_pushes_are_verified_and_forgeries_rejected(provider: str):
+    fixture = {"github": "github/push-7.json", "gitea": "gitea/push-1.json",
+               "forgejo": "forgejo/push-1.json", "bitbucket": "bitbucket/repo-push-1.json"}[provider]
+    raw = load(fixture)
+    name = {"github": "X-Hub-Signature-256", "gitea": "X-Gitea-Signature",
+            "forgejo": "X-Forgejo-Signature", "bitbucket": "X-Hub-Signature"}[provider]
+    prefix = "" if provider in ("gitea", "forgejo") else "sha256="
+    event = "repo:push" if provider == "bitbucket" else "push"
+    target = Target({"github": "master", "gitea": "master", "forgejo": "develop",
+                     "bitbucket": "name-of-branch"}[provider])
+    good = {**HEADERS[provider](event), name: [prefix + _sign("s3cret", raw)]}
+    ok = decide(good, None, raw=raw, target=target, secret="s3cret")
+    assert (ok.decision, ok.verified) == ("sync", True)
+    forged = {**HEADERS[provider](event), name: [prefix + _sign("guess", raw)]}
+    bad = decide(forged, None, raw=raw, target=target, secret="s3cret")
+    assert bad.decision == "reject" and "does not match" in bad.reason
+    missing = decide(HEADERS[provider](event), None, raw=raw, target=target, secret="s3cret")
+    assert missing.decision == "reject" and "is missing but a secret is configured" in missing.reason
+    tampered = decide(good, None, raw=raw.replace(b"a", b"b", 1), target=target, secret="s3cret")
+    assert tampered.decision == "reject"
+
+
+def test_gitlab_tokens():
+    body = json.loads(load("gitlab/push-1.json"))
+    headers = HEADERS["gitlab"]("Push Hook")
+    target = Target("master")
+    assert decide({**headers, "X-Gitlab-Token": "tok"}, body, target=target, secret="tok").verified
+    assert decide({**headers, "X-Gitlab-Token": "nope"}, body, target=target,
+                  secret="tok").decision == "reject"
+    assert decide(headers, body, target=target, secret="tok").decision == "reject"
+    assert decide(headers, body, target=target).decision == "sync"  # no secret: not checked
+
+
+def test_without_the_raw_body_a_signature_cannot_be_checked():
+    raw = load("github/push-7.json")
+    headers = {**HEADERS["github"]("push"), "X-Hub-Signature-256": "sha256=" + _sign("s", raw)}
+    parsed = json.loads(raw)
+    loose = decide(headers, parsed, target=Target("master"), secret="s")
+    assert loose.decision == "sync" and not loose.verified
+    assert "the webhook URL key is the only protection" in loose.reason
+    strict = decide(headers, parsed, target=Target("master"), secret="s", require_signature=True)
+    assert strict.decision == "reject" and "fetchType: STORE" in strict.reason
+
+
+def test_the_webhook_command_prints_a_json_decision(tmp_path: Path):
+    raw = load("github/push-7.json")
+    (tmp_path / "body.json").write_bytes(raw)
+    (tmp_path / "headers.json").write_text(json.dumps(
+        {"X-GitHub-Event": ["push"], "X-Hub-Signature-256": ["sha256=" + _sign("k", raw)]}))
+    args = ["webhook", "--headers", str(tmp_path / "headers.json"), "--body",
+            str(tmp_path / "body.json"), "--branch", "master"]
+    result = run_cli(*args, "--secret", "k")
+    assert result.code == 0
+    data = json.loads(result.out)
+    assert {k: data[k] for k in ("decision", "provider", "ref", "commit")} == {
+        "decision": "sync", "provider": "github", "ref": "refs/heads/master",
+        "commit": "fd489864e7642b48eaad6e3f155c10e46810ec72"}
+    assert data["reason"] == "push to refs/heads/master matches branch 'master'"
+    forged = run_cli(*args, env={"KESTRA_PROMOTE_WEBHOOK_SECRET": "other"})
+    assert forged.code == 1 and json.loads(forged.out)["decision"] == "reject"
+    other = run_cli(*args[:-1], "main")
+    assert other.code == 0 and json.loads(other.out)["decision"] == "ignore"
