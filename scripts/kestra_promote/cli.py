@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence, TextIO
 
-from . import __version__, gitref, planfile, report, webhook
+from . import __version__, bootstrap, gitref, planfile, report, runtime, webhook
 from .apply import apply_plan, ensure_allowed, ensure_valid, validate_on_target
 from .client import Connection, KestraClient, connect
 from .config import DRIFT_POLICIES, Config, check_name
@@ -83,6 +83,13 @@ def _rename(value: str) -> tuple[str, str]:
     if not sep or not old:
         raise argparse.ArgumentTypeError(f"expected OLD=NEW, got {value!r}")
     return old, new
+
+
+def _setting(value: str) -> tuple[str, str]:
+    key, sep, text = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {value!r}")
+    return key, text
 
 
 def _target_options() -> _Parser:
@@ -187,6 +194,31 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--require-signature", action="store_true",
                      help="reject requests whose signature cannot be checked")
     cmd.set_defaults(format="json", verbose=False)
+
+    cmd = sub.add_parser("task", help="run a step of the Kestra promotion flows (settings from "
+                         "KP_* and KESTRA_* env vars)", description="Run inside a Kestra script "
+                         "task of the promotion flows: 'decide' whether a run promotes, 'promote' "
+                         "to plan, apply or report status. Results are Kestra outputs, metrics "
+                         "and logs; report.md and report.json are written to the working folder.")
+    cmd.add_argument("step", choices=sorted(runtime.TASKS), help="the step to run")
+    cmd.set_defaults(format="text", verbose=False)
+
+    cmd = sub.add_parser("bootstrap", parents=[target], help="install the promotion flows into "
+                         "a Kestra instance", description="Deploy this project's own flows (and, "
+                         "for production, the helper package as namespace files) with the "
+                         "project's own plan and apply, set the given settings, and print the "
+                         "webhook URL and the secrets the flows expect. Running it twice changes "
+                         "nothing.")
+    cmd.add_argument("--namespace", default="system",
+                     help="namespace of the promotion flows (default: system)")
+    cmd.add_argument("--role", choices=bootstrap.ROLES, default="prod",
+                     help="prod: the promote flows (instance that promotes); dev: commit-to-git")
+    cmd.add_argument("--project", metavar="DIR", help="the kestra-promote project folder "
+                                                      "(default: found from this installation)")
+    cmd.add_argument("--set", action="append", default=[], type=_setting, metavar="KEY=VALUE",
+                     help="a setting for the flows' KV store, e.g. promote_repo_url=https://... "
+                          "(repeatable)")
+    cmd.add_argument("--plan-only", action="store_true", help="show what would change; write nothing")
 
     cmd = sub.add_parser("history", parents=[target, source], help="past promotions recorded "
                          "on the target", description="List the runs recorded in this source's "
@@ -405,7 +437,35 @@ def cmd_webhook(args: argparse.Namespace, connection: Connection | None, output:
     return EXIT_ERROR if decision.decision == "reject" else EXIT_OK
 
 
-COMMANDS = {"validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "status": cmd_status,
+def cmd_bootstrap(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
+    connection = _require(connection)
+    project = bootstrap.project_root(args.project)
+    with connect(connection) as client:
+        prepared = bootstrap.prepare_bootstrap(client, project, args.role, args.namespace,
+                                               dict(args.set))
+        plan = prepared.plan
+        output.write(report.render_plan_text(plan, color=output.color))
+        for key, value in prepared.settings.items():
+            output.write(f"  ~ setting   {args.namespace}/{key} = {value}\n")
+        if args.plan_only:
+            return EXIT_OK
+        result = apply_plan(client, plan, on_progress=_progress(output, len(plan.pending)),  # type: ignore[arg-type]
+                            trigger="bootstrap")
+        if result.outcomes or result.inventory is not None:
+            output.write("\n" + report.render_result_text(result, color=output.color))
+        if not result.ok:
+            return EXIT_ERROR
+        bootstrap.write_settings(client, args.namespace, prepared.settings)
+    output.write("\n" + bootstrap.instructions(connection.url, connection.tenant, args.namespace,
+                                               args.role))
+    return EXIT_OK
+
+
+def cmd_task(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
+    return runtime.run_task(args.step, args.env, output.out)
+
+
+COMMANDS = {"bootstrap": cmd_bootstrap, "task": cmd_task, "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "status": cmd_status,
             "history": cmd_history, "webhook": cmd_webhook}
 
 

@@ -260,6 +260,7 @@ def _read_files(root: Path, config: Config, rules: IgnoreRules, problems: list[P
 
 def read_source(
     folder: str | os.PathLike[str], *, commit: str | None = None, config_file: str | None = None,
+    config: Config | None = None,
 ) -> Source:
     """Read the settings, every flow and every namespace file under ``folder``.
 
@@ -271,7 +272,7 @@ def read_source(
             f"source folder {str(folder)!r} does not exist or is not a folder",
             [Problem("not a folder", str(folder))],
         )
-    config = load_config(root, config_file)
+    config = config or load_config(root, config_file)
     problems: list[Problem] = []
     rules = IgnoreRules.from_folder(root)
     flows = _read_flows(root, config, rules, problems)

@@ -1,0 +1,116 @@
+"""Install the promotion into a Kestra instance, with the promotion itself.
+
+The project's own flows (``flows/prod`` for the instance that promotes, ``flows/dev`` for a
+development instance) and, for production, the helper package (``scripts/``, as namespace files)
+are promoted like any flows repository: planned, validated on the target, applied all or nothing,
+and recorded in an inventory of their own. Running it twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from .config import Config, NamespaceFiles
+from .desired import prepare
+from .errors import NotFound, SettingsError
+from .live import read_live_state
+from .models import Plan
+from .plan import plan as make_plan
+from .source import check_namespace, read_source
+
+ROLES = ("prod", "dev")
+SETTINGS = {
+    "prod": ("promote_repo_url", "promote_branch", "promote_tags", "promote_path",
+             "promote_target_url", "promote_tenant"),
+    "dev": ("commit_repo_url", "commit_author_name", "commit_author_email"),
+}
+SECRETS = {
+    "prod": (
+        ("KESTRA_PROMOTE_GIT_USERNAME", "user that clones the flows repository (read-only access)"),
+        ("KESTRA_PROMOTE_GIT_TOKEN", "its token or password"),
+        ("KESTRA_PROMOTE_USERNAME", "Kestra user the promotion writes with (this instance)"),
+        ("KESTRA_PROMOTE_PASSWORD", "its password"),
+        ("KESTRA_PROMOTE_WEBHOOK_KEY", "the key in the webhook URL: long and random"),
+        ("KESTRA_PROMOTE_WEBHOOK_SECRET", "the webhook secret set in the Git provider (signature "
+                                          "or token)"),
+    ),
+    "dev": (
+        ("KESTRA_PROMOTE_GIT_USERNAME", "user that pushes review branches"),
+        ("KESTRA_PROMOTE_GIT_TOKEN", "its token or password (write access)"),
+    ),
+}
+
+
+def project_root(explicit: str | None = None) -> Path:
+    """The kestra-promote project folder holding ``flows/`` and ``scripts/``."""
+    candidates = [Path(explicit)] if explicit else [Path(__file__).resolve().parents[2], Path.cwd()]
+    for folder in candidates:
+        if (folder / "flows" / "prod").is_dir() and (folder / "scripts" / "kestra_promote").is_dir():
+            return folder.resolve()
+    raise SettingsError("cannot find the kestra-promote project (flows/ and scripts/): run from a "
+                        "clone of it, or pass --project DIR")
+
+
+def bootstrap_config(role: str, namespace: str) -> Config:
+    """The settings that promote the project's own flows (and package) into ``namespace``."""
+    if role not in ROLES:
+        raise SettingsError(f"--role must be one of {', '.join(ROLES)}")
+    if (why := check_namespace(namespace)) is not None:
+        raise SettingsError(f"--namespace: {why}")
+    files = (NamespaceFiles("scripts", "system", "/"),) if role == "prod" else ()
+    return Config(
+        name=f"kestra-promote-{role}", flows=(f"flows/{role}",), namespace_files=files,
+        rename={"system": namespace} if namespace != "system" else {},
+        state_namespace=namespace, protected_namespaces=(), path="(bootstrap)")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    plan: Plan
+    settings: dict[str, str]  # KV settings that differ from what the target holds
+
+
+def prepare_bootstrap(client, project: Path, role: str, namespace: str,  # type: ignore[no-untyped-def]
+                      settings: Mapping[str, str | None]) -> Prepared:
+    config = bootstrap_config(role, namespace)
+    source = read_source(project, config=config)
+    desired = prepare(source, config)
+    live = read_live_state(client, {k.namespace for k in desired.flows},
+                           {k.namespace for k in desired.files}, state_namespace=namespace,
+                           name=config.name)
+    changed = {}
+    for key, value in settings.items():
+        if value is None:
+            continue
+        if key not in SETTINGS[role]:
+            raise SettingsError(f"unknown setting {key!r} for the {role} role")
+        try:
+            current = client.kv_get(namespace, key)
+        except NotFound:
+            current = None
+        if current != value:
+            changed[key] = value
+    return Prepared(make_plan(desired, live, config, commit=source.commit), changed)
+
+
+def write_settings(client, namespace: str, settings: Mapping[str, str]) -> None:  # type: ignore[no-untyped-def]
+    for key, value in settings.items():
+        client.kv_put(namespace, key, value, description="kestra-promote setting")
+
+
+def instructions(url: str, tenant: str, namespace: str, role: str) -> str:
+    """What to do next: the webhook URL to register and the secrets the flows expect."""
+    lines = []
+    if role == "prod":
+        hook = (f"{url.rstrip('/')}/api/v1/{tenant}/executions/webhook/{namespace}/promote/"
+                "<KESTRA_PROMOTE_WEBHOOK_KEY>")
+        lines += ["Webhook URL to register in the Git provider (push events, JSON; set its secret "
+                  "to KESTRA_PROMOTE_WEBHOOK_SECRET):", f"  {hook}", ""]
+    lines.append("Secrets the flows expect (open source: environment variables SECRET_<NAME> of "
+                 "the Kestra server, base64-encoded):")
+    lines += [f"  {name:<32} {meaning}" for name, meaning in SECRETS[role]]
+    lines += ["", f"Settings (KV store of namespace {namespace!r}): "
+              + ", ".join(SETTINGS[role]) + "."]
+    return "\n".join(lines) + "\n"
