@@ -178,12 +178,12 @@ def _refs(provider: str, event: str, body: Mapping[str, Any]) -> tuple[str | Non
             for c in body.get("changes") or []]
     else:
         return "unknown event: not a push from a known Git provider", []
-    ref = body.get("ref")
-    if not isinstance(ref, str):
+    pushed = body.get("ref")
+    if not isinstance(pushed, str):
         return "the event names no ref", []
     after = body.get("after") or body.get("checkout_sha")
     deleted = bool(body.get("deleted")) or after == ZERO_SHA
-    return None, [(ref, after, deleted)]
+    return None, [(pushed, after, deleted)]
 
 
 def decide(
