@@ -75,6 +75,10 @@ class Prepared:
 def prepare_bootstrap(client, project: Path, role: str, namespace: str,  # type: ignore[no-untyped-def]
                       settings: Mapping[str, str | None]) -> Prepared:
     config = bootstrap_config(role, namespace)
+    unknown = sorted(set(settings) - set(SETTINGS[role]))
+    if unknown:
+        raise SettingsError(f"unknown setting(s) {', '.join(unknown)} for the {role} role; "
+                            f"known: {', '.join(SETTINGS[role])}")
     source = read_source(project, config=config)
     desired = prepare(source, config)
     live = read_live_state(client, {k.namespace for k in desired.flows},
@@ -84,8 +88,6 @@ def prepare_bootstrap(client, project: Path, role: str, namespace: str,  # type:
     for key, value in settings.items():
         if value is None:
             continue
-        if key not in SETTINGS[role]:
-            raise SettingsError(f"unknown setting {key!r} for the {role} role")
         try:
             current = client.kv_get(namespace, key)
         except NotFound:

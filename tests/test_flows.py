@@ -1,0 +1,306 @@
+"""The promotion flows of flows/: static checks against Kestra's rules, and emulated runs of
+every entry point against the fake server, with real Git repositories."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import FAKE_PASSWORD, FAKE_USER, FIXTURES, GitRepo, flow_yaml, run_cli
+from fake_kestra import FakeKestra, rules, serve
+from kestra_flows.emulator import Emulator
+from kestra_promote.bootstrap import SECRETS, SETTINGS
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOWS = sorted((ROOT / "flows").rglob("*.yml"))
+# Every plugin type the flows use, and where it comes from.
+PLUGIN_TYPES = {
+    "io.kestra.plugin.core.flow.If": "kestra-io/kestra (core)",
+    "io.kestra.plugin.core.flow.WorkingDirectory": "kestra-io/kestra (core)",
+    "io.kestra.plugin.core.log.Log": "kestra-io/kestra (core)",
+    "io.kestra.plugin.core.runner.Process": "kestra-io/kestra (core task runner)",
+    "io.kestra.plugin.core.trigger.Schedule": "kestra-io/kestra (core)",
+    "io.kestra.plugin.core.trigger.Webhook": "kestra-io/kestra (core)",
+    "io.kestra.plugin.scripts.python.Commands": "kestra-io/plugin-scripts (python)",
+    "io.kestra.plugin.git.Clone": "kestra-io/plugin-git",
+    "io.kestra.plugin.git.PushFlows": "kestra-io/plugin-git",
+    "io.kestra.plugin.git.PushNamespaceFiles": "kestra-io/plugin-git",
+}
+INPUT_KEYS = {"id", "type", "description", "displayName", "required", "defaults", "values"}
+TRIGGER_KEYS = {
+    "io.kestra.plugin.core.trigger.Schedule": {"id", "type", "cron", "timezone", "inputs",
+                                               "recoverMissedSchedules", "disabled", "description"},
+    "io.kestra.plugin.core.trigger.Webhook": {"id", "type", "key", "inputs", "wait",
+                                              "returnOutputs", "disabled", "description"},
+}
+DOCUMENTED_SECRETS = {name for role in SECRETS.values() for name, _ in role}
+DOCUMENTED_SETTINGS = {key for keys in SETTINGS.values() for key in keys}
+
+
+def _tasks(flow: dict) -> list[dict]:
+    found, stack = [], [*flow.get("tasks", []), *flow.get("errors", [])]
+    while stack:
+        task = stack.pop()
+        found.append(task)
+        for key in ("tasks", "then", "else"):
+            stack.extend(task.get(key) or [])
+    return found
+
+
+def _expressions(node) -> list[str]:
+    if isinstance(node, dict):
+        return [e for v in node.values() for e in _expressions(v)]
+    if isinstance(node, list):
+        return [e for v in node for e in _expressions(v)]
+    return re.findall(r"\{\{(.*?)\}\}", node, flags=re.S) if isinstance(node, str) else []
+
+
+@pytest.mark.parametrize("path", FLOWS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("version", ["1.3.4", "2.0.3"])
+def test_flows_pass_kestra_model_rules(path: Path, version: str):
+    flow, errors = rules.check(path.read_text(), version=version)
+    assert errors == [] and flow is not None
+
+
+@pytest.mark.parametrize("path", FLOWS, ids=lambda p: p.stem)
+def test_flows_follow_the_rules_of_both_versions(path: Path):
+    text = path.read_text()
+    flow = yaml.safe_load(text)
+    assert flow["namespace"] == "system" and re.fullmatch(r"[a-z][a-z0-9-]*", flow["id"])
+    assert flow["labels"] == {"kestra-promote.role": "promotion"}
+    assert "pluginDefaults" not in flow and "taskDefaults" not in flow
+    assert "json(" not in text
+    ids = [t["id"] for t in _tasks(flow)]
+    assert len(ids) == len(set(ids)) and all(re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_-]*", i) for i in ids)
+    for spec in flow.get("inputs") or []:
+        assert set(spec) <= INPUT_KEYS, spec
+        assert spec["type"] in rules.INPUT_TYPES
+        if spec["type"] == "SELECT":
+            assert spec.get("defaults") in spec["values"]
+    for trigger in flow.get("triggers") or []:
+        assert set(trigger) <= TRIGGER_KEYS[trigger["type"]], trigger  # 2.0 refuses unknown keys
+    used = {t["type"] for t in _tasks(flow)} | {t["type"] for t in flow.get("triggers") or []}
+    used |= {t["taskRunner"]["type"] for t in _tasks(flow) if "taskRunner" in t}
+    assert used <= set(PLUGIN_TYPES), used - set(PLUGIN_TYPES)
+
+
+@pytest.mark.parametrize("path", FLOWS, ids=lambda p: p.stem)
+def test_every_expression_refers_to_something_defined(path: Path):
+    flow = yaml.safe_load(path.read_text())
+    inputs = {spec["id"] for spec in flow.get("inputs") or []}
+    task_ids = {t["id"] for t in _tasks(flow)}
+    for expression in _expressions(flow):
+        for name in re.findall(r"\binputs\.(\w+)", expression):
+            assert name in inputs, expression
+        for name in re.findall(r"\boutputs\.(\w+)", expression):
+            assert name in task_ids, expression
+        for name in re.findall(r"secret\('([^']+)'\)", expression):
+            assert name in DOCUMENTED_SECRETS, expression
+        for name in re.findall(r"kv\('([^']+)'", expression):
+            assert name in DOCUMENTED_SETTINGS, expression
+        assert "trigger." not in expression or path.stem == "promote", expression
+
+
+def test_credentials_come_only_from_secrets():
+    for path in FLOWS:
+        for task in _tasks(yaml.safe_load(path.read_text())):
+            for key in ("username", "password"):
+                if key in task:
+                    assert re.fullmatch(r"\{\{ secret\('[A-Z_]+'\) \}\}", task[key]), task
+            for key, value in (task.get("env") or {}).items():
+                if any(word in key for word in ("PASSWORD", "TOKEN", "SECRET", "USERNAME")):
+                    assert re.fullmatch(r"\{\{ secret\('[A-Z_]+'\) \}\}", value), key
+
+
+def test_webhook_content_never_reaches_code():
+    flow = yaml.safe_load((ROOT / "flows/prod/promote.yml").read_text())
+    for task in _tasks(flow):
+        for line in task.get("commands", []) + task.get("beforeCommands", []):
+            assert "{{" not in line, line  # commands are static; data goes through env and files
+    assert flow["concurrency"] == {"limit": 1, "behavior": "QUEUE"}
+
+
+def test_the_readme_documents_every_secret_and_setting():
+    readme = (ROOT / "README.md").read_text()
+    for name in DOCUMENTED_SECRETS | DOCUMENTED_SETTINGS:
+        assert f"`{name}`" in readme, name
+
+
+# -- emulated runs ----------------------------------------------------------------------------
+
+SECRET_VALUES = {
+    "KESTRA_PROMOTE_GIT_USERNAME": "git", "KESTRA_PROMOTE_GIT_TOKEN": "git-token",
+    "KESTRA_PROMOTE_USERNAME": FAKE_USER, "KESTRA_PROMOTE_PASSWORD": FAKE_PASSWORD,
+    "KESTRA_PROMOTE_WEBHOOK_KEY": "hook-key-0123456789", "KESTRA_PROMOTE_WEBHOOK_SECRET": "s3cret",
+}
+
+
+@pytest.fixture
+def production(tmp_path: Path):
+    """A fake production with the promotion bootstrapped, and the flows repository it follows."""
+    repo = GitRepo(tmp_path / "flows-repo")
+    repo.write("kestra-promote.yml", "name: demo\n")
+    repo.write("flows/hello.yml", flow_yaml("company.team", "hello"))
+    repo.write("flows/caller.yml", flow_yaml("company.team", "caller", "calls"))
+    repo.commit("first flows")
+    repo.git("branch", "master")
+    fake = FakeKestra()
+    with serve(fake) as url:
+        boot = run_cli("bootstrap", "--url", url, "--username", FAKE_USER, "--password",
+                       FAKE_PASSWORD, "--set", f"promote_repo_url={repo.path}",
+                       "--set", "promote_branch=master", "--set", f"promote_target_url={url}")
+        assert boot.code == 0, boot.err
+
+        baseline[id(fake)] = len(fake.writes())
+
+        def kv(namespace: str, key: str):
+            return fake.kv[("main", namespace)][key]["value"]
+
+        emulator = Emulator(ROOT / "flows/prod/promote.yml", SECRET_VALUES, kv,
+                            lambda ns: fake.files.get(("main", ns), {}), tmp_path / "runs")
+        yield fake, repo, emulator
+        emulator.cleanup()
+
+
+baseline: dict[int, int] = {}  # writes the bootstrap made, per fake server
+
+
+def _user_writes(fake: FakeKestra) -> list[str]:
+    """Writes since the bootstrap."""
+    return [f"{r.method} {r.path}" for r in fake.writes()[baseline[id(fake)]:]]
+
+
+def test_manual_run_defaults_to_a_plan_and_writes_nothing(production):
+    fake, repo, emulator = production
+    execution = emulator.execute()
+    assert execution.state == "SUCCESS", execution.logs
+    assert execution.outputs["decide"]["vars"]["decision"] == "sync"
+    assert execution.outputs["promote"]["vars"]["action"] == "plan"
+    assert execution.outputs["promote"]["vars"]["create"] == 2
+    assert "# Promotion plan for" in execution.files["report.md"].read_text()
+    assert json.loads(execution.files["report.json"].read_text())["summary"]["create"] == 2
+    assert _user_writes(fake) == [] and fake.current().keys() >= {("system", "promote")}
+    assert ("company.team", "hello") not in fake.current()
+
+
+def test_manual_apply_promotes_and_reports(production):
+    fake, repo, emulator = production
+    execution = emulator.execute({"mode": "apply"})
+    assert execution.state == "SUCCESS", execution.logs
+    assert execution.flow_outputs == {"decision": "sync", "action": "applied",
+                                      "commit": repo.git("rev-parse", "HEAD")}
+    assert fake.current()[("company.team", "hello")] == flow_yaml("company.team", "hello")
+    assert "Apply complete: 2 created" in execution.files["report.md"].read_text()
+    assert {"name": "kestra_promote.changes", "type": "counter", "value": 2,
+            "tags": {"action": "create"}} in execution.metrics
+    assert "INFO" in {level for _, level, _ in execution.logs}
+    again = emulator.execute({"mode": "apply"})
+    assert again.outputs["promote"]["vars"]["action"] == "no-changes"
+
+
+def test_the_schedule_applies(production):
+    fake, repo, emulator = production
+    execution = emulator.schedule()
+    assert execution.state == "SUCCESS", execution.logs
+    assert execution.inputs["mode"] == "apply" and execution.inputs["started_by"] == "schedule"
+    assert ("company.team", "caller") in fake.current()
+    with target_history(fake) as runs:
+        assert runs[-1]["trigger"] == "schedule"
+
+
+class target_history:  # noqa: N801 - used as a context manager in a test
+    def __init__(self, fake: FakeKestra) -> None:
+        self.fake = fake
+
+    def __enter__(self) -> list[dict]:
+        return self.fake.kv[("main", "system")]["kestra-promote.demo"]["value"]["history"]
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _signed(headers: dict, name: str, prefix: str, body: bytes) -> dict:
+    """Headers as a provider with the webhook secret configured sends them."""
+    digest = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    return {**headers, name: [prefix + digest]}
+
+
+GITHUB = {"X-GitHub-Event": ["push"], "Content-Type": ["application/json"]}
+
+
+def test_a_push_to_the_branch_promotes_it(production):
+    fake, repo, emulator = production
+    body = (FIXTURES / "webhooks/github/push-7.json").read_bytes()  # a push to master
+    headers = _signed(GITHUB, "X-Hub-Signature-256", "sha256=", body)
+    execution = emulator.webhook("hook-key-0123456789", headers, body)
+    assert execution is not None and execution.state == "SUCCESS", execution and execution.logs
+    assert execution.outputs["decide"]["vars"]["decision"] == "sync"
+    assert "URL key is the only protection" in execution.outputs["decide"]["vars"]["reason"]
+    assert execution.outputs["promote"]["vars"]["action"] == "applied"
+    assert ("company.team", "hello") in fake.current()
+
+
+def test_a_push_to_another_branch_is_ignored_quickly(production):
+    fake, repo, emulator = production
+    body = (FIXTURES / "webhooks/gitea/push-2.json").read_bytes()  # a push to develop
+    headers = _signed({"X-Gitea-Event": ["push"]}, "X-Gitea-Signature", "", body)
+    execution = emulator.webhook("hook-key-0123456789", headers, body)
+    assert execution is not None and execution.state == "SUCCESS"
+    assert execution.outputs["decide"]["vars"]["decision"] == "ignore"
+    assert "promote" not in execution.outputs and "clone" not in execution.states
+    assert ("Nothing to promote: push to refs/heads/develop: this promotion follows branch "
+            "'master'") in execution.messages()
+    assert execution.flow_outputs["action"] == "none"
+    assert _user_writes(fake) == []
+
+
+def test_a_forged_token_is_rejected_and_writes_nothing(production):
+    fake, repo, emulator = production
+    body = (FIXTURES / "webhooks/gitlab/push-1.json").read_bytes()
+    execution = emulator.webhook("hook-key-0123456789",
+                                 {"X-Gitlab-Event": ["Push Hook"], "X-Gitlab-Token": ["guess"]}, body)
+    assert execution is not None and execution.state == "FAILED"
+    assert execution.states["decide"] == "FAILED"
+    assert "reject: X-Gitlab-Token does not match the configured secret" in execution.messages("ERROR")
+    assert any(m.startswith("kestra-promote: execution") for m in execution.messages("ERROR"))
+    assert _user_writes(fake) == []
+    ok = emulator.webhook("hook-key-0123456789",
+                          {"X-Gitlab-Event": ["Push Hook"], "X-Gitlab-Token": ["s3cret"]}, body)
+    assert ok is not None and ok.state == "SUCCESS" and ok.outputs["decide"]["vars"]["verified"]
+
+
+def test_a_wrong_webhook_key_finds_no_flow(production):
+    fake, repo, emulator = production
+    body = (FIXTURES / "webhooks/github/push-7.json").read_bytes()
+    assert emulator.webhook("wrong-key", GITHUB, body) is None
+
+
+def test_a_failed_promotion_fails_the_execution_and_logs_why(production):
+    fake, repo, emulator = production
+    repo.git("checkout", "-q", "master")
+    repo.write("flows/bad.yml", flow_yaml("company.team", "bad") + "    colour: red\n")
+    repo.commit("bad flow")
+    execution = emulator.execute({"mode": "apply"})
+    assert execution.state == "FAILED"
+    assert execution.outputs["promote"]["vars"]["action"] == "failed"
+    assert "Unrecognized field" in execution.files["report.md"].read_text()
+    assert _user_writes(fake) == []
+
+
+def test_the_check_flow_reports_status(production):
+    fake, repo, emulator = production
+    emulator.execute({"mode": "apply"})
+    check = Emulator(ROOT / "flows/prod/promote-check.yml", SECRET_VALUES, emulator.kv,
+                     emulator.namespace_files, emulator.workspace)
+    with fake._lock:
+        fake.seed_flow(flow_yaml("company.team", "stray"))
+    execution = check.execute()
+    assert execution.state == "SUCCESS", execution.logs
+    assert execution.outputs["status"]["vars"]["out_of_sync"] == 0
+    assert execution.outputs["status"]["vars"]["unmanaged"] == 1
+    assert "unmanaged    company.team/stray" in execution.files["report.md"].read_text()
