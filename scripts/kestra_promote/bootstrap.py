@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from .apply import apply_plan
 from .config import Config, NamespaceFiles
 from .desired import prepare
 from .errors import NotFound, SettingsError
 from .live import read_live_state
-from .models import Plan
+from .models import ApplyResult, Plan
 from .plan import plan as make_plan
 from .source import check_namespace, read_source
 
@@ -100,6 +101,16 @@ def prepare_bootstrap(client, project: Path, role: str, namespace: str,  # type:
 def write_settings(client, namespace: str, settings: Mapping[str, str]) -> None:  # type: ignore[no-untyped-def]
     for key, value in settings.items():
         client.kv_put(namespace, key, value, description="kestra-promote setting")
+
+
+def install(client, project: Path, role: str, namespace: str,  # type: ignore[no-untyped-def]
+            settings: Mapping[str, str | None], *, on_progress=None) -> tuple[Prepared, ApplyResult]:
+    """Plan, apply (all or nothing), then write the settings that differ."""
+    prepared = prepare_bootstrap(client, project, role, namespace, settings)
+    result = apply_plan(client, prepared.plan, on_progress=on_progress, trigger="bootstrap")
+    if result.ok:
+        write_settings(client, namespace, prepared.settings)
+    return prepared, result
 
 
 def instructions(url: str, tenant: str, namespace: str, role: str) -> str:

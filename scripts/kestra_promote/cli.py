@@ -441,21 +441,22 @@ def cmd_bootstrap(args: argparse.Namespace, connection: Connection | None, outpu
     connection = _require(connection)
     project = bootstrap.project_root(args.project)
     with connect(connection) as client:
-        prepared = bootstrap.prepare_bootstrap(client, project, args.role, args.namespace,
-                                               dict(args.set))
-        plan = prepared.plan
-        output.write(report.render_plan_text(plan, color=output.color))
+        if args.plan_only:
+            prepared = bootstrap.prepare_bootstrap(client, project, args.role, args.namespace,
+                                                   dict(args.set))
+        else:
+            prepared, result = bootstrap.install(
+                client, project, args.role, args.namespace, dict(args.set),
+                on_progress=_progress(output, 0))
+        output.write(report.render_plan_text(prepared.plan, color=output.color))
         for key, value in prepared.settings.items():
             output.write(f"  ~ setting   {args.namespace}/{key} = {value}\n")
         if args.plan_only:
             return EXIT_OK
-        result = apply_plan(client, plan, on_progress=_progress(output, len(plan.pending)),  # type: ignore[arg-type]
-                            trigger="bootstrap")
         if result.outcomes or result.inventory is not None:
             output.write("\n" + report.render_result_text(result, color=output.color))
         if not result.ok:
             return EXIT_ERROR
-        bootstrap.write_settings(client, args.namespace, prepared.settings)
     output.write("\n" + bootstrap.instructions(connection.url, connection.tenant, args.namespace,
                                                args.role))
     return EXIT_OK

@@ -1,0 +1,69 @@
+"""The few Gitea API calls the demo stack needs (Gitea's documented REST API, /api/v1)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Mapping
+
+import httpx
+
+
+class GiteaError(Exception):
+    pass
+
+
+class Gitea:
+    def __init__(self, http: httpx.Client) -> None:
+        self._http = http
+
+    @classmethod
+    def connect(cls, url: str, username: str, password: str,
+                transport: httpx.BaseTransport | None = None) -> Gitea:
+        return cls(httpx.Client(base_url=url.rstrip("/"), auth=(username, password), timeout=30,
+                                transport=transport))
+
+    def _call(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201),
+              **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise GiteaError(f"{method} {path}: {exc}") from exc
+        if response.status_code not in ok:
+            raise GiteaError(f"{method} {path} failed with HTTP {response.status_code}: "
+                             f"{response.text[:300]}")
+        return response
+
+    def healthy(self) -> bool:
+        try:
+            return self._http.get("/api/healthz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def repository(self, owner: str, name: str) -> dict[str, Any] | None:
+        response = self._call("GET", f"/api/v1/repos/{owner}/{name}", ok=(200, 404))
+        return response.json() if response.status_code == 200 else None
+
+    def create_repository(self, name: str, *, description: str, branch: str) -> dict[str, Any]:
+        return self._call("POST", "/api/v1/user/repos", json={
+            "name": name, "description": description, "private": True,
+            "auto_init": False, "default_branch": branch}).json()
+
+    def commit_files(self, owner: str, name: str, files: Mapping[str, bytes], *, branch: str,
+                     message: str) -> None:
+        """One commit adding ``files`` (path -> content) to ``branch``."""
+        self._call("POST", f"/api/v1/repos/{owner}/{name}/contents", json={
+            "branch": branch, "new_branch": branch, "message": message,
+            "files": [{"operation": "create", "path": path,
+                       "content": base64.b64encode(content).decode()}
+                      for path, content in sorted(files.items())]})
+
+    def hooks(self, owner: str, name: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/api/v1/repos/{owner}/{name}/hooks").json()
+
+    def create_push_hook(self, owner: str, name: str, *, url: str, secret: str, branch: str) -> None:
+        self._call("POST", f"/api/v1/repos/{owner}/{name}/hooks", json={
+            "type": "gitea", "active": True, "events": ["push"], "branch_filter": branch,
+            "config": {"url": url, "content_type": "json", "secret": secret}})
+
+    def close(self) -> None:
+        self._http.close()

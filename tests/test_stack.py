@@ -1,0 +1,210 @@
+"""The docker-compose stack: the compose file, its bootstrap service's logic (against fake
+Kestra servers and a fake Git server), the example repository and the README's promises."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import FAKE_PASSWORD, FAKE_USER, run_cli
+from fake_gitea import FakeGitea
+from fake_kestra import FakeKestra, serve
+
+from stack import bootstrap as stack_bootstrap
+from stack.gitea import Gitea
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+ENV_EXAMPLE = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+
+
+def test_the_compose_file_is_valid_for_docker_compose():
+    if shutil.which("docker-compose") is None:
+        if os.environ.get("CI"):
+            pytest.fail("docker-compose is not installed: .ci/run installs it")
+        pytest.skip("docker-compose is not installed here (CI installs it)")
+    done = subprocess.run(["docker-compose", "-f", "docker-compose.yml", "config", "-q"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_every_image_is_pinned_to_an_exact_tag():
+    for name, service in SERVICES.items():
+        image = service["image"]
+        repository, _, tag = image.rpartition(":")
+        assert repository and re.fullmatch(r"v?\d+\.\d+(\.\d+)?(-[a-z]+)?", tag), (name, image)
+    assert SERVICES["kestra-dev"]["image"] == SERVICES["kestra-prod"]["image"]
+    assert SERVICES["kestra-prod"]["image"].startswith("kestra/kestra:v2.0.")
+
+
+def test_databases_and_servers_have_healthchecks_and_the_bootstrap_waits_for_them():
+    for name in ("postgres-dev", "postgres-prod", "kestra-dev", "kestra-prod", "gitea"):
+        assert SERVICES[name]["healthcheck"]["test"], name
+    waits = SERVICES["bootstrap"]["depends_on"]
+    assert waits["kestra-dev"]["condition"] == waits["kestra-prod"]["condition"] == "service_healthy"
+    assert SERVICES["kestra-prod"]["depends_on"]["postgres-prod"]["condition"] == "service_healthy"
+
+
+def _host_ports() -> dict[str, int]:
+    ports = {}
+    for name, service in SERVICES.items():
+        for mapping in service.get("ports", []):
+            host = re.match(r"^(?:\$\{[A-Z_]+:-(\d+)\}|(\d+)):\d+$", mapping)
+            assert host, mapping
+            ports[name] = int(host.group(1) or host.group(2))
+    return ports
+
+
+def test_ports_and_volumes_are_distinct():
+    ports = _host_ports()
+    assert ports == {"kestra-dev": 8080, "kestra-prod": 8090, "gitea": 3000}
+    seen: dict[str, str] = {}
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source in COMPOSE["volumes"] and not name.startswith("gitea"):
+                assert source not in seen, (source, name, seen.get(source))
+                seen[source] = name
+    assert set(COMPOSE["volumes"]) == {"postgres-dev-data", "kestra-dev-storage",
+                                       "postgres-prod-data", "kestra-prod-storage", "gitea-data"}
+
+
+def _kestra_config(name: str) -> dict:
+    return yaml.safe_load(SERVICES[name]["environment"]["KESTRA_CONFIGURATION"])
+
+
+def test_each_instance_has_its_own_database_url_and_environment():
+    dev, prod = _kestra_config("kestra-dev"), _kestra_config("kestra-prod")
+    assert dev["datasources"]["postgres"]["url"].endswith("//postgres-dev:5432/kestra")
+    assert prod["datasources"]["postgres"]["url"].endswith("//postgres-prod:5432/kestra")
+    assert dev["kestra"]["environment"]["name"] == "development"
+    assert prod["kestra"]["environment"]["name"] == "production"
+    assert prod["kestra"]["server"]["basic-auth"]["open-urls"] == [
+        "/api/v1/main/executions/webhook/"]
+    assert "open-urls" not in dev["kestra"]["server"]["basic-auth"]
+
+
+def test_no_secret_value_but_the_documented_local_defaults():
+    text = (ROOT / "docker-compose.yml").read_text()
+    for name, default in re.findall(r"\$\{([A-Z_]+):-([^}]*)\}", text):
+        assert ENV_EXAMPLE.get(name) == default, (name, default)
+    for name, service in SERVICES.items():
+        for key, value in (service.get("environment") or {}).items():
+            if any(word in key for word in ("PASSWORD", "SECRET", "TOKEN")) and key != "KESTRA_CONFIGURATION":
+                assert str(value).startswith("${"), (name, key)
+    # the promotion writes to production with its admin user: the defaults must agree
+    decode = lambda name: base64.b64decode(ENV_EXAMPLE[name]).decode()  # noqa: E731
+    assert decode("SECRET_KESTRA_PROMOTE_USERNAME") == ENV_EXAMPLE["KESTRA_ADMIN_USER"]
+    assert decode("SECRET_KESTRA_PROMOTE_PASSWORD") == ENV_EXAMPLE["KESTRA_ADMIN_PASSWORD"]
+    assert decode("SECRET_KESTRA_PROMOTE_GIT_USERNAME") == ENV_EXAMPLE["GITEA_ADMIN_USER"]
+
+
+def test_the_readme_names_the_stacks_ports_and_urls():
+    readme = (ROOT / "README.md").read_text()
+    assert "docker compose up -d" in readme
+    named = {int(p) for p in re.findall(r"http://localhost:(\d+)", readme)}
+    assert named <= set(_host_ports().values()), named
+    assert {8080, 8090, 3000} <= named
+    paths = re.findall(r"`((?:examples|flows/prod|flows/dev|stack|scripts|tests|\.ci)/[^`\s]*)`",
+                       readme)
+    assert len(paths) > 10
+    for path in paths + [".env.example", "docker-compose.yml"]:
+        assert (ROOT / path.rstrip("/")).exists(), path
+
+
+# -- the bootstrap service's logic ----------------------------------------------------------
+
+
+def _env(dev: str, prod: str, gitea: str) -> dict[str, str]:
+    return {"KESTRA_DEV_URL": dev, "KESTRA_PROD_URL": prod, "GITEA_URL": gitea,
+            "KESTRA_USERNAME": FAKE_USER, "KESTRA_PASSWORD": FAKE_PASSWORD,
+            "GITEA_ADMIN_USER": ENV_EXAMPLE["GITEA_ADMIN_USER"],
+            **{k: v for k, v in ENV_EXAMPLE.items() if k.startswith("SECRET_")}}
+
+
+def test_the_stack_bootstrap_installs_everything_once():
+    dev, prod, gitea = FakeKestra(), FakeKestra(), FakeGitea()
+    with serve(dev) as dev_url, serve(prod) as prod_url, serve(gitea) as gitea_url:  # type: ignore[arg-type]
+        env = _env(dev_url, prod_url, gitea_url)
+        out = io.StringIO()
+        assert stack_bootstrap.main(env, out) == 0, out.getvalue()
+        repo = gitea.repos[("kestra", "flows")]
+        assert set(repo["files"]) >= {"kestra-promote.yml", "flows/dev.company/orders.yml",
+                                      "files/dev.company.team/scripts/etl.py"}
+        assert repo["commits"] == [{"message": "Example flows", "branch": "main"}]
+        (hook,) = repo["hooks"]
+        assert hook["config"]["url"] == (
+            f"{prod_url}/api/v1/main/executions/webhook/system/promote/"
+            "local-webhook-key-change-me")
+        assert hook["secret"] == "local-webhook-secret-change-me" and hook["events"] == ["push"]
+        assert set(prod.current()) == {("system", "promote"), ("system", "promote-check")}
+        assert set(dev.current()) == {("system", "commit-to-git")}
+        assert prod.kv[("main", "system")]["promote_repo_url"]["value"] == \
+            f"{gitea_url}/kestra/flows.git"
+        assert dev.kv[("main", "system")]["commit_repo_url"]["value"] == \
+            f"{gitea_url}/kestra/flows.git"
+        assert "The loop is ready" in out.getvalue()
+
+        writes = (len(dev.writes()), len(prod.writes()), len(gitea.writes()))
+        again = io.StringIO()
+        assert stack_bootstrap.main(env, again) == 0, again.getvalue()
+        assert (len(dev.writes()), len(prod.writes()), len(gitea.writes())) == writes
+        assert "prod: already installed." in again.getvalue()
+
+        # the repository the stack created is what production then promotes
+        prod_plan = run_cli("plan", str(ROOT / "examples"), "--url", prod_url, "--username",
+                            FAKE_USER, "--password", FAKE_PASSWORD, "--format", "json")
+        assert prod_plan.code == 0, prod_plan.err
+
+
+def test_the_gitea_calls_match_gitea_endpoints():
+    gitea = FakeGitea()
+    with serve(gitea) as url:  # type: ignore[arg-type]
+        client = Gitea.connect(url, "kestra", "Gitea-Admin-2026")
+        assert client.healthy() and client.repository("kestra", "flows") is None
+        client.create_repository("flows", description="d", branch="main")
+        client.commit_files("kestra", "flows", {"a.txt": b"x"}, branch="main", message="m")
+        assert client.repository("kestra", "flows")["empty"] is False
+        client.close()
+    assert [(r.method, r.path) for r in gitea.requests] == [
+        ("GET", "/api/healthz"), ("GET", "/api/v1/repos/kestra/flows"),
+        ("POST", "/api/v1/user/repos"), ("POST", "/api/v1/repos/kestra/flows/contents"),
+        ("GET", "/api/v1/repos/kestra/flows")]
+
+
+# -- the example repository --------------------------------------------------------------------
+
+
+def test_the_examples_are_valid():
+    result = run_cli("validate", str(ROOT / "examples"))
+    assert result.code == 0
+    assert result.out.startswith("Valid: 5 flow(s) and 1 namespace file(s)")
+
+
+def test_the_examples_plan_against_an_empty_production_creates_exactly_these():
+    fake = FakeKestra()
+    with serve(fake) as url:
+        result = run_cli("plan", str(ROOT / "examples"), "--url", url, "--username", FAKE_USER,
+                         "--password", FAKE_PASSWORD, "--format", "json")
+    assert result.code == 0, result.err
+    data = yaml.safe_load(result.out)
+    assert data["summary"]["create"] == 6 and data["summary"]["update"] == 0
+    assert [(c["kind"], c["namespace"], c["id"] or c["file"]) for c in data["changes"]] == [
+        ("file", "company.team", "/scripts/etl.py"),
+        ("flow", "company", "process_order"),
+        ("flow", "company", "orders"),
+        ("flow", "company.analytics", "daily_kpis"),
+        ("flow", "company.team", "etl"),
+        ("flow", "company.team", "report"),
+    ]
+    orders = next(c for c in data["changes"] if c["id"] == "orders")
+    assert orders["action"] == "create"
