@@ -99,9 +99,15 @@ def root_ns(target: Target) -> Iterator[str]:
     name = f"kptest{uuid.uuid4().hex[:10]}"
     yield name
     if target.fake is None:
+        from kestra_promote.errors import NotFound
+
         with target.client() as client:
             for namespace, flow_id in target.sources(name):
                 client.delete_flow(namespace, flow_id)
+            try:  # the inventory the tests' promotions recorded
+                client.kv_delete("system", "kestra-promote.default")
+            except NotFound:
+                pass
 
 
 @dataclass

@@ -16,7 +16,7 @@ from .apply import apply_plan
 from .config import Config, NamespaceFiles
 from .desired import prepare
 from .errors import NotFound, SettingsError
-from .live import read_live_state
+from .live import read_for
 from .models import ApplyResult, Plan
 from .plan import plan as make_plan
 from .source import check_namespace, read_source
@@ -82,9 +82,7 @@ def prepare_bootstrap(client, project: Path, role: str, namespace: str,  # type:
                             f"known: {', '.join(SETTINGS[role])}")
     source = read_source(project, config=config)
     desired = prepare(source, config)
-    live = read_live_state(client, {k.namespace for k in desired.flows},
-                           {k.namespace for k in desired.files}, state_namespace=namespace,
-                           name=config.name)
+    live = read_for(client, desired, config)
     changed = {}
     for key, value in settings.items():
         if value is None:

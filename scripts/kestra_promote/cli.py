@@ -23,7 +23,7 @@ from .client import Connection, KestraClient, connect
 from .config import DRIFT_POLICIES, Config, check_name
 from .desired import Desired, prepare
 from .errors import KestraPromoteError, SettingsError, TargetRejected
-from .live import read_inventories, read_live_state
+from .live import read_for, read_inventories, read_live_state
 from .models import Action, Outcome, Plan, Problem
 from .plan import live_hashes
 from .plan import plan as make_plan
@@ -284,11 +284,8 @@ def _load(args: argparse.Namespace) -> Iterator[Loaded]:
 
 
 def _compute_plan(client: KestraClient, loaded: Loaded) -> Plan:
-    desired, config = loaded.desired, loaded.config
-    live = read_live_state(
-        client, {k.namespace for k in desired.flows}, {k.namespace for k in desired.files},
-        state_namespace=config.state_namespace, name=config.name, include=config.include)
-    return make_plan(desired, live, config, commit=loaded.source.commit)
+    live = read_for(client, loaded.desired, loaded.config)
+    return make_plan(loaded.desired, live, loaded.config, commit=loaded.source.commit)
 
 
 def _progress(output: Output, total_hint: int) -> object:

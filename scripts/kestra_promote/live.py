@@ -14,6 +14,8 @@ from typing import Iterable
 from . import inventory as inv
 from . import yamlnodes
 from .client import KestraClient
+from .config import Config
+from .desired import Desired
 from .errors import KestraError, NotFound
 from .models import FileKey, FlowKey, Inventory, LiveFile, LiveFlow, LiveState, Scope
 
@@ -117,3 +119,10 @@ def read_live_state(
     scope = Scope(prefixes, tuple(sorted(file_spaces)), state_namespace or "system")
     return LiveState(flows=dict(sorted(flows.items())), files=dict(sorted(files.items())),
                      inventory=own, others=others, scope=scope)
+
+
+def read_for(client: KestraClient, desired: Desired, config: Config) -> LiveState:
+    """The live state a plan of ``desired`` under ``config`` needs."""
+    return read_live_state(
+        client, {k.namespace for k in desired.flows}, {k.namespace for k in desired.files},
+        state_namespace=config.state_namespace, name=config.name, include=config.include)

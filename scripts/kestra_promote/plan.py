@@ -36,6 +36,7 @@ from .models import (
     Reason,
     sort_key,
 )
+from .order import topological
 
 PROMOTION_LABEL = "kestra-promote.role"  # carried by the flows that run the promotion itself
 
@@ -197,8 +198,6 @@ def order_changes(changes: list[Change], desired: Desired) -> tuple[list[Change]
     Namespace files first (flows may read them), then flows with the flows they call or
     listen to first, then deletions of flows (callers first), then deletions of files.
     """
-    from .order import topological
-
     by_key = {c.key: c for c in changes}
     files = [c for c in changes if c.kind == "file" and c.action in (Action.CREATE, Action.UPDATE)]
     flow_keys = [c.key for c in changes if isinstance(c.key, FlowKey)
@@ -229,8 +228,8 @@ def order_changes(changes: list[Change], desired: Desired) -> tuple[list[Change]
 # -- the plan ---------------------------------------------------------------------------------------
 
 
-def _managed_after(changes: list[Change], before: Inventory | None, desired: Desired,
-                   name: str, commit: str | None) -> Inventory:
+def _managed_after(changes: list[Change], before: Inventory | None, name: str,
+                   commit: str | None) -> Inventory:
     flows: dict[FlowKey, Managed] = {}
     files: dict[FileKey, Managed] = {}
     for change in changes:
@@ -274,7 +273,7 @@ def plan(desired: Desired, live: LiveState, config: Config, *, commit: str | Non
 
     refused = refusals(changes, desired, config, live.others)
     ordered, cycle_warnings = order_changes(changes, desired)
-    after = _managed_after(ordered, inventory, desired, config.name, commit)
+    after = _managed_after(ordered, inventory, config.name, commit)
     before = (inventory.flows, inventory.files) if inventory else ({}, {})
     needs_inventory = any(c.writes for c in ordered) or (after.flows, after.files) != before
     hashes = live_hashes(live)

@@ -29,7 +29,7 @@ from .apply import apply_plan, ensure_allowed, ensure_valid
 from .client import Connection, connect
 from .desired import prepare
 from .errors import KestraPromoteError, SettingsError
-from .live import read_live_state
+from .live import read_for
 from .models import Plan
 from .plan import plan as make_plan
 from .source import read_source
@@ -164,9 +164,7 @@ def task_promote(env: Mapping[str, str], emit: Emitter, *, workdir: Path) -> int
         allow_deletions=int(allow) if allow else None)
     desired = prepare(source, config)
     with connect(_connection(env)) as client:
-        live = read_live_state(
-            client, {k.namespace for k in desired.flows}, {k.namespace for k in desired.files},
-            state_namespace=config.state_namespace, name=config.name, include=config.include)
+        live = read_for(client, desired, config)
         plan = make_plan(desired, live, config, commit=source.commit)
         if mode == "status":
             text = report.render_status_text(plan)
