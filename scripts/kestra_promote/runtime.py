@@ -36,40 +36,50 @@ from .source import read_source
 
 
 class Emitter:
-    """Kestra outputs, counters and logs, through the ``kestra`` package when it is installed."""
+    """Kestra outputs, counters and logs: through the ``kestra`` package on the task's stdout,
+    as the same ``::{json}::`` lines written directly anywhere else (tests, other streams)."""
+
+    _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
+               "ERROR": logging.ERROR}
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
-        try:
-            from kestra import Kestra  # type: ignore[import-not-found,import-untyped]
-        except ImportError:  # pragma: no cover - the flows install it; plain JSON lines otherwise
-            Kestra = None
-        self._kestra = Kestra
+        self._kestra = None
+        if out is sys.stdout:
+            try:
+                from kestra import Kestra  # type: ignore[import-not-found,import-untyped]
+            except ImportError:  # pragma: no cover - the flows install it
+                Kestra = None
+            self._kestra = Kestra
 
-    def _send(self, message: dict[str, Any]) -> None:
-        line = "::" + json.dumps(message) + "::"
-        if self._kestra is not None and self.out is sys.stdout:
-            self._kestra._send(message)  # prints the same line on stdout
-        else:
-            self.out.write(line + "\n")
+    def _line(self, message: dict[str, Any]) -> None:
+        self.out.write("::" + json.dumps(message) + "::\n")
 
     def outputs(self, values: Mapping[str, Any]) -> None:
-        if self._kestra is not None and self.out is sys.stdout:
+        if self._kestra is not None:
             self._kestra.outputs(dict(values))
         else:
-            self._send({"outputs": dict(values)})
+            self._line({"outputs": dict(values)})
 
     def counter(self, name: str, value: int, **tags: str) -> None:
-        self._send({"metrics": [{"name": name, "type": "counter", "value": value, "tags": tags}]})
+        if self._kestra is not None:
+            self._kestra.counter(name, value, tags)
+        else:
+            self._line({"metrics": [{"name": name, "type": "counter", "value": value,
+                                     "tags": tags}]})
 
     def log(self, level: str, message: str) -> None:
-        # through stdout whatever the level: a WARN line on stderr would turn the task to WARNING
-        # (script tasks default to warningOnStdErr: true); the flows also set it to false
-        self._send({"logs": [{"level": level, "message": message}]})
+        # the kestra logger writes WARN and ERROR to stderr: the flows set warningOnStdErr: false
+        # so that a warning never turns a successful task to WARNING
+        if self._kestra is not None:
+            self._kestra.logger().log(self._LEVELS[level], message)
+        else:
+            self._line({"logs": [{"level": level, "message": message}]})
 
     def text(self, text: str) -> None:
         """Lines for people, logged by Kestra as they are."""
         self.out.write(text if text.endswith("\n") else text + "\n")
+        self.out.flush()
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool | None:

@@ -218,17 +218,18 @@ class Emulator:
         done = subprocess.run(["bash", "-c", "\n".join(script)], cwd=folder, capture_output=True,
                               text=True, env={**base, "PATH": path, **env}, timeout=300)
         outputs: dict[str, Any] = {}
-        for line in done.stdout.splitlines():
-            if line.startswith("::{") and line.endswith("}::"):
-                message = json.loads(line[2:-2])
-                outputs.update(message.get("outputs", {}))
-                execution.metrics += message.get("metrics", [])
-                execution.logs += [(task["id"], m["level"], m["message"]) for m in message.get("logs", [])]
-            elif line.strip():
-                execution.logs.append((task["id"], "INFO", line))
-        for line in done.stderr.splitlines():
-            if line.strip():  # warningOnStdErr: false in these flows: logged, no WARNING state
-                execution.logs.append((task["id"], "WARN", line))
+        # Kestra reads ::{json}:: lines on both streams; other lines are logged, stderr ones as
+        # warnings (warningOnStdErr: false in these flows: logged, no WARNING state)
+        for stream, level in ((done.stdout, "INFO"), (done.stderr, "WARN")):
+            for line in stream.splitlines():
+                if line.startswith("::{") and line.endswith("}::"):
+                    message = json.loads(line[2:-2])
+                    outputs.update(message.get("outputs", {}))
+                    execution.metrics += message.get("metrics", [])
+                    execution.logs += [(task["id"], m["level"], m["message"])
+                                       for m in message.get("logs", [])]
+                elif line.strip():
+                    execution.logs.append((task["id"], level, line))
         record: dict[str, Any] = {"vars": outputs, "exitCode": done.returncode}
         found = {}
         for pattern in task.get("outputFiles") or []:
