@@ -60,6 +60,18 @@ def validate_on_target(
     return problems, warnings
 
 
+def check_on_target(client: KestraClient, flows: Sequence[DesiredFlow], *,
+                    note: str = "") -> list[Problem]:
+    """Raise TargetRejected (its message ending with ``note``) unless the target accepts every
+    flow; returns the warnings the target reported, if any."""
+    problems, warnings = validate_on_target(client, flows)
+    if problems:
+        rejected = len({p.flow for p in problems})
+        raise TargetRejected(f"the target rejected {rejected} of {len(flows)} flow(s){note}",
+                             problems)
+    return warnings
+
+
 def ensure_valid(client: KestraClient, changes: Sequence[Change]) -> list[Problem]:
     """Raise TargetRejected unless the target accepts every flow written by ``changes``.
 
@@ -71,13 +83,7 @@ def ensure_valid(client: KestraClient, changes: Sequence[Change]) -> list[Proble
         if isinstance(c.key, FlowKey) and c.action in (Action.CREATE, Action.UPDATE)
         and isinstance(c.after, str)
     ]
-    problems, warnings = validate_on_target(client, flows)
-    if problems:
-        rejected = len({p.flow for p in problems})
-        raise TargetRejected(
-            f"the target rejected {rejected} of {len(flows)} flow(s); nothing was written", problems
-        )
-    return warnings
+    return check_on_target(client, flows, note="; nothing was written")
 
 
 def ensure_allowed(plan: Plan) -> None:

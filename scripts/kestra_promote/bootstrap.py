@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from .apply import apply_plan
+from .apply import Progress, apply_plan
+from .client import KestraClient
 from .config import Config, NamespaceFiles
 from .desired import prepare
 from .errors import NotFound, SettingsError
@@ -73,7 +74,7 @@ class Prepared:
     settings: dict[str, str]  # KV settings that differ from what the target holds
 
 
-def prepare_bootstrap(client, project: Path, role: str, namespace: str,  # type: ignore[no-untyped-def]
+def prepare_bootstrap(client: KestraClient, project: Path, role: str, namespace: str,
                       settings: Mapping[str, str | None]) -> Prepared:
     config = bootstrap_config(role, namespace)
     unknown = sorted(set(settings) - set(SETTINGS[role]))
@@ -96,13 +97,14 @@ def prepare_bootstrap(client, project: Path, role: str, namespace: str,  # type:
     return Prepared(make_plan(desired, live, config, commit=source.commit), changed)
 
 
-def write_settings(client, namespace: str, settings: Mapping[str, str]) -> None:  # type: ignore[no-untyped-def]
+def write_settings(client: KestraClient, namespace: str, settings: Mapping[str, str]) -> None:
     for key, value in settings.items():
         client.kv_put(namespace, key, value, description="kestra-promote setting")
 
 
-def install(client, project: Path, role: str, namespace: str,  # type: ignore[no-untyped-def]
-            settings: Mapping[str, str | None], *, on_progress=None) -> tuple[Prepared, ApplyResult]:
+def install(client: KestraClient, project: Path, role: str, namespace: str,
+            settings: Mapping[str, str | None], *, on_progress: Progress | None = None,
+            ) -> tuple[Prepared, ApplyResult]:
     """Plan, apply (all or nothing), then write the settings that differ."""
     prepared = prepare_bootstrap(client, project, role, namespace, settings)
     result = apply_plan(client, prepared.plan, on_progress=on_progress, trigger="bootstrap")

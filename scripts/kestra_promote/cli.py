@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -18,13 +19,13 @@ from pathlib import Path
 from typing import Iterator, Mapping, Sequence, TextIO
 
 from . import __version__, bootstrap, gitref, planfile, report, runtime, webhook
-from .apply import apply_plan, ensure_allowed, ensure_valid, validate_on_target
+from .apply import Progress, apply_plan, check_on_target, ensure_allowed, ensure_valid
 from .client import Connection, KestraClient, connect
 from .config import DRIFT_POLICIES, Config, check_name
 from .desired import Desired, prepare
-from .errors import KestraPromoteError, SettingsError, TargetRejected
+from .errors import KestraPromoteError, SettingsError
 from .live import read_for, read_inventories, read_live_state
-from .models import Action, Outcome, Plan, Problem
+from .models import Outcome, Plan, Problem
 from .plan import live_hashes
 from .plan import plan as make_plan
 from .source import Source, read_source
@@ -288,7 +289,7 @@ def _compute_plan(client: KestraClient, loaded: Loaded) -> Plan:
     return make_plan(loaded.desired, live, loaded.config, commit=loaded.source.commit)
 
 
-def _progress(output: Output, total_hint: int) -> object:
+def _progress(output: Output, total_hint: int) -> Progress:
     def show(outcome: Outcome, number: int, total: int) -> None:
         if number == 0:
             output.note(f"[revert] {outcome.status.value} {outcome.change.key}")
@@ -300,7 +301,7 @@ def _progress(output: Output, total_hint: int) -> object:
 
 
 def _show_plan(output: Output, plan: Plan, warnings: Sequence[Problem] = ()) -> None:
-    full = Plan(**{**plan.__dict__, "warnings": (*plan.warnings, *warnings)})
+    full = dataclasses.replace(plan, warnings=(*plan.warnings, *warnings))
     if output.format == "json":
         output.json(report.plan_to_dict(full))
     elif output.format == "markdown":
@@ -316,12 +317,7 @@ def cmd_validate(args: argparse.Namespace, connection: Connection | None, output
         warnings = list(loaded.desired.warnings)
         if connection is not None:
             with connect(connection) as client:
-                problems, found = validate_on_target(client, flows)
-            warnings += found
-            if problems:
-                rejected = len({p.flow for p in problems})
-                raise TargetRejected(f"the target rejected {rejected} of {len(flows)} flow(s)",
-                                     problems)
+                warnings += check_on_target(client, flows)
     commit = loaded.source.commit
     where = "locally and by the target" if connection else "locally (no target given)"
     files = len(loaded.desired.files)
@@ -375,7 +371,7 @@ def cmd_apply(args: argparse.Namespace, connection: Connection | None, output: O
             plan = _compute_plan(client, loaded)
         if output.format == "text":
             output.write(report.render_plan_text(plan, color=output.color))
-        result = apply_plan(client, plan, on_progress=_progress(output, len(plan.pending)),  # type: ignore[arg-type]
+        result = apply_plan(client, plan, on_progress=_progress(output, len(plan.pending)),
                             trigger=args.trigger, ref=args.ref)
     if output.format == "json":
         output.json(report.result_to_dict(result))
@@ -401,8 +397,7 @@ def cmd_status(args: argparse.Namespace, connection: Connection | None, output: 
     else:
         text = report.render_status_text(plan)
         output.write(text if output.format == "text" else f"```\n{text}```\n")
-    out_of_sync = any(c.action not in (Action.UNCHANGED, Action.UNMANAGED) for c in plan.changes)
-    return EXIT_CHANGES if args.detailed_exitcode and out_of_sync else EXIT_OK
+    return EXIT_CHANGES if args.detailed_exitcode and report.out_of_sync(plan) else EXIT_OK
 
 
 def cmd_history(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:

@@ -251,6 +251,11 @@ _STATUS_WORDS = {Action.UNCHANGED: "in sync", Action.CREATE: "out of sync",
                  Action.UNMANAGED: "unmanaged"}
 
 
+def out_of_sync(plan: Plan) -> list[Change]:
+    """Objects the target does not hold as Git wants them (unmanaged ones are not ours)."""
+    return [c for c in plan.changes if c.action not in (Action.UNCHANGED, Action.UNMANAGED)]
+
+
 def status_of(change: Change) -> str:
     if change.reason is Reason.DRIFT_OVERWRITTEN:
         return "drifted"

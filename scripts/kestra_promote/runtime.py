@@ -181,10 +181,8 @@ def task_promote(env: Mapping[str, str], emit: Emitter, *, workdir: Path) -> int
             emit.text(text)
             _write_reports(workdir, f"### Promotion status of `{plan.name}`\n\n```\n{text}```\n",
                            report.plan_to_dict(plan))
-            out_of_sync = sum(1 for c in plan.changes if report.status_of(c) != "in sync"
-                              and c.action.value != "unmanaged")
             emit.outputs({"action": "status", "ok": True, "commit": plan.commit or "",
-                          "out_of_sync": out_of_sync, **_counts(plan)})
+                          "out_of_sync": len(report.out_of_sync(plan)), **_counts(plan)})
             return 0
         emit.text(report.render_plan_text(plan))
         for warning in plan.warnings:
