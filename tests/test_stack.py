@@ -93,6 +93,22 @@ def test_each_instance_has_its_own_database_url_and_environment():
     assert "open-urls" not in dev["kestra"]["server"]["basic-auth"]
 
 
+def test_kestra_can_write_its_storage_volume():
+    # the image runs as `kestra` and ships no /app/storage: a new named volume there is owned by
+    # root, so Kestra runs as root, as in Kestra's own compose file
+    for name in ("kestra-dev", "kestra-prod"):
+        storage = _kestra_config(name)["kestra"]["storage"]["local"]["base-path"]
+        assert f"{name}-storage:{storage}" in SERVICES[name]["volumes"]
+        assert SERVICES[name]["user"] == "root", name
+
+
+def test_the_dev_instance_reaches_its_own_api_at_kestra_url():
+    # PushFlows (plugin-git 3, Kestra 2.0) calls the API at kestra.url from inside the container
+    url = _kestra_config("kestra-dev")["kestra"]["url"]
+    assert url == "http://localhost:8080/"
+    assert SERVICES["kestra-dev"]["ports"] == ["${KESTRA_DEV_PORT:-8080}:8080"]
+
+
 def test_no_secret_value_but_the_documented_local_defaults():
     text = (ROOT / "docker-compose.yml").read_text()
     for name, default in re.findall(r"\$\{([A-Z_]+):-([^}]*)\}", text):
