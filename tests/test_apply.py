@@ -168,13 +168,13 @@ def test_validation_failure_raises_before_any_write(repo: GitRepo, target: Targe
     fake = target.fake
     assert fake is not None
     repo.write("a.yml", flow_yaml("company", "a"))
-    repo.write("b.yml", flow_yaml("company", "b", extra="pluginDefaults: []\n"))
+    repo.write("b.yml", flow_yaml("company", "b", extra="taskDefaults: []\n"))  # 1.3 only
     repo.commit()
     with target.client() as client:
         with pytest.raises(TargetRejected) as caught:
             apply_plan(client, _plan_for(repo.path, target))
     assert [str(p) for p in caught.value.problems] == [
-        'b.yml: company/b: pluginDefaults: Unrecognized field "pluginDefaults"']
+        'b.yml: company/b: taskDefaults: Unrecognized field "taskDefaults"']
     assert fake.writes() == []
 
 

@@ -31,11 +31,9 @@ tasks:
 triggers:
   - id: after-caller
     type: io.kestra.plugin.core.trigger.Flow
-    preconditions:
-      id: upstream
-      flows:
-        - namespace: {ns}
-          flowId: caller
+    dependsOn:
+      - namespace: {ns}
+        flowId: caller
 """
 
 

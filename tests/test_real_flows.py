@@ -34,6 +34,24 @@ TEST_PLUGINS = frozenset({
 })
 
 
+# These December 2024 flows are no longer valid for Kestra 1.3 (Kestra changed them or the rule since).
+REJECTED_BY_1_3 = {
+    # InputValidator.java: an input with defaults must stay required (Kestra's 1.3 copy drops
+    # `required: false`)
+    "core/src/test/resources/flows/valids/kv.yaml":
+        "inputs[0]: Inputs with a default value must be required, since the default is always applied.",
+    # FlowValidator.RESERVED_FLOW_IDS (Kestra renamed its flow)
+    "core/src/test/resources/flows/valids/pause.yaml": "id: Flow id is a reserved keyword: pause.",
+    # PluginDefaultService.validateDefault: the flow tests invalid task defaults
+    "core/src/test/resources/flows/tests/invalid-task-defaults.yaml":
+        "taskDefaults[0]: Invalid Plugin Default: No property 'invalid' exists in plugin "
+        "'io.kestra.plugin.core.log.Log'",
+}
+# Kestra dropped the worker group validation in July 2025 (kestra-io/kestra bf8d47f19, issue #9808):
+# 1.3 accepts this flow; 2.0 has no `workerGroup` property any more (`workerSelector`).
+NO_LONGER_INVALID = {"worker-group.yaml"}
+
+
 def _kestra_test_server() -> FakeKestra:
     """Kestra 1.3 with Kestra's test plugins installed: where these flows are valid."""
     return FakeKestra(version="1.3.4", plugins=rules.DEFAULT_PLUGINS | TEST_PLUGINS)
@@ -67,8 +85,32 @@ def test_valid_flows_without_duplicates_read_cleanly(tmp_path: Path):
     assert len(read_source(EXAMPLES).flows) == 6
 
 
+def _accepted_by_1_3(tmp_path: Path) -> Path:
+    """The flows of `_without_duplicates` that Kestra 1.3 accepts."""
+    folder = _without_duplicates(tmp_path)
+    for relative in REJECTED_BY_1_3:
+        (folder / relative).unlink()
+    return folder
+
+
+@pytest.mark.parametrize("relative", sorted(REJECTED_BY_1_3))
+def test_flows_kestra_1_3_no_longer_accepts_are_rejected_for_that_reason(relative: str):
+    flow, errors = rules.check((VALID / relative).read_text(), version="1.3.4",
+                               plugins=rules.DEFAULT_PLUGINS | TEST_PLUGINS)
+    assert flow is not None
+    assert any(f"{path}: {message}".startswith(REJECTED_BY_1_3[relative]) for path, message in errors)
+
+
+def test_the_worker_group_flow_is_valid_on_1_3_and_unknown_on_2_0():
+    (path,) = [p for p in INVALID.rglob("worker-group.yaml")]
+    assert rules.check(path.read_text(), version="1.3.4")[1] == []
+    assert rules.check(path.read_text(), version="2.0.3")[1] == [
+        ("tasks[0].workerGroup", 'Unrecognized field "workerGroup"')]
+
+
 def _invalid_files() -> list[Path]:
-    return sorted(p for p in INVALID.rglob("*") if p.suffix in (".yml", ".yaml"))
+    return sorted(p for p in INVALID.rglob("*") if p.suffix in (".yml", ".yaml")
+                  and p.name not in NO_LONGER_INVALID)
 
 
 @pytest.mark.parametrize("path", _invalid_files(), ids=lambda p: p.name)
@@ -88,8 +130,8 @@ def test_every_invalid_flow_is_rejected_with_a_message_naming_it(path: Path, tmp
 
 
 @pytest.mark.fake_only
-def test_apply_209_real_flows_byte_identical_then_no_writes_then_one_update(tmp_path: Path):
-    folder = _without_duplicates(tmp_path)
+def test_apply_206_real_flows_byte_identical_then_no_writes_then_one_update(tmp_path: Path):
+    folder = _accepted_by_1_3(tmp_path)
     repo = GitRepo(folder)
     repo.commit("Kestra's test flows")
     fake = _kestra_test_server()
@@ -97,10 +139,10 @@ def test_apply_209_real_flows_byte_identical_then_no_writes_then_one_update(tmp_
         auth = ["--url", url, "--username", "admin@kestra.io", "--password", "Admin1234!"]
         first = run_cli("apply", str(folder), *auth)
         assert first.code == 0, first.err
-        assert "Apply complete: 209 created, 0 updated, 0 deleted." in first.out
+        assert "Apply complete: 206 created, 0 updated, 0 deleted." in first.out
         source = read_source(folder)
         live = fake.current()
-        assert len(live) == 209
+        assert len(live) == 206
         # byte-identical, except that the server drops a `revision:` line (two files have one)
         with_revision = {k for k, f in source.flows.items()
                          if any(line.startswith("revision:") for line in f.source.splitlines())}
@@ -131,8 +173,8 @@ def test_apply_209_real_flows_byte_identical_then_no_writes_then_one_update(tmp_
 
 
 @pytest.mark.fake_only
-def test_one_real_invalid_flow_among_209_valid_ones_blocks_every_write(tmp_path: Path):
-    folder = _without_duplicates(tmp_path)
+def test_one_real_invalid_flow_among_206_valid_ones_blocks_every_write(tmp_path: Path):
+    folder = _accepted_by_1_3(tmp_path)
     shutil.copy(INVALID / "core/src/test/resources/flows/invalids/invalid-property.yaml",
                 folder / "invalid-property.yaml")
     fake = _kestra_test_server()
@@ -143,6 +185,6 @@ def test_one_real_invalid_flow_among_209_valid_ones_blocks_every_write(tmp_path:
     assert result.err.splitlines() == [
         '  invalid-property.yaml: io.kestra.tests/duplicate: tasks[0].invalid: '
         'Unrecognized field "invalid"',
-        "Error: the target rejected 1 of 210 flow(s); nothing was written",
+        "Error: the target rejected 1 of 207 flow(s); nothing was written",
     ]
     assert fake.writes() == [] and fake.current() == {}
