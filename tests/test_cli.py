@@ -14,7 +14,7 @@ from conftest import GitRepo, Target, flow_yaml, run_cli
 
 def _two_flows(repo: GitRepo, root: str) -> str:
     repo.write("flows/etl.yml", flow_yaml(f"{root}.team", "etl"))
-    repo.write("flows/sub/load.yaml", flow_yaml(f"{root}.team.sub", "load", "# a comment\n"))
+    repo.write("flows/sub/load.yaml", flow_yaml(f"{root}.team.sub", "load", extra="# a comment\n"))
     return repo.commit("two flows")
 
 
@@ -225,7 +225,7 @@ def test_wrong_tenant_on_open_source_is_a_clear_error(repo: GitRepo, target: Tar
     result = run_cli("plan", str(repo.path), "--tenant", "acme", env=target.env)
     assert result.code == 1
     assert "GET /api/v1/acme/kv failed with HTTP 400" in result.err
-    assert "use 'main'" in result.err
+    assert "Tenant must be 'main' for OSS version" in result.err
 
 
 @pytest.mark.fake_only

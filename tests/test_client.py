@@ -14,6 +14,9 @@ from kestra_promote import errors
 from kestra_promote.client import Connection, KestraClient, connect
 
 PASSWORD = "Sup3r-Secret-pw"
+VERSIONS = ["1.3.19", "2.0.3"]
+FLOW = ("id: etl\nnamespace: company\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n"
+        "    message: hi\n")
 TOKEN = "kestra-token-0123456789"
 
 
@@ -34,25 +37,46 @@ def fake_client(fake: FakeKestra, **kwargs) -> KestraClient:
     ("status", "headers", "body", "kind", "text"),
     [
         pytest.param(422, {"Content-Type": "application/json"},
-                     {"message": "Invalid entity: flow.id: must match",
-                      "_embedded": {"errors": [{"message": "must match", "path": "flow.id"}]}},
-                     errors.Unprocessable, "HTTP 422: Invalid entity: flow.id: must match\n"
-                     "  - flow.id: must match", id="1.x-json-error"),
-        pytest.param(409, {"Content-Type": "application/problem+json"},
-                     {"type": "https://kestra.io/problems/entity-already-exists",
-                      "title": "Conflict", "status": 409, "detail": "Flow a.b already exists",
-                      "errors": [{"detail": "exists", "pointer": "/id", "path": "id"}]},
-                     errors.Conflict, "HTTP 409: Flow a.b already exists\n  - id: exists",
-                     id="2.0-problem-json"),
+                     {"message": "Invalid entity: flow.id: Flow id already exists",
+                      "_links": {"self": {"href": "/api/v1/main/flows", "templated": False}},
+                      "_embedded": {"errors": [{"message": "Flow id already exists",
+                                                "path": "flow.id"}]}},
+                     errors.Unprocessable, "HTTP 422: Invalid entity\n"
+                     "  - flow.id: Flow id already exists", id="json-error-with-violations"),
+        pytest.param(422, {"Content-Type": "application/json"},
+                     {"message": "Invalid entity: tasks[0].a: bad\ntasks[1].b: worse\n",
+                      "_embedded": {"errors": [{"message": "bad", "path": "tasks[0].a"},
+                                               {"message": "worse", "path": "tasks[1].b"}]}},
+                     errors.Unprocessable, "HTTP 422: Invalid entity\n  - tasks[0].a: bad\n"
+                     "  - tasks[1].b: worse", id="json-error-model-violations"),
+        pytest.param(409, {"Content-Type": "application/json"},
+                     {"message": "Illegal state: Requested Flow is disabled.",
+                      "_links": {"self": {"href": "/x", "templated": False}}},
+                     errors.Conflict, "HTTP 409: Illegal state: Requested Flow is disabled.",
+                     id="json-error-plain"),
+        pytest.param(404, {"Content-Type": "application/json"}, {"message": "Not Found"},
+                     errors.NotFound, "HTTP 404: Not Found", id="404-status-route"),
         pytest.param(404, {}, None, errors.NotFound, "HTTP 404: Not Found", id="empty-404"),
+        pytest.param(409, {}, None, errors.Conflict, "HTTP 409: Conflict", id="empty-409"),
         pytest.param(401, {"WWW-Authenticate": "Basic"}, None, errors.Unauthorized,
                      "HTTP 401: Unauthorized (check the credentials", id="401-with-hint"),
         pytest.param(400, {"Content-Type": "text/plain"}, "bad tenant", errors.BadRequest,
                      "HTTP 400: bad tenant", id="plain-text"),
-        pytest.param(500, {"Content-Type": "application/json"}, {"message": "boom"},
-                     errors.ServerError, "HTTP 500: boom", id="server-error"),
-        pytest.param(410, {"Content-Type": "application/json"}, {"message": "expired"},
-                     errors.ApiError, "HTTP 410: expired", id="other-status"),
+        pytest.param(502, {"Content-Type": "text/html"},
+                     "<html><head><title>502 Bad\n Gateway</title></head><body>nginx</body></html>",
+                     errors.ServerError, "HTTP 502: an HTML page (502 Bad Gateway) instead of JSON",
+                     id="html-page"),
+        pytest.param(403, {"Content-Type": "text/html"}, "<h1>Forbidden</h1>", errors.Unauthorized,
+                     "HTTP 403: an HTML page instead of JSON", id="html-without-title"),
+        pytest.param(500, {"Content-Type": "application/json"}, "{not json", errors.ServerError,
+                     "HTTP 500: {not json", id="broken-json"),
+        pytest.param(500, {"Content-Type": "application/json"}, ["a", "list"], errors.ServerError,
+                     'HTTP 500: ["a", "list"]', id="json-not-an-object"),
+        pytest.param(500, {"Content-Type": "application/json"}, {"unexpected": True},
+                     errors.ServerError, "HTTP 500: Internal Server Error", id="json-no-message"),
+        pytest.param(410, {"Content-Type": "application/json"},
+                     {"message": "Resource has expired: The requested value has expired"},
+                     errors.ApiError, "HTTP 410: Resource has expired", id="other-status"),
     ],
 )
 def test_error_responses_become_typed_exceptions(status, headers, body, kind, text):
@@ -62,17 +86,40 @@ def test_error_responses_become_typed_exceptions(status, headers, body, kind, te
         return httpx.Response(status, headers=headers, content=content)
 
     with pytest.raises(kind) as caught:
-        client_for(handler).get_flow("a", "b")
+        client_for(handler, retries=0).get_flow("a", "b")
     error = caught.value
     assert (error.status, error.method, error.path) == (status, "GET", "/api/v1/main/flows/a/b")
     assert text in str(error)
 
 
-def test_already_exists_is_recognised_in_both_versions():
-    one = errors.Unprocessable(422, method="POST", path="/", message="Flow id 'a.b' already exists")
-    two = errors.Conflict(409, method="POST", path="/", message="anything")
-    other = errors.Unprocessable(422, method="POST", path="/", message="Invalid entity")
-    assert errors.is_already_exists(one) and errors.is_already_exists(two)
+@pytest.mark.parametrize("body", [b"", b"<html><title>Login</title></html>", b"pong", b"{oops"])
+def test_a_successful_answer_that_is_not_json_is_a_typed_error(body: bytes):
+    client = client_for(lambda r: httpx.Response(200, content=body))
+    with pytest.raises(errors.KestraError, match="answered HTTP 200 with .*not JSON") as caught:
+        client.get_flow("a", "b")
+    assert not isinstance(caught.value, errors.ApiError)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_errors_of_a_real_server_shape_read_well(version: str):
+    fake = FakeKestra(version=version)
+    client = fake_client(fake)
+    client.create_flow(FLOW)
+    with pytest.raises(errors.Unprocessable) as caught:  # 422 on both versions
+        client.create_flow(FLOW)
+    assert str(caught.value) == ("POST /api/v1/main/flows failed with HTTP 422: Invalid entity\n"
+                                 "  - flow.id: Flow id already exists")
+    assert errors.is_already_exists(caught.value)
+    with pytest.raises(errors.NotFound, match=r"HTTP 404: Not Found$"):
+        client.update_flow("company", "nope", FLOW.replace("etl", "nope"))
+    other = fake_client(fake, tenant="acme")
+    with pytest.raises(errors.BadRequest, match="Tenant must be 'main' for OSS version"):
+        other.get_flow("company", "etl")
+
+
+def test_other_unprocessable_answers_are_not_already_exists():
+    other = errors.Unprocessable(422, method="POST", path="/", message="Invalid entity",
+                                 details=["tasks[0].type: Invalid type: x"])
     assert not errors.is_already_exists(other)
 
 
@@ -211,7 +258,9 @@ def test_a_flow_holding_a_separator_line_is_validated_as_one_flow(fake: FakeKest
     assert entry.get("constraints") is None and entry["flow"] == "doc"
 
 
-def test_kv_values_are_sent_as_json_text(fake: FakeKestra):
+@pytest.mark.parametrize("version", VERSIONS)
+def test_kv_values_are_sent_as_json_text(version: str):
+    fake = FakeKestra(version=version)
     client = fake_client(fake)
     client.kv_put("system", "state", {"flows": ["a"]}, ttl="PT1H", description="inventory")
     request = fake.requests[-1]
@@ -219,9 +268,42 @@ def test_kv_values_are_sent_as_json_text(fake: FakeKestra):
     assert json.loads(request.body) == {"flows": ["a"]}
     assert (request.headers["ttl"], request.headers["description"]) == ("PT1H", "inventory")
     assert client.kv_get("system", "state") == {"flows": ["a"]}
-    client.kv_delete("system", "state")
+    assert client.kv_delete("system", "state") is True
+    assert client.kv_delete("system", "state") is False  # the server answers 200 either way
     with pytest.raises(errors.NotFound):
         client.kv_get("system", "state")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_kv_keys_are_listed_tenant_wide_page_by_page(version: str):
+    fake = FakeKestra(version=version)
+    client = fake_client(fake)
+    for i in range(230):
+        client.kv_put("system", f"key{i:03}", i)
+    client.kv_put("system.child", "other", 1)
+    client.kv_put("systemx", "other", 1)
+    fake.requests.clear()
+    assert client.list_kv_keys("system") == [f"key{i:03}" for i in range(230)]
+    pages = [(r.path, r.query["page"], r.query["filters[namespace][EQUALS]"])
+             for r in fake.requests]
+    assert pages == [("/api/v1/main/kv", [str(n)], ["system"]) for n in (1, 2, 3)]
+    assert client.list_kv_keys("empty") == []
+
+
+def test_kv_keys_need_the_tenant_wide_listing():
+    """No per-namespace fallback: a server without GET /kv is reported, not worked around."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        return httpx.Response(404, json={"message": "Not Found"})
+
+    with pytest.raises(errors.NotFound):
+        client_for(handler).list_kv_keys("system")
+    assert seen == ["/api/v1/main/kv"]
+    odd = client_for(lambda r: httpx.Response(200, json=[{"key": "a"}]))
+    with pytest.raises(errors.KestraError, match="no paged results"):
+        odd.list_kv_keys("system")
 
 
 def test_namespace_files_upload_with_a_neutral_part_name(fake: FakeKestra):
@@ -231,8 +313,9 @@ def test_namespace_files_upload_with_a_neutral_part_name(fake: FakeKestra):
     assert client.download_namespace_file("company", "/scripts/archive.zip") == b"not really a zip"
     assert client.list_namespace_files("company") == [
         {"fileName": "scripts", "type": "Directory", "size": 0, "lastModifiedTime": 0,
-         "creationTime": 0}]
+         "creationTime": 0, "metadata": {}}]
     client.delete_namespace_file("company", "/scripts/archive.zip")
+    client.delete_namespace_file("company", "/scripts/archive.zip")  # nothing left: still fine
     with pytest.raises(errors.NotFound):
         client.download_namespace_file("company", "/scripts/archive.zip")
 

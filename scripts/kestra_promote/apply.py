@@ -51,8 +51,11 @@ def validate_on_target(
     problems, warnings = [], []
     for flow, entry in zip(flows, entries, strict=True):
         if entry.get("constraints"):
-            for line in str(entry["constraints"]).splitlines() or [str(entry["constraints"])]:
-                problems.append(Problem(line.strip(), flow.path, flow=flow.key))
+            # "Validation error: " then one "path: message" per line (FlowService.validate)
+            text = str(entry["constraints"]).removeprefix("Validation error: ")
+            for line in text.splitlines() or [text]:
+                if line.strip():
+                    problems.append(Problem(line.strip(), flow.path, flow=flow.key))
         for note in entry.get("warnings") or []:
             warnings.append(Problem(f"warning: {note}", flow.path, flow=flow.key))
         for dep in entry.get("deprecationPaths") or []:
@@ -179,11 +182,7 @@ def _write_inventory(client: KestraClient, plan: Plan, record: dict[str, Any]) -
 def _restore_inventory(client: KestraClient, plan: Plan) -> None:
     key = inv.kv_key(plan.name)
     if plan.inventory_before is None:
-        try:
-            client.kv_delete(plan.scope.state_namespace, key)
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
+        client.kv_delete(plan.scope.state_namespace, key)  # false when already gone: fine
     else:
         client.kv_put(plan.scope.state_namespace, key, inv.to_json(plan.inventory_before),
                       description=f"kestra-promote inventory of {plan.name!r}")

@@ -8,9 +8,11 @@ httpx client's auth and never reach a repr, a log line or an exception.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import random
+import re
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -23,7 +25,6 @@ from . import __version__
 from .errors import (
     ApiError,
     KestraError,
-    NotFound,
     SettingsError,
     TransportError,
     api_error_class,
@@ -97,31 +98,67 @@ def _segment(value: str) -> str:
 
 
 def _error_text(response: httpx.Response) -> tuple[str, list[str]]:
-    """The server's message and per-field errors, from either error format (or none)."""
-    if not response.content:
+    """The server's message and per-field errors; anything else becomes a short plain text.
+
+    Kestra 1.3 and 2.0 answer errors with Micronaut's JsonError: ``{"message": "...",
+    "_embedded": {"errors": [{"message": "...", "path": "flow.id"}]}}``. Some errors have no
+    body (401, a webhook's 409/422); a proxy in front may answer an HTML page or plain text.
+    """
+    if not response.content.strip():
         return response.reason_phrase or "", []
     try:
         body = response.json()
     except ValueError:
-        return response.text.strip()[:500], []
+        return _plain_text(response), []
     if not isinstance(body, dict):
-        return str(body)[:500], []
+        return _shorten(json.dumps(body)), []
+    message = body.get("message")
+    message = str(message).strip() if message is not None else ""
     details: list[str] = []
-    if "detail" in body or "title" in body or "type" in body:  # 2.0 RFC 9457 problem+json
-        message = str(body.get("detail") or body.get("title") or "")
-        for item in body.get("errors") or []:
-            if isinstance(item, dict):
-                where = item.get("path") or item.get("pointer")
-                text = str(item.get("detail") or item.get("message") or "")
-                details.append(f"{where}: {text}" if where else text)
-        return message, details
-    message = str(body.get("message") or "")  # 1.x JsonError
-    for item in (body.get("_embedded") or {}).get("errors") or []:
-        if isinstance(item, dict):
-            where, text = item.get("path"), str(item.get("message") or "")
-            if text and text != message:
-                details.append(f"{where}: {text}" if where else text)
+    embedded = body.get("_embedded")
+    errors = embedded.get("errors") if isinstance(embedded, dict) else None
+    for item in errors if isinstance(errors, list) else []:
+        if isinstance(item, dict) and str(item.get("message") or "").strip():
+            where, text = item.get("path"), " ".join(str(item["message"]).split())
+            details.append(_shorten(f"{where}: {text}" if where else text))
+    # "Invalid entity: flow.id: Flow id already exists" repeats its embedded errors: keep the
+    # head ("Invalid entity") as the message and the errors as details
+    starts = [message.find(d) for d in details]
+    if details and all(i > 0 for i in starts):
+        message = message[: min(starts)].rstrip(" :")
+    elif details:
+        details = [d for d in details if d not in message]
+    message = _shorten(" ".join(message.split())) or response.reason_phrase or ""
     return message, details
+
+
+def _shorten(text: str, limit: int = 500) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _plain_text(response: httpx.Response) -> str:
+    """A non-JSON body in one line: an HTML page's title, or the start of the text."""
+    text = response.content.decode(response.encoding or "utf-8", errors="replace")
+    if "html" in response.headers.get("content-type", "").lower() or \
+            text.lstrip()[:1] == "<":
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+        words = " ".join(html.unescape(title.group(1)).split()) if title else ""
+        return f"an HTML page{f' ({_shorten(words, 200)})' if words else ''} instead of JSON"
+    return _shorten(" ".join(text.split()))
+
+
+def _body(response: httpx.Response) -> Any:
+    """The JSON of a successful answer; a typed error (naming the status) when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        request = response.request
+        raise KestraError(
+            f"{request.method} {request.url.path} answered HTTP {response.status_code} with "
+            f"{_plain_text(response) if response.content.strip() else 'an empty body'}, "
+            "not JSON; is this a Kestra server?"
+        ) from None
 
 
 class _BearerAuth(httpx.Auth):
@@ -249,8 +286,8 @@ class KestraClient:
         return self.request("GET", "/ping").status_code == 200
 
     def configs(self) -> dict[str, Any]:
-        """The server's configuration summary: ``version``, edition, ..."""
-        return self.request("GET", "/api/v1/configs").json()
+        """The server's configuration: ``version``, ``edition``, ... (open without credentials)."""
+        return _body(self.request("GET", "/api/v1/configs"))
 
     # -- flows ----------------------------------------------------------------------------
 
@@ -264,25 +301,25 @@ class KestraClient:
         if allow_deleted:
             params["allowDeleted"] = "true"
         path = self._path(f"/flows/{_segment(namespace)}/{_segment(flow_id)}")
-        return self.request("GET", path, params=params).json()
+        return _body(self.request("GET", path, params=params))
 
     def create_flow(self, source: str) -> dict[str, Any]:
-        return self.request(
+        return _body(self.request(
             "POST", self._path("/flows"), content=source.encode(), headers={"Content-Type": YAML}
-        ).json()
+        ))
 
     def update_flow(self, namespace: str, flow_id: str, source: str) -> dict[str, Any]:
         path = self._path(f"/flows/{_segment(namespace)}/{_segment(flow_id)}")
-        return self.request(
+        return _body(self.request(
             "PUT", path, content=source.encode(), headers={"Content-Type": YAML}
-        ).json()
+        ))
 
     def delete_flow(self, namespace: str, flow_id: str) -> None:
         self.request("DELETE", self._path(f"/flows/{_segment(namespace)}/{_segment(flow_id)}"))
 
     def flow_revisions(self, namespace: str, flow_id: str) -> list[dict[str, Any]]:
         path = self._path(f"/flows/{_segment(namespace)}/{_segment(flow_id)}/revisions")
-        return self.request("GET", path).json()
+        return _body(self.request("GET", path))
 
     def export_flows(self, namespace_prefix: str | None = None) -> bytes:
         """A ZIP of the sources of every flow under a namespace prefix (all flows if None)."""
@@ -290,12 +327,13 @@ class KestraClient:
         return self.request("GET", self._path("/flows/export/by-query"), params=params).content
 
     def import_flows(self, data: bytes, *, filename: str = "flows.zip") -> list[str]:
-        """Import a ZIP (or multi-document YAML): the names or indexes that failed."""
+        """Import a ZIP (or a multi-document YAML): what failed, as ZIP entry names or, for a YAML
+        file, as ``"<file name>(flow number: N)"``. Existing flows are updated, others created."""
         # the server picks its parser from the file name's extension
         files = {"fileUpload": (filename, data, "application/octet-stream")}
-        return self.request(
+        return _body(self.request(
             "POST", self._path("/flows/import"), params={"failOnError": "false"}, files=files
-        ).json()
+        ))
 
     def validate_flows(self, sources: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         """Server-side validation of (name, source) pairs, in batches; one entry per source.
@@ -308,9 +346,9 @@ class KestraClient:
         for start in range(0, len(sources), VALIDATE_BATCH):
             batch = sources[start : start + VALIDATE_BATCH]
             files = [("flows", (name, text.encode(), YAML)) for name, text in batch]
-            answer = self.request(
+            answer = _body(self.request(
                 "POST", self._path("/flows/validate"), files=files, idempotent=True
-            ).json()
+            ))
             if not isinstance(answer, list) or len(answer) != len(batch):
                 raise KestraError(
                     f"flows/validate answered {len(answer) if isinstance(answer, list) else 'no'} "
@@ -326,9 +364,9 @@ class KestraClient:
         return self._path(f"/namespaces/{_segment(namespace)}/files{suffix}")
 
     def list_namespace_files(self, namespace: str, path: str = "/") -> list[dict[str, Any]]:
-        return self.request(
+        return _body(self.request(
             "GET", self._files_path(namespace, "/directory"), params={"path": path}
-        ).json()
+        ))
 
     def download_namespace_file(self, namespace: str, path: str) -> bytes:
         return self.request("GET", self._files_path(namespace), params={"path": path}).content
@@ -354,7 +392,8 @@ class KestraClient:
 
     def kv_get(self, namespace: str, key: str) -> Any:
         """The stored value (decoded). Raises NotFound when missing (and 410 when expired)."""
-        return self.request("GET", self._kv_path(namespace, key)).json().get("value")
+        answer = _body(self.request("GET", self._kv_path(namespace, key)))
+        return answer.get("value") if isinstance(answer, dict) else None
 
     def kv_put(
         self, namespace: str, key: str, value: Any, *, ttl: str | None = None,
@@ -371,26 +410,31 @@ class KestraClient:
             headers=headers,
         )
 
-    def kv_delete(self, namespace: str, key: str) -> None:
-        self.request("DELETE", self._kv_path(namespace, key))
+    def kv_delete(self, namespace: str, key: str) -> bool:
+        """Delete a key; False when there was none (the server answers 200 either way)."""
+        return _body(self.request("DELETE", self._kv_path(namespace, key))) is True
 
     def list_kv_keys(self, namespace: str) -> list[str]:
-        """The keys stored in one namespace's KV store (not its children's)."""
+        """The keys stored in one namespace's KV store (not its children's), expired ones left out.
+
+        Uses the tenant-wide listing (Kestra 1.3 and 2.0), filtered on that exact namespace,
+        page by page.
+        """
         keys: list[str] = []
-        page = 1
-        try:
-            while True:
-                params = {"filters[namespace][EQUALS]": namespace, "page": page, "size": 100}
-                answer = self.request("GET", self._path("/kv"), params=params).json()
-                results = answer.get("results") or []
-                keys += [str(e["key"]) for e in results if e.get("namespace", namespace) == namespace]
-                if not results or page * 100 >= int(answer.get("total", 0)):
-                    return keys
-                page += 1
-        except NotFound:
-            # Kestra 1.x open source has no tenant-wide listing: it lists per namespace
-            path = self._path(f"/namespaces/{_segment(namespace)}/kv")
-            return [str(e["key"]) for e in self.request("GET", path).json()]
+        page, size = 1, 100
+        while True:
+            params = {"filters[namespace][EQUALS]": namespace, "page": page, "size": size}
+            answer = _body(self.request("GET", self._path("/kv"), params=params))
+            if not isinstance(answer, dict) or not isinstance(answer.get("results"), list):
+                raise KestraError(f"GET {self._path('/kv')} answered no paged results; "
+                                  "is this a Kestra server?")
+            results = answer["results"]
+            keys += [str(e["key"]) for e in results
+                     if isinstance(e, dict) and "key" in e and e.get("namespace") == namespace]
+            total = answer.get("total")
+            if len(results) < size or not isinstance(total, int) or page * size >= total:
+                return keys
+            page += 1
 
     # -- executions -------------------------------------------------------------------------
 
@@ -402,7 +446,7 @@ class KestraClient:
         params = {"wait": "true"} if wait else {}
         files = [(name, (None, str(value))) for name, value in (inputs or {}).items()]
         kwargs: dict[str, Any] = {"files": files} if files else {}
-        return self.request("POST", path, params=params, **kwargs).json()
+        return _body(self.request("POST", path, params=params, **kwargs))
 
 
 def connect(

@@ -12,8 +12,8 @@
             ├── BadRequest          400 (e.g. a wrong tenant on open source)
             ├── Unauthorized        401 / 403
             ├── NotFound            404
-            ├── Conflict            409 (2.0: entity already exists, disabled flow)
-            ├── Unprocessable       422 (1.x: constraint violation, flow already exists)
+            ├── Conflict            409 (illegal state, e.g. a disabled flow)
+            ├── Unprocessable       422 (constraint violation, e.g. a flow that already exists)
             └── ServerError         5xx
 
 Foreign exceptions (httpx, yaml, OSError) are translated once, where they happen, with
@@ -133,7 +133,6 @@ def api_error_class(status: int) -> type[ApiError]:
 
 
 def is_already_exists(error: ApiError) -> bool:
-    """A create refused because the object exists: 409 on 2.0, 422 with that message on 1.x."""
-    if isinstance(error, Conflict):
-        return True
+    """A create refused because the object exists: 422 "Flow id already exists" on 1.3 and 2.0
+    alike (FlowController.create, ErrorController)."""
     return isinstance(error, Unprocessable) and "already exist" in str(error).lower()

@@ -41,12 +41,6 @@ USED = [
     ("POST", "/api/v1/{tenant}/executions/{namespace}/{id}"),
     ("GET", "/api/v1/{tenant}/kv"),
 ]
-# Operations a spec version lacks, sent only to the versions that serve them (the client uses
-# them as a fallback when the portable operation answers 404).
-FALLBACKS = [
-    {"method": "GET", "path": "/api/v1/{tenant}/namespaces/{namespace}/kv", "versions": ["1.3.0"],
-     "why": "Kestra 1.x open source lists KV keys per namespace, not tenant-wide"},
-]
 OUTSIDE_SPEC = [
     {"method": "GET", "path": "/ping",
      "why": "the web server's liveness answer ('pong', no auth); not part of the API spec"},
@@ -74,8 +68,7 @@ def extract(spec_dir: Path) -> dict:
     specs = {}
     for version, name in SPECS.items():
         spec = yaml.load((spec_dir / name).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        used = USED + [(f["method"], f["path"]) for f in FALLBACKS if version in f["versions"]]
-        specs[version] = [_operation(spec, method, path) for method, path in used]
+        specs[version] = [_operation(spec, method, path) for method, path in USED]
     return {
         "provenance": "Extracted by tests/contract/extract_operations.py from Kestra's official "
                       "OpenAPI specs (kestra-io/client-sdk kestra-ee.yml, versions 1.3.0 and "
@@ -83,7 +76,6 @@ def extract(spec_dir: Path) -> dict:
                       "with the same shapes.",
         "specs": specs,
         "outside_spec": OUTSIDE_SPEC,
-        "fallbacks": FALLBACKS,
     }
 
 

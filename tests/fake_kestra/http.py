@@ -10,7 +10,7 @@ from typing import Iterator
 
 import httpx
 
-from .app import DROP, FakeKestra
+from .app import DROP, FakeKestra, RequestHeaders
 
 
 def _handler_for(app: FakeKestra) -> type[BaseHTTPRequestHandler]:
@@ -21,7 +21,7 @@ def _handler_for(app: FakeKestra) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            result = app.handle(self.command, self.path, dict(self.headers.items()), body)
+            result = app.handle(self.command, self.path, RequestHeaders(self.headers.items()), body)
             if result is DROP:
                 self.close_connection = True
                 with contextlib.suppress(OSError):
@@ -64,7 +64,9 @@ def mock_transport(app: FakeKestra) -> httpx.MockTransport:
 
     def handler(request: httpx.Request) -> httpx.Response:
         target = request.url.raw_path.decode()
-        result = app.handle(request.method, target, dict(request.headers.items()), request.read())
+        headers = RequestHeaders((k.decode("latin-1"), v.decode("latin-1"))
+                                 for k, v in request.headers.raw)
+        result = app.handle(request.method, target, headers, request.read())
         if result is DROP:
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.",
                                             request=request)
