@@ -38,8 +38,13 @@ def _leaf_differences(old, new, path="") -> list[tuple[str, object, object]]:
     return [] if old == new else [(path, old, new)]
 
 
+KESTRA_2_0 = FIXTURES / "flows/kestra-2.0/valid"
+KESTRA_1_3 = FIXTURES / "flows/kestra-1.3/valid"
+
+
 def _flows_with_references() -> list[Path]:
     paths = sorted(VALIDS.glob("*.y*ml")) + sorted((FIXTURES / "flows/kestra-examples").rglob("*.y*ml"))
+    paths += sorted(KESTRA_2_0.glob("*.y*ml")) + sorted(KESTRA_1_3.glob("*.y*ml"))
     chosen = []
     for path in paths:
         root = yamlnodes.compose_documents(path.read_text())[0]
@@ -51,6 +56,10 @@ def _flows_with_references() -> list[Path]:
 REFERRING = _flows_with_references()
 
 
+def _id(path: Path) -> str:
+    return f"{path.parent.parent.name}/{path.name}" if path.parent.name == "valid" else path.name
+
+
 def test_the_corpus_covers_every_kind_of_reference():
     kinds = set()
     for path in REFERRING:
@@ -60,7 +69,7 @@ def test_the_corpus_covers_every_kind_of_reference():
     assert len(REFERRING) >= 20
 
 
-@pytest.mark.parametrize("path", REFERRING, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", REFERRING, ids=_id)
 def test_renaming_changes_exactly_the_namespace_scalars(path: Path):
     old_text = path.read_text()
     new_text, _ = _edit(old_text)
@@ -96,6 +105,35 @@ def test_a_real_flow_trigger_keeps_its_comments_and_layout():
         "+            namespace: company.tests.trigger",
     ]
     assert warnings == [] and "#    inputs:" in new_text
+
+
+def test_every_2_0_depends_on_reference_is_found():
+    # 2.0 Flow triggers: dependsOn: [{namespace, flowId, ...}] (plugin/core/trigger/Flow.java)
+    found = 0
+    for path in sorted(KESTRA_2_0.glob("*.y*ml")):
+        flow = yaml.safe_load(path.read_text())
+        expected = [dep for trigger in flow.get("triggers") or []
+                    if trigger.get("type") == "io.kestra.plugin.core.trigger.Flow"
+                    for dep in trigger.get("dependsOn") or [] if dep.get("namespace")]
+        refs = [r for r in flowdoc.references(yamlnodes.compose_documents(path.read_text())[0])
+                if r.what.startswith("Flow trigger")]
+        assert [(r.namespace, r.flow_id) for r in refs] == [
+            (d["namespace"], d.get("flowId")) for d in expected], path.name
+        found += len(refs)
+    assert found >= 20
+
+
+def test_a_2_0_flow_trigger_is_renamed_with_its_comments_and_ordered_after_its_upstream():
+    text = (KESTRA_2_0 / "flow-trigger-multiple-depends-on-flow-listen.yaml").read_text()
+    new_text, warnings = _edit(text, rename={"io.kestra.tests": "company"})
+    assert warnings == []
+    assert "io.kestra.tests" not in new_text
+    root = yamlnodes.compose_documents(new_text)[0]
+    deps = flowdoc.dependencies(root)
+    assert deps and all(dep.namespace.startswith("company") for dep in deps)
+    # dependsOn of a Dag task (task ids) is not a flow reference
+    dag = (KESTRA_2_0 / "dag.yaml").read_text()
+    assert flowdoc.references(yamlnodes.compose_documents(dag)[0]) == []
 
 
 def test_preconditions_flows_and_namespace_filters_are_renamed():

@@ -140,6 +140,26 @@ def test_ordering_callee_before_caller_before_listener(repo: GitRepo, target: Ta
     assert created == ["id: callee", "id: caller", "id: listener"]
 
 
+def test_a_2_0_depends_on_is_renamed_with_its_comments_and_deployed_after_its_upstream(
+        repo: GitRepo, target: Target):
+    assert target.fake is not None
+    listener = ("id: a-report\nnamespace: dev.company.team\n"
+                "tasks:\n  - id: log\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+                "triggers:\n  - id: after_etl\n    type: io.kestra.plugin.core.trigger.Flow\n"
+                "    dependsOn:\n"
+                "      # the upstream flow, renamed with this one\n"
+                "      - namespace: dev.company.team  # same team\n"
+                "        flowId: z-etl\n        states: [SUCCESS]\n")
+    repo.write("flows/a-report.yml", listener)
+    repo.write("flows/z-etl.yml", flow_yaml("dev.company.team", "z-etl"))
+    repo.commit()
+    _apply(repo, target, "--rename", "dev=")
+    created = [r.body.decode() for r in target.fake.writes() if r.path == "/api/v1/main/flows"]
+    assert [c.split("\n")[0] for c in created] == ["id: z-etl", "id: a-report"]
+    assert created[1] == listener.replace("dev.company.team", "company.team")
+    assert "      - namespace: company.team  # same team\n" in created[1]
+
+
 def test_namespace_files_are_promoted_before_flows_and_pruned(repo: GitRepo, target: Target):
     assert target.fake is not None
     repo.write("kestra-promote.yml", "name: team\nnamespace_files:\n"

@@ -127,6 +127,13 @@ def references(root: yaml.Node) -> list[Reference]:
             add(_label(node, "ExecutionNamespace condition"), node, prefix_only=True, with_flow=False)
         elif kind in FLOW_TRIGGER_TYPES:
             what = _label(node, "Flow trigger")
+            # 2.0: `dependsOn: [{namespace, flowId, states, labels, when}]`, the namespace compared
+            # for equality, flowId optional (plugin/core/trigger/Flow.java, Dependency)
+            for upstream in _items(yamlnodes.mapping_get(node, "dependsOn")):
+                if isinstance(upstream, yaml.MappingNode):
+                    add(what, upstream)
+            # 1.3: `preconditions: {flows: [{namespace, flowId, ...}], where: [{filters}]}`
+            # (releases/v1.3.x plugin/core/trigger/Flow.java, Preconditions); removed in 2.0
             pre = yamlnodes.mapping_get(node, "preconditions")
             for upstream in _items(yamlnodes.mapping_get(pre, "flows") if pre else None):
                 if isinstance(upstream, yaml.MappingNode):
@@ -152,7 +159,8 @@ def references(root: yaml.Node) -> list[Reference]:
 
 
 def dependencies(root: yaml.Node) -> set[FlowKey]:
-    """The flows this flow calls (Subflow, ForEachItem) or listens to (Flow trigger)."""
+    """The flows this flow calls (Subflow, ForEachItem) or listens to (Flow trigger: 2.0
+    ``dependsOn`` or 1.3 ``preconditions``, with a flowId)."""
     return {
         FlowKey(ref.namespace, ref.flow_id)
         for ref in references(root)
