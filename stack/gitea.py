@@ -61,8 +61,11 @@ class Gitea:
         return self._call("GET", f"/api/v1/repos/{owner}/{name}/hooks").json()
 
     def create_push_hook(self, owner: str, name: str, *, url: str, secret: str, branch: str) -> None:
+        # the secret goes in the Authorization header too: a Kestra flow can check a header, not
+        # the HMAC signature (it never sees the body's bytes)
         self._call("POST", f"/api/v1/repos/{owner}/{name}/hooks", json={
             "type": "gitea", "active": True, "events": ["push"], "branch_filter": branch,
+            "authorization_header": f"Bearer {secret}",
             "config": {"url": url, "content_type": "json", "secret": secret}})
 
     def close(self) -> None:

@@ -63,14 +63,17 @@ class FakeGitea:
             repo["empty"] = False
             return _json({"commit": {"message": data["message"]}}, 201)
         if suffix == "/hooks" and method == "GET":
-            return _json([{k: v for k, v in h.items() if k != "secret"} for h in repo["hooks"]])
+            return _json([{k: v for k, v in h.items() if k not in ("secret", "authorization_header")}
+                          for h in repo["hooks"]])
         if suffix == "/hooks" and method == "POST":
             hook = {"id": len(repo["hooks"]) + 1, "type": data["type"], "events": data["events"],
                     "active": data["active"],
                     "config": {k: v for k, v in data["config"].items() if k != "secret"},
-                    "secret": data["config"].get("secret")}
+                    "secret": data["config"].get("secret"),
+                    "authorization_header": data.get("authorization_header", "")}
             repo["hooks"].append(hook)
-            return _json({k: v for k, v in hook.items() if k != "secret"}, 201)
+            hidden = ("secret", "authorization_header")  # Gitea never shows them back
+            return _json({k: v for k, v in hook.items() if k not in hidden}, 201)
         return _json({"message": "method not allowed"}, 405)
 
     def _public(self, key: tuple[str, str]) -> dict[str, Any]:

@@ -58,3 +58,21 @@ def test_bad_bootstrap_arguments():
     assert run_cli("bootstrap", "--url", "http://k", "--namespace", "Bad").code == 1
     bad_setting = run_cli("bootstrap", "--url", "http://127.0.0.1:9", "--set", "nope=1")
     assert bad_setting.code == 1 and "unknown setting(s) nope for the prod role" in bad_setting.err
+
+
+@pytest.mark.parametrize(("version", "loop"), [("1.3.19", "ForEach"), ("2.0.3", "Loop")])
+def test_the_dev_role_installs_the_flow_of_the_targets_version(version: str, loop: str):
+    from conftest import FAKE_PASSWORD, FAKE_USER
+    from fake_kestra import FakeKestra, serve
+
+    fake = FakeKestra(version=version)
+    with serve(fake) as url:
+        result = run_cli("bootstrap", "--role", "dev", "--url", url, "--username", FAKE_USER,
+                         "--password", FAKE_PASSWORD)
+    assert result.code == 0, result.err
+    source = fake.current()[("system", "commit-to-git")]
+    assert f"type: io.kestra.plugin.core.flow.{loop}\n" in source
+    # development's copy of the package, apart from production's (see the flow's `cd dev`)
+    assert "/dev/kestra_promote/runtime.py" in fake.files[("main", "system")]
+    assert "/kestra_promote/runtime.py" not in fake.files[("main", "system")]
+    assert "KESTRA_PROMOTE_USERNAME" in result.out

@@ -122,6 +122,40 @@ def test_namespace_files_are_read_from_their_folders(tmp_path: Path):
     }
 
 
+def test_a_folder_per_namespace(tmp_path: Path):
+    # the layout commit-to-git writes: files/<namespace>/...
+    (tmp_path / "kestra-promote.yml").write_text(
+        "flows: [flows]\nnamespace_files:\n  - {source: files/*, target: /lib}\n")
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows/a.yml").write_text("id: a\nnamespace: dev.company\ntasks: [{id: t}]\n")
+    for namespace, name in (("dev.company", "x.txt"), ("dev.company.team", "scripts/etl.py")):
+        (tmp_path / "files" / namespace / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "files" / namespace / name).write_text(name)
+    (tmp_path / "files/.hidden").mkdir()
+    source = read_source(tmp_path)
+    assert source.config.namespace_files == (NamespaceFiles("files", "*", "/lib", True),)
+    assert sorted(source.files) == [FileKey("dev.company", "/lib/x.txt"),
+                                    FileKey("dev.company.team", "/lib/scripts/etl.py")]
+    (tmp_path / "files/README.md").write_text("loose")
+    (tmp_path / "files/Not A Namespace").mkdir()
+    with pytest.raises(SourceError) as caught:
+        read_source(tmp_path)
+    assert [str(p) for p in caught.value.problems] == [
+        "files/Not A Namespace: folder name is not a namespace: namespace 'Not A Namespace' is "
+        "invalid: use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit",
+        "files/README.md: belongs to no namespace: files of files/* go in a folder named after "
+        "their namespace",
+    ]
+
+
+def test_a_folder_per_namespace_names_no_namespace():
+    with pytest.raises(SourceError) as caught:
+        parse_config("namespace_files: [{source: files/*, namespace: a}]\n", "kestra-promote.yml")
+    assert [str(p) for p in caught.value.problems] == [
+        "kestra-promote.yml:1:19: namespace_files entry 'files/*' names its namespaces after its "
+        "folders: remove 'namespace'"]
+
+
 def test_missing_folders_in_settings_are_reported(tmp_path: Path):
     (tmp_path / "kestra-promote.yml").write_text(
         "flows: [nope]\nnamespace_files:\n  - {source: gone, namespace: c}\n"

@@ -18,10 +18,27 @@ from kestra_promote.bootstrap import SECRETS, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOWS = sorted((ROOT / "flows").rglob("*.yml"))
+EXAMPLES = sorted((ROOT / "examples/flows").rglob("*.yml"))
+# The Kestra versions each shipped flow is for: the promotion flows parse on both; commit-to-git
+# loops over namespaces, with Loop on 2.0 and ForEach on 1.3 (no loop task exists in both); the
+# examples are a 2.0 repository, and report.yml's Flow trigger uses 2.0's dependsOn.
+VERSIONS = {"prod": ("1.3.19", "2.0.3"), "dev": ("2.0.3",), "dev-1.3": ("1.3.19",)}
+EXAMPLES_2_0_ONLY = {"report"}
+
+
+def _versions(path: Path) -> tuple[str, ...]:
+    if path.is_relative_to(ROOT / "examples"):
+        return ("2.0.3",) if path.stem in EXAMPLES_2_0_ONLY else ("1.3.19", "2.0.3")
+    return VERSIONS[path.parent.name]
+
+
+SHIPPED = [(path, version) for path in FLOWS + EXAMPLES for version in _versions(path)]
 # Every plugin type the flows use, and where it comes from.
 PLUGIN_TYPES = {
     "io.kestra.plugin.core.flow.If": "kestra-io/kestra (core)",
     "io.kestra.plugin.core.flow.WorkingDirectory": "kestra-io/kestra (core)",
+    "io.kestra.plugin.core.flow.Loop": "kestra-io/kestra (core, 2.0)",
+    "io.kestra.plugin.core.flow.ForEach": "kestra-io/kestra (core, 1.3)",
     "io.kestra.plugin.core.log.Log": "kestra-io/kestra (core)",
     "io.kestra.plugin.core.runner.Process": "kestra-io/kestra (core task runner)",
     "io.kestra.plugin.core.trigger.Schedule": "kestra-io/kestra (core)",
@@ -31,7 +48,8 @@ PLUGIN_TYPES = {
     "io.kestra.plugin.git.PushFlows": "kestra-io/plugin-git",
     "io.kestra.plugin.git.PushNamespaceFiles": "kestra-io/plugin-git",
 }
-INPUT_KEYS = {"id", "type", "description", "displayName", "required", "defaults", "values"}
+INPUT_KEYS = {"id", "type", "description", "displayName", "required", "defaults", "values",
+              "validator"}
 TRIGGER_KEYS = {
     "io.kestra.plugin.core.trigger.Schedule": {"id", "type", "cron", "timezone", "inputs",
                                                "recoverMissedSchedules", "disabled", "description"},
@@ -43,7 +61,8 @@ DOCUMENTED_SETTINGS = {key for keys in SETTINGS.values() for key in keys}
 
 
 def _tasks(flow: dict) -> list[dict]:
-    found, stack = [], [*flow.get("tasks", []), *flow.get("errors", [])]
+    found, stack = [], [*flow.get("tasks", []), *flow.get("errors", []),
+                        *flow.get("finally", [])]
     while stack:
         task = stack.pop()
         found.append(task)
@@ -60,11 +79,56 @@ def _expressions(node) -> list[str]:
     return re.findall(r"\{\{(.*?)\}\}", node, flags=re.S) if isinstance(node, str) else []
 
 
-@pytest.mark.parametrize("path", FLOWS, ids=lambda p: p.stem)
-@pytest.mark.parametrize("version", ["1.3.4", "2.0.3"])
-def test_flows_pass_kestra_model_rules(path: Path, version: str):
+@pytest.mark.parametrize(("path", "version"), SHIPPED,
+                         ids=[f"{p.parent.name}/{p.stem}-{v}" for p, v in SHIPPED])
+def test_shipped_flows_pass_kestra_model_rules(path: Path, version: str):
     flow, errors = rules.check(path.read_text(), version=version)
     assert errors == [] and flow is not None
+
+
+def test_the_version_specific_flows_fail_on_the_other_version():
+    for folder, version in (("dev", "1.3.19"), ("dev-1.3", "2.0.3")):
+        _, errors = rules.check((ROOT / "flows" / folder / "commit-to-git.yml").read_text(),
+                                version=version)
+        assert errors, (folder, version)
+    _, errors = rules.check((ROOT / "examples/flows/dev.company.team/report.yml").read_text(),
+                            version="1.3.19")
+    assert errors
+
+
+@pytest.mark.parametrize("path", FLOWS + EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_no_pip_no_removed_syntax_and_no_dead_properties(path: Path):
+    text = path.read_text()
+    assert "pip install" not in text  # Kestra 2.0's image has no pip: `dependencies` instead
+    assert "preconditions" not in text  # removed in 2.0: dependsOn
+    assert "warningOnStdErr" not in text  # deprecated, does nothing on 1.3 and 2.0
+
+
+@pytest.mark.parametrize("path", FLOWS + EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_schedule_gives_every_input_without_a_default(path: Path):
+    # FlowValidator.findMissingInputsForScheduleTriggers (2.0): required: false does not exempt
+    flow = yaml.safe_load(path.read_text())
+    undefaulted = {i["id"] for i in flow.get("inputs") or [] if "defaults" not in i}
+    for trigger in flow.get("triggers") or []:
+        if trigger["type"].endswith("trigger.Schedule"):
+            assert undefaulted <= set(trigger.get("inputs") or {}), trigger["id"]
+    for spec in flow.get("inputs") or []:  # InputValidator: defaults only on required inputs
+        assert not ("defaults" in spec and spec.get("required") is False), spec["id"]
+
+
+def test_python_tasks_install_exactly_the_packages_dependencies():
+    block = re.search(r"^dependencies = \[(.*?)\]", (ROOT / "pyproject.toml").read_text(),
+                      flags=re.M | re.S)
+    assert block is not None
+    wanted = re.findall(r'"([^"]+)"', block.group(1))
+    assert wanted and all(w.split(">")[0].split("<")[0] in ("httpx", "pyyaml", "kestra")
+                          for w in wanted)
+    for path in FLOWS:
+        for task in _tasks(yaml.safe_load(path.read_text())):
+            if task["type"] == "io.kestra.plugin.scripts.python.Commands":
+                assert task["dependencies"] == wanted, (path.name, task["id"])
+                assert task["dependencyCacheEnabled"] is True
+                assert "beforeCommands" not in task
 
 
 @pytest.mark.parametrize("path", FLOWS, ids=lambda p: p.stem)
@@ -114,7 +178,9 @@ def test_credentials_come_only_from_secrets():
                     assert re.fullmatch(r"\{\{ secret\('[A-Z_]+'\) \}\}", task[key]), task
             for key, value in (task.get("env") or {}).items():
                 if any(word in key for word in ("PASSWORD", "TOKEN", "SECRET", "USERNAME")):
-                    assert re.fullmatch(r"\{\{ secret\('[A-Z_]+'\) \}\}", value), key
+                    # a secret, possibly read only on the runs that need it
+                    assert re.fullmatch(r"\{\{ (inputs\.\w+ == '\w+' \? )?secret\('[A-Z_]+'\)"
+                                        r"( : '')? \}\}", value), key
 
 
 def test_webhook_content_never_reaches_code():
@@ -305,3 +371,118 @@ def test_the_check_flow_reports_status(production):
     assert execution.outputs["status"]["vars"]["out_of_sync"] == 0
     assert execution.outputs["status"]["vars"]["unmanaged"] == 1
     assert "unmanaged    company.team/stray" in execution.files["report.md"].read_text()
+
+
+def test_a_tag_or_a_commit_given_by_hand_is_cloned_as_such(production):
+    fake, repo, emulator = production
+    repo.git("checkout", "-q", "master")
+    first = repo.git("rev-parse", "HEAD")
+    repo.git("tag", "-a", "v1", "-m", "release 1")  # annotated: Clone peels it
+    repo.write("flows/later.yml", flow_yaml("company.team", "later"))
+    second = repo.commit("a later flow")
+    by_tag = emulator.execute({"mode": "apply", "ref": "v1"})
+    assert by_tag.state == "SUCCESS", by_tag.logs
+    assert (by_tag.states["clone_tag"], by_tag.states["clone_branch"]) == ("SUCCESS", "SKIPPED")
+    assert by_tag.flow_outputs["commit"] == first
+    assert ("company.team", "later") not in fake.current()
+    by_commit = emulator.execute({"mode": "apply", "ref": second[:12]})
+    assert by_commit.states["clone_commit"] == "SUCCESS", by_commit.logs
+    assert by_commit.flow_outputs["commit"] == second
+    assert ("company.team", "later") in fake.current()
+    repo.git("branch", "release", first)
+    by_branch = emulator.execute({"ref": "refs/heads/release"})
+    assert by_branch.states["clone_branch"] == "SUCCESS", by_branch.logs
+    assert by_branch.outputs["decide"]["vars"]["checkout"] == "release"
+    with target_history(fake) as runs:
+        assert [r["commit"] for r in runs[-2:]] == [first, second]
+
+
+def test_a_ref_that_git_cannot_name_fails_before_anything_is_cloned(production):
+    fake, repo, emulator = production
+    execution = emulator.execute({"mode": "apply", "ref": "v1 ; rm -rf /"})
+    assert execution.state == "FAILED" and execution.states["decide"] == "FAILED"
+    assert "is not a valid Git ref name" in " ".join(execution.messages("ERROR"))
+    assert _user_writes(fake) == []
+
+
+def test_manual_and_scheduled_runs_need_no_webhook_secret(production):
+    fake, repo, emulator = production
+    emulator.secrets = {k: v for k, v in SECRET_VALUES.items()
+                        if k != "KESTRA_PROMOTE_WEBHOOK_SECRET"}
+    assert emulator.execute().state == "SUCCESS"
+    assert emulator.schedule().state == "SUCCESS"
+
+
+def test_a_successful_promotion_logs_no_error_and_warnings_as_warn(production):
+    fake, repo, emulator = production
+    assert emulator.execute({"mode": "apply"}).state == "SUCCESS"
+    with fake._lock:  # someone edits production by hand: a drift warning on the next run
+        fake._save("main", {"namespace": "company.team", "id": "hello"},
+                   flow_yaml("company.team", "hello", "hotfix"))
+    execution = emulator.execute({"mode": "apply"})
+    assert execution.state == "SUCCESS", execution.logs
+    assert execution.messages("ERROR") == []
+    assert any("edited on the target since the last promotion" in m
+               for m in execution.messages("WARN")), execution.logs
+    # each record once, as a Kestra log line: never also a plain copy through the root logger
+    assert not [m for m in execution.messages() if m.startswith(("WARNING ", "INFO Kestra"))]
+
+
+def test_a_gitea_push_with_the_secret_as_authorization_header_is_verified(production):
+    fake, repo, emulator = production
+    body = (FIXTURES / "webhooks/gitea/push-1.json").read_bytes()  # a push to master
+    good = emulator.webhook("hook-key-0123456789",
+                            {"X-Gitea-Event": ["push"], "Authorization": ["Bearer s3cret"]}, body)
+    assert good is not None and good.state == "SUCCESS", good and good.logs
+    assert good.outputs["decide"]["vars"]["verified"] is True
+    writes = len(_user_writes(fake))
+    forged = emulator.webhook("hook-key-0123456789",
+                              {"X-Gitea-Event": ["push"], "Authorization": ["Bearer guess"]}, body)
+    assert forged is not None and forged.state == "FAILED"
+    assert "reject: Authorization does not match the configured secret" in " ".join(
+        forged.messages("ERROR"))
+    assert len(_user_writes(fake)) == writes
+
+
+def test_commit_to_git_commits_every_namespace_of_the_tree_where_promotion_reads_it(
+        tmp_path: Path):
+    repo = GitRepo(tmp_path / "flows-repo")
+    repo.write("README.md", "flows\n")
+    repo.commit("empty repository")
+    dev = FakeKestra()
+    dev.seed_flow(flow_yaml("dev.company", "orders"))
+    dev.seed_flow(flow_yaml("dev.company.team", "etl"))
+    dev.seed_flow(flow_yaml("dev.companyx", "not-a-child"))
+    dev.files[("main", "dev.company.team")] = {"/scripts/etl.py": b"print('etl')\n"}
+    dev.files[("main", "dev.company")] = {"/shared.txt": b"shared\n"}
+    with serve(dev) as url:
+        boot = run_cli("bootstrap", "--role", "dev", "--url", url, "--username", FAKE_USER,
+                       "--password", FAKE_PASSWORD, "--set", f"commit_repo_url={repo.path}",
+                       "--set", f"commit_kestra_url={url}")
+        assert boot.code == 0, boot.err
+
+        def flows(namespace: str) -> dict[str, str]:
+            return {fid: src for (ns, fid), src in dev.current().items() if ns == namespace}
+
+        emulator = Emulator(ROOT / "flows/dev/commit-to-git.yml", SECRET_VALUES,
+                            lambda ns, key: dev.kv[("main", ns)][key]["value"],
+                            lambda ns: dev.files.get(("main", ns), {}), tmp_path / "runs",
+                            flows=flows)
+        execution = emulator.execute({"namespace": "dev.company", "branch": "review"})
+    assert execution.state == "SUCCESS", execution.logs
+    assert execution.flow_outputs["namespaces"] == "dev.company, dev.company.team"
+    repo.git("checkout", "-q", "review")
+    assert sorted(p.relative_to(repo.path).as_posix() for p in repo.path.rglob("*")
+                  if p.is_file() and ".git" not in p.parts) == [
+        "README.md", "files/dev.company.team/scripts/etl.py", "files/dev.company/shared.txt",
+        "flows/dev.company.team/etl.yml", "flows/dev.company/orders.yml"]
+    # the layout is what the examples' settings promote: every flow, every namespace file
+    repo.write("kestra-promote.yml", (ROOT / "examples/kestra-promote.yml").read_text())
+    prod = FakeKestra()
+    with serve(prod) as url:
+        plan = run_cli("plan", str(repo.path), "--url", url, "--username", FAKE_USER,
+                       "--password", FAKE_PASSWORD, "--format", "json")
+    assert plan.code == 0, plan.err
+    created = sorted((c["namespace"], c["id"] or c["file"]) for c in json.loads(plan.out)["changes"])
+    assert created == [("company", "/shared.txt"), ("company", "orders"),
+                       ("company.team", "/scripts/etl.py"), ("company.team", "etl")]

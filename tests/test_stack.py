@@ -162,6 +162,8 @@ def test_the_stack_bootstrap_installs_everything_once():
             f"{prod_url}/api/v1/main/executions/webhook/system/promote/"
             "local-webhook-key-change-me")
         assert hook["secret"] == "local-webhook-secret-change-me" and hook["events"] == ["push"]
+        # what the promote flow can check: the secret as a header (never the HMAC signature)
+        assert hook["authorization_header"] == "Bearer local-webhook-secret-change-me"
         assert set(prod.current()) == {("system", "promote"), ("system", "promote-check")}
         assert set(dev.current()) == {("system", "commit-to-git")}
         assert prod.kv[("main", "system")]["promote_repo_url"]["value"] == \

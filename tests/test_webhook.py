@@ -160,7 +160,61 @@ def test_without_the_raw_body_a_signature_cannot_be_checked():
     assert loose.decision == "sync" and not loose.verified
     assert "the webhook URL key is the only protection" in loose.reason
     strict = decide(headers, parsed, target=Target("master"), secret="s", require_signature=True)
-    assert strict.decision == "reject" and "fetchType: STORE" in strict.reason
+    assert strict.decision == "reject"
+    assert strict.reason == ("X-Hub-Signature-256 cannot be verified without the raw body, which "
+                             "Kestra does not pass to a flow, and verification is required")
+
+
+# What a flow inside Kestra (parsed body, no raw bytes) can check, per provider, with a secret set:
+# (provider, fixture, header carrying the proof, value when right, outcome without raw body)
+IN_KESTRA = [
+    ("gitlab", "gitlab/push-1.json", "X-Gitlab-Token", "s3cret", True),
+    ("gitea", "gitea/push-1.json", "Authorization", "Bearer s3cret", True),
+    ("gitea", "gitea/push-1.json", "Authorization", "s3cret", True),
+    ("forgejo", "forgejo/push-1.json", "Authorization", "Bearer s3cret", True),
+    ("gitea", "gitea/push-1.json", "X-Gitea-Signature", "<hmac>", None),
+    ("forgejo", "forgejo/push-1.json", "X-Forgejo-Signature", "<hmac>", None),
+    ("gogs", "gogs/push-1.json", "X-Gogs-Signature", "<hmac>", None),
+    ("github", "github/push-7.json", "X-Hub-Signature-256", "sha256=<hmac>", None),
+    ("bitbucket", "bitbucket/repo-push-1.json", "X-Hub-Signature", "sha256=<hmac>", None),
+]
+
+
+@pytest.mark.parametrize(("provider", "fixture", "header", "value", "outcome"), IN_KESTRA,
+                         ids=[f"{c[0]}-{c[2]}" for c in IN_KESTRA])
+def test_what_a_flow_can_check_per_provider(provider, fixture, header, value, outcome):
+    raw = load(fixture)
+    sent = value.replace("<hmac>", _sign("s3cret", raw))
+    flat = normalize_headers({header: [sent]})
+    assert verify(provider, flat, None, "s3cret")[0] is outcome
+    if outcome is True:  # a header token is checked without the body: a wrong one is rejected
+        wrong = normalize_headers({header: [value.replace("s3cret", "guess")]})
+        checked, why = verify(provider, wrong, None, "s3cret")
+        assert checked is False and why == f"{header} does not match the configured secret"
+    else:  # a signature is not verifiable there: accepted on the URL key alone, and said so
+        assert "the webhook URL key is the only protection" in verify(provider, flat, None,
+                                                                      "s3cret")[1]
+        # ... unless verification is required
+        assert verify(provider, flat, None, "s3cret", require=True)[0] is False
+    # nothing at all while a secret is configured: rejected
+    checked, why = verify(provider, {}, None, "s3cret")
+    assert checked is False and why.endswith("is missing but a secret is configured")
+
+
+def test_a_request_from_no_known_provider_is_rejected_when_a_secret_is_set():
+    body = {"ref": "refs/heads/main", "after": "a" * 40}
+    rejected = decide({}, body, target=Target(), secret="s3cret")
+    assert rejected.decision == "reject" and rejected.provider == "generic"
+    assert "comes from no known Git provider" in rejected.reason
+    assert decide({}, body, target=Target()).decision == "sync"  # no secret: the URL key alone
+
+
+def test_verification_required_without_a_secret_is_a_reject():
+    body = json.loads(load("gitlab/push-1.json"))
+    result = decide(HEADERS["gitlab"]("Push Hook"), body, target=Target("master"),
+                    require_signature=True)
+    assert result.decision == "reject"
+    assert result.reason == "verification is required but no secret is configured"
 
 
 def test_the_webhook_command_prints_a_json_decision(tmp_path: Path):

@@ -1,8 +1,8 @@
 """Install the promotion into a Kestra instance, with the promotion itself.
 
-The project's own flows (``flows/prod`` for the instance that promotes, ``flows/dev`` for a
-development instance) and, for production, the helper package (``scripts/``, as namespace files)
-are promoted like any flows repository: planned, validated on the target, applied all or nothing,
+The project's own flows (``flows/prod`` for the instance that promotes, ``flows/dev`` or, on
+Kestra 1.x, ``flows/dev-1.3`` for a development instance) and the helper package (``scripts/``,
+as namespace files, which both sides run) are promoted like any flows repository: planned, validated on the target, applied all or nothing,
 and recorded in an inventory of their own. Running it twice changes nothing the second time.
 """
 
@@ -26,7 +26,8 @@ ROLES = ("prod", "dev")
 SETTINGS = {
     "prod": ("promote_repo_url", "promote_branch", "promote_tags", "promote_path",
              "promote_target_url", "promote_tenant"),
-    "dev": ("commit_repo_url", "commit_author_name", "commit_author_email"),
+    "dev": ("commit_repo_url", "commit_author_name", "commit_author_email", "commit_kestra_url",
+            "commit_tenant"),
 }
 SECRETS = {
     "prod": (
@@ -35,12 +36,14 @@ SECRETS = {
         ("KESTRA_PROMOTE_USERNAME", "Kestra user the promotion writes with (this instance)"),
         ("KESTRA_PROMOTE_PASSWORD", "its password"),
         ("KESTRA_PROMOTE_WEBHOOK_KEY", "the key in the webhook URL: long and random"),
-        ("KESTRA_PROMOTE_WEBHOOK_SECRET", "the webhook secret set in the Git provider (signature "
-                                          "or token)"),
+        ("KESTRA_PROMOTE_WEBHOOK_SECRET", "the secret the Git provider sends (GitLab token, "
+                                          "Gitea/Forgejo Authorization header); webhook runs only"),
     ),
     "dev": (
         ("KESTRA_PROMOTE_GIT_USERNAME", "user that pushes review branches"),
         ("KESTRA_PROMOTE_GIT_TOKEN", "its token or password (write access)"),
+        ("KESTRA_PROMOTE_USERNAME", "Kestra user that lists this instance's namespaces"),
+        ("KESTRA_PROMOTE_PASSWORD", "its password"),
     ),
 }
 
@@ -55,15 +58,28 @@ def project_root(explicit: str | None = None) -> Path:
                         "clone of it, or pass --project DIR")
 
 
-def bootstrap_config(role: str, namespace: str) -> Config:
-    """The settings that promote the project's own flows (and package) into ``namespace``."""
+def flows_folder(role: str, version: str) -> str:
+    """The project folder holding ``role``'s flows for a Kestra ``version``: the development
+    side loops over namespaces, with Loop on 2.0 and ForEach on 1.x (no loop task is in both)."""
+    major = version.split(".", 1)[0]
+    if role == "dev" and major.isdigit() and int(major) < 2:
+        return "flows/dev-1.3"
+    return f"flows/{role}"
+
+
+def bootstrap_config(role: str, namespace: str, version: str = "2.0") -> Config:
+    """The settings that promote the project's own flows (and package) into ``namespace`` of a
+    Kestra ``version``."""
     if role not in ROLES:
         raise SettingsError(f"--role must be one of {', '.join(ROLES)}")
     if (why := check_namespace(namespace)) is not None:
         raise SettingsError(f"--namespace: {why}")
-    files = (NamespaceFiles("scripts", "system", "/"),) if role == "prod" else ()
+    # both roles run the package (production promotes, development lists its namespaces), each
+    # its own copy, so that both roles can share an instance and a namespace (an object belongs
+    # to one promotion source): production's at the root, development's under /dev/
+    files = (NamespaceFiles("scripts", "system", "/" if role == "prod" else "/dev"),)
     return Config(
-        name=f"kestra-promote-{role}", flows=(f"flows/{role}",), namespace_files=files,
+        name=f"kestra-promote-{role}", flows=(flows_folder(role, version),), namespace_files=files,
         rename={"system": namespace} if namespace != "system" else {},
         state_namespace=namespace, protected_namespaces=(), path="(bootstrap)")
 
@@ -76,11 +92,12 @@ class Prepared:
 
 def prepare_bootstrap(client: KestraClient, project: Path, role: str, namespace: str,
                       settings: Mapping[str, str | None]) -> Prepared:
-    config = bootstrap_config(role, namespace)
-    unknown = sorted(set(settings) - set(SETTINGS[role]))
+    bootstrap_config(role, namespace)  # bad arguments fail before any request
+    unknown = sorted(set(settings) - set(SETTINGS.get(role, ())))
     if unknown:
         raise SettingsError(f"unknown setting(s) {', '.join(unknown)} for the {role} role; "
                             f"known: {', '.join(SETTINGS[role])}")
+    config = bootstrap_config(role, namespace, str(client.configs().get("version") or "2.0"))
     source = read_source(project, config=config)
     desired = prepare(source, config)
     live = read_for(client, desired, config)

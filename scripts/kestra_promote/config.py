@@ -26,11 +26,14 @@ _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
 
 @dataclass(frozen=True)
 class NamespaceFiles:
-    """A folder of the repository uploaded as namespace files."""
+    """A folder of the repository uploaded as namespace files: to ``namespace``, or, with
+    ``source: folder/*`` (``per_namespace``), each subfolder to the namespace it is named after
+    (the layout the development side's commit-to-git flow writes: files/<namespace>/...)."""
 
     source: str  # folder, relative to the repository root
-    namespace: str
+    namespace: str  # "*" when per_namespace
     target: str = "/"  # where the folder lands in the namespace
+    per_namespace: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,13 +152,23 @@ def _namespace_files(reader: _Reader, node: yaml.Node) -> tuple[NamespaceFiles, 
                 reader.unknown(key, allowed, "a namespace_files entry")
             elif (text := reader.text(value, str(key.value))) is not None:
                 values[str(key.value)] = text
-        missing = [k for k in ("source", "namespace") if k not in values]
+        per_namespace = values.get("source", "").rstrip("/").endswith("/*") or \
+            values.get("source", "").strip("/") == "*"
+        missing = [k for k in ("source", "namespace") if k not in values
+                   and not (k == "namespace" and per_namespace)]
         if missing:
             reader.fail(item, f"namespace_files entry without {' and '.join(map(repr, missing))}")
             continue
+        if per_namespace and "namespace" in values:
+            reader.fail(item, f"namespace_files entry {values['source']!r} names its namespaces "
+                              "after its folders: remove 'namespace'")
+            continue
         target = "/" + values.get("target", "/").strip("/")
-        entries.append(NamespaceFiles(values["source"].strip("/") or ".", values["namespace"],
-                                      target))
+        source = values["source"].strip("/")
+        if per_namespace:
+            source = source[:-1].rstrip("/")
+        entries.append(NamespaceFiles(source or ".", values.get("namespace", "*"), target,
+                                      per_namespace))
     return tuple(entries)
 
 

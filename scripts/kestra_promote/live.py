@@ -121,6 +121,20 @@ def read_live_state(
                      inventory=own, others=others, scope=scope)
 
 
+def namespace_tree(client: KestraClient, prefix: str) -> list[str]:
+    """``prefix`` and every namespace below it on the way to a flow, parents first: what a
+    development instance holds (flows, and the namespace files next to them) under ``prefix``."""
+    found = {prefix}
+    for flow in parse_export(client.export_flows(prefix), what=f"export of {prefix!r}"):
+        namespace = flow.key.namespace
+        if not in_namespace_tree(namespace, prefix):
+            continue
+        segments = namespace[len(prefix):].strip(".").split(".") if namespace != prefix else []
+        for depth in range(1, len(segments) + 1):
+            found.add(".".join([prefix, *segments[:depth]]))
+    return sorted(found, key=lambda ns: (ns.count("."), ns))
+
+
 def read_for(client: KestraClient, desired: Desired, config: Config) -> LiveState:
     """The live state a plan of ``desired`` under ``config`` needs."""
     return read_live_state(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, TextIO
@@ -29,10 +30,10 @@ from .apply import apply_plan, ensure_allowed, ensure_valid
 from .client import Connection, connect
 from .desired import prepare
 from .errors import KestraPromoteError, SettingsError
-from .live import read_for
+from .live import namespace_tree, read_for
 from .models import Plan
 from .plan import plan as make_plan
-from .source import read_source
+from .source import check_namespace, read_source
 
 
 class Emitter:
@@ -51,6 +52,10 @@ class Emitter:
             except ImportError:  # pragma: no cover - the flows install it
                 Kestra = None
             self._kestra = Kestra
+            if Kestra is not None:
+                # its logger does not stop propagation: without this, every record would also
+                # reach the root logger's handler as a plain line (stderr lines are logged ERROR)
+                Kestra.logger().propagate = False
 
     def _line(self, message: dict[str, Any]) -> None:
         self.out.write("::" + json.dumps(message) + "::\n")
@@ -69,8 +74,8 @@ class Emitter:
                                      "tags": tags}]})
 
     def log(self, level: str, message: str) -> None:
-        # the kestra logger writes WARN and ERROR to stderr: the flows set warningOnStdErr: false
-        # so that a warning never turns a successful task to WARNING
+        # the kestra logger writes each record as a ::{"logs": ...}:: line (WARN and ERROR on
+        # stderr), which Kestra logs at the record's own level: a warning stays a WARN line
         if self._kestra is not None:
             self._kestra.logger().log(self._LEVELS[level], message)
         else:
@@ -105,38 +110,63 @@ def _read(path: str | None) -> bytes | None:
     return data if data.strip() else None
 
 
+_COMMIT = re.compile(r"[0-9a-f]{7,40}")
+
+
+def classify_ref(ref: str, target: webhook.Target) -> tuple[str, str]:
+    """(kind, name) of a ref given by hand: ``commit`` for a SHA, ``branch`` for refs/heads/NAME
+    or the followed branch, ``tag`` for refs/tags/NAME and any other name (releases are tags).
+
+    Kestra's git Clone needs to be told which one it gets (``branch``, ``tag`` or ``commit``)."""
+    if not webhook.valid_ref_name(ref):
+        raise SettingsError(f"{ref!r} is not a valid Git ref name")
+    if _COMMIT.fullmatch(ref):
+        return "commit", ref
+    for prefix, kind in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
+        if ref.startswith(prefix):
+            return kind, ref[len(prefix):]
+    if ref.startswith("refs/"):
+        raise SettingsError(f"{ref!r}: give a branch as refs/heads/NAME, a tag, or a commit SHA")
+    return ("branch", ref) if ref == target.branch else ("tag", ref)
+
+
 def task_decide(env: Mapping[str, str], emit: Emitter) -> int:
-    """Decide whether this execution promotes, and what to clone."""
+    """Decide whether this execution promotes, and what to clone (``kind`` and ``checkout``)."""
     trigger = _text(env, "KP_TRIGGER") or "manual"
     ref = _text(env, "KP_REF")
     target = webhook.Target(branch=_text(env, "KP_BRANCH") or "main", tags=_text(env, "KP_TAGS"))
     if target.tags:
         target = webhook.Target(branch=None, tags=target.tags)
+    kind, checkout = "", ""
     if trigger == "webhook":
         raw_headers = _read(env.get("KP_WEBHOOK_HEADERS"))
         headers = json.loads(raw_headers) if raw_headers else {}
         body_text = _read(env.get("KP_WEBHOOK_BODY"))
         body = json.loads(body_text) if body_text else None
+        # Kestra passes the parsed body only, never its bytes: signatures cannot be verified here
         decision = webhook.decide(
             headers if isinstance(headers, dict) else {}, body, target=target,
-            raw=_read(env.get("KP_WEBHOOK_RAW")), secret=_text(env, "KP_WEBHOOK_SECRET"),
+            secret=_text(env, "KP_WEBHOOK_SECRET"),
             require_signature=bool(_flag(env, "KP_REQUIRE_SIGNATURE")))
-        checkout = decision.checkout if decision.ref and decision.ref.startswith("refs/tags/") \
-            else target.branch
+        if decision.ref and decision.ref.startswith("refs/tags/"):
+            kind, checkout = "tag", decision.checkout or ""
+        elif target.branch:
+            kind, checkout = "branch", target.branch
     elif ref:
-        decision = webhook.Decision("sync", f"{trigger} run of {ref}", "kestra", trigger, ref)
-        checkout = ref
+        kind, checkout = classify_ref(ref, target)
+        decision = webhook.Decision("sync", f"{trigger} run of {kind} {checkout!r}", "kestra",
+                                    trigger, ref)
     elif target.tags:
         verdict = "ignore" if trigger == "schedule" else "reject"
         decision = webhook.Decision(verdict, f"this promotion follows {target.describe()}: "
                                     "give the tag to promote in the 'ref' input", "kestra", trigger)
-        checkout = None
     else:
+        kind, checkout = "branch", target.branch or "main"
         decision = webhook.Decision("sync", f"{trigger} run of branch {target.branch!r}", "kestra",
                                     trigger, f"refs/heads/{target.branch}")
-        checkout = target.branch
-    values = {**decision.to_dict(), "trigger": trigger,
-              "checkout": checkout if decision.decision == "sync" else ""}
+    synced = decision.decision == "sync"
+    values = {**decision.to_dict(), "trigger": trigger, "kind": kind if synced else "",
+              "checkout": checkout if synced else ""}
     emit.outputs({k: ("" if v is None else v) for k, v in values.items()})
     level = {"sync": "INFO", "ignore": "INFO", "reject": "ERROR"}[decision.decision]
     emit.log(level, f"{decision.decision}: {decision.reason}")
@@ -213,7 +243,21 @@ def task_promote(env: Mapping[str, str], emit: Emitter, *, workdir: Path) -> int
     return 0 if result.ok else 1
 
 
-TASKS: dict[str, Callable[..., int]] = {"decide": task_decide, "promote": task_promote}
+def task_namespaces(env: Mapping[str, str], emit: Emitter) -> int:
+    """The namespaces of a development instance to commit to Git: KP_NAMESPACE and those below
+    it that hold flows (Kestra's Git tasks push one namespace at a time)."""
+    prefix = _text(env, "KP_NAMESPACE") or ""
+    if (why := check_namespace(prefix)) is not None:
+        raise SettingsError(f"KP_NAMESPACE {prefix!r}: {why}")
+    with connect(_connection(env)) as client:
+        namespaces = namespace_tree(client, prefix)
+    emit.outputs({"namespaces": namespaces})
+    emit.log("INFO", f"{len(namespaces)} namespace(s) to commit: {', '.join(namespaces)}")
+    return 0
+
+
+TASKS: dict[str, Callable[..., int]] = {"decide": task_decide, "promote": task_promote,
+                                        "namespaces": task_namespaces}
 
 
 def run_task(name: str, env: Mapping[str, str], out: TextIO | None = None,

@@ -17,7 +17,7 @@ from typing import Iterator, Mapping
 import yaml
 
 from . import yamlnodes
-from .config import CONFIG_FILE, Config, load_config
+from .config import CONFIG_FILE, Config, NamespaceFiles, load_config
 from .errors import SourceError
 from .gitinfo import read_commit
 from .ignore import IgnoreRules
@@ -231,30 +231,54 @@ def _read_flows(root: Path, config: Config, rules: IgnoreRules, problems: list[P
     return {key: copies[0] for key, copies in sorted(by_key.items())}
 
 
+def _file_folders(root: Path, entry: NamespaceFiles, rules: IgnoreRules, origin: str,
+                  problems: list[Problem]) -> list[tuple[str, Path]]:
+    """(namespace, folder) pairs an entry uploads: its folder, or each subfolder of it."""
+    start = _folder(root, entry.source, "namespace_files", problems)
+    if start is None:
+        return []
+    if not entry.per_namespace:
+        if (why := check_namespace(entry.namespace)) is not None:
+            problems.append(Problem(f"namespace_files: {why}", origin))
+            return []
+        return [(entry.namespace, start)]
+    folders = []
+    for child in sorted(start.iterdir()):
+        rel = child.relative_to(root).as_posix()
+        if child.name.startswith(".") or rules.ignored(rel, is_dir=child.is_dir()):
+            continue
+        if not child.is_dir():
+            problems.append(Problem(f"belongs to no namespace: files of {entry.source}/* go in a "
+                                    "folder named after their namespace", rel))
+        elif (why := check_namespace(child.name)) is not None:
+            problems.append(Problem(f"folder name is not a namespace: {why}", rel))
+        else:
+            folders.append((child.name, child))
+    return folders
+
+
 def _read_files(root: Path, config: Config, rules: IgnoreRules, problems: list[Problem]
                 ) -> dict[FileKey, DesiredFile]:
     files: dict[FileKey, DesiredFile] = {}
     for entry in config.namespace_files:
-        if (why := check_namespace(entry.namespace)) is not None:
-            problems.append(Problem(f"namespace_files: {why}", config.path or CONFIG_FILE))
-            continue
-        start = _folder(root, entry.source, "namespace_files", problems)
-        if start is None:
-            continue
-        for path, rel in _walk_files(root, start, problems, rules):
-            inside = Path(rel).relative_to(start.relative_to(root)).as_posix()
-            target = entry.target.rstrip("/") + "/" + inside
-            key = FileKey(entry.namespace, target)
-            if target.startswith("/_flows/"):
-                problems.append(Problem("namespace files may not be written under /_flows/", rel))
-                continue
-            if key in files:
-                problems.append(Problem(f"{key} also comes from {files[key].path}: keep one", rel))
-                continue
-            try:
-                files[key] = DesiredFile(key, path.read_bytes(), rel)
-            except OSError as exc:
-                problems.append(Problem(f"cannot read file: {exc.strerror or exc}", rel))
+        origin = config.path or CONFIG_FILE
+        for namespace, start in _file_folders(root, entry, rules, origin, problems):
+            for path, rel in _walk_files(root, start, problems, rules):
+                inside = Path(rel).relative_to(start.relative_to(root)).as_posix()
+                target = entry.target.rstrip("/") + "/" + inside
+                key = FileKey(namespace, target)
+                if target.startswith("/_flows/"):
+                    problems.append(Problem("namespace files may not be written under /_flows/",
+                                            rel))
+                    continue
+                if key in files:
+                    problems.append(Problem(f"{key} also comes from {files[key].path}: keep one",
+                                            rel))
+                    continue
+                try:
+                    files[key] = DesiredFile(key, path.read_bytes(), rel)
+                except OSError as exc:
+                    problems.append(Problem(f"cannot read file: {exc.strerror or exc}", rel))
     return dict(sorted(files.items()))
 
 

@@ -4,11 +4,13 @@ A push event is a hint, never content: ``sync`` only tells the promotion to clon
 configured branch (or the pushed tag, when it matches the configured tag pattern). Everything
 else ends quickly with a reason: other branches, deletions, pings, pull requests, unknown events.
 
-Signatures and tokens are checked in constant time: GitHub, Gitea, Forgejo and Gogs HMAC-SHA256,
-Bitbucket's ``X-Hub-Signature`` (SHA-256), GitLab's ``X-Gitlab-Token``. HMACs are computed over
-the exact bytes of the body, so they can be checked only when the raw body is available (Kestra
-2.0 webhook triggers with ``fetchType: STORE``); otherwise the webhook URL's key is the only
-protection, and the decision says so.
+What can prove that a request comes from the Git provider, per provider (``CHECKS``): a secret
+sent as a header (GitLab's ``X-Gitlab-Token``, the ``Authorization`` header Gitea and Forgejo can
+send), compared in constant time; or an HMAC-SHA256 signature of the exact body bytes (GitHub,
+Gitea, Forgejo, Gogs, Bitbucket). A Kestra Webhook trigger hands a flow the parsed body only, on
+1.3 and 2.0 alike (``Webhook.evaluate``), so inside Kestra a signature cannot be verified and the
+webhook URL's key is the only protection for providers that only sign; the decision says so.
+With the raw body (the ``webhook`` command), signatures are verified.
 """
 
 from __future__ import annotations
@@ -17,10 +19,19 @@ import fnmatch
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 ZERO_SHA = "0" * 40
+# git check-ref-format, in short: no control characters, spaces or ~^:?*[\\, no "..", "@{", "//",
+# no leading or trailing "/" or ".", no ".lock" ending
+_BAD_REF = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|^[/.]|[/.]$|\.lock$")
+
+
+def valid_ref_name(ref: str) -> bool:
+    """Whether ``ref`` can name a Git branch or tag (what reaches git Clone must)."""
+    return bool(ref) and _BAD_REF.search(ref) is None
 
 
 @dataclass(frozen=True)
@@ -92,56 +103,78 @@ def detect_provider(headers: Mapping[str, str], body: Any) -> tuple[str, str]:
     return "unknown", ""
 
 
+# What each provider can send to prove a request is its own: a header holding the secret itself
+# (checkable anywhere), and the header holding an HMAC-SHA256 signature of the body (checkable only
+# with the exact body bytes) with the prefix before the hex digest.
+TOKEN_HEADERS = {"gitlab": "X-Gitlab-Token", "gitea": "Authorization", "forgejo": "Authorization"}
+SIGNATURE_HEADERS = {
+    "github": ("X-Hub-Signature-256", "sha256="),
+    "gitea": ("X-Gitea-Signature", ""),
+    "forgejo": ("X-Forgejo-Signature", ""),
+    "gogs": ("X-Gogs-Signature", ""),
+    "bitbucket": ("X-Hub-Signature", "sha256="),
+    "bitbucket-server": ("X-Hub-Signature", "sha256="),
+}
+
+
 def _hmac_hex(secret: str, raw: bytes) -> str:
     return hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
 
 
-def _expected_signature(provider: str, headers: Mapping[str, str]) -> tuple[str, str] | None:
-    """(header name, prefix) carrying the provider's HMAC-SHA256 signature, if it signs."""
-    if provider == "github":
-        return "x-hub-signature-256", "sha256="
-    if provider in ("gitea", "forgejo", "gogs"):
-        for name in (f"x-{provider}-signature", "x-gitea-signature", "x-hub-signature-256"):
-            if headers.get(name):
-                return name, "sha256=" if name == "x-hub-signature-256" else ""
-        return f"x-{provider}-signature", ""
-    if provider in ("bitbucket", "bitbucket-server"):
-        return "x-hub-signature", "sha256="
-    return None
+def _same(sent: str, expected: str) -> bool:
+    return hmac.compare_digest(sent.encode(), expected.encode())
+
+
+def _check_token(name: str, sent: str, secret: str) -> tuple[bool, str]:
+    # Gitea and Forgejo send their "Authorization header" setting as it is typed, often "Bearer X"
+    accepted = (secret, f"Bearer {secret}") if name == "Authorization" else (secret,)
+    if any(_same(sent, value) for value in accepted):
+        return True, "token matches"
+    return False, f"{name} does not match the configured secret"
+
+
+def _check_signature(name: str, prefix: str, sent: str, raw: bytes | None, secret: str,
+                     require: bool) -> tuple[bool | None, str]:
+    if raw is None:
+        if require:
+            return False, (f"{name} cannot be verified without the raw body, which Kestra does "
+                           "not pass to a flow, and verification is required")
+        return None, (f"{name} is not verified: Kestra does not pass the raw body to a flow, so "
+                      "the webhook URL key is the only protection")
+    if _same(sent, prefix + _hmac_hex(secret, raw)):
+        return True, "signature matches"
+    return False, f"{name} does not match the body and the configured secret"
 
 
 def verify(provider: str, headers: Mapping[str, str], raw: bytes | None,
            secret: str | None, *, require: bool = False) -> tuple[bool | None, str]:
-    """(True: verified, False: rejected, None: not checked) and why."""
-    if provider == "gitlab":
-        token = headers.get("x-gitlab-token")
-        if not secret:
-            return None, "no secret configured: the token is not checked"
-        if token is None:
-            return False, "X-Gitlab-Token is missing but a secret is configured"
-        if hmac.compare_digest(token.encode(), secret.encode()):
-            return True, "token matches"
-        return False, "X-Gitlab-Token does not match the configured secret"
-    location = _expected_signature(provider, headers)
-    if location is None:
-        if secret and require:
-            return False, f"a signature is required, but {provider} requests carry none"
-        return None, "this provider does not sign its requests"
-    name, prefix = location
-    sent = headers.get(name, "")
+    """(True: verified, False: rejected, None: not checked) and why.
+
+    With a secret configured, a request that carries neither its token nor its signature is
+    rejected (the provider is not configured with the secret, or the request is forged), and so
+    is a request from no known provider. ``require``: reject what cannot be verified."""
     if not secret:
-        return None, "no secret configured: the signature is not checked"
-    if not sent or sent == prefix:  # Gitea sends an empty digest when it has no secret
-        return False, f"{name} is missing but a secret is configured"
-    if raw is None:
         if require:
-            return False, ("the raw body is not available, so the signature cannot be checked "
-                           "(use fetchType: STORE on Kestra 2.0)")
-        return None, ("the raw body is not available, so the signature is not checked: the "
-                      "webhook URL key is the only protection")
-    if hmac.compare_digest(sent.encode(), (prefix + _hmac_hex(secret, raw)).encode()):
-        return True, "signature matches"
-    return False, f"{name} does not match the body and the configured secret"
+            return False, "verification is required but no secret is configured"
+        return None, "no secret configured: the request is not authenticated beyond the URL key"
+    token_name = TOKEN_HEADERS.get(provider)
+    if token_name and headers.get(token_name.lower()):
+        return _check_token(token_name, headers[token_name.lower()], secret)
+    location = SIGNATURE_HEADERS.get(provider)
+    if location is not None:
+        name, prefix = location
+        # Gitea and Forgejo also send GitHub's header; some versions send only that one
+        if provider in ("gitea", "forgejo") and not headers.get(name.lower()) and \
+                headers.get("x-hub-signature-256"):
+            name, prefix = SIGNATURE_HEADERS["github"]
+        sent = headers.get(name.lower(), "")
+        if sent and sent != prefix:  # Gitea sends an empty digest when it has no secret
+            return _check_signature(name, prefix, sent, raw, secret, require)
+    expected = " or ".join(filter(None, (token_name, location[0] if location else None)))
+    if provider in ("generic", "unknown"):
+        return False, ("a secret is configured, but the request comes from no known Git provider "
+                       "and carries nothing to check it against")
+    return False, f"{expected} is missing but a secret is configured"
 
 
 def _refs(provider: str, event: str, body: Mapping[str, Any]) -> tuple[str | None, list[tuple[str, str | None, bool]]]:
@@ -212,6 +245,9 @@ def decide(
     ignored, refs = _refs(provider, event, body)
     if ignored:
         return Decision("ignore", ignored, provider, event, verified=verified)
+    if any(isinstance(ref, str) and not valid_ref_name(ref) for ref, _, _ in refs):
+        return Decision("reject", "the event names a ref that is not a valid Git ref name",
+                        provider, event, verified=verified)
     wanted = [(ref, commit) for ref, commit, deleted in refs if ref and target.wants(ref) and not deleted]
     if wanted:
         ref, commit = wanted[-1]

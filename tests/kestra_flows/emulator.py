@@ -1,18 +1,23 @@
 """Run a flow of flows/ the way Kestra would, for the task types those flows use.
 
 Entry points: a manual execution (inputs from the Execute form), a Schedule trigger, a Webhook
-trigger (key checked, trigger.body / trigger.headers available to the trigger's inputs). Tasks:
-Python Commands (Process runner: namespace files copied in, inputFiles written, env rendered,
-beforeCommands and commands run by a shell, ``::{json}::`` lines parsed, outputFiles collected),
-git Clone (a real ``git clone`` of a local repository), If, WorkingDirectory, Log. A failing task
-fails the execution and runs the ``errors`` tasks.
+trigger (key checked, trigger.body / trigger.headers available to the trigger's inputs and to
+tasks). Tasks: Python Commands (Process runner: ``dependencies`` checked to be installed,
+namespace files copied in, inputFiles written, env rendered, commands run by a shell,
+``::{json}::`` lines parsed on both streams, other stderr lines logged at ERROR as Kestra does,
+outputFiles collected), git Clone (a real clone of a local repository by ``branch``, ``tag`` or
+``commit``, as plugin-git does), PushFlows and PushNamespaceFiles (a real commit and push to a
+local repository), If, WorkingDirectory, Loop (2.0) and ForEach (1.3), Log; ``runIf`` skips a
+task. A failing task fails the execution and runs the ``errors`` tasks.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +32,9 @@ import yaml
 from .pebble import render
 
 PYTHON_COMMANDS = "io.kestra.plugin.scripts.python.Commands"
+# TaskLogLineMatcher: a whole line ::{json}::, on stdout or stderr; log levels by exact name
+MARKER = re.compile(r"^::(\{.*})::$")
+LOG_LEVELS = {"ERROR", "WARN", "INFO", "DEBUG", "TRACE"}
 
 
 class TaskFailed(Exception):
@@ -44,6 +52,7 @@ class Execution:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     states: dict[str, str] = field(default_factory=dict)  # task id -> SUCCESS | FAILED
     files: dict[str, Path] = field(default_factory=dict)  # output file name -> path
+    trigger: dict[str, Any] | None = None  # the trigger's variables (none for a manual run)
 
     def messages(self, level: str | None = None) -> list[str]:
         return [m for _, lvl, m in self.logs if level is None or lvl == level]
@@ -56,6 +65,9 @@ class Emulator:
     kv: Callable[[str, str], Any]  # (namespace, key) -> value; KeyError when missing
     namespace_files: Callable[[str], Mapping[str, bytes]]  # namespace -> {path: content}
     workspace: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kestra-run-")))
+    # namespace -> {flow id: source}, what PushFlows exports (exact namespace)
+    flows: Callable[[str], Mapping[str, str]] = lambda namespace: {}
+    loop_values: dict[str, Any] = field(default_factory=dict)  # current Loop/ForEach item
 
     def __post_init__(self) -> None:
         self.flow = yaml.safe_load(self.flow_path.read_text())
@@ -84,7 +96,8 @@ class Emulator:
         context = {"inputs": execution.inputs,
                    "outputs": {k: {"vars": v.get("vars", {}), **v} for k, v in execution.outputs.items()},
                    "flow": {"id": self.flow["id"], "namespace": self.flow["namespace"]},
-                   "execution": {"id": execution.id}}
+                   "execution": {"id": execution.id}, **self.loop_values}
+        trigger = trigger if trigger is not None else execution.trigger
         if trigger is not None:
             context["trigger"] = trigger
         return context
@@ -122,7 +135,7 @@ class Emulator:
         trigger = self._trigger("trigger.Schedule")
         execution = Execution(uuid.uuid4().hex[:22])
         context = {"date": "2026-11-26T10:00:00Z"}
-        return self._run(self.render(trigger.get("inputs") or {}, execution, context))
+        return self._run(self.render(trigger.get("inputs") or {}, execution, context), context)
 
     def webhook(self, key: str, headers: Mapping[str, list[str]], body: bytes) -> Execution | None:
         """A request to the webhook URL; None when Kestra would answer 404 (wrong key)."""
@@ -135,12 +148,12 @@ class Emulator:
         except ValueError:
             parsed = body.decode()
         context = {"body": parsed, "headers": dict(headers), "parameters": {}}
-        return self._run(self.render(trigger.get("inputs") or {}, execution, context))
+        return self._run(self.render(trigger.get("inputs") or {}, execution, context), context)
 
     # -- tasks ----------------------------------------------------------------------------------
 
-    def _run(self, given: Mapping[str, Any]) -> Execution:
-        execution = Execution(uuid.uuid4().hex[:22], inputs=self._inputs(given))
+    def _run(self, given: Mapping[str, Any], trigger: dict[str, Any] | None = None) -> Execution:
+        execution = Execution(uuid.uuid4().hex[:22], inputs=self._inputs(given), trigger=trigger)
         try:
             self._tasks(self.flow["tasks"], execution, None)
             execution.state = "SUCCESS"
@@ -160,12 +173,19 @@ class Emulator:
         for task in tasks:
             handler = {
                 PYTHON_COMMANDS: self._commands, "io.kestra.plugin.git.Clone": self._clone,
+                "io.kestra.plugin.git.PushFlows": self._push_flows,
+                "io.kestra.plugin.git.PushNamespaceFiles": self._push_files,
                 "io.kestra.plugin.core.flow.If": self._if,
                 "io.kestra.plugin.core.flow.WorkingDirectory": self._working_directory,
+                "io.kestra.plugin.core.flow.Loop": self._loop,
+                "io.kestra.plugin.core.flow.ForEach": self._loop,
                 "io.kestra.plugin.core.log.Log": self._log,
             }.get(task["type"])
             if handler is None:
                 raise AssertionError(f"the emulator does not run {task['type']}")
+            if "runIf" in task and self.render(task["runIf"], execution) not in (True, "true"):
+                execution.states[task["id"]] = "SKIPPED"
+                continue
             try:
                 handler(task, execution, workdir)
             except TaskFailed:
@@ -187,19 +207,107 @@ class Emulator:
         shared.mkdir(parents=True)
         self._tasks(task["tasks"], execution, shared)
 
+    def _loop(self, task: dict, execution: Execution, workdir: Path | None) -> None:
+        values = self.render(task["values"], execution)
+        values = json.loads(values) if isinstance(values, str) else values
+        assert task.get("concurrencyLimit", 1) == 1, "the emulator runs iterations in order"
+        # 2.0 Loop: item.value / item.index; 1.3 ForEach: taskrun.value / taskrun.iteration
+        name = "item" if task["type"].endswith(".Loop") else "taskrun"
+        for index, value in enumerate(values):
+            self.loop_values = {name: {"value": value, "index": index, "iteration": index}}
+            try:
+                self._tasks(task["tasks"], execution, workdir)
+            finally:
+                self.loop_values = {}
+
+    @staticmethod
+    def _git(*args: str, cwd: Path | None = None) -> str:
+        done = subprocess.run(["git", "-c", "user.name=Kestra", "-c", "user.email=kestra@localhost",
+                               "-c", "commit.gpgsign=false", *args], cwd=cwd, capture_output=True,
+                              text=True)
+        if done.returncode != 0:
+            raise TaskFailed(f"git {args[0]} failed: {done.stderr.strip()}")
+        return done.stdout.strip()
+
     def _clone(self, task: dict, execution: Execution, workdir: Path | None) -> None:
+        """plugin-git Clone: ``commit`` wins over ``tag`` (full clone, detached checkout; an
+        annotated tag is peeled), else a shallow clone of ``branch`` (a branch only: it fetches
+        refs/heads/<branch>). Whether ``tag``/``commit`` are set counts, not their value."""
         props = self.render({k: v for k, v in task.items() if k not in ("id", "type")}, execution)
         assert workdir is not None, "Clone runs inside a WorkingDirectory here"
         target = workdir / props.get("directory", "")
-        done = subprocess.run(
-            ["git", "clone", "--quiet", "--depth", str(props.get("depth", 1)), "--branch",
-             props["branch"], f"file://{props['url']}", str(target)], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise TaskFailed(f"clone failed: {done.stderr.strip()}")
+        url = f"file://{props['url']}"
+        if "commit" in props or "tag" in props:
+            wanted = props["commit"] if "commit" in props else props["tag"]
+            if not wanted:
+                raise TaskFailed("Cannot resolve " + ("commit SHA" if "commit" in props else "tag"))
+            self._git("clone", "--quiet", "--no-checkout", url, str(target))
+            ref = wanted if "commit" in props else f"refs/tags/{wanted}^{{commit}}"
+            self._git("checkout", "--quiet", "--detach", ref, cwd=target)
+        else:
+            branch = props.get("branch") or ""
+            if not self._git("ls-remote", "--heads", url, f"refs/heads/{branch}"):
+                raise TaskFailed(f"Remote branch '{branch}' not found in upstream origin")
+            self._git("clone", "--quiet", "--depth", str(props.get("depth", 1)), "--branch",
+                      branch, url, str(target))
         execution.outputs[task["id"]] = {"directory": str(target)}
+
+    def _push(self, props: dict, files: Mapping[str, bytes], message: str) -> str:
+        """Commit ``files`` (paths in the repository) to ``branch`` of the repository at ``url``,
+        creating the branch from the default one if missing; never deletes (delete: false)."""
+        assert props.get("delete") is False, "these flows never let a push delete files"
+        url = f"file://{props['url']}"
+        checkout = Path(tempfile.mkdtemp(prefix="push-", dir=self.workspace))
+        self._git("clone", "--quiet", url, str(checkout))
+        branch = props["branch"]
+        if self._git("ls-remote", "--heads", url, f"refs/heads/{branch}"):
+            self._git("checkout", "--quiet", branch, cwd=checkout)
+        else:
+            self._git("checkout", "--quiet", "-b", branch, cwd=checkout)
+        for relative, content in files.items():
+            path = checkout / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        self._git("add", "-A", cwd=checkout)
+        if props.get("dryRun") in (True, "true") or not self._git("status", "--porcelain",
+                                                                  cwd=checkout):
+            return ""
+        self._git("commit", "--quiet", "-m", message, cwd=checkout)
+        self._git("push", "--quiet", "origin", branch, cwd=checkout)
+        return self._git("rev-parse", "HEAD", cwd=checkout)
+
+    def _push_flows(self, task: dict, execution: Execution, workdir: Path | None) -> None:
+        props = self.render({k: v for k, v in task.items() if k not in ("id", "type")}, execution)
+        assert props.get("includeChildNamespaces") is False, "one namespace per push here"
+        folder = props["gitDirectory"].strip("/")
+        files = {f"{folder}/{flow_id}.yml": source.encode()
+                 for flow_id, source in self.flows(props["sourceNamespace"]).items()}
+        commit = self._push(props, files, props["commitMessage"])
+        execution.outputs[task["id"]] = {"commitId": commit}
+
+    def _push_files(self, task: dict, execution: Execution, workdir: Path | None) -> None:
+        props = self.render({k: v for k, v in task.items() if k not in ("id", "type")}, execution)
+        assert props["files"] == "**"
+        folder = props["gitDirectory"].strip("/")
+        files = {f"{folder}/{path.lstrip('/')}": content
+                 for path, content in self.namespace_files(props["namespace"]).items()}
+        commit = self._push(props, files, props["commitMessage"])
+        execution.outputs[task["id"]] = {"commitId": commit}
+
+    @staticmethod
+    def _check_dependencies(requirements: list[str]) -> None:
+        """plugin-scripts installs ``dependencies`` with uv before the commands; here they must
+        already be installed (the test environment has the package's dependencies)."""
+        for requirement in requirements:
+            name = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0]
+            try:
+                importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                raise TaskFailed(f"dependency {requirement!r} is not installable here") from None
 
     def _commands(self, task: dict, execution: Execution, workdir: Path | None) -> None:
         assert task["taskRunner"]["type"] == "io.kestra.plugin.core.runner.Process"
+        self._check_dependencies(task.get("dependencies") or [])
         folder = workdir or (self.workspace / f"{task['id']}-{execution.id}")
         folder.mkdir(parents=True, exist_ok=True)
         files = task.get("namespaceFiles") or {}
@@ -218,16 +326,22 @@ class Emulator:
         done = subprocess.run(["bash", "-c", "\n".join(script)], cwd=folder, capture_output=True,
                               text=True, env={**base, "PATH": path, **env}, timeout=300)
         outputs: dict[str, Any] = {}
-        # Kestra reads ::{json}:: lines on both streams; other lines are logged, stderr ones as
-        # warnings (warningOnStdErr: false in these flows: logged, no WARNING state)
-        for stream, level in ((done.stdout, "INFO"), (done.stderr, "WARN")):
+        # Kestra reads ::{json}:: lines on both streams, a later value winning; other lines are
+        # logged, stdout ones at INFO and stderr ones at ERROR (warningOnStdErr has no effect)
+        for stream, level in ((done.stdout, "INFO"), (done.stderr, "ERROR")):
             for line in stream.splitlines():
-                if line.startswith("::{") and line.endswith("}::"):
-                    message = json.loads(line[2:-2])
+                if marker := MARKER.match(line):
+                    try:
+                        message = json.loads(marker.group(1))
+                        logs = [(task["id"], m["level"], m["message"])
+                                for m in message.get("logs", [])]
+                        assert all(lvl in LOG_LEVELS for _, lvl, _ in logs)
+                    except (ValueError, KeyError, AssertionError):
+                        execution.logs.append((task["id"], "WARN", f"Invalid outputs: {line}"))
+                        continue
                     outputs.update(message.get("outputs", {}))
                     execution.metrics += message.get("metrics", [])
-                    execution.logs += [(task["id"], m["level"], m["message"])
-                                       for m in message.get("logs", [])]
+                    execution.logs += logs
                 elif line.strip():
                     execution.logs.append((task["id"], level, line))
         record: dict[str, Any] = {"vars": outputs, "exitCode": done.returncode}

@@ -1,8 +1,9 @@
 """A minimal renderer of Kestra's Pebble expressions: exactly what flows/ uses.
 
 Supported: ``{{ expr }}`` in text; paths (``inputs.x``, ``outputs.task.vars.key``); string,
-number and null/true/false literals; ``??`` (null and undefined coalescing); ``==``; filters
-``| toJson``; functions ``secret('NAME')`` and ``kv('KEY', errorOnMissing=false)``.
+number and null/true/false literals; parentheses; ``??`` (null and undefined coalescing); ``==``;
+``cond ? a : b`` (only the chosen branch is evaluated, as in Pebble); filters ``| toJson`` and
+``| join(sep)``; functions ``secret('NAME')`` and ``kv('KEY', errorOnMissing=false)``.
 Anything else raises, so a flow using more than this is noticed.
 """
 
@@ -12,7 +13,7 @@ import json
 import re
 from typing import Any, Callable, Mapping
 
-TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<num>\d+(?:\.\d+)?)|(?P<op>\?\?|==|[().,|=\[\]])"
+TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<num>\d+(?:\.\d+)?)|(?P<op>\?\?|==|[().,|=\[\]?:])"
                    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*))")
 
 
@@ -54,10 +55,37 @@ class _Parser:
         return token
 
     def parse(self) -> Any:
-        value = self.coalesce()
+        value = self.ternary()
         if self.peek() is not None:
             raise RenderError(f"unexpected {self.peek()!r}")
         return value
+
+    def ternary(self) -> Any:
+        condition = self.coalesce()
+        if self.peek() != ("op", "?"):
+            return condition
+        self.take("?")
+        if condition is True or condition == "true":
+            value = self.ternary()
+            self.take(":")
+            self._skip_branch(stop=(")", ","))
+        else:
+            self._skip_branch(stop=(":",))
+            self.take(":")
+            value = self.ternary()
+        return value
+
+    def _skip_branch(self, stop: tuple[str, ...]) -> None:
+        """Move past one operand without evaluating it (Pebble never evaluates the other one)."""
+        depth = 0
+        while (token := self.peek()) is not None:
+            if token[0] == "op" and depth == 0 and token[1] in stop:
+                return
+            if token[0] == "op":
+                depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(token[1], 0)
+                if depth < 0:
+                    return
+            self.pos += 1
 
     def coalesce(self) -> Any:
         try:
@@ -99,9 +127,15 @@ class _Parser:
         while self.peek() == ("op", "|"):
             self.take("|")
             name = self.take()[1]
-            if name != "toJson":
+            if name == "toJson":
+                value = json.dumps(value, separators=(",", ":"))
+            elif name == "join":
+                self.take("(")
+                separator = self.ternary()
+                self.take(")")
+                value = str(separator).join(_text(v) for v in value)
+            else:
                 raise RenderError(f"unsupported filter {name!r}")
-            value = json.dumps(value, separators=(",", ":"))
         return value
 
     def primary(self) -> Any:
@@ -111,7 +145,7 @@ class _Parser:
         if kind == "num":
             return float(text) if "." in text else int(text)
         if text == "(":
-            value = self.coalesce()
+            value = self.ternary()
             self.take(")")
             return value
         if kind != "name":
@@ -144,9 +178,9 @@ class _Parser:
             if self.peek()[0] == "name" and self.tokens[self.pos + 1] == ("op", "="):  # type: ignore[index]
                 key = self.take()[1]
                 self.take("=")
-                kwargs[key] = self.coalesce()
+                kwargs[key] = self.ternary()
             else:
-                args.append(self.coalesce())
+                args.append(self.ternary())
             if self.peek() == ("op", ","):
                 self.take(",")
         self.take(")")
