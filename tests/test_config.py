@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
-from kestra_promote.config import Config, NamespaceFiles, load_config, parse_config
+from kestra_promote.config import Config, NamespaceFiles, check_name, load_config, parse_config
 from kestra_promote.errors import SourceError
 from kestra_promote.models import FileKey
 from kestra_promote.source import read_source
@@ -178,3 +180,201 @@ def test_the_settings_file_is_not_read_as_a_flow(tmp_path: Path):
     (tmp_path / "ci/promote.yml").write_text("name: other\n")
     explicit = read_source(tmp_path, config_file=str(tmp_path / "ci/promote.yml"))
     assert explicit.config.name == "other" and len(explicit.flows) == 1
+
+
+# -- namespace patterns: one rule for every namespace setting -----------------------------------
+
+# (pattern, namespace, covered): a pattern covers the namespaces it matches and their children;
+# '*' stands for any characters, dots included
+PATTERN_CASES = [
+    ("company", "company", True),
+    ("company", "company.team", True),
+    ("company", "company.team.etl", True),
+    ("company", "companyx", False),
+    ("company", "comp", False),
+    ("company", "other.company", False),
+    ("company.*", "company", False),
+    ("company.*", "company.team", True),
+    ("company.*", "company.team.etl", True),
+    ("company.*", "companyx.team", False),
+    ("company*", "companyx", True),
+    ("company*", "company.team", True),
+    ("*.team", "company.team", True),
+    ("*.team", "a.b.team", True),
+    ("*.team", "company.team.etl", True),
+    ("*.team", "team", False),
+    ("*.team", "company.teams", False),
+    ("c*y.core", "company.core.x", True),
+    ("*", "anything.at.all", True),
+    ("system", "system", True),
+    ("system", "systems", False),
+]
+
+
+@pytest.mark.parametrize(("pattern", "namespace", "covered"), [
+    pytest.param(p, n, c, id=f"{p}-{n}") for p, n, c in PATTERN_CASES])
+def test_include_and_protected_namespaces_read_patterns_the_same_way(
+        pattern: str, namespace: str, covered: bool):
+    config = parse_config(f"namespaces: {{include: ['{pattern}']}}\n"
+                          f"protected_namespaces: ['{pattern}']\n", "kestra-promote.yml")
+    assert config.includes(namespace) is covered
+    assert config.is_protected(namespace) is covered
+
+
+def test_a_plain_protected_namespace_still_protects_its_children():
+    config = parse_config("protected_namespaces: [company]\n", "kestra-promote.yml")
+    assert config.is_protected("company") and config.is_protected("company.team")
+    assert Config().is_protected("system.sub") and not Config().is_protected("systemx")
+
+
+def test_children_only_pattern_protects_the_children_not_the_parent():
+    config = parse_config("protected_namespaces: [company.*]\n", "kestra-promote.yml")
+    assert config.is_protected("company.team") and config.is_protected("company.team.etl")
+    assert not config.is_protected("company")
+
+
+@pytest.mark.parametrize(
+    ("text", "messages"),
+    [
+        pytest.param("protected_namespaces: [Company]\n", [
+            "kestra-promote.yml:1:24: protected_namespaces: pattern 'Company' is invalid: use "
+            "lower-case letters, digits, '.', '_', '-' and '*' (any characters), starting with a "
+            "letter, a digit or '*'"], id="upper-case"),
+        pytest.param("namespaces:\n  include: [ok, 'company.[ab]', '']\n", [
+            "kestra-promote.yml:2:17: namespaces.include: pattern 'company.[ab]' is invalid: use "
+            "lower-case letters, digits, '.', '_', '-' and '*' (any characters), starting with a "
+            "letter, a digit or '*'",
+            "kestra-promote.yml:2:33: namespaces.include: pattern is empty"], id="fnmatch-class"),
+        pytest.param("protected_namespaces: .company\n", [
+            "kestra-promote.yml:1:23: protected_namespaces: pattern '.company' is invalid: use "
+            "lower-case letters, digits, '.', '_', '-' and '*' (any characters), starting with a "
+            "letter, a digit or '*'"], id="scalar-form"),
+        pytest.param("namespaces: {rename: {Dev: company, dev: 'Prod'}}\n", [
+            "kestra-promote.yml:1:23: namespaces.rename from: namespace 'Dev' is invalid: use "
+            "lower-case letters, digits, '.', '_' and '-', starting with a letter or digit",
+            "kestra-promote.yml:1:42: namespaces.rename to: namespace 'Prod' is invalid: use "
+            "lower-case letters, digits, '.', '_' and '-', starting with a letter or digit"],
+            id="rename"),
+        pytest.param("state_namespace: 'My Space'\n", [
+            "kestra-promote.yml:1:18: 'state_namespace': namespace 'My Space' is invalid: use "
+            "lower-case letters, digits, '.', '_' and '-', starting with a letter or digit"],
+            id="state-namespace"),
+    ],
+)
+def test_invalid_namespace_settings_are_reported_where_they_are_written(text: str, messages):
+    with pytest.raises(SourceError) as caught:
+        parse_config(text, "kestra-promote.yml")
+    assert [str(p) for p in caught.value.problems] == messages
+
+
+def test_a_rename_to_the_root_is_still_allowed():
+    assert parse_config("namespaces: {rename: {dev: ''}}\n", "x.yml").rename == {"dev": ""}
+
+
+# -- values that must match as a whole: a final newline is not allowed -------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param('name: "ops\\n"\n', "kestra-promote.yml: 'name' 'ops\\n' must use letters, "
+                     "digits, '_' and '-'", id="source-name"),
+        pytest.param('labels: {"team\\n": data}\n', "kestra-promote.yml:1:10: 'labels': label key "
+                     "'team\\n' is invalid: use letters, digits, '.', '_' and '-', starting with a "
+                     "lower-case letter", id="label-key"),
+        pytest.param('state_namespace: "ops\\n"\n', "kestra-promote.yml:1:18: 'state_namespace': "
+                     "namespace 'ops\\n' is invalid: use lower-case letters, digits, '.', '_' and "
+                     "'-', starting with a letter or digit", id="state-namespace"),
+        pytest.param('namespaces: {include: ["company\\n"]}\n', "kestra-promote.yml:1:24: "
+                     "namespaces.include: pattern 'company\\n' is invalid: use lower-case letters, "
+                     "digits, '.', '_', '-' and '*' (any characters), starting with a letter, a "
+                     "digit or '*'", id="include"),
+        pytest.param('protected_namespaces: ["system\\n"]\n', "kestra-promote.yml:1:24: "
+                     "protected_namespaces: pattern 'system\\n' is invalid: use lower-case "
+                     "letters, digits, '.', '_', '-' and '*' (any characters), starting with a "
+                     "letter, a digit or '*'", id="protected"),
+        pytest.param('namespaces: {rename: {"dev\\n": company}}\n', "kestra-promote.yml:1:23: "
+                     "namespaces.rename from: namespace 'dev\\n' is invalid: use lower-case "
+                     "letters, digits, '.', '_' and '-', starting with a letter or digit",
+                     id="rename"),
+    ],
+)
+def test_a_trailing_newline_is_refused_in_settings(text: str, message: str):
+    with pytest.raises(SourceError) as caught:
+        parse_config(text, "kestra-promote.yml")
+    assert [str(p) for p in caught.value.problems] == [message]
+
+
+def test_a_trailing_newline_is_refused_in_the_name_that_keys_the_inventory():
+    # --name names the inventory, stored under the KV key kestra-promote.<name>
+    with pytest.raises(SourceError) as caught:
+        check_name("ops\n")
+    assert [str(p) for p in caught.value.problems] == [
+        "--name: name 'ops\\n' must use letters, digits, '_' and '-'"]
+    assert check_name("ops") == "ops"
+
+
+@pytest.mark.parametrize(
+    ("key", "valid"),
+    [("team", True), ("system.readOnly", True), ("cost-center_2", True), ("Team", False),
+     ("1team", False), ("team name", False), ("team\n", False), ("", False)],
+)
+def test_label_keys_follow_kestras_rule(key: str, valid: bool):
+    text = f"labels: {{{json.dumps(key)}: x}}\n"
+    if valid:
+        assert parse_config(text, "x.yml").labels == {key: "x"}
+    else:
+        with pytest.raises(SourceError):
+            parse_config(text, "x.yml")
+
+
+# -- namespace file targets -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "why"),
+    [
+        pytest.param("/lib/../../etc", "leads outside the namespace root", id="escapes"),
+        pytest.param("..", "leads outside the namespace root", id="parent"),
+        pytest.param("/lib/../x", "holds a '.' or '..' segment: write the path from the namespace "
+                     "root", id="dot-dot"),
+        pytest.param("/x/../_flows/a.yml", "holds a '.' or '..' segment: write the path from the "
+                     "namespace root", id="dot-dot-to-flows"),
+        pytest.param("/_flows/./a", "holds a '.' or '..' segment: write the path from the "
+                     "namespace root", id="dot"),
+        pytest.param("//_flows/a", "holds an empty segment ('//')", id="leading-double-slash"),
+        pytest.param("/lib//x", "holds an empty segment ('//')", id="inner-double-slash"),
+        pytest.param("\\\\lib", "holds a backslash: separate folders with '/'", id="backslash"),
+        pytest.param("lib\\\\..\\\\..", "holds a backslash: separate folders with '/'",
+                     id="backslash-dot-dot"),
+    ],
+)
+@pytest.mark.parametrize("source", ["scripts", "files/*"])
+def test_namespace_file_targets_must_be_plain_paths(source: str, target: str, why: str):
+    namespace = "" if source.endswith("*") else ", namespace: company"
+    text = f'namespace_files:\n  - {{source: {source}{namespace}, target: "{target}"}}\n'
+    with pytest.raises(SourceError) as caught:
+        parse_config(text, "kestra-promote.yml")
+    column = text.splitlines()[1].index('"') + 1
+    shown = target.replace("\\\\", "\\")
+    assert [str(p) for p in caught.value.problems] == [
+        f"kestra-promote.yml:2:{column}: namespace_files target {shown!r} {why}"]
+
+
+@pytest.mark.parametrize("target", ["/", "", "lib", "/lib/", "/lib/sub", "/.config", "/_flowsx"])
+def test_plain_namespace_file_targets_are_accepted(target: str):
+    config = parse_config(f'namespace_files: [{{source: s, namespace: c, target: "{target}"}}]\n',
+                          "x.yml")
+    assert config.namespace_files[0].target == "/" + target.strip("/")
+
+
+# -- the settings file itself ----------------------------------------------------------------
+
+
+def test_a_settings_file_that_is_not_a_regular_file_is_an_error_not_a_hang(tmp_path: Path):
+    os.mkfifo(tmp_path / "kestra-promote.yml")
+    with pytest.raises(SourceError) as caught:
+        load_config(tmp_path)
+    assert [str(p) for p in caught.value.problems] == [
+        "kestra-promote.yml: cannot read the settings file: a named pipe (FIFO), not a regular "
+        "file"]

@@ -210,3 +210,52 @@ def test_no_commit_outside_git_or_before_the_first_commit(tmp_path: Path, repo: 
 def test_a_commit_given_explicitly_wins(tmp_path: Path):
     write(tmp_path, "a.yml", flow_yaml("company", "a"))
     assert read_source(tmp_path, commit="f" * 40).commit == "f" * 40
+
+
+# -- whole values: a final newline is not part of a valid id or namespace ---------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param('id: "etl\\n"\nnamespace: company\ntasks: [{id: t}]\n',
+                     "n.yml:1:5: company/etl\n: flow id 'etl\\n' is invalid: use letters, digits, "
+                     "'.', '_' and '-', starting with a letter or digit", id="flow-id"),
+        pytest.param('id: etl\nnamespace: "company\\n"\ntasks: [{id: t}]\n',
+                     "n.yml:2:12: company\n/etl: namespace 'company\\n' is invalid: use lower-case "
+                     "letters, digits, '.', '_' and '-', starting with a letter or digit",
+                     id="namespace"),
+    ],
+)
+def test_a_trailing_newline_makes_an_id_or_namespace_invalid(text: str, message: str):
+    flow, problems = parse_flow(text, "n.yml")
+    assert flow is None and [str(p) for p in problems] == [message]
+
+
+def test_a_folder_named_after_a_namespace_with_a_trailing_newline_is_refused(tmp_path: Path):
+    write(tmp_path, "kestra-promote.yml", "flows: []\nnamespace_files: [{source: files/*}]\n")
+    write(tmp_path, "files/company\n/x.py", "x")
+    assert problems_of(tmp_path) == [
+        "files/company\n: folder name is not a namespace: namespace 'company\\n' is invalid: use "
+        "lower-case letters, digits, '.', '_' and '-', starting with a letter or digit"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "ignored"),
+    [
+        pytest.param("secret", "secret\n", False, id="whole-name-only"),
+        pytest.param("*.pem", "key.pem\n", False, id="suffix-is-the-end"),
+        pytest.param("a/**", "a/b\nc.yml", True, id="double-star-any-character"),
+        pytest.param("a/**/c.yml", "a/x\ny/c.yml", True, id="double-star-slash-any-character"),
+    ],
+)
+def test_ignore_patterns_match_whole_paths(pattern: str, path: str, ignored: bool):
+    assert IgnoreRules([pattern]).ignored(path, is_dir=False) is ignored
+
+
+def test_a_symlink_whose_own_path_is_ignored_is_left_alone(tmp_path: Path):
+    write(tmp_path, ".kestraignore", "vendor/\n")
+    write(tmp_path, ".git/config", "secret")
+    write(tmp_path, "a.yml", flow_yaml("company", "a"))
+    os.symlink(tmp_path / ".git", tmp_path / "vendor")
+    assert list(read_source(tmp_path).flows) == [FlowKey("company", "a")]

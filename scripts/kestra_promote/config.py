@@ -7,8 +7,12 @@ the key, with a suggestion when a key looks misspelt. Command-line flags overrid
 from __future__ import annotations
 
 import difflib
-import fnmatch
+import errno
+import functools
+import os
 import re
+import stat
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,7 +25,113 @@ from .models import Problem
 
 CONFIG_FILE = "kestra-promote.yml"
 DRIFT_POLICIES = ("overwrite", "fail", "keep")
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]*")
+# Kestra's rule for namespaces (the Flow model): lower case, checked against the whole value
+NAMESPACE_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
+NAMESPACE_MAX = 150
+# a namespace pattern: a namespace in which '*' stands for any characters, dots included
+_NAMESPACE_GLOB = re.compile(r"[a-z0-9*][a-z0-9._*-]*")
+# namespace files under /_flows/ are imported by Kestra as flows (NamespaceFileController)
+FLOWS_FOLDER = "_flows"
+
+
+def check_identity(value: str, what: str, pattern: re.Pattern[str], longest: int,
+                   allowed: str) -> str | None:
+    """Why ``value`` is not a valid ``what`` (the whole value must match ``pattern``), or None."""
+    if not value:
+        return f"{what} is empty"
+    if len(value) > longest:
+        return f"{what} {value!r} is longer than {longest} characters"
+    if not pattern.fullmatch(value):
+        return f"{what} {value!r} is invalid: use {allowed}, starting with a letter or digit"
+    return None
+
+
+def check_namespace(value: str) -> str | None:
+    """Why ``value`` is not a valid namespace, or None."""
+    return check_identity(value, "namespace", NAMESPACE_PATTERN, NAMESPACE_MAX,
+                          "lower-case letters, digits, '.', '_' and '-'")
+
+
+def check_namespace_pattern(value: str) -> str | None:
+    """Why ``value`` is not a namespace pattern (see ``namespace_matches``), or None."""
+    if not value:
+        return "pattern is empty"
+    if not _NAMESPACE_GLOB.fullmatch(value):
+        return (f"pattern {value!r} is invalid: use lower-case letters, digits, '.', '_', '-' "
+                "and '*' (any characters), starting with a letter, a digit or '*'")
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _namespace_regex(pattern: str) -> re.Pattern[str]:
+    body = ".*".join(re.escape(part) for part in pattern.split("*"))
+    return re.compile(rf"(?:{body})(?:\..*)?", re.DOTALL)
+
+
+def namespace_matches(namespace: str, pattern: str) -> bool:
+    """Whether ``pattern`` covers ``namespace``: the pattern matches the namespace or one of its
+    parents, ``*`` standing for any characters, dots included. ``company`` covers company and
+    company.team; ``company.*`` covers company.team and company.team.x but not company."""
+    return _namespace_regex(pattern).fullmatch(namespace) is not None
+
+
+def check_label_key(key: str) -> str | None:
+    """Why ``key`` is not a label key Kestra accepts (models/Label.java), or None."""
+    if not key:
+        return "label key is empty"
+    if not (key[0].isalpha() and key[0].islower()
+            and all(c.isalpha() or c in "0123456789._-" for c in key[1:])):
+        return (f"label key {key!r} is invalid: use letters, digits, '.', '_' and '-', starting "
+                "with a lower-case letter")
+    return None
+
+
+def _above_root(path: str) -> bool:
+    """Whether ``path`` climbs above its root once '.', '..', empty segments and backslashes
+    are read the way a storage might read them."""
+    depth = 0
+    for segment in path.replace("\\", "/").split("/"):
+        if segment == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif segment not in ("", "."):
+            depth += 1
+    return False
+
+
+def is_flows_path(path: str) -> bool:
+    """Whether the namespace path ``path`` is /_flows or below it, however it is written (case,
+    Unicode compatibility forms, '.', '..', '//' or backslashes)."""
+    segments: list[str] = []
+    for segment in path.replace("\\", "/").split("/"):
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment not in ("", "."):
+            segments.append(segment)
+    return bool(segments) and \
+        unicodedata.normalize("NFKC", segments[0]).casefold() == FLOWS_FOLDER
+
+
+def check_namespace_path(path: str) -> str | None:
+    """Why ``path``, a folder or file of a namespace written from its root (``/a/b.py``; the
+    leading and a trailing ``/`` optional), is not a plain path there, or None."""
+    if "\\" in path:
+        return "holds a backslash: separate folders with '/'"
+    if _above_root(path):
+        return "leads outside the namespace root"
+    body = path[1:] if path.startswith("/") else path
+    body = body[:-1] if body.endswith("/") else body
+    if not body:
+        return None
+    segments = body.split("/")
+    if any(segment in (".", "..") for segment in segments):
+        return "holds a '.' or '..' segment: write the path from the namespace root"
+    if "" in segments:
+        return "holds an empty segment ('//')"
+    return None
 
 
 @dataclass(frozen=True)
@@ -55,11 +165,12 @@ class Config:
     path: str | None = None  # the file it was read from, if any
 
     def includes(self, namespace: str) -> bool:
-        """Whether this source manages ``namespace`` (``include`` patterns, fnmatch style)."""
-        return not self.include or any(fnmatch.fnmatchcase(namespace, p) for p in self.include)
+        """Whether this source manages ``namespace``: no ``include``, or a pattern covers it."""
+        return not self.include or any(namespace_matches(namespace, p) for p in self.include)
 
     def is_protected(self, namespace: str) -> bool:
-        return any(namespace == p or namespace.startswith(p + ".") for p in self.protected_namespaces)
+        """Whether a ``protected_namespaces`` pattern covers ``namespace`` (never pruned)."""
+        return any(namespace_matches(namespace, p) for p in self.protected_namespaces)
 
     def with_overrides(self, **overrides: Any) -> Config:
         """A copy with the given settings replaced (None values are ignored)."""
@@ -121,6 +232,41 @@ class _Reader:
         values = [self.text(item, key) for item in node.value]
         return None if None in values else tuple(v for v in values if v is not None)
 
+    def patterns(self, node: yaml.Node, key: str) -> tuple[str, ...] | None:
+        """A list of namespace patterns, each checked where it is written."""
+        values = self.texts(node, key)
+        if values is None:
+            return None
+        items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        bad = False
+        for item, value in zip(items, values):
+            if (why := check_namespace_pattern(value)) is not None:
+                self.fail(item, f"{key}: {why}")
+                bad = True
+        return None if bad else values
+
+    def labels(self, node: yaml.Node) -> dict[str, str] | None:
+        values = self.text_map(node, "labels")
+        if values is None:
+            return None
+        for key_node, _ in node.value:
+            key = yamlnodes.scalar_text(key_node)
+            if key is not None and (why := check_label_key(key)) is not None:
+                self.fail(key_node, f"'labels': {why}")
+        return values
+
+    def rename(self, node: yaml.Node) -> dict[str, str] | None:
+        values = self.text_map(node, "namespaces.rename")
+        if values is None:
+            return None
+        for key_node, value_node in node.value:
+            old, new = yamlnodes.scalar_text(key_node), yamlnodes.scalar_text(value_node)
+            if old is not None and (why := check_namespace(old)) is not None:
+                self.fail(key_node, f"namespaces.rename from: {why}")
+            if new and (why := check_namespace(new)) is not None:
+                self.fail(value_node, f"namespaces.rename to: {why}")
+        return values
+
     def text_map(self, node: yaml.Node, key: str) -> dict[str, str] | None:
         if not isinstance(node, yaml.MappingNode):
             self.fail(node, f"{key!r} must be a mapping of text to text")
@@ -152,6 +298,8 @@ def _namespace_files(reader: _Reader, node: yaml.Node) -> tuple[NamespaceFiles, 
                 reader.unknown(key, allowed, "a namespace_files entry")
             elif (text := reader.text(value, str(key.value))) is not None:
                 values[str(key.value)] = text
+                if key.value == "target" and (why := check_namespace_path(text)) is not None:
+                    reader.fail(value, f"namespace_files target {text!r} {why}")
         per_namespace = values.get("source", "").rstrip("/").endswith("/*") or \
             values.get("source", "").strip("/") == "*"
         missing = [k for k in ("source", "namespace") if k not in values
@@ -195,14 +343,19 @@ def parse_config(text: str, path: str) -> Config:
             reader.unknown(key_node, _KEYS, "the settings")
         elif key in ("name", "drift", "branch", "tags", "state_namespace"):
             values[key] = reader.text(node, key)
-        elif key in ("flows", "protected_namespaces"):
+            if key == "state_namespace" and values[key] is not None and \
+                    (why := check_namespace(values[key])) is not None:
+                reader.fail(node, f"'state_namespace': {why}")
+        elif key == "flows":
             values[key] = reader.texts(node, key)
+        elif key == "protected_namespaces":
+            values[key] = reader.patterns(node, key)
         elif key == "prune":
             values[key] = reader.boolean(node, key)
         elif key == "max_deletions":
             values[key] = reader.integer(node, key)
         elif key == "labels":
-            values[key] = reader.text_map(node, key)
+            values[key] = reader.labels(node)
         elif key == "namespace_files":
             values[key] = _namespace_files(reader, node)
         elif key == "namespaces":
@@ -211,15 +364,15 @@ def parse_config(text: str, path: str) -> Config:
                 continue
             for sub_key, sub in node.value:
                 if sub_key.value == "include":
-                    values["include"] = reader.texts(sub, "namespaces.include")
+                    values["include"] = reader.patterns(sub, "namespaces.include")
                 elif sub_key.value == "rename":
-                    values["rename"] = reader.text_map(sub, "namespaces.rename")
+                    values["rename"] = reader.rename(sub)
                 else:
                     reader.unknown(sub_key, {"include", "rename"}, "'namespaces'")
     if values.get("drift") is not None and values["drift"] not in DRIFT_POLICIES:
         reader.fail(None, f"'drift' must be one of {', '.join(DRIFT_POLICIES)}, not {values['drift']!r}")
         values["drift"] = None
-    if values.get("name") is not None and not _NAME.match(values["name"]):
+    if values.get("name") is not None and not _NAME.fullmatch(values["name"]):
         reader.fail(None, f"'name' {values['name']!r} must use letters, digits, '_' and '-'")
     if "branch" in values and "tags" in values:
         reader.fail(None, "give either 'branch' or 'tags', not both")
@@ -229,24 +382,57 @@ def parse_config(text: str, path: str) -> Config:
     return Config(path=path, **{k: v for k, v in values.items() if v is not None})
 
 
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, for messages."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+def read_regular_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of the regular file at ``path`` (symlinks followed). Anything else (a folder, a
+    FIFO, a socket, a device) raises OSError instead of blocking or reading endlessly."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"{file_kind(mode)}, not a regular file")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def load_config(root: Path, explicit: str | None = None) -> Config:
     """The settings for a source folder: ``explicit`` file, else its kestra-promote.yml, else defaults."""
     path = Path(explicit) if explicit else root / CONFIG_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         if explicit:
             raise SourceError(f"settings file {explicit} not found",
                               [Problem("file not found", explicit)])
         return Config()
     shown = path.name if not explicit else explicit
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SourceError(f"cannot read {shown}", [Problem(str(exc), shown)]) from exc
+        text = read_regular_file(path).decode("utf-8")
+    except OSError as exc:
+        raise SourceError(f"cannot read {shown}", [
+            Problem(f"cannot read the settings file: {exc.strerror or exc}", shown)]) from exc
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"cannot read {shown}", [
+            Problem(f"not UTF-8 text (byte {exc.start}): save the file as UTF-8", shown)]) from exc
     return parse_config(text, shown)
 
 
 def check_name(value: str) -> str:
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise SourceError("invalid --name", [Problem(
             f"name {value!r} must use letters, digits, '_' and '-'", "--name")])
     return value

@@ -70,7 +70,8 @@ def _parse(line: str) -> _Rule | None:
     line = line.lstrip("/")
     body = _translate(line)
     prefix = "" if anchored else "(?:.*/)?"
-    return _Rule(re.compile(f"^{prefix}{body}$"), negated, directory_only)
+    # matched against the whole path (fullmatch); DOTALL: names may hold any character
+    return _Rule(re.compile(f"{prefix}{body}", re.DOTALL), negated, directory_only)
 
 
 class IgnoreRules:
@@ -90,6 +91,6 @@ class IgnoreRules:
         for rule in self._rules:
             if rule.directory_only and not is_dir:
                 continue
-            if rule.regex.match(relative):
+            if rule.regex.fullmatch(relative):
                 result = not rule.negated
         return result
