@@ -128,7 +128,8 @@ def test_every_path_carries_the_tenant():
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request.url.path)
-        return httpx.Response(200, json={"value": 1})
+        return httpx.Response(200, json=[] if request.url.path.endswith("/directory") else
+                              {"value": 1})
 
     client = client_for(handler, tenant="acme")
     client.get_flow("company", "etl")
@@ -302,7 +303,7 @@ def test_kv_keys_need_the_tenant_wide_listing():
         client_for(handler).list_kv_keys("system")
     assert seen == ["/api/v1/main/kv"]
     odd = client_for(lambda r: httpx.Response(200, json=[{"key": "a"}]))
-    with pytest.raises(errors.KestraError, match="no paged results"):
+    with pytest.raises(errors.UnexpectedResponse, match="with JSON that is not paged results"):
         odd.list_kv_keys("system")
 
 

@@ -2,31 +2,39 @@
 
 Every tenant-scoped path carries the tenant. Errors become the typed exceptions of ``errors``;
 no httpx exception escapes. Requests that are safe to repeat are retried with exponential
-backoff and jitter on connection errors, 429 and 502/503/504. Credentials live only inside the
-httpx client's auth and never reach a repr, a log line or an exception.
+backoff and jitter on connection errors, 429 and 502/503/504. Only the success statuses a Kestra
+controller answers count as success: a redirect (never followed), another 2xx, or a body that is
+not what the endpoint gives (an HTML page instead of JSON or a ZIP) raises UnexpectedResponse,
+never retried. Credentials live only inside the httpx client's auth and never reach a repr, a
+log line or an exception: whatever a server echoes back (an ``Authorization`` header, the
+password, the token, raw or encoded) is replaced by ``***`` in every message built from it.
 """
 
 from __future__ import annotations
 
+import base64
 import html
+import io
+import ipaddress
 import json
 import logging
 import random
 import re
 import ssl
 import time
+import zipfile
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
-from urllib.parse import quote, urlsplit, urlunsplit
+from typing import Any, Callable, Collection, Mapping, Sequence
+from urllib.parse import quote, quote_plus, urljoin, urlsplit, urlunsplit
 
 import httpx
 
 from . import __version__
 from .errors import (
     ApiError,
-    KestraError,
     SettingsError,
     TransportError,
+    UnexpectedResponse,
     api_error_class,
 )
 
@@ -40,6 +48,10 @@ _HINTS = {  # what to do next, appended to the server's own message
     403: " (the credentials lack a permission this needs)",
 }
 YAML = "application/x-yaml"
+NO_BODY = (200, 204)  # what Kestra's void (200) and "no content" (204) controllers answer
+_NOT_API = "not a Kestra API answer; check the URL or proxy"
+INSECURE_WITH_CA = ("--insecure and --ca-bundle contradict each other: keep --ca-bundle "
+                    "(certificates are then checked against it) and drop --insecure")
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,8 @@ class Connection:
             )
         if self.username and not self.password:
             raise SettingsError("a username was given without a password (KESTRA_PASSWORD)")
+        if not self.verify and self.ca_bundle:
+            raise SettingsError(INSECURE_WITH_CA)
         if self.timeout <= 0:
             raise SettingsError("--timeout must be a positive number of seconds")
 
@@ -76,11 +90,81 @@ class Connection:
     def auth_kind(self) -> str:
         return "token" if self.token else "basic" if self.username else "none"
 
+    def warnings(self) -> list[str]:
+        """What is unsafe about these settings, in words for people (never a credential)."""
+        found = []
+        if not self.verify:
+            found.append("--insecure: TLS certificates are not verified, so anyone on the network "
+                         "path can pose as the target and read the credentials; trust a private "
+                         "CA with --ca-bundle FILE instead.")
+        parts = urlsplit(self.url)
+        if parts.scheme == "http" and self.auth_kind != "none" and \
+                not _is_loopback(parts.hostname or ""):
+            found.append(f"the credentials travel in clear text over http:// to {parts.hostname}: "
+                         "anyone on the network path can read them; use https://.")
+        return found
+
     def __repr__(self) -> str:
         return (
             f"Connection(url={self.url!r}, tenant={self.tenant!r}, auth={self.auth_kind!r}, "
             f"verify={self.verify!r}, ca_bundle={self.ca_bundle!r}, timeout={self.timeout!r})"
         )
+
+
+def _is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 (or ::ffff:127.x.y.z) or localhost: traffic that stays on this machine."""
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+class _Redactor:
+    """Replaces credentials by ``***`` in text a server sent back: the password and the token
+    raw or encoded (base64 ``user:password``, URL, JSON and HTML escapes), and the value of any
+    ``Authorization``, ``Cookie`` or ``Basic``/``Bearer`` credential it echoes."""
+
+    _HEADER = re.compile(r"(?i)(\b(?:proxy-)?authorization|\b(?:set-)?cookie)"
+                         r"([\"']?\s*[:=]\s*\[?\s*[\"']?)([^\"'\r\n,\]}<]+)")
+    _SCHEME = re.compile(r"(?i)\b(basic|bearer)(\s+|%20|\+)"
+                         r"(?=[A-Za-z0-9._~+/=-]*[0-9+/=._~-])[A-Za-z0-9._~+/=-]{8,}")
+
+    def __init__(self, username: str | None = None, password: str | None = None,
+                 token: str | None = None) -> None:
+        forms: set[str] = set()
+        for secret in (password, token):
+            if secret:
+                forms |= self._escapes(secret)
+        if token:
+            encoded = base64.b64encode(token.encode()).decode()
+            forms |= {encoded, encoded.rstrip("=")}
+        if username and password:
+            pair = f"{username}:{password}"
+            forms |= self._escapes(pair)
+            for encode in (base64.b64encode, base64.urlsafe_b64encode):
+                encoded = encode(pair.encode()).decode()
+                forms |= {encoded, encoded.rstrip("=")}
+        ordered = sorted(forms - {""}, key=len, reverse=True)  # longest first
+        self._known = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    @staticmethod
+    def _escapes(secret: str) -> set[str]:
+        return {secret, quote(secret, safe=""), quote_plus(secret), html.escape(secret),
+                json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+
+    def __call__(self, text: str) -> str:
+        if self._known is not None:
+            text = self._known.sub("***", text)
+        text = self._SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
+        return self._HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
+
+    def __repr__(self) -> str:
+        return "_Redactor(***)"
 
 
 def _redact_url(url: str) -> str:
@@ -97,30 +181,31 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def _error_text(response: httpx.Response) -> tuple[str, list[str]]:
+def _error_text(response: httpx.Response, redact: Callable[[str], str]) -> tuple[str, list[str]]:
     """The server's message and per-field errors; anything else becomes a short plain text.
 
     Kestra 1.3 and 2.0 answer errors with Micronaut's JsonError: ``{"message": "...",
     "_embedded": {"errors": [{"message": "...", "path": "flow.id"}]}}``. Some errors have no
     body (401, a webhook's 409/422); a proxy in front may answer an HTML page or plain text.
+    Credentials are redacted before anything is shortened (a cut must not split one).
     """
     if not response.content.strip():
         return response.reason_phrase or "", []
     try:
         body = response.json()
     except ValueError:
-        return _plain_text(response), []
+        return _plain_text(response, redact), []
     if not isinstance(body, dict):
-        return _shorten(json.dumps(body)), []
+        return _shorten(redact(json.dumps(body))), []
     message = body.get("message")
-    message = str(message).strip() if message is not None else ""
+    message = redact(str(message)).strip() if message is not None else ""
     details: list[str] = []
     embedded = body.get("_embedded")
     errors = embedded.get("errors") if isinstance(embedded, dict) else None
     for item in errors if isinstance(errors, list) else []:
         if isinstance(item, dict) and str(item.get("message") or "").strip():
-            where, text = item.get("path"), " ".join(str(item["message"]).split())
-            details.append(_shorten(f"{where}: {text}" if where else text))
+            where, text = item.get("path"), " ".join(redact(str(item["message"])).split())
+            details.append(_shorten(redact(f"{where}: {text}") if where else text))
     # "Invalid entity: flow.id: Flow id already exists" repeats its embedded errors: keep the
     # head ("Invalid entity") as the message and the errors as details
     starts = [message.find(d) for d in details]
@@ -137,28 +222,57 @@ def _shorten(text: str, limit: int = 500) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _plain_text(response: httpx.Response) -> str:
-    """A non-JSON body in one line: an HTML page's title, or the start of the text."""
+def _is_html(response: httpx.Response, text: str) -> bool:
+    return "html" in response.headers.get("content-type", "").lower() or text.lstrip()[:1] == "<"
+
+
+def _html_page(text: str, redact: Callable[[str], str]) -> str:
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    words = " ".join(redact(html.unescape(title.group(1))).split()) if title else ""
+    return f"an HTML page{f' ({_shorten(words, 200)})' if words else ''}"
+
+
+def _plain_text(response: httpx.Response, redact: Callable[[str], str]) -> str:
+    """A non-JSON error body in one line: an HTML page's title, or the start of the text."""
     text = response.content.decode(response.encoding or "utf-8", errors="replace")
-    if "html" in response.headers.get("content-type", "").lower() or \
-            text.lstrip()[:1] == "<":
-        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
-        words = " ".join(html.unescape(title.group(1)).split()) if title else ""
-        return f"an HTML page{f' ({_shorten(words, 200)})' if words else ''} instead of JSON"
-    return _shorten(" ".join(text.split()))
+    if _is_html(response, text):
+        return _html_page(text, redact) + " instead of JSON"
+    return _shorten(" ".join(redact(text).split()))
 
 
-def _body(response: httpx.Response) -> Any:
-    """The JSON of a successful answer; a typed error (naming the status) when it is not JSON."""
+def _describe(response: httpx.Response, redact: Callable[[str], str]) -> str:
+    """What a successful answer holds, in a few words: for a message saying it is not the
+    expected JSON, ZIP or file."""
+    content = response.content
+    if not content.strip():
+        return "an empty body"
+    media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    text = content.decode(response.encoding or "utf-8", errors="replace")
+    if _is_html(response, text):
+        return _html_page(text, redact)
+    if media.startswith("text/") or "json" in media or "\ufffd" not in text:
+        return repr(_shorten(" ".join(redact(text).split()), 200))
+    return f"{len(content)} bytes of {media or 'an unnamed type'}"
+
+
+def _shown_location(response: httpx.Response, redact: Callable[[str], str]) -> str:
+    """Where a redirect points, without user info, query or fragment (they may hold secrets)."""
+    location = response.headers.get("location", "").strip()
+    if not location:
+        return "a redirect without a Location"
     try:
-        return response.json()
+        parts = urlsplit(urljoin(str(response.request.url), location))
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if parts.port:
+            host += f":{parts.port}"
     except ValueError:
-        request = response.request
-        raise KestraError(
-            f"{request.method} {request.url.path} answered HTTP {response.status_code} with "
-            f"{_plain_text(response) if response.content.strip() else 'an empty body'}, "
-            "not JSON; is this a Kestra server?"
-        ) from None
+        return "a redirect to an unreadable Location"
+    shown = urlunsplit((parts.scheme, host, parts.path, "", ""))
+    if parts.query or parts.fragment:
+        shown += "?..."
+    return "redirect to " + _shorten(redact(shown), 300)
 
 
 class _BearerAuth(httpx.Auth):
@@ -187,8 +301,10 @@ class KestraClient:
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         sleep: Callable[[float], None] = time.sleep,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self._http = http
+        self._redact = redact or _Redactor()  # connect() passes one that knows the credentials
         self.tenant = tenant
         self._retries = retries
         self._backoff = backoff
@@ -227,11 +343,14 @@ class KestraClient:
         *,
         idempotent: bool | None = None,
         ok: Sequence[int] = (),
+        success: Collection[int] = (200,),
         **kwargs: Any,
     ) -> httpx.Response:
         """Send a request; retry what is safe to retry; raise typed errors for the rest.
 
-        ``ok`` lists error statuses the caller handles itself (returned, not raised).
+        ``success`` lists the statuses the endpoint answers when it worked; any other status
+        below 400 (a redirect, another 2xx) raises UnexpectedResponse, never retried. ``ok``
+        lists error statuses the caller handles itself (returned, not raised).
         """
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
@@ -247,30 +366,34 @@ class KestraClient:
             except httpx.TransportError as exc:
                 if not idempotent:
                     raise TransportError(
-                        f"{method} {path}: {type(exc).__name__}: {exc or 'connection lost'} "
+                        f"{method} {path}: {type(exc).__name__}: "
+                        f"{self._redact(str(exc)) or 'connection lost'} "
                         "(not retried: the server may have processed it)",
                         method=method, path=path,
                     ) from exc
                 error = exc
             except httpx.HTTPError as exc:  # invalid URL and the like: not worth retrying
-                raise TransportError(f"{method} {path}: {exc}", method=method, path=path) from exc
+                raise TransportError(f"{method} {path}: {self._redact(str(exc))}",
+                                     method=method, path=path) from exc
             else:
                 elapsed = (time.monotonic() - started) * 1000
                 log.debug("%s %s -> %s (%.0f ms)", method, path, response.status_code, elapsed)
                 status = response.status_code
                 retryable = status == 429 or (idempotent and status in RETRY_STATUSES)
                 if not (retryable and attempt < self._retries):
-                    if status >= 400 and status not in ok:
-                        message, details = _error_text(response)
+                    if status in ok or status in success:
+                        return response
+                    if status >= 400:
+                        message, details = _error_text(response, self._redact)
                         message = (message + _HINTS.get(status, "")).strip()
                         raise api_error_class(status)(
                             status, method=method, path=path, message=message, details=details
                         )
-                    return response
+                    raise self._unexpected_status(response, method, path)
                 error = ApiError(status, method=method, path=path, message=response.reason_phrase)
             if attempt >= self._retries:
                 raise TransportError(
-                    f"{method} {path}: {type(error).__name__}: {error} "
+                    f"{method} {path}: {type(error).__name__}: {self._redact(str(error))} "
                     f"(gave up after {attempt + 1} attempts)",
                     method=method, path=path,
                 ) from error
@@ -279,15 +402,80 @@ class KestraClient:
             self._sleep(delay)
             attempt += 1
 
+    def _unexpected_status(self, response: httpx.Response, method: str, path: str
+                           ) -> UnexpectedResponse:
+        status = response.status_code
+        if 300 <= status < 400:
+            what = f"({_shown_location(response, self._redact)})"
+        else:
+            reason = response.reason_phrase or "no reason given"
+            what = f"({reason}), which this request never answers"
+        return UnexpectedResponse(f"{method} {path} answered HTTP {status} {what}: {_NOT_API}",
+                                  method=method, path=path, status=status)
+
+    def _unexpected(self, response: httpx.Response, what: str,
+                    advice: str = _NOT_API) -> UnexpectedResponse:
+        request = response.request
+        return UnexpectedResponse(
+            f"{request.method} {request.url.path} answered HTTP {response.status_code} with "
+            f"{what}: {advice}",
+            method=request.method, path=request.url.path, status=response.status_code)
+
+    def _json(self, response: httpx.Response, kind: type | tuple[type, ...] = object,
+              expected: str = "") -> Any:
+        """The JSON of a successful answer, of the type the endpoint gives; else a typed error."""
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise self._unexpected(
+                response, f"{_describe(response, self._redact)}, not JSON") from exc
+        if not isinstance(body, kind):
+            raise self._unexpected(response, f"JSON that is not {expected}")
+        return body
+
+    def _no_body(self, response: httpx.Response) -> None:
+        """Check the answer of an endpoint that answers no body (any JSON is tolerated)."""
+        if not response.content.strip():
+            return
+        try:
+            response.json()
+        except ValueError as exc:
+            raise self._unexpected(response, f"{_describe(response, self._redact)}, where "
+                                             "this request answers no body") from exc
+
+    def _zip(self, response: httpx.Response) -> bytes:
+        """The bytes of a ZIP answer (exports), checked to be a whole ZIP archive."""
+        data = response.content
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                archive.infolist()
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
+            if data.startswith(b"PK"):
+                raise self._unexpected(
+                    response, f"a damaged or incomplete ZIP archive ({exc})",
+                    "it was cut short or altered on the way; try again, or check the proxy",
+                ) from exc
+            raise self._unexpected(
+                response, f"{_describe(response, self._redact)}, not a ZIP archive") from exc
+        return data
+
+    def _file(self, response: httpx.Response) -> bytes:
+        """A file's bytes: Kestra sends them as application/octet-stream, never as a web page."""
+        if "html" in response.headers.get("content-type", "").lower():
+            raise self._unexpected(response, f"{_describe(response, self._redact)}, not the "
+                                             "file's bytes")
+        return response.content
+
     # -- server ---------------------------------------------------------------------------
 
     def ping(self) -> bool:
-        """True when the web server answers ``/ping`` (no authentication needed)."""
-        return self.request("GET", "/ping").status_code == 200
+        """True when Kestra's web server answers ``/ping`` (no authentication needed); False
+        when something else answers 200 (a proxy's page)."""
+        return self.request("GET", "/ping").content.strip().strip(b'"') == b"pong"
 
     def configs(self) -> dict[str, Any]:
         """The server's configuration: ``version``, ``edition``, ... (open without credentials)."""
-        return _body(self.request("GET", "/api/v1/configs"))
+        return self._json(self.request("GET", "/api/v1/configs"), dict, "an object")
 
     # -- flows ----------------------------------------------------------------------------
 
@@ -301,39 +489,41 @@ class KestraClient:
         if allow_deleted:
             params["allowDeleted"] = "true"
         path = self._path(f"/flows/{_segment(namespace)}/{_segment(flow_id)}")
-        return _body(self.request("GET", path, params=params))
+        return self._json(self.request("GET", path, params=params), dict, "a flow")
 
     def create_flow(self, source: str) -> dict[str, Any]:
-        return _body(self.request(
+        return self._json(self.request(
             "POST", self._path("/flows"), content=source.encode(), headers={"Content-Type": YAML}
-        ))
+        ), dict, "a flow")
 
     def update_flow(self, namespace: str, flow_id: str, source: str) -> dict[str, Any]:
         path = self._path(f"/flows/{_segment(namespace)}/{_segment(flow_id)}")
-        return _body(self.request(
+        return self._json(self.request(
             "PUT", path, content=source.encode(), headers={"Content-Type": YAML}
-        ))
+        ), dict, "a flow")
 
     def delete_flow(self, namespace: str, flow_id: str) -> None:
-        self.request("DELETE", self._path(f"/flows/{_segment(namespace)}/{_segment(flow_id)}"))
+        self._no_body(self.request(
+            "DELETE", self._path(f"/flows/{_segment(namespace)}/{_segment(flow_id)}"),
+            success=NO_BODY))
 
     def flow_revisions(self, namespace: str, flow_id: str) -> list[dict[str, Any]]:
         path = self._path(f"/flows/{_segment(namespace)}/{_segment(flow_id)}/revisions")
-        return _body(self.request("GET", path))
+        return self._json(self.request("GET", path), list, "a list of revisions")
 
     def export_flows(self, namespace_prefix: str | None = None) -> bytes:
         """A ZIP of the sources of every flow under a namespace prefix (all flows if None)."""
         params = {"filters[namespace][PREFIX]": namespace_prefix} if namespace_prefix else {}
-        return self.request("GET", self._path("/flows/export/by-query"), params=params).content
+        return self._zip(self.request("GET", self._path("/flows/export/by-query"), params=params))
 
     def import_flows(self, data: bytes, *, filename: str = "flows.zip") -> list[str]:
         """Import a ZIP (or a multi-document YAML): what failed, as ZIP entry names or, for a YAML
         file, as ``"<file name>(flow number: N)"``. Existing flows are updated, others created."""
         # the server picks its parser from the file name's extension
         files = {"fileUpload": (filename, data, "application/octet-stream")}
-        return _body(self.request(
+        return self._json(self.request(
             "POST", self._path("/flows/import"), params={"failOnError": "false"}, files=files
-        ))
+        ), list, "a list of failures")
 
     def validate_flows(self, sources: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         """Server-side validation of (name, source) pairs, in batches; one entry per source.
@@ -346,14 +536,14 @@ class KestraClient:
         for start in range(0, len(sources), VALIDATE_BATCH):
             batch = sources[start : start + VALIDATE_BATCH]
             files = [("flows", (name, text.encode(), YAML)) for name, text in batch]
-            answer = _body(self.request(
+            response = self.request(
                 "POST", self._path("/flows/validate"), files=files, idempotent=True
-            ))
-            if not isinstance(answer, list) or len(answer) != len(batch):
-                raise KestraError(
-                    f"flows/validate answered {len(answer) if isinstance(answer, list) else 'no'} "
-                    f"entries for {len(batch)} flows; is this a Kestra server?"
-                )
+            )
+            answer = self._json(response, list, "a list of validation results")
+            if len(answer) != len(batch) or not all(isinstance(e, dict) for e in answer):
+                raise self._unexpected(
+                    response, f"JSON that is not one validation result per flow ({len(answer)} "
+                    f"entries for {len(batch)} flow(s))")
             for offset, entry in enumerate(answer):
                 results.append({**entry, "index": start + offset})
         return results
@@ -364,26 +554,31 @@ class KestraClient:
         return self._path(f"/namespaces/{_segment(namespace)}/files{suffix}")
 
     def list_namespace_files(self, namespace: str, path: str = "/") -> list[dict[str, Any]]:
-        return _body(self.request(
-            "GET", self._files_path(namespace, "/directory"), params={"path": path}
-        ))
+        response = self.request(
+            "GET", self._files_path(namespace, "/directory"), params={"path": path})
+        entries = self._json(response, list, "a list of files")
+        if not all(isinstance(entry, dict) for entry in entries):
+            raise self._unexpected(response, "JSON that is not a list of files")
+        return entries
 
     def download_namespace_file(self, namespace: str, path: str) -> bytes:
-        return self.request("GET", self._files_path(namespace), params={"path": path}).content
+        return self._file(self.request("GET", self._files_path(namespace), params={"path": path}))
 
     def upload_namespace_file(self, namespace: str, path: str, content: bytes) -> None:
         # a part whose file name ends in .zip would be extracted at the root: keep it neutral
         files = {"fileContent": ("fileContent", content, "application/octet-stream")}
-        self.request(
+        self._no_body(self.request(
             "POST", self._files_path(namespace), params={"path": path}, files=files,
             idempotent=True,  # uploading the same bytes to the same path twice is harmless
-        )
+            success=NO_BODY,
+        ))
 
     def delete_namespace_file(self, namespace: str, path: str) -> None:
-        self.request("DELETE", self._files_path(namespace), params={"path": path})
+        self._no_body(self.request(
+            "DELETE", self._files_path(namespace), params={"path": path}, success=NO_BODY))
 
     def export_namespace_files(self, namespace: str) -> bytes:
-        return self.request("GET", self._files_path(namespace, "/export")).content
+        return self._zip(self.request("GET", self._files_path(namespace, "/export")))
 
     # -- KV store ---------------------------------------------------------------------------
 
@@ -392,8 +587,11 @@ class KestraClient:
 
     def kv_get(self, namespace: str, key: str) -> Any:
         """The stored value (decoded). Raises NotFound when missing (and 410 when expired)."""
-        answer = _body(self.request("GET", self._kv_path(namespace, key)))
-        return answer.get("value") if isinstance(answer, dict) else None
+        response = self.request("GET", self._kv_path(namespace, key))
+        answer = self._json(response, dict, "a typed value")
+        if "value" not in answer:
+            raise self._unexpected(response, "JSON that is not a typed value (no 'value')")
+        return answer["value"]
 
     def kv_put(
         self, namespace: str, key: str, value: Any, *, ttl: str | None = None,
@@ -405,14 +603,15 @@ class KestraClient:
         if description:
             headers["description"] = description
         # the body is the JSON text of the value: the server infers the type from it
-        self.request(
+        self._no_body(self.request(
             "PUT", self._kv_path(namespace, key), content=json.dumps(value).encode(),
-            headers=headers,
-        )
+            headers=headers, success=NO_BODY,
+        ))
 
     def kv_delete(self, namespace: str, key: str) -> bool:
         """Delete a key; False when there was none (the server answers 200 either way)."""
-        return _body(self.request("DELETE", self._kv_path(namespace, key))) is True
+        return self._json(self.request("DELETE", self._kv_path(namespace, key)), bool,
+                          "true or false")
 
     def list_kv_keys(self, namespace: str) -> list[str]:
         """The keys stored in one namespace's KV store (not its children's), expired ones left out.
@@ -424,10 +623,10 @@ class KestraClient:
         page, size = 1, 100
         while True:
             params = {"filters[namespace][EQUALS]": namespace, "page": page, "size": size}
-            answer = _body(self.request("GET", self._path("/kv"), params=params))
-            if not isinstance(answer, dict) or not isinstance(answer.get("results"), list):
-                raise KestraError(f"GET {self._path('/kv')} answered no paged results; "
-                                  "is this a Kestra server?")
+            response = self.request("GET", self._path("/kv"), params=params)
+            answer = self._json(response, dict, "paged results")
+            if not isinstance(answer.get("results"), list):
+                raise self._unexpected(response, "JSON that is not paged results (no 'results')")
             results = answer["results"]
             keys += [str(e["key"]) for e in results
                      if isinstance(e, dict) and "key" in e and e.get("namespace") == namespace]
@@ -446,7 +645,8 @@ class KestraClient:
         params = {"wait": "true"} if wait else {}
         files = [(name, (None, str(value))) for name, value in (inputs or {}).items()]
         kwargs: dict[str, Any] = {"files": files} if files else {}
-        return _body(self.request("POST", path, params=params, **kwargs))
+        return self._json(self.request("POST", path, params=params, **kwargs), dict,
+                          "an execution")
 
 
 def connect(
@@ -478,4 +678,6 @@ def connect(
         transport=transport,
         follow_redirects=False,
     )
-    return KestraClient(http, tenant=connection.tenant, retries=connection.retries, sleep=sleep)
+    redact = _Redactor(connection.username, connection.password, connection.token)
+    return KestraClient(http, tenant=connection.tenant, retries=connection.retries, sleep=sleep,
+                        redact=redact)

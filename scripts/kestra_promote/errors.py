@@ -8,6 +8,7 @@
     ├── StalePlan                   a saved plan no longer matches the target
     └── KestraError                 talking to the Kestra API failed
         ├── TransportError          no usable HTTP response (connection refused, timeout, TLS), after retries
+        ├── UnexpectedResponse      not an API answer (a redirect, an HTML page, a damaged ZIP), never retried
         └── ApiError                the server answered with an error status
             ├── BadRequest          400 (e.g. a wrong tenant on open source)
             ├── Unauthorized        401 / 403
@@ -70,6 +71,17 @@ class KestraError(KestraPromoteError):
 
 class TransportError(KestraError):
     """No usable HTTP response: connection refused, timeout, TLS failure (after retries)."""
+
+
+class UnexpectedResponse(KestraError):
+    """An answer no Kestra endpoint gives: a redirect (never followed), a success status the
+    endpoint never answers, or a body that is not what it gives (an HTML login page instead of
+    JSON, a damaged ZIP). Usually a proxy or a wrong URL; never retried. ``status`` is the
+    HTTP status received."""
+
+    def __init__(self, message: str, *, method: str = "", path: str = "", status: int = 0) -> None:
+        super().__init__(message, method=method, path=path)
+        self.status = status
 
 
 class ApiError(KestraError):

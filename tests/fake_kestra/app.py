@@ -91,6 +91,11 @@ class Fault:
     nth: int = 1  # first matching request affected (1-based)
     times: int = 1
     status: int | None = None  # answer this status without processing the request
+    body: bytes | None = None  # with status: this body instead of the JsonError (e.g. an HTML page)
+    headers: dict[str, str] = field(default_factory=dict)  # with status: added to the answer
+    echo_headers: bool = False  # with status: the JsonError message lists the request's headers,
+    #                             Authorization included, as a debugging proxy's error page does
+    truncate: int | None = None  # process the request, then answer only its first N body bytes
     drop: bool = False  # close the connection without answering
     after: bool = False  # with drop: process the request first, then lose the answer
     delay: float = 0.0  # seconds to wait before handling
@@ -439,8 +444,11 @@ class FakeKestra:
             self.faults.append(fault)
         return fault
 
-    def writes(self) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.is_write]
+    def writes(self, *, lease: bool = False) -> list[RecordedRequest]:
+        """Requests that changed state; the promotion's lease (kestra-promote-lock, taken and
+        given back around every run that writes) only with ``lease``."""
+        return [r for r in self.requests if r.is_write
+                and (lease or not r.path.endswith("/kv/kestra-promote-lock"))]
 
     def seed_flow(self, source: str, tenant: str = "main") -> None:
         flow, errors = rules.check(source, version=self.version, edition=self.edition,
@@ -484,13 +492,19 @@ class FakeKestra:
             self._sleep(fault.delay)
         if fault is not None and fault.drop and not fault.after:
             return DROP
-        if fault is not None and fault.status:
-            injected = HttpError(fault.status, f"injected fault {fault.status}")
-            response = self._error(injected, target)
+        if fault is not None and fault.status and fault.body is not None:
+            response = Response(fault.status, fault.body, dict(fault.headers))
+        elif fault is not None and fault.status:
+            message = f"injected fault {fault.status}"
+            if fault.echo_headers:
+                message += "; request headers: " + ", ".join(f"{k}: {v}" for k, v in raw_headers)
+            response = self._error(HttpError(fault.status, message, headers=fault.headers), target)
         else:
             call = _Call(method, path, target, query, lower, raw_headers, body, {})
             with self._lock:
                 response = self._dispatch(call, record)
+        if fault is not None and fault.truncate is not None:
+            response = Response(response.status, response.body[:fault.truncate], response.headers)
         record.status = response.status
         if fault is not None and fault.drop and fault.after:
             return DROP
