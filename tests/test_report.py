@@ -108,9 +108,9 @@ def test_markdown_plan():
     assert report.render_plan_markdown(sample_plan()) == (
         "### Promotion plan for `0123456789ab`\n"
         "\n"
-        "| create | update | delete | unchanged | drifted | orphaned | unmanaged |\n"
-        "|---:|---:|---:|---:|---:|---:|---:|\n"
-        "| 1 | 1 | 0 | 1 | 0 | 0 | 0 |\n"
+        "| create | update | delete | unchanged | drifted | orphaned | unmanaged | released |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| 1 | 1 | 0 | 1 | 0 | 0 | 0 | 0 |\n"
         "\n"
         "| | object | action | file | note |\n"
         "|---|---|---|---|---|\n"
@@ -183,7 +183,7 @@ def test_json_documents():
     assert data["format_version"] == report.FORMAT_VERSION == "1"
     assert data["commit"] == SHA
     assert data["summary"] == {"create": 1, "update": 1, "delete": 0, "unchanged": 1,
-                               "drifted": 0, "orphaned": 0, "unmanaged": 0}
+                               "drifted": 0, "orphaned": 0, "unmanaged": 0, "released": 0}
     assert [c["action"] for c in data["changes"]] == ["update", "create", "unchanged"]
     assert data["changes"][0]["diff"].startswith("--- target: company/a")
     assert data["result"]["ok"] is False

@@ -1,10 +1,18 @@
 """Plans, apply results and problems as data, text and Markdown. Pure functions: the CLI prints.
 
-The JSON shape (``*_to_dict``) carries ``format_version``; bump it on incompatible changes.
+The JSON shape (``*_to_dict``) carries ``format_version``; bump it on incompatible changes. It
+holds names, sources and messages as they are: JSON encoding escapes what a reader could trip on.
+
+Text and Markdown show names, diffs and messages from Git and the target, which anyone who can
+push there chooses: they go through ``textsafe.safe_text`` (no control characters, no line Kestra
+would read as a command), and Markdown escapes them so they cannot split table rows or open or
+close HTML elements.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import re
 from typing import Any, Iterable, Sequence
 
@@ -15,18 +23,20 @@ from .models import (
     FileKey,
     FlowKey,
     Inventory,
+    Outcome,
     Plan,
     Problem,
     Reason,
     Status,
 )
+from .textsafe import defuse_markers, safe_text
 
 FORMAT_VERSION = "1"
 
 _SYMBOLS = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.UNCHANGED: "=",
-            Action.DRIFTED: "!", Action.ORPHANED: "?", Action.UNMANAGED: "?"}
+            Action.DRIFTED: "!", Action.ORPHANED: "?", Action.UNMANAGED: "?", Action.RELEASED: ">"}
 _COLORS = {Action.CREATE: "32", Action.UPDATE: "33", Action.DELETE: "31", Action.UNCHANGED: "0",
-           Action.DRIFTED: "35", Action.ORPHANED: "36", Action.UNMANAGED: "0"}
+           Action.DRIFTED: "35", Action.ORPHANED: "36", Action.UNMANAGED: "0", Action.RELEASED: "36"}
 _PAST = {Action.CREATE: "created", Action.UPDATE: "updated", Action.DELETE: "deleted"}
 _DEFAULT_REASON = {Action.CREATE: Reason.NEW_IN_GIT, Action.UPDATE: Reason.CHANGED_IN_GIT,
                    Action.DELETE: Reason.LEFT_GIT}
@@ -36,13 +46,29 @@ def _paint(text: str, code: str, color: bool) -> str:
     return f"\033[{code}m{text}\033[0m" if color and code != "0" else text
 
 
+def _inline(value: object) -> str:
+    """A name or value shown within a line: a newline in it must not start a line of its own."""
+    return safe_text(str(value), one_line=True)
+
+
+def _lines(text: str, indent: str) -> str:
+    """A message that may span lines: the next lines indented under its first."""
+    return safe_text(text.rstrip("\n")).replace("\n", "\n" + indent)
+
+
+def _finish(text: str, color: bool = False) -> str:
+    # every value is escaped where it is put in; this pass is for whole lines (a marker may be
+    # assembled from several values) and, without colours, for anything escaped nowhere else
+    return defuse_markers(text) if color else safe_text(text)
+
+
 def short(commit: str | None) -> str:
-    return commit[:12] if commit else "(no commit)"
+    return _inline(str(commit)[:12]) if commit else "(no commit)"
 
 
 def matches(commit: str | None) -> str:
     """What the target now matches: a commit, or a folder that is not a Git checkout."""
-    return f"Git at {commit[:12]}" if commit else "the source folder"
+    return f"Git at {short(commit)}" if commit else "the source folder"
 
 
 def _count(n: int, what: str) -> str:
@@ -112,11 +138,22 @@ def result_to_dict(result: ApplyResult) -> dict[str, Any]:
         **{status.value.replace(" ", "_"): result.count(status) for status in Status},
         "inventory": result.inventory.value if result.inventory else None,
         "outcomes": [
-            {**change_to_dict(o.change, diff=False), "status": o.status.value, "message": o.message}
+            {**change_to_dict(o.change, diff=False), "status": o.status.value, "message": o.message,
+             **_previous_to_dict(o)}
             for o in result.outcomes
         ],
     }
     return data
+
+
+def _previous_to_dict(outcome: Outcome) -> dict[str, Any]:
+    """What the target held before the run, for an object the run could not put back."""
+    if outcome.status is not Status.NOT_REVERTED:
+        return {}
+    value = outcome.previous
+    if isinstance(value, bytes):
+        return {"previous_base64": base64.b64encode(value).decode()}
+    return {"previous": value}  # None: the object did not exist before the run
 
 
 def problems_to_dict(
@@ -160,29 +197,32 @@ def _note(change: Change) -> str:
 def render_plan_text(plan: Plan, *, color: bool = False, show_diffs: bool = True) -> str:
     flows = sum(1 for c in plan.changes if c.kind == "flow" and c.after is not None)
     files = sum(1 for c in plan.changes if c.kind == "file" and c.after is not None)
-    origin = f"Git commit {plan.commit[:12]}" if plan.commit else "Source folder (not a Git checkout)"
+    origin = (f"Git commit {short(plan.commit)}" if plan.commit
+              else "Source folder (not a Git checkout)")
     counted = f"{flows} flow(s)" + (f", {files} namespace file(s)" if files else "")
     out = [f"{origin}: {counted}.\n"]
     shown = [c for c in plan.changes if c.action is not Action.UNCHANGED]
     if shown:
-        width = max(len(str(c.key)) for c in shown)
+        width = max(len(_inline(c.key)) for c in shown)
         out.append("\n")
         for change in shown:
             symbol = _paint(_SYMBOLS[change.action], _COLORS[change.action], color)
-            where = change.path or ""
+            where = _inline(change.path or "")
             note = _note(change)
-            line = f"  {symbol} {change.action.value:<9} {str(change.key):<{width}}  {where}"
+            line = f"  {symbol} {change.action.value:<9} {_inline(change.key):<{width}}  {where}"
             out.append(line.rstrip() + (f"  ({note})" if note else "") + "\n")
             if show_diffs and change.diff and change.action in (Action.UPDATE, Action.DRIFTED):
-                out.append(_indent(_color_diff(change.diff, color)))
+                # escaped before painting, so the only escape sequences left are the colours
+                out.append(_indent(_color_diff(safe_text(change.diff), color)))
     if plan.warnings:
-        out.append("\nWarnings:\n" + "".join(f"  {w}\n" for w in plan.warnings))
+        out.append("\nWarnings:\n" + "".join(f"  {_lines(str(w), '    ')}\n"
+                                              for w in plan.warnings))
     if plan.refusals:
-        out.append("\nRefused:\n" + "".join(f"  - {r}\n" for r in plan.refusals))
+        out.append("\nRefused:\n" + "".join(f"  - {_lines(r, '    ')}\n" for r in plan.refusals))
     out.append("\n" + summary_line(plan))
     if details := details_line(plan):
         out.append(f" {details[0].upper()}{details[1:]}.")
-    return "".join(out) + "\n"
+    return _finish("".join(out) + "\n", color)
 
 
 def result_summary(result: ApplyResult) -> str:
@@ -196,14 +236,14 @@ def result_summary(result: ApplyResult) -> str:
             return summary_line(result.plan)
         return f"Apply complete: {counts}. The target matches {matches(result.plan.commit)}."
     failed = next((o for o in result.outcomes if o.status is Status.FAILED), None)
-    cause = (f"{failed.change.action.value} {failed.change.key} failed" if failed
+    cause = (f"{failed.change.action.value} {_inline(failed.change.key)} failed" if failed
              else "writing the inventory failed")
     not_reverted = [o for o in result.outcomes if o.status is Status.NOT_REVERTED]
     text = (f"Apply failed ({cause}); the run was rolled back: "
             f"{result.count(Status.REVERTED)} change(s) reverted, "
             f"{result.count(Status.SKIPPED)} not attempted.")
     if not_reverted or result.inventory is Status.NOT_REVERTED:
-        names = ", ".join(str(o.change.key) for o in not_reverted) or "the inventory"
+        names = ", ".join(_inline(o.change.key) for o in not_reverted) or "the inventory"
         text += f" {len(not_reverted) or 1} could NOT be reverted ({names}): check by hand."
     return text
 
@@ -213,47 +253,73 @@ def render_result_text(result: ApplyResult, *, color: bool = False) -> str:
     for outcome in result.outcomes:
         change = outcome.change
         if outcome.status is Status.APPLIED:
-            word = _paint(outcome.message or change.action.value, _COLORS[change.action], color)
-            out.append(f"  {word} {change.key}\n")
+            word = _paint(_inline(outcome.message or change.action.value), _COLORS[change.action],
+                          color)
+            out.append(f"  {word} {_inline(change.key)}\n")
         else:
             code = "31" if outcome.status in (Status.FAILED, Status.NOT_REVERTED) else "0"
-            out.append(f"  {_paint(outcome.status.value, code, color)} {change.key}: "
-                       f"{outcome.message}\n")
+            out.append(f"  {_paint(outcome.status.value, code, color)} {_inline(change.key)}: "
+                       f"{_lines(outcome.message, '    ')}\n")
+    for outcome in result.outcomes:
+        if outcome.status is Status.NOT_REVERTED:
+            out.append(_previous_text(outcome))
     if result.inventory is not None:
         after = result.plan.managed_after
         what = (f"{len(after.flows)} flow(s), {len(after.files)} file(s)" if after else "")
-        message = f": {result.inventory_message}" if result.inventory_message else ""
+        message = (f": {_lines(result.inventory_message, '    ')}" if result.inventory_message
+                   else "")
         out.append(f"  inventory {result.inventory.value} ({what} managed by "
-                   f"{result.plan.name!r}){message}\n")
+                   f"{_inline(repr(result.plan.name))}){message}\n")
     out.append("\n" + result_summary(result) + "\n")
-    return "".join(out)
+    return _finish("".join(out), color)
+
+
+def _previous_content(outcome: Outcome) -> str:
+    value = outcome.previous
+    if value is None:
+        return "(it did not exist before this run: delete it to restore the target)\n"
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return f"(binary, {len(value)} bytes: in the JSON report, base64)\n"
+    return value if value.endswith("\n") else value + "\n"
+
+
+def _previous_text(outcome: Outcome) -> str:
+    """The content a person needs to restore an object the run could not put back."""
+    return (f"\n  What {_inline(outcome.change.key)} held before this run (restore it by hand):\n"
+            + _indent(safe_text(_previous_content(outcome)), "    | "))
 
 
 def render_problems_text(message: str, problems: Iterable[Problem]) -> str:
-    lines = [f"  {problem}" for problem in problems]
-    return "\n".join([*lines, f"Error: {message}"]) + "\n"
+    lines = [f"  {_lines(str(problem), '    ')}" for problem in problems]
+    return _finish("\n".join([*lines, f"Error: {_lines(message, '  ')}"]) + "\n")
 
 
 def render_history_text(inventory: Inventory | None, name: str) -> str:
     if inventory is None or not inventory.history:
-        return f"No promotion recorded for {name!r} on this target.\n"
+        return _finish(f"No promotion recorded for {_inline(repr(name))} on this target.\n")
     rows = [f"{'time':<25} {'commit':<12} {'trigger':<9} {'result':<8} created updated deleted"]
     for run in reversed(inventory.history):
-        rows.append(f"{str(run.get('time', '')):<25} {short(run.get('commit')):<12} "
-                    f"{str(run.get('trigger', '')):<9} {str(run.get('result', '')):<8} "
-                    f"{run.get('created', 0):>7} {run.get('updated', 0):>7} {run.get('deleted', 0):>7}")
-    return "\n".join(rows) + "\n"
+        # every field is read back from the target: any of them may hold anything
+        rows.append(f"{_inline(run.get('time', '')):<25} {short(run.get('commit')):<12} "
+                    f"{_inline(run.get('trigger', '')):<9} {_inline(run.get('result', '')):<8} "
+                    f"{_inline(run.get('created', 0)):>7} {_inline(run.get('updated', 0)):>7} "
+                    f"{_inline(run.get('deleted', 0)):>7}")
+    return _finish("\n".join(rows) + "\n")
 
 
 _STATUS_WORDS = {Action.UNCHANGED: "in sync", Action.CREATE: "out of sync",
                  Action.UPDATE: "out of sync", Action.DELETE: "out of sync",
                  Action.ORPHANED: "out of sync", Action.DRIFTED: "drifted",
-                 Action.UNMANAGED: "unmanaged"}
+                 Action.UNMANAGED: "unmanaged", Action.RELEASED: "released"}
 
 
 def out_of_sync(plan: Plan) -> list[Change]:
     """Objects the target does not hold as Git wants them (unmanaged ones are not ours)."""
-    return [c for c in plan.changes if c.action not in (Action.UNCHANGED, Action.UNMANAGED)]
+    return [c for c in plan.changes
+            if c.action not in (Action.UNCHANGED, Action.UNMANAGED, Action.RELEASED)]
 
 
 def status_of(change: Change) -> str:
@@ -263,7 +329,7 @@ def status_of(change: Change) -> str:
 
 
 def render_status_text(plan: Plan) -> str:
-    rows = [(status_of(c), str(c.key), c.reason.value) for c in plan.changes]
+    rows = [(status_of(c), _inline(c.key), c.reason.value) for c in plan.changes]
     width = max((len(k) for _, k, _ in rows), default=0)
     out = [f"  {s:<12} {k:<{width}}  {r}\n" for s, k, r in rows]
     history = plan.inventory_before.history if plan.inventory_before else ()
@@ -272,34 +338,77 @@ def render_status_text(plan: Plan) -> str:
     for status, _, _ in rows:
         counts[status] = counts.get(status, 0) + 1
     tally = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing managed"
-    out.append(f"\nSource {plan.name!r}: {tally}.\n")
+    out.append(f"\nSource {_inline(repr(plan.name))}: {tally}.\n")
     if last:
-        out.append(f"Last promotion: {short(last.get('commit'))} at {last.get('time')} "
-                   f"({last.get('trigger')}).\n")
+        out.append(f"Last promotion: {short(last.get('commit'))} at {_inline(last.get('time'))} "
+                   f"({_inline(last.get('trigger'))}).\n")
     else:
         out.append("Last promotion: none recorded on this target.\n")
-    return "".join(out)
+    return _finish("".join(out))
 
 
 # -- Markdown -------------------------------------------------------------------------------
+#
+# Reports are rendered by GitHub and other Markdown readers, which also render some HTML. Each
+# value from Git or the target is escaped for where it lands: a code span or fence (inert inside,
+# so only its delimiter must stay out of reach), text (Markdown punctuation and HTML escaped), a
+# table cell (pipes) or the raw HTML of a <summary>. All of it stays on one line, except diffs.
+
+
+def _longest_backticks(text: str) -> int:
+    return max((len(run) for run in re.findall(r"`+", text)), default=0)
 
 
 def _fence(text: str) -> str:
     """A code fence longer than any run of backticks in ``text`` (flows may hold fences)."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    return "`" * max(3, longest + 1)
+    return "`" * max(3, _longest_backticks(text) + 1)
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
+def _md_code(value: object) -> str:
+    """A code span showing ``value`` literally, whatever backticks it holds."""
+    text = _inline(value)
+    if not text:
+        return ""
+    ticks = "`" * (_longest_backticks(text) + 1)
+    # a span drops one space at each end when it has both: pad where a backtick would touch the
+    # delimiter, and where the value's own spaces would be dropped
+    pad = " " if "`" in (text[0], text[-1]) or (text[0] == text[-1] == " " and text.strip()) else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+_MD_SPECIAL = re.compile(r"[\\`*_\[\]~<>&]")
+_MD_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+
+
+def _md_text(value: object) -> str:
+    """``value`` as plain Markdown text: no emphasis, link, code span or HTML can start in it."""
+    return _MD_SPECIAL.sub(lambda m: _MD_ENTITIES.get(m[0], "\\" + m[0]), _inline(value))
+
+
+def _md_cell(markdown: str) -> str:
+    # GitHub splits a table row at every pipe not preceded by a backslash, in code spans too
+    return markdown.replace("|", "\\|")
+
+
+def _html(value: object) -> str:
+    return html.escape(_inline(value), quote=False)
+
+
+def _md_diff(change: Change) -> str:
+    text = safe_text(change.diff)
+    text += "" if text.endswith("\n") else "\n"  # or the closing fence would not be one
+    fence = _fence(text)
+    # the fence keeps the diff's own HTML inert; the summary is raw HTML, hence escaped as such
+    return (f"<details><summary>diff of <code>{_html(change.key)}</code></summary>\n\n"
+            f"{fence}diff\n{text}{fence}\n\n</details>\n\n")
 
 
 def render_plan_markdown(plan: Plan, *, result: ApplyResult | None = None) -> str:
     title = "Promotion result" if result is not None else "Promotion plan"
-    out = [f"### {title} for `{short(plan.commit)}`\n\n"]
+    out = [f"### {title} for {_md_code(short(plan.commit))}\n\n"]
     counts = plan.summary
-    out.append("| create | update | delete | unchanged | drifted | orphaned | unmanaged |\n"
-               "|---:|---:|---:|---:|---:|---:|---:|\n")
+    out.append("| " + " | ".join(a.value for a in Action) + " |\n"
+               "|" + "---:|" * len(Action) + "\n")
     out.append("| " + " | ".join(str(counts[a.value]) for a in Action) + " |\n\n")
     statuses = {o.change.key: o for o in result.outcomes} if result else {}
     shown = [c for c in plan.changes if c.action is not Action.UNCHANGED]
@@ -307,29 +416,40 @@ def render_plan_markdown(plan: Plan, *, result: ApplyResult | None = None) -> st
         header = "| | object | action | file | note |" + (" status |" if result else "")
         out.append(header + "\n|---|---|---|---|---|" + ("---|" if result else "") + "\n")
         for change in shown:
-            row = (f"| {_SYMBOLS[change.action]} | `{change.key}` | {change.action.value} | "
-                   f"{_md_escape(change.path or '')} | {_md_escape(_note(change))} |")
+            row = (f"| {_SYMBOLS[change.action]} | {_md_cell(_md_code(change.key))} | "
+                   f"{change.action.value} | {_md_cell(_md_text(change.path or ''))} | "
+                   f"{_md_cell(_md_text(_note(change)))} |")
             if result:
                 outcome = statuses.get(change.key)
                 row += f" {outcome.status.value if outcome else ''} |"
             out.append(row + "\n")
         out.append("\n")
-        for change in shown:
-            if change.diff:
-                fence = _fence(change.diff)
-                out.append(f"<details><summary>diff of <code>{change.key}</code></summary>\n\n"
-                           f"{fence}diff\n{change.diff}{fence}\n\n</details>\n\n")
+        out.extend(_md_diff(change) for change in shown if change.diff)
+    for outcome in result.outcomes if result else ():
+        if outcome.status is Status.NOT_REVERTED:
+            text = safe_text(_previous_content(outcome))
+            fence = _fence(text)
+            out.append(f"<details><summary>what <code>{_html(outcome.change.key)}</code> held "
+                       "before this run (not reverted: restore it by hand)</summary>\n\n"
+                       f"{fence}\n{text}{fence}\n\n</details>\n\n")
     if plan.refusals:
-        out.append("**Refused:**\n\n" + "".join(f"- {_md_escape(r)}\n" for r in plan.refusals)
+        out.append("**Refused:**\n\n" + "".join(f"- {_md_text(r)}\n" for r in plan.refusals)
                    + "\n")
     if plan.warnings:
-        out.append("Warnings:\n\n" + "".join(f"- `{_md_escape(str(w))}`\n" for w in plan.warnings)
+        out.append("Warnings:\n\n" + "".join(f"- {_md_code(str(w))}\n" for w in plan.warnings)
                    + "\n")
     closing = result_summary(result) if result is not None else summary_line(plan)
-    out.append(f"**{closing}**\n")
-    return "".join(out)
+    out.append(f"**{_md_text(closing)}**\n")
+    return _finish("".join(out))
+
+
+def render_status_markdown(plan: Plan) -> str:
+    """The status report (``render_status_text``) as Markdown, for ``report.md``."""
+    text = render_status_text(plan)
+    fence = _fence(text)
+    return f"### Promotion status of {_md_code(plan.name)}\n\n{fence}\n{text}{fence}\n"
 
 
 def render_problems_markdown(message: str, problems: Iterable[Problem]) -> str:
-    rows = "".join(f"- `{_md_escape(str(p))}`\n" for p in problems)
-    return f"### Promotion blocked\n\n{rows}\n**Error: {message}**\n"
+    rows = "".join(f"- {_md_code(str(p))}\n" for p in problems)
+    return _finish(f"### Promotion blocked\n\n{rows}\n**Error: {_md_text(message)}**\n")
