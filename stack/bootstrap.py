@@ -93,7 +93,16 @@ def ensure_repository(gitea: Gitea, stack: Stack, out: TextIO) -> None:
                            branch=BRANCH, message="Example flows")
         out.write("committed the example flows\n")
     hooks = gitea.hooks(stack.git_username, OWNER_REPO)
-    if not any((h.get("config") or {}).get("url") == stack.webhook_url for h in hooks):
+    ours = [h for h in hooks if (h.get("config") or {}).get("url") == stack.webhook_url]
+    prefix = stack.webhook_url.rsplit("/", 1)[0] + "/"
+    for old in hooks:  # a key changed in .env: the hook of the old key calls a dead URL
+        if old not in ours and str((old.get("config") or {}).get("url", "")).startswith(prefix):
+            gitea.delete_hook(stack.git_username, OWNER_REPO, old["id"])
+            out.write("removed the push webhook of a previous webhook key\n")
+    if ours:  # the secret may have changed in .env: Gitea never shows it, so set it again
+        gitea.update_push_hook(stack.git_username, OWNER_REPO, ours[0]["id"],
+                               url=stack.webhook_url, secret=stack.webhook_secret, branch=BRANCH)
+    else:
         gitea.create_push_hook(stack.git_username, OWNER_REPO, url=stack.webhook_url,
                                secret=stack.webhook_secret, branch=BRANCH)
         out.write("registered the push webhook of production's promote flow\n")

@@ -60,13 +60,27 @@ class Gitea:
     def hooks(self, owner: str, name: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/api/v1/repos/{owner}/{name}/hooks").json()
 
-    def create_push_hook(self, owner: str, name: str, *, url: str, secret: str, branch: str) -> None:
+    @staticmethod
+    def _push_hook(url: str, secret: str, branch: str) -> dict[str, Any]:
         # the secret goes in the Authorization header too: a Kestra flow can check a header, not
         # the HMAC signature (it never sees the body's bytes)
-        self._call("POST", f"/api/v1/repos/{owner}/{name}/hooks", json={
-            "type": "gitea", "active": True, "events": ["push"], "branch_filter": branch,
-            "authorization_header": f"Bearer {secret}",
-            "config": {"url": url, "content_type": "json", "secret": secret}})
+        return {"active": True, "events": ["push"], "branch_filter": branch,
+                "authorization_header": f"Bearer {secret}",
+                "config": {"url": url, "content_type": "json", "secret": secret}}
+
+    def create_push_hook(self, owner: str, name: str, *, url: str, secret: str, branch: str) -> None:
+        self._call("POST", f"/api/v1/repos/{owner}/{name}/hooks",
+                   json={"type": "gitea", **self._push_hook(url, secret, branch)})
+
+    def update_push_hook(self, owner: str, name: str, hook_id: int, *, url: str, secret: str,
+                         branch: str) -> None:
+        """Set the hook's secret and Authorization header again: Gitea never shows them back, so
+        a changed secret cannot be seen, only written."""
+        self._call("PATCH", f"/api/v1/repos/{owner}/{name}/hooks/{hook_id}",
+                   json=self._push_hook(url, secret, branch))
+
+    def delete_hook(self, owner: str, name: str, hook_id: int) -> None:
+        self._call("DELETE", f"/api/v1/repos/{owner}/{name}/hooks/{hook_id}", ok=(204, 404))
 
     def close(self) -> None:
         self._http.close()

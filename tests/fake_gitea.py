@@ -45,13 +45,29 @@ class FakeGitea:
                                "default_branch": data.get("default_branch", "main"),
                                "files": {}, "commits": [], "hooks": []}
             return _json(self._public(key), 201)
-        match = re.fullmatch(r"/api/v1/repos/([^/]+)/([^/]+)(/contents|/hooks)?", path)
+        match = re.fullmatch(r"/api/v1/repos/([^/]+)/([^/]+)(/contents|/hooks)?(?:/(\d+))?", path)
         if not match:
             return _json({"message": "not found"}, 404)
-        key, suffix = (match.group(1), match.group(2)), match.group(3)
+        key, suffix, hook_id = (match.group(1), match.group(2)), match.group(3), match.group(4)
         repo = self.repos.get(key)
         if repo is None:
             return _json({"message": "The target couldn't be found."}, 404)
+        if suffix == "/hooks" and hook_id is not None:  # EditHookOption; DELETE: 204
+            hook = next((h for h in repo["hooks"] if h["id"] == int(hook_id)), None)
+            if hook is None:
+                return _json({"message": "The target couldn't be found."}, 404)
+            if method == "DELETE":
+                repo["hooks"].remove(hook)
+                return Response(204)
+            if method == "PATCH":
+                config = dict(data.get("config") or {})
+                hook["secret"] = config.pop("secret", hook["secret"])
+                hook["config"].update(config)
+                for field in ("events", "active", "authorization_header", "branch_filter"):
+                    if field in data:
+                        hook[field] = data[field]
+                return _json({k: v for k, v in hook.items()
+                              if k not in ("secret", "authorization_header")})
         if suffix is None and method == "GET":
             return _json(self._public(key))
         if suffix == "/contents" and method == "POST":
@@ -70,7 +86,8 @@ class FakeGitea:
                     "active": data["active"],
                     "config": {k: v for k, v in data["config"].items() if k != "secret"},
                     "secret": data["config"].get("secret"),
-                    "authorization_header": data.get("authorization_header", "")}
+                    "authorization_header": data.get("authorization_header", ""),
+                    "branch_filter": data.get("branch_filter", "*")}
             repo["hooks"].append(hook)
             hidden = ("secret", "authorization_header")  # Gitea never shows them back
             return _json({k: v for k, v in hook.items() if k not in hidden}, 201)

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -12,7 +18,7 @@ from fake_kestra import FakeKestra, serve
 from kestra_promote.apply import apply_plan
 from kestra_promote.config import Config
 from kestra_promote.desired import prepare
-from kestra_promote.errors import TargetRejected
+from kestra_promote.errors import StalePlan, TargetRejected
 from kestra_promote.live import in_namespace_tree, namespace_roots, read_live_state
 from kestra_promote.models import Status
 from kestra_promote.plan import plan
@@ -77,7 +83,7 @@ def _second_commit(repo: GitRepo) -> None:
     repo.commit("second")
 
 
-@pytest.mark.parametrize("fault", ["status", "lost-answer"])
+@pytest.mark.parametrize("fault", ["status", "lost-answer", "status-then-revert-fault"])
 def test_a_fault_at_every_write_position_leaves_the_target_as_it_was(repo: GitRepo, tmp_path, fault):
     _twenty_object_change(repo)
     fake = FakeKestra()
@@ -89,7 +95,7 @@ def test_a_fault_at_every_write_position_leaves_the_target_as_it_was(repo: GitRe
         assert '"create": 8' in counted.out and '"update": 7' in counted.out
         assert '"delete": 5' in counted.out
         baseline = fake
-    positions = 21  # 20 objects, then the inventory
+    positions = 21  # 20 objects, then the inventory (after the lease, write number 1)
     for position in range(1, positions + 1):
         fresh = FakeKestra()
         fresh.flows = {k: list(v) for k, v in baseline.flows.items()}
@@ -99,9 +105,11 @@ def test_a_fault_at_every_write_position_leaves_the_target_as_it_was(repo: GitRe
             target = Target(url, "admin@kestra.io", "Admin1234!", None, fresh)
             before = snapshot(target)
             if fault == "status":
-                fresh.inject("WRITE", nth=position, status=500)
+                fresh.inject("WRITE", nth=position + 1, status=500)
+            elif fault == "status-then-revert-fault":  # the first undo fails too, then is retried
+                fresh.inject("WRITE", nth=position + 1, status=500, times=2)
             else:  # the server does the write, but the answer never arrives
-                fresh.inject("WRITE", nth=position, drop=True, after=True)
+                fresh.inject("WRITE", nth=position + 1, drop=True, after=True)
             result = run_cli("apply", str(repo.path), env=target.env)
             after = snapshot(target)
             if result.code == 0:
@@ -113,6 +121,40 @@ def test_a_fault_at_every_write_position_leaves_the_target_as_it_was(repo: GitRe
             assert "the run was rolled back" in result.out, result.out
             reverted = result.out.count("  reverted ")
             assert reverted == min(position - 1, 20), (position, result.out)
+
+
+def _apply_in_a_process(repo: GitRepo, url: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KESTRA_")}
+    env.update(KESTRA_URL=url, KESTRA_USERNAME="admin@kestra.io", KESTRA_PASSWORD="Admin1234!",
+               PYTHONPATH=str(Path(__file__).resolve().parents[1] / "scripts"))
+    return subprocess.Popen([sys.executable, "-m", "kestra_promote", "apply", str(repo.path)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+@pytest.mark.parametrize("position", [1, 9, 20, 21])
+def test_a_signal_mid_apply_reverts_then_exits(repo: GitRepo, signum: int, position: int):
+    # Ctrl-C in a terminal, a cancelled CI job, Kestra killing the task: the write in flight and
+    # everything before it are undone, then the run exits 130 (SIGINT) or 143 (SIGTERM)
+    _twenty_object_change(repo)
+    fake = FakeKestra()
+    with serve(fake) as url:
+        target = Target(url, "admin@kestra.io", "Admin1234!", None, fake)
+        assert run_cli("apply", str(repo.path), env=target.env).code == 0
+        _second_commit(repo)
+        before = snapshot(target)
+        seen = len(fake.writes(lease=True))
+        fake.inject("WRITE", nth=position + 1, delay=1.5)  # counted from here: the lease is 1
+        process = _apply_in_a_process(repo, url)
+        deadline = time.monotonic() + 30
+        while len(fake.writes(lease=True)) < seen + position + 1:
+            assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+            time.sleep(0.01)
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == (130 if signum == signal.SIGINT else 143), out + err
+        assert f"Interrupted ({signal.Signals(signum).name}): every change was reverted" in err
+        assert snapshot(target) == before, out
 
 
 def test_a_failed_write_reverts_what_was_done_and_reports_each_outcome(repo: GitRepo,
@@ -144,9 +186,35 @@ def test_a_revert_that_fails_is_reported_loudly(repo: GitRepo, target: Target):
     fake.inject("DELETE", r"/flows/company.team/f01$", status=500, times=99)
     result = run_cli("apply", str(repo.path), env=target.env)
     assert result.code == 1
-    assert "  not reverted company.team/f01: created, and reverting failed: DELETE" in result.out
+    assert ("  not reverted company.team/f01: created, but not reverted: undoing it failed: "
+            "DELETE") in result.out
     assert "1 could NOT be reverted (company.team/f01): check by hand." in result.out
     assert list(fake.current()) == [("company.team", "f01")]
+    # the revert was retried before giving up: it may have been a passing failure
+    deletes = [r for r in fake.requests if r.method == "DELETE" and r.path.endswith("/f01")]
+    assert len(deletes) == 4
+    # what a person needs to restore it: f01 did not exist before the run
+    assert ("  What company.team/f01 held before this run (restore it by hand):\n"
+            "    | (it did not exist before this run: delete it to restore the target)\n"
+            ) in result.out
+
+
+def test_what_could_not_be_reverted_is_in_the_report_in_full(repo: GitRepo, target: Target):
+    fake = target.fake
+    assert fake is not None
+    _repo_with(repo, 2)
+    assert run_cli("apply", str(repo.path), env=target.env).code == 0
+    for name in ("f00", "f01"):
+        repo.write(f"{name}.yml", flow_yaml("company.team", name, "version 2"))
+    repo.commit("v2")
+    fake.inject("PUT", r"/flows/company.team/f01$", status=500, times=99)  # update and undo fail
+    fake.inject("PUT", r"/flows/company.team/f00$", nth=2, status=500, times=99)  # its undo too
+    result = run_cli("apply", str(repo.path), "--format", "json", env=target.env)
+    assert result.code == 1
+    outcomes = {o["id"]: o for o in json.loads(result.out)["result"]["outcomes"]}
+    assert outcomes["f00"]["status"] == "not reverted"
+    assert outcomes["f00"]["previous"] == flow_yaml("company.team", "f00")
+    assert fake.current()[("company.team", "f00")] == flow_yaml("company.team", "f00", "version 2")
 
 
 def test_a_flow_created_by_someone_else_since_the_plan_is_not_overwritten(repo: GitRepo,
@@ -156,11 +224,12 @@ def test_a_flow_created_by_someone_else_since_the_plan_is_not_overwritten(repo: 
     _repo_with(repo, 1)
     the_plan = _plan_for(repo.path, target)
     fake.seed_flow(flow_yaml("company.team", "f00", "made in the UI"))
-    with target.client() as client:
-        result = apply_plan(client, the_plan)
-    (outcome,) = result.outcomes
-    assert outcome.status is Status.FAILED
-    assert "was created on the target after the plan was made; plan again" in outcome.message
+    writes = len(fake.writes())
+    with target.client() as client, pytest.raises(StalePlan) as caught:
+        apply_plan(client, the_plan)
+    assert str(caught.value) == ("the target changed since the plan was made (flow "
+                                 "company.team/f00); nothing was written: run plan again")
+    assert len(fake.writes()) == writes
     assert fake.current()[("company.team", "f00")].endswith("message: made in the UI\n")
 
 

@@ -78,8 +78,10 @@ def test_changing_one_file_updates_exactly_that_flow(repo: GitRepo, target: Targ
 
     writes = [r for r in fake.requests[before:] if r.is_write]
     assert [(w.method, w.path) for w in writes] == [
+        ("PUT", "/api/v1/main/namespaces/system/kv/kestra-promote-lock"),  # one run at a time
         ("PUT", f"/api/v1/main/flows/{root_ns}.team/etl"),
         ("PUT", "/api/v1/main/namespaces/system/kv/kestra-promote.default"),  # the inventory
+        ("DELETE", "/api/v1/main/namespaces/system/kv/kestra-promote-lock"),
     ]
     assert fake.revision_count(f"{root_ns}.team", "etl") == 2
     assert fake.revision_count(f"{root_ns}.team.sub", "load") == 1
@@ -137,7 +139,7 @@ def test_json_output_has_the_documented_shape(repo: GitRepo, target: Target, roo
     assert data["format_version"] == "1"
     assert data["commit"] == sha
     assert data["summary"] == {"create": 2, "update": 0, "delete": 0, "unchanged": 0,
-                               "drifted": 0, "orphaned": 0, "unmanaged": 0}
+                               "drifted": 0, "orphaned": 0, "unmanaged": 0, "released": 0}
     assert [(c["kind"], c["namespace"], c["id"], c["action"]) for c in data["changes"]] == [
         ("flow", f"{root_ns}.team", "etl", "create"),
         ("flow", f"{root_ns}.team.sub", "load", "create"),
@@ -167,8 +169,8 @@ def test_markdown_plan_has_a_table_and_collapsible_diffs(repo: GitRepo, target: 
     repo.commit()
     result = run_cli("plan", str(repo.path), "--format", "markdown", env=target.env)
     assert result.code == 0
-    assert ("| create | update | delete | unchanged | drifted | orphaned | unmanaged |\n"
-            "|---:|---:|---:|---:|---:|---:|---:|\n| 0 | 1 | 0 | 1 | 0 | 0 | 0 |") in result.out
+    assert ("| create | update | delete | unchanged | drifted | orphaned | unmanaged | released |\n"
+            "|---:|---:|---:|---:|---:|---:|---:|---:|\n| 0 | 1 | 0 | 1 | 0 | 0 | 0 | 0 |") in result.out
     assert f"| ~ | `{root_ns}.team/etl` | update | flows/etl.yml |  |" in result.out
     assert f"<details><summary>diff of <code>{root_ns}.team/etl</code></summary>" in result.out
     assert "```diff\n" in result.out

@@ -3,6 +3,7 @@ every entry point against the fake server, with real Git repositories."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -314,7 +315,9 @@ def test_a_push_to_the_branch_promotes_it(production):
 def test_a_push_to_another_branch_is_ignored_quickly(production):
     fake, repo, emulator = production
     body = (FIXTURES / "webhooks/gitea/push-2.json").read_bytes()  # a push to develop
-    headers = _signed({"X-Gitea-Event": ["push"]}, "X-Gitea-Signature", "", body)
+    # as the stack's Gitea sends it: the secret as Authorization header, and a signature
+    headers = _signed({"X-Gitea-Event": ["push"], "Authorization": ["Bearer s3cret"]},
+                      "X-Gitea-Signature", "", body)
     execution = emulator.webhook("hook-key-0123456789", headers, body)
     assert execution is not None and execution.state == "SUCCESS"
     assert execution.outputs["decide"]["vars"]["decision"] == "ignore"
@@ -486,3 +489,66 @@ def test_commit_to_git_commits_every_namespace_of_the_tree_where_promotion_reads
     created = sorted((c["namespace"], c["id"] or c["file"]) for c in json.loads(plan.out)["changes"])
     assert created == [("company", "/shared.txt"), ("company", "orders"),
                        ("company.team", "/scripts/etl.py"), ("company.team", "etl")]
+
+
+def _set(fake: FakeKestra, key: str, value: str) -> None:
+    """A setting in the promotion's KV store, as `bootstrap --set` writes it (through the API)."""
+    auth = "Basic " + base64.b64encode(f"{FAKE_USER}:{FAKE_PASSWORD}".encode()).decode()
+    answer = fake.handle("PUT", f"/api/v1/main/namespaces/system/kv/{key}",
+                         {"Authorization": auth, "Content-Type": "text/plain"},
+                         json.dumps(value).encode())
+    assert answer.status == 200
+
+
+def test_a_tag_push_promotes_the_newest_tag_not_the_one_it_names(production):
+    fake, repo, emulator = production
+    repo.git("checkout", "-q", "master")
+    old = repo.git("rev-parse", "HEAD")
+    repo.git("tag", "-a", "v1.0", "-m", "reviewed release 1")
+    repo.write("flows/later.yml", flow_yaml("company.team", "later"))
+    newest = repo.commit("release 2")
+    repo.git("tag", "-a", "v1.1", "-m", "reviewed release 2")
+    _set(fake, "promote_tags", "v*")
+    body = json.dumps({"object_kind": "tag_push", "ref": "refs/tags/v1.0", "before": "0" * 40,
+                       "after": old}).encode()  # a replayed or forged push of the old tag
+    execution = emulator.webhook("hook-key-0123456789", {"X-Gitlab-Event": ["Tag Push Hook"],
+                                                         "X-Gitlab-Token": ["s3cret"]}, body)
+    assert execution is not None and execution.state == "SUCCESS", execution and [
+        m for m in execution.logs if m[1] == "ERROR"]
+    assert execution.outputs["decide"]["vars"]["checkout"] == "v1.1"
+    assert execution.flow_outputs["commit"] == newest
+    assert ("company.team", "later") in fake.current()
+
+
+def test_a_replayed_delivery_changes_nothing(production):
+    fake, repo, emulator = production
+    body = (FIXTURES / "webhooks/gitlab/push-1.json").read_bytes()
+    headers = {"X-Gitlab-Event": ["Push Hook"], "X-Gitlab-Token": ["s3cret"],
+               "X-Gitlab-Event-UUID": ["13792a34-cac6-4fda-95a8-c58e00a3954e"]}
+    first = emulator.webhook("hook-key-0123456789", headers, body)
+    assert first is not None and first.outputs["decide"]["vars"]["decision"] == "sync"
+    writes = len(_user_writes(fake))
+    again = emulator.webhook("hook-key-0123456789", headers, body)
+    assert again is not None and again.state == "SUCCESS"
+    assert again.outputs["decide"]["vars"]["decision"] == "ignore"
+    assert "was received before: a replay changes nothing" in again.outputs["decide"]["vars"]["reason"]
+    assert "clone_branch" not in again.states
+    assert len(_user_writes(fake)) == writes + 0
+
+
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        pytest.param({}, "comes from no known Git provider", id="no-provider-headers"),
+        pytest.param({"X-Gitea-Event": ["push"], "X-Gitea-Signature": ["0" * 64]},
+                     "Authorization is missing but a secret is configured",
+                     id="gitea-signature-instead-of-token"),
+    ],
+)
+def test_a_request_that_cannot_prove_the_secret_is_rejected(production, headers, why):
+    fake, repo, emulator = production
+    body = json.dumps({"ref": "refs/heads/master", "after": "a" * 40}).encode()
+    execution = emulator.webhook("hook-key-0123456789", headers, body)
+    assert execution is not None and execution.state == "FAILED"
+    assert any(why in m for m in execution.messages("ERROR")), execution.logs
+    assert _user_writes(fake) == []

@@ -8,6 +8,7 @@ from kestra_promote.config import Config
 from kestra_promote.desired import Desired
 from kestra_promote.models import (
     Action,
+    Change,
     DesiredFile,
     DesiredFlow,
     FileKey,
@@ -21,7 +22,7 @@ from kestra_promote.models import (
     Reason,
 )
 from kestra_promote.order import topological
-from kestra_promote.plan import decide, diff, fingerprint, live_hashes, pair, plan
+from kestra_promote.plan import decide, diff, fingerprint, live_hashes, pair, plan, refusals
 
 A, B, C = FlowKey("company", "a"), FlowKey("company", "b"), FlowKey("company.team", "c")
 F = FileKey("company", "/scripts/etl.py")
@@ -111,6 +112,15 @@ OLD, NEW, EDITED = "id: a\nx: 1\n", "id: a\nx: 2\n", "id: a\nx: 9\n"
                      id="left-git-no-prune"),
         pytest.param(None, OLD, None, "overwrite", True, Action.UNMANAGED, Reason.NOT_MANAGED,
                      id="never-ours-never-deleted"),
+        # prune follows the drift policy: a hotfix made on the target, then removed from Git
+        pytest.param(None, EDITED, OLD, "keep", True, Action.DRIFTED, Reason.LEFT_GIT_DRIFT_KEPT,
+                     id="left-git-drifted-keep"),
+        pytest.param(None, EDITED, OLD, "fail", True, Action.DRIFTED,
+                     Reason.LEFT_GIT_DRIFT_REFUSED, id="left-git-drifted-fail"),
+        pytest.param(None, EDITED, OLD, "overwrite", True, Action.DELETE, Reason.LEFT_GIT_DRIFTED,
+                     id="left-git-drifted-overwrite"),
+        pytest.param(None, EDITED, OLD, "fail", False, Action.ORPHANED, Reason.PRUNE_OFF,
+                     id="left-git-drifted-no-prune"),
     ],
 )
 def test_decide(git, target, recorded, drift, prune, action, reason):
@@ -201,6 +211,44 @@ def test_objects_of_another_source_are_never_touched_and_never_taken():
         "an object belongs to one source; remove it from one of them",)
 
 
+def test_prune_of_a_drifted_object_follows_the_drift_policy():
+    inventory = managed((A, OLD))
+    refused = plan(desired(), live(have(A, EDITED), inventory=inventory),
+                   Config(prune=True, drift="fail", max_deletions=5))
+    assert ("company/a was edited on the target since the last promotion (drift: fail): review "
+            "the diff, then run with --drift overwrite or keep") in refused.refusals
+    kept = plan(desired(want(B, NEW)), live(have(A, EDITED), inventory=inventory),
+                Config(prune=True, drift="keep"))
+    assert kept.refusals == () and kept.pending == (kept.changes[0],)
+    assert kept.managed_after is not None and A in kept.managed_after.flows  # still ours
+
+
+def test_narrowing_include_releases_and_never_deletes():
+    other = FlowKey("other", "d")  # managed until include was narrowed to company
+    inventory = managed((A, OLD), (other, OLD))
+    result = plan(desired(want(A, OLD)), live(have(A, OLD), have(other, OLD), inventory=inventory),
+                  Config(prune=True, include=("company",)))
+    released = [c for c in result.changes if c.action is Action.RELEASED]
+    assert [(c.key, c.reason) for c in released] == [(other, Reason.LEFT_SCOPE)]
+    assert result.pending == () and result.refusals == ()
+    assert result.managed_after is not None and set(result.managed_after.flows) == {A}
+
+
+def test_a_deletion_must_be_this_sources_own():
+    theirs = FlowKey("company", "theirs")
+    other = managed((theirs, "t"), name="billing")
+    forged = Change(theirs, Action.DELETE, Reason.LEFT_GIT, "t", None, "theirs.yml")
+    unmanaged = Change(B, Action.DELETE, Reason.LEFT_GIT, "b", None, "b.yml")
+    found = refusals([forged, unmanaged], source_empty=False, config=Config(prune=True),
+                     others={"billing": other}, own=managed((A, OLD)))
+    assert found == [
+        "company/theirs is managed by the promotion source 'billing' (KV kestra-promote.billing): "
+        "an object belongs to one source; remove it from one of them",
+        "delete refused for company/theirs: this source ('default') does not manage it",
+        "delete refused for company/b: this source ('default') does not manage it",
+    ]
+
+
 @pytest.mark.parametrize(
     ("config", "git_flows", "refusal"),
     [
@@ -269,7 +317,7 @@ def test_plan_totals():
     result = plan(desired(want(C, "c2"), want(A, "a"), want(B, "b")),
                   live(have(A, "a"), have(C, "c1")), Config(), commit="abc")
     assert result.summary == {"create": 1, "update": 1, "delete": 0, "unchanged": 1,
-                              "drifted": 0, "orphaned": 0, "unmanaged": 0}
+                              "drifted": 0, "orphaned": 0, "unmanaged": 0, "released": 0}
     assert not result.is_empty and result.commit == "abc"
     assert Plan(()).is_empty
 
@@ -281,3 +329,12 @@ def test_fingerprint_tracks_live_content_and_inventories():
     assert fingerprint(one) != fingerprint(live_hashes(live(have(A, "x\n"))))
     with_inventory = live_hashes(live(have(A, "x\n"), have(B, "y\n"), inventory=managed((A, "x"))))
     assert fingerprint(one) != fingerprint(with_inventory)
+
+
+def test_a_newline_in_a_file_name_adds_no_line_to_its_diff():
+    key = FileKey("company", "/x\n+evil")
+    change = decide(key, DesiredFile(key, b"b\n", "files/x\n+evil"), LiveFile(key, b"a\n"), None,
+                    drift="overwrite", prune=False, in_scope=True)
+    assert change is not None
+    assert change.diff.splitlines() == [
+        "--- target: company:/x\\n+evil", "+++ git: files/x\\n+evil", "@@ -1 +1 @@", "-a", "+b"]

@@ -228,6 +228,52 @@ def test_saved_plans_apply_exactly_and_refuse_when_stale(repo: GitRepo, target: 
     assert elsewhere.code == 1 and "was made for http://127.0.0.1:" in elsewhere.err
 
 
+def _reseal(path: Path, data: dict) -> None:
+    """Write a plan edited by hand with a digest recomputed as an attacker could."""
+    from kestra_promote import planfile
+
+    data["digest"] = planfile._digest(data)
+    path.write_text(json.dumps(data))
+
+
+def test_a_saved_plan_edited_by_hand_is_refused(repo: GitRepo, target: Target, tmp_path: Path):
+    assert target.fake is not None
+    other = GitRepo(tmp_path / "billing")  # another team's flow, and the promotion flow
+    other.write("kestra-promote.yml", "name: billing\n")
+    other.write("a.yml", flow_yaml("company.billing", "invoices"))
+    other.commit()
+    _apply(other, target)
+    target.fake.seed_flow(flow_yaml("system", "promote", extra="labels:\n  kestra-promote.role: promotion\n"))
+    _three_flows(repo)
+    saved = tmp_path / "plan.json"
+    assert run_cli("plan", str(repo.path), "--out", str(saved), env=target.env).code == 0
+    assert saved.stat().st_mode & 0o777 == 0o600  # it holds flow sources
+    data = json.loads(saved.read_text())
+
+    naive = json.loads(saved.read_text())
+    naive["changes"][0]["after"]["text"] += "# sneaked in\n"
+    saved.write_text(json.dumps(naive))
+    writes = _writes(target)
+    edited = run_cli("apply", str(saved), env=target.env)
+    assert edited.code == 1
+    assert "does not match what `plan` wrote (edited since?): nothing was written" in edited.err
+
+    for victim in (("company.billing", "invoices"), ("system", "promote")):
+        forged = json.loads(json.dumps(data))
+        before = target.sources(victim[0])[victim]
+        forged["changes"].append({"kind": "flow", "namespace": victim[0], "id": victim[1],
+                                  "action": "delete", "reason": "LEFT_GIT", "path": "x.yml",
+                                  "before": {"text": before}, "after": None, "diff": ""})
+        forged["policy"]["max_deletions"] = 100
+        _reseal(saved, forged)
+        refused = run_cli("apply", str(saved), env=target.env)
+        assert refused.code == 1, refused.out
+        assert f"delete refused for {victim[0]}/{victim[1]}: this source ('team') does not " \
+               "manage it" in refused.err
+        assert victim in target.sources(victim[0])
+    assert _writes(target) == writes
+
+
 def test_rollback_with_ref_and_the_history(repo: GitRepo, target: Target):
     _three_flows(repo)
     first = repo.git("rev-parse", "HEAD")

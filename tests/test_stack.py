@@ -173,10 +173,27 @@ def test_the_stack_bootstrap_installs_everything_once():
         assert "The loop is ready" in out.getvalue()
 
         writes = (len(dev.writes()), len(prod.writes()), len(gitea.writes()))
+        hooks_before = [dict(h) for h in repo["hooks"]]
         again = io.StringIO()
         assert stack_bootstrap.main(env, again) == 0, again.getvalue()
-        assert (len(dev.writes()), len(prod.writes()), len(gitea.writes())) == writes
+        # nothing changes; the hook's secret is set again (Gitea never shows it back)
+        assert (len(dev.writes()), len(prod.writes())) == writes[:2]
+        assert [(r.method, r.path) for r in gitea.writes()[writes[2]:]] == [
+            ("PATCH", "/api/v1/repos/kestra/flows/hooks/1")]
+        assert repo["hooks"] == hooks_before
         assert "prod: already installed." in again.getvalue()
+
+        # a new webhook secret and key in .env: the hook follows, the old key's hook goes
+        changed = {**env, "SECRET_KESTRA_PROMOTE_WEBHOOK_SECRET": base64.b64encode(b"s2").decode(),
+                   "SECRET_KESTRA_PROMOTE_WEBHOOK_KEY": base64.b64encode(b"new-key").decode()}
+        assert stack_bootstrap.main(changed, io.StringIO()) == 0
+        (hook,) = repo["hooks"]
+        assert hook["config"]["url"].endswith("/system/promote/new-key")
+        assert (hook["secret"], hook["authorization_header"]) == ("s2", "Bearer s2")
+        changed["SECRET_KESTRA_PROMOTE_WEBHOOK_SECRET"] = base64.b64encode(b"s3").decode()
+        assert stack_bootstrap.main(changed, io.StringIO()) == 0
+        assert [(h["secret"], h["authorization_header"]) for h in repo["hooks"]] == [
+            ("s3", "Bearer s3")]
 
         # the repository the stack created is what production then promotes
         prod_plan = run_cli("plan", str(ROOT / "examples"), "--url", prod_url, "--username",
@@ -226,3 +243,10 @@ def test_the_examples_plan_against_an_empty_production_creates_exactly_these():
     ]
     orders = next(c for c in data["changes"] if c["id"] == "orders")
     assert orders["action"] == "create"
+
+
+def test_the_git_server_users_command_is_valid_shell():
+    # after compose's own interpolation ($$ is a literal $)
+    command = SERVICES["gitea-admin"]["command"][0].replace("$$", "$")
+    assert subprocess.run(["sh", "-n", "-c", command]).returncode == 0
+    assert "change-password" in command  # a password changed in .env reaches an existing user

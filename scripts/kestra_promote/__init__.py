@@ -6,7 +6,7 @@ apply, render. Everything else is an implementation detail.
 
 __version__ = "0.1.0"
 
-from .apply import apply_plan, validate_on_target  # noqa: E402
+from .apply import apply_locked, apply_plan, validate_on_target  # noqa: E402
 from .client import Connection, KestraClient, connect  # noqa: E402
 from .config import Config, load_config  # noqa: E402
 from .desired import Desired, prepare  # noqa: E402
@@ -20,7 +20,9 @@ from .errors import (  # noqa: E402
     StalePlan,
     TargetRejected,
     TransportError,
+    UnexpectedResponse,
 )
+from .lock import Locked  # noqa: E402
 from .live import read_live_state  # noqa: E402
 from .models import (  # noqa: E402
     Action,
@@ -59,6 +61,7 @@ __all__ = [
     "LiveFile",
     "LiveFlow",
     "LiveState",
+    "Locked",
     "Plan",
     "PlanRefused",
     "Problem",
@@ -68,7 +71,9 @@ __all__ = [
     "StalePlan",
     "TargetRejected",
     "TransportError",
+    "UnexpectedResponse",
     "__version__",
+    "apply_locked",
     "apply_plan",
     "connect",
     "load_config",

@@ -8,21 +8,31 @@ The inventory is written last, only when everything else succeeded.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
+import signal
+import threading
+import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from . import inventory as inv
+from . import lock
 from .client import KestraClient
+from .compare import source_hash
 from .errors import (
     ApiError,
     KestraError,
     NotFound,
     PlanRefused,
+    StalePlan,
     TargetRejected,
     TransportError,
+    UnexpectedResponse,
     is_already_exists,
 )
+from .live import read_live_state
 from .models import (
     Action,
     ApplyResult,
@@ -30,11 +40,13 @@ from .models import (
     DesiredFlow,
     FileKey,
     FlowKey,
+    LiveState,
     Outcome,
     Plan,
     Problem,
     Status,
 )
+from .plan import live_hashes, refusals
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +101,13 @@ def ensure_valid(client: KestraClient, changes: Sequence[Change]) -> list[Proble
     return check_on_target(client, flows, note="; nothing was written")
 
 
+def preflight(client: KestraClient, plan: Plan) -> list[Problem]:
+    """Everything that refuses a plan before any write: safeguards, then the target's own
+    validation of every flow to create or update. Returns the target's warnings."""
+    ensure_allowed(plan)
+    return ensure_valid(client, plan.pending)
+
+
 def ensure_allowed(plan: Plan) -> None:
     if plan.refusals:
         raise PlanRefused(
@@ -133,32 +152,100 @@ def _write(client: KestraClient, change: Change) -> str:
     raise ValueError(f"nothing to write for {action}")
 
 
-def _revert(client: KestraClient, change: Change) -> None:
-    """Undo one applied change: put back what the target held before it."""
-    key, before = change.key, change.before
-    if isinstance(key, FileKey):
-        if change.action is Action.CREATE:
+class Interrupted(KeyboardInterrupt):
+    """A signal asked the run to stop (SIGINT, SIGTERM): what was written is reverted first."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _NewerOnTarget(Exception):
+    """The target holds a version of the object this run did not write: never overwrite it."""
+
+
+REVERT_ATTEMPTS = 4
+
+
+def _current(client: KestraClient, key: FlowKey | FileKey) -> str | bytes | None:
+    """What the target holds now (None: nothing)."""
+    try:
+        if isinstance(key, FileKey):
+            return client.download_namespace_file(key.namespace, key.path)
+        return str(client.get_flow(key.namespace, key.id)["source"])
+    except NotFound:
+        return None
+
+
+def _same(a: str | bytes | None, b: str | bytes | None) -> bool:
+    if isinstance(a, str) and isinstance(b, str):
+        return source_hash(a) == source_hash(b)
+    return a == b
+
+
+def _undo_once(client: KestraClient, change: Change) -> None:
+    """Make the target hold ``change.before`` again, acting on what it holds now: safe to repeat
+    (a step that already happened is seen as done), and never over a version this run did not
+    write (someone edited the object since)."""
+    key, before, after = change.key, change.before, change.after
+    current = _current(client, key)
+    if _same(current, before):
+        return  # never landed, or already undone
+    if not _same(current, after):
+        raise _NewerOnTarget()
+    if before is None:
+        if isinstance(key, FileKey):
             client.delete_namespace_file(key.namespace, key.path)
         else:
-            assert isinstance(before, bytes)
-            client.upload_namespace_file(key.namespace, key.path, before)
-    elif change.action is Action.CREATE:
-        client.delete_flow(key.namespace, key.id)
-    elif change.action is Action.UPDATE:
-        assert isinstance(before, str)
-        client.update_flow(key.namespace, key.id, before)
-    else:
+            client.delete_flow(key.namespace, key.id)
+    elif isinstance(key, FileKey):
+        assert isinstance(before, bytes)
+        client.upload_namespace_file(key.namespace, key.path, before)
+    elif current is None:
         assert isinstance(before, str)
         client.create_flow(before)
+    else:
+        assert isinstance(before, str)
+        client.update_flow(key.namespace, key.id, before)
 
 
-def _revert_if_landed(client: KestraClient, change: Change) -> None:
-    """Undo a write whose outcome is unknown: "not found" or "exists" means it never landed."""
+def _transient(exc: KestraError) -> bool:
+    return isinstance(exc, TransportError) or (isinstance(exc, ApiError) and (
+        exc.status >= 500 or exc.status == 429 or is_already_exists(exc)))
+
+
+def _undo(client: KestraClient, change: Change, sleep: Callable[[float], None]) -> str | None:
+    """Undo one change, retrying what may be transient; None when done, else why not."""
+    for attempt in range(REVERT_ATTEMPTS):
+        try:
+            _undo_once(client, change)
+            return None
+        except _NewerOnTarget:
+            return ("the target now holds a version this run did not write (edited since): left "
+                    "as it is")
+        except KestraError as exc:
+            if not _transient(exc) or attempt == REVERT_ATTEMPTS - 1:
+                return f"undoing it failed: {exc}"
+            sleep(0.25 * 2 ** attempt)
+    return None  # pragma: no cover - the loop always returns
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[list[int]]:
+    """While reverting, a further Ctrl-C or SIGTERM is noted, not obeyed: an interrupted revert
+    is exactly the half-applied state the revert exists to prevent."""
+    noted: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, lambda number, frame: noted.append(number))
     try:
-        _revert(client, change)
-    except ApiError as exc:
-        if exc.status != 404 and not is_already_exists(exc):
-            raise
+        yield noted
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run_record(plan: Plan, *, trigger: str, now: datetime, ref: str | None = None
@@ -188,18 +275,61 @@ def _restore_inventory(client: KestraClient, plan: Plan) -> None:
                       description=f"kestra-promote inventory of {plan.name!r}")
 
 
+def check_current(plan: Plan, live: LiveState) -> None:
+    """Raise StalePlan, naming what changed, unless the target is as the plan saw it."""
+    now = live_hashes(live)
+    changed = sorted(k for k in set(plan.live_hashes) | set(now)
+                     if plan.live_hashes.get(k) != now.get(k))
+    if changed:
+        shown = ", ".join(changed[:10]) + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
+        raise StalePlan(f"the target changed since the plan was made ({shown}); nothing was "
+                        "written: run plan again")
+
+
+def read_scope(client: KestraClient, plan: Plan) -> LiveState:
+    """The target as the plan's own reads saw it: the same requests, read again."""
+    scope = plan.scope
+    return read_live_state(client, scope.flow_prefixes, scope.file_namespaces,
+                           state_namespace=scope.state_namespace, name=plan.name)
+
+
+def _inventory_unchanged(client: KestraClient, plan: Plan) -> None:
+    """Refuse to overwrite an inventory another run wrote since the plan (read right before)."""
+    try:
+        current = inv.from_json(client.kv_get(plan.scope.state_namespace, inv.kv_key(plan.name)),
+                                where=f"{plan.scope.state_namespace}/{inv.kv_key(plan.name)}")
+    except NotFound:
+        current = None
+    if current != plan.inventory_before:
+        raise KestraError(f"the inventory {inv.kv_key(plan.name)} was changed by another run "
+                          "since the plan was made: not overwritten; plan again")
+
+
 def apply_plan(
     client: KestraClient, plan: Plan, *, on_progress: Progress | None = None,
     trigger: str = "cli", ref: str | None = None, now: datetime | None = None,
+    sleep: Callable[[float], None] = time.sleep, extra: Mapping[str, Any] | None = None,
+    checked: Sequence[Problem] | None = None,
 ) -> ApplyResult:
-    """Validate, then perform every pending change in order; all of them, or none."""
-    ensure_allowed(plan)
+    """Validate, check the target did not change since the plan, then perform every pending
+    change in order; all of them, or none. ``extra`` goes into the run's history record;
+    ``checked``: the warnings of a ``preflight`` already done for this plan."""
     pending = plan.pending
-    warnings = ensure_valid(client, pending)
+    warnings = checked if checked is not None else preflight(client, plan)
+    if pending or plan.managed_after is not None:
+        # an edit made on the target between the plan and now (in the UI, say) would be
+        # overwritten unseen, and reverted to plan-time content on a failure: look again
+        live = read_scope(client, plan)
+        check_current(plan, live)
+        if plan.config is not None:  # and the safeguards, against the target as it is now
+            ensure_allowed(dataclasses.replace(plan, refusals=tuple(refusals(
+                plan.changes, source_empty=plan.source_objects == 0, config=plan.config,
+                others=live.others, own=live.inventory))))
     show = on_progress or (lambda outcome, number, total: None)
     results: dict[int, Outcome] = {}
     applied: list[int] = []
     failure: str | None = None
+    interrupted = ""
     uncertain = False
     for index, change in enumerate(pending):
         try:
@@ -207,11 +337,18 @@ def apply_plan(
             applied.append(index)
         except KestraError as exc:
             failure = f"{change.action.value} {change.key} failed: {exc}"
-            # no answer, or a server error: the write may have happened anyway
+            # no answer, a server error, or a success status with a page that is no API answer
+            # (a proxy's): the write may have happened anyway; the undo looks before it acts
             uncertain = isinstance(exc, TransportError) or (
-                isinstance(exc, ApiError) and exc.status >= 500)
+                isinstance(exc, ApiError) and exc.status >= 500) or (
+                isinstance(exc, UnexpectedResponse) and 200 <= exc.status < 300)
             results[index] = Outcome(change, Status.FAILED, str(exc))
             log.error("%s", failure)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Interrupted)
+            interrupted = exc.args[0] if isinstance(exc, Interrupted) else "SIGINT"
+            failure = f"interrupted ({interrupted}) while writing {change.key}"
+            uncertain = True  # the request may have reached the server
+            results[index] = Outcome(change, Status.FAILED, f"interrupted ({interrupted})")
         show(results[index], index + 1, len(pending))
         if failure:
             break
@@ -221,8 +358,10 @@ def apply_plan(
         if failure:
             inventory_status, inventory_message = Status.SKIPPED, "not written: the run failed"
         else:
-            record = run_record(plan, trigger=trigger, ref=ref, now=now or datetime.now(timezone.utc))
+            record = {**run_record(plan, trigger=trigger, ref=ref,
+                                   now=now or datetime.now(timezone.utc)), **(extra or {})}
             try:
+                _inventory_unchanged(client, plan)
                 _write_inventory(client, plan, record)
                 inventory_status = Status.APPLIED
             except KestraError as exc:
@@ -233,29 +372,71 @@ def apply_plan(
                 except KestraError as again:
                     inventory_status = Status.NOT_REVERTED
                     inventory_message += f"; restoring the previous inventory failed: {again}"
+            except KeyboardInterrupt as exc:
+                interrupted = exc.args[0] if isinstance(exc, Interrupted) else "SIGINT"
+                failure = f"interrupted ({interrupted}) while writing the inventory"
+                inventory_status, inventory_message = Status.FAILED, f"interrupted ({interrupted})"
+                with _signals_deferred():
+                    try:
+                        _restore_inventory(client, plan)
+                    except KestraError as again:
+                        inventory_status = Status.NOT_REVERTED
+                        inventory_message += f"; restoring the previous inventory failed: {again}"
     if failure:
-        failed_at = next((i for i, o in results.items() if o.status is Status.FAILED), None)
-        if failed_at is not None and uncertain:
-            # the failed write may have landed before its answer was lost: undo it too
-            change = results[failed_at].change
-            try:
-                _revert_if_landed(client, change)
-            except KestraError as exc:
-                results[failed_at] = Outcome(change, Status.NOT_REVERTED,
-                                             f"{results[failed_at].message}; it may have landed, "
-                                             f"and undoing it failed: {exc}")
-        for index in reversed(applied):
-            change = results[index].change
-            try:
-                _revert(client, change)
-                results[index] = Outcome(change, Status.REVERTED,
-                                         f"{results[index].message}, then reverted")
-            except KestraError as exc:
-                results[index] = Outcome(change, Status.NOT_REVERTED,
-                                         f"{results[index].message}, and reverting failed: {exc}")
-                log.error("reverting %s %s failed: %s", change.action.value, change.key, exc)
-            show(results[index], 0, len(applied))
+        with _signals_deferred():
+            _revert_all(client, results, applied, uncertain, show, sleep)
     outcomes = [results.get(i) or Outcome(c, Status.SKIPPED, "not attempted: an earlier write failed")
                 for i, c in enumerate(pending)]
     return ApplyResult(plan=plan, outcomes=tuple(outcomes), warnings=tuple(warnings),
-                       inventory=inventory_status, inventory_message=inventory_message)
+                       inventory=inventory_status, inventory_message=inventory_message,
+                       interrupted=interrupted)
+
+
+def _revert_all(client: KestraClient, results: dict[int, Outcome], applied: list[int],
+                uncertain: bool, show: Progress, sleep: Callable[[float], None]) -> None:
+    """Undo every applied change, newest first, and the failed one if it may have landed."""
+    failed_at = next((i for i, o in results.items() if o.status is Status.FAILED), None)
+    if failed_at is not None and uncertain:
+        # the failed write may have landed before its answer was lost: undo it too, if it did
+        failed = results[failed_at]
+        why = _undo(client, failed.change, sleep)
+        if why is not None:
+            results[failed_at] = Outcome(failed.change, Status.NOT_REVERTED,
+                                         f"{failed.message}; it may have landed, and {why}",
+                                         failed.change.before)
+    for index in reversed(applied):
+        change = results[index].change
+        why = _undo(client, change, sleep)
+        if why is None:
+            results[index] = Outcome(change, Status.REVERTED,
+                                     f"{results[index].message}, then reverted")
+        else:
+            results[index] = Outcome(change, Status.NOT_REVERTED,
+                                     f"{results[index].message}, but not reverted: {why}",
+                                     change.before)
+            log.error("reverting %s %s: %s", change.action.value, change.key, why)
+        show(results[index], 0, len(applied))
+
+
+def apply_locked(
+    client: KestraClient, plan: Plan, *, replan: Callable[[], Plan] | None = None,
+    on_replan: Callable[[Plan], None] | None = None, holder: str,
+    lock_wait: float = lock.DEFAULT_WAIT, **options: Any,
+) -> tuple[Plan, ApplyResult]:
+    """``apply_plan`` under the target's lease (when there is anything to write), planning once
+    more with ``replan`` when the target changed since ``plan`` was made: another run, or an edit
+    in the UI, is then seen (as drift, say) before anything is written. Returns the plan applied.
+    """
+    checked = preflight(client, plan)  # a refused or invalid plan never takes the lease
+    if plan.is_empty:
+        return plan, apply_plan(client, plan, checked=checked, **options)
+    with lock.held(client, plan.scope.state_namespace, holder, wait=lock_wait):
+        try:
+            return plan, apply_plan(client, plan, checked=checked, **options)
+        except StalePlan:
+            if replan is None:
+                raise
+            plan = replan()
+            if on_replan is not None:
+                on_replan(plan)
+            return plan, apply_plan(client, plan, **options)

@@ -10,25 +10,37 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence, TextIO
 
-from . import __version__, bootstrap, gitref, planfile, report, runtime, webhook
-from .apply import Progress, apply_plan, check_on_target, ensure_allowed, ensure_valid
+from . import __version__, bootstrap, gitref, lock, planfile, report, runtime, webhook
+from .apply import (
+    Interrupted,
+    Progress,
+    apply_locked,
+    check_on_target,
+    ensure_allowed,
+    ensure_valid,
+)
 from .client import Connection, KestraClient, connect
-from .config import DRIFT_POLICIES, Config, check_name
+from .config import CONFIG_FILE, DRIFT_POLICIES, Config, check_name, check_namespace
 from .desired import Desired, prepare
 from .errors import KestraPromoteError, SettingsError
-from .live import read_for, read_inventories, read_live_state
-from .models import Outcome, Plan, Problem
-from .plan import live_hashes
+from .live import read_for, read_inventories
+from .models import ApplyResult, Outcome, Plan, Problem, Status
+from .origin import origin, uncommitted
 from .plan import plan as make_plan
 from .source import Source, read_source
+from .textsafe import safe_text
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 ENV = {
@@ -62,13 +74,14 @@ class Output:
         return self.format == "text" and self.out.isatty() and "NO_COLOR" not in os.environ
 
     def write(self, text: str) -> None:
-        self.out.write(text)
+        # renderers return safe text; coloured text keeps its own escape codes
+        self.out.write(text if self.color else safe_text(text))
 
     def json(self, data: object) -> None:
-        self.out.write(json.dumps(data, indent=2) + "\n")
+        self.out.write(json.dumps(data, indent=2) + "\n")  # ASCII: no raw control character
 
     def note(self, text: str) -> None:
-        self.err.write(text + "\n")
+        self.err.write(safe_text(text) + "\n")  # messages and names may come from Git
 
     def step_summary(self, markdown: str) -> None:
         if self.summary_file:
@@ -102,7 +115,8 @@ def _target_options() -> _Parser:
     group.add_argument("--password", help="basic-auth password; prefer the env var [KESTRA_PASSWORD]")
     group.add_argument("--token", help="API token (Enterprise); prefer the env var [KESTRA_API_TOKEN]")
     group.add_argument("--ca-bundle", metavar="FILE", help="PEM file of CAs to trust for TLS")
-    group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    group.add_argument("--insecure", action="store_true",
+                       help="do not verify TLS certificates (warns; not with --ca-bundle)")
     group.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                        help="per-request timeout (default: 30)")
     out = parent.add_argument_group("output")
@@ -135,6 +149,8 @@ def _policy_options() -> _Parser:
                        help="allow up to N deletions in this run (setting: max_deletions)")
     group.add_argument("--drift", choices=DRIFT_POLICIES,
                        help="what to do with managed objects edited on the target")
+    group.add_argument("--adopt", action="store_true",
+                       help="take over an inventory that records another repository as its origin")
     return parent
 
 
@@ -172,6 +188,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help=source_help + ", or a plan saved with plan --out")
     cmd.add_argument("--trigger", default="cli", help="what started this run, for the history "
                                                       "(default: cli)")
+    cmd.add_argument("--allow-dirty", action="store_true",
+                     help="promote files that differ from the commit (the history records the "
+                          "run as dirty)")
+    cmd.add_argument("--lock-wait", type=float, default=lock.DEFAULT_WAIT, metavar="SECONDS",
+                     help="how long to wait for another promotion of the target to finish "
+                          f"(default: {lock.DEFAULT_WAIT:.0f})")
+
+    cmd = sub.add_parser("unlock", parents=[target], help="break the lock a crashed promotion "
+                         "left on the target", description="Remove the lease a promotion takes "
+                         "on the target while it runs, e.g. after a crash (it also expires by "
+                         "itself). Prints who held it.")
+    cmd.add_argument("--state-namespace", default="system", metavar="NAMESPACE",
+                     help="the settings' state_namespace (default: system)")
 
     cmd = sub.add_parser("status", parents=[target, source, policy], help="per object: in sync, "
                          "out of sync, drifted, unmanaged", description="Show, per object, "
@@ -235,6 +264,10 @@ def connection_from(args: argparse.Namespace, env: Mapping[str, str]) -> Connect
         value = getattr(args, name, None)
         return value if value else env.get(ENV[name]) or None
 
+    if args.insecure and args.ca_bundle:  # bad usage, with or without a URL (exit 1)
+        from .client import INSECURE_WITH_CA
+
+        raise SettingsError(INSECURE_WITH_CA)
     url = pick("url")
     if not url:
         return None
@@ -264,6 +297,8 @@ class Loaded:
     source: Source
     config: Config
     desired: Desired
+    origin: str | None  # the repository (and folder) SOURCE comes from
+    from_ref: bool  # read from --ref: exactly a commit
 
 
 @contextlib.contextmanager
@@ -281,12 +316,39 @@ def _load(args: argparse.Namespace) -> Iterator[Loaded]:
             allow_deletions=getattr(args, "allow_deletions", None),
             drift=getattr(args, "drift", None),
         )
-        yield Loaded(source, config, prepare(source, config))
+        yield Loaded(source, config, prepare(source, config), origin(args.source), bool(args.ref))
 
 
-def _compute_plan(client: KestraClient, loaded: Loaded) -> Plan:
+def _compute_plan(client: KestraClient, loaded: Loaded, adopt: bool = False) -> Plan:
     live = read_for(client, loaded.desired, loaded.config)
-    return make_plan(loaded.desired, live, loaded.config, commit=loaded.source.commit)
+    return make_plan(loaded.desired, live, loaded.config, commit=loaded.source.commit,
+                     origin=loaded.origin, adopt=adopt)
+
+
+def _check_committed(args: argparse.Namespace, loaded: Loaded, output: Output) -> dict[str, bool]:
+    """Refuse files that differ from the commit (the history would claim the commit holds
+    them), unless --allow-dirty; what to add to the run's history record."""
+    if loaded.from_ref or loaded.source.commit is None:
+        return {}  # exactly a commit, or not a Git checkout (nothing claimed)
+    read = [f.path for f in loaded.source.flows.values()]
+    read += [f.path for f in loaded.source.files.values()]
+    if (Path(loaded.source.root) / CONFIG_FILE).is_file():
+        read.append(CONFIG_FILE)
+    changed = uncommitted(loaded.source.root, read)
+    if changed is None:
+        output.note("Warning: cannot tell whether SOURCE has uncommitted changes (no git "
+                    "command): the history records its commit as promoted")
+        return {}
+    if not changed:
+        return {}
+    shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    if not args.allow_dirty:
+        raise SettingsError(f"{len(changed)} file(s) the promotion reads differ from commit "
+                            f"{loaded.source.commit[:12]} ({shown}): commit them, or pass "
+                            "--allow-dirty (the history then records the run as dirty)")
+    output.note(f"Warning: promoting {len(changed)} uncommitted file(s) ({shown}); the history "
+                "records the run as dirty")
+    return {"dirty": True}
 
 
 def _progress(output: Output, total_hint: int) -> Progress:
@@ -348,15 +410,12 @@ def cmd_plan(args: argparse.Namespace, connection: Connection | None, output: Ou
     return EXIT_CHANGES if args.detailed_exitcode and not plan.is_empty else EXIT_OK
 
 
-def _saved_plan(path: str, connection: Connection, client: KestraClient) -> Plan:
+def _saved_plan(path: str, connection: Connection) -> Plan:
     plan, url, tenant = planfile.load(path)
     if (url, tenant) != (connection.url.rstrip("/"), connection.tenant):
         raise SettingsError(f"{path} was made for {url} (tenant {tenant}), not for "
                             f"{connection.url} (tenant {connection.tenant}): plan again")
-    live = read_live_state(client, plan.scope.flow_prefixes, plan.scope.file_namespaces,
-                           state_namespace=plan.scope.state_namespace, name=plan.name)
-    planfile.check_current(plan, live_hashes(live))
-    return plan
+    return plan  # apply_plan reads the target again and checks the plan against it
 
 
 def cmd_apply(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
@@ -364,15 +423,38 @@ def cmd_apply(args: argparse.Namespace, connection: Connection | None, output: O
     saved = args.source.endswith(".json") and os.path.isfile(args.source)
     with contextlib.ExitStack() as stack:
         client = stack.enter_context(connect(connection))
+        replan = None
         if saved:
-            plan = _saved_plan(args.source, connection, client)
+            plan, extra = _saved_plan(args.source, connection), {}
         else:
             loaded = stack.enter_context(_load(args))
-            plan = _compute_plan(client, loaded)
-        if output.format == "text":
-            output.write(report.render_plan_text(plan, color=output.color))
-        result = apply_plan(client, plan, on_progress=_progress(output, len(plan.pending)),
-                            trigger=args.trigger, ref=args.ref)
+            extra = _check_committed(args, loaded, output)
+            replan = functools.partial(_compute_plan, client, loaded, args.adopt)
+            plan = replan()
+
+        def show(plan: Plan, again: bool = False) -> None:
+            if again:  # edited on the target (in the UI, say) while this run planned
+                output.note("The target changed while the plan was made: planned again.")
+            if output.format == "text":
+                output.write(report.render_plan_text(plan, color=output.color))
+
+        show(plan)
+        plan, result = apply_locked(
+            client, plan, replan=replan, on_replan=lambda p: show(p, again=True),
+            holder=lock.default_holder(f"kestra-promote apply ({args.trigger})"),
+            lock_wait=args.lock_wait, on_progress=_progress(output, len(plan.pending)),
+            trigger=args.trigger, ref=args.ref, extra=extra)
+    _show_result(output, plan, result)
+    if result.interrupted:
+        output.note(f"Interrupted ({result.interrupted}): "
+                    + ("every change was reverted; the target is as it was." if
+                       not result.count(Status.NOT_REVERTED) else "see what could not be "
+                       "reverted above."))
+        return 143 if result.interrupted == "SIGTERM" else 130
+    return EXIT_OK if result.ok else EXIT_ERROR
+
+
+def _show_result(output: Output, plan: Plan, result: ApplyResult) -> None:
     if output.format == "json":
         output.json(report.result_to_dict(result))
     elif output.format == "markdown":
@@ -380,7 +462,18 @@ def cmd_apply(args: argparse.Namespace, connection: Connection | None, output: O
     elif result.outcomes or result.inventory is not None:
         output.write("\n" + report.render_result_text(result, color=output.color))
     output.step_summary(report.render_plan_markdown(plan, result=result))
-    return EXIT_OK if result.ok else EXIT_ERROR
+
+
+def cmd_unlock(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
+    if (why := check_namespace(args.state_namespace)) is not None:
+        raise SettingsError(f"--state-namespace: {why}")
+    with connect(_require(connection)) as client:
+        removed = lock.break_lock(client, args.state_namespace)
+    if removed is None:
+        output.write(f"No lock on the target (state namespace {args.state_namespace!r}).\n")
+    else:
+        output.write(f"Removed the lock held by {removed.describe(datetime.now(timezone.utc))}.\n")
+    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
@@ -417,8 +510,8 @@ def cmd_webhook(args: argparse.Namespace, connection: Connection | None, output:
     try:
         headers = json.loads(Path(args.headers).read_text(encoding="utf-8"))
         raw = Path(args.body).read_bytes()
-    except (OSError, ValueError) as exc:
-        raise SettingsError(f"cannot read the request: {exc}") from exc
+    except (OSError, ValueError, RecursionError) as exc:
+        raise SettingsError(f"cannot read the request: {type(exc).__name__}") from None
     if not isinstance(headers, dict):
         raise SettingsError(f"{args.headers} must hold a JSON object of headers")
     secret = args.secret or args.env.get("KESTRA_PROMOTE_WEBHOOK_SECRET")
@@ -458,7 +551,7 @@ def cmd_task(args: argparse.Namespace, connection: Connection | None, output: Ou
     return runtime.run_task(args.step, args.env, output.out)
 
 
-COMMANDS = {"bootstrap": cmd_bootstrap, "task": cmd_task, "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "status": cmd_status,
+COMMANDS = {"unlock": cmd_unlock, "bootstrap": cmd_bootstrap, "task": cmd_task, "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "status": cmd_status,
             "history": cmd_history, "webhook": cmd_webhook}
 
 
@@ -485,13 +578,27 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
                         format="%(levelname)s %(name)s: %(message)s", stream=output.err)
     for noisy in ("httpx", "httpcore"):  # our client logs each request itself, without headers
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    restore = None
+    if threading.current_thread() is threading.main_thread():
+        # a cancelled CI job or a killed task sends SIGTERM: stop like Ctrl-C, so that apply
+        # reverts what it wrote before the process ends
+        restore = signal.signal(signal.SIGTERM, _terminate)
     try:
         args.env = environ  # for commands that read settings of their own from the environment
         connection = connection_from(args, environ) if hasattr(args, "url") else None
+        for warning in connection.warnings() if connection else ():  # --insecure, clear text
+            output.note(f"Warning: {warning}")
         return COMMANDS[args.command](args, connection, output)
     except KestraPromoteError as error:
         _report_error(output, error)
         return EXIT_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:  # before anything was written, or after the revert
         output.note("Interrupted.")
-        return 130
+        return 143 if isinstance(interrupt, Interrupted) and interrupt.signum == 15 else 130
+    finally:
+        if restore is not None:
+            signal.signal(signal.SIGTERM, restore)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Interrupted(signum)

@@ -212,7 +212,7 @@ def rename_namespace(namespace: str, rename: Mapping[str, str]) -> str:
 
 
 def _key_text(key: str) -> str:
-    return key if _PLAIN_KEY.match(key) else json.dumps(key)
+    return key if _PLAIN_KEY.fullmatch(key) else json.dumps(key)
 
 
 def _newline(text: str) -> str:

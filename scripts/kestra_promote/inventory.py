@@ -30,6 +30,7 @@ def to_json(inventory: Inventory) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "name": inventory.name,
+        **({"origin": inventory.origin} if inventory.origin else {}),
         "flows": {f"{k.namespace}/{k.id}": _entry(v) for k, v in sorted(inventory.flows.items())},
         "files": {f"{k.namespace}:{k.path}": _entry(v) for k, v in sorted(inventory.files.items())},
         "history": list(inventory.history),
@@ -51,7 +52,9 @@ def from_json(data: Any, *, where: str) -> Inventory:
             namespace, _, path = text.partition(":")
             files[FileKey(namespace, path)] = Managed(entry["hash"], entry.get("commit"),
                                                       entry.get("path"))
-        return Inventory(str(data["name"]), flows, files, tuple(data.get("history", [])))
+        origin = data.get("origin")
+        return Inventory(str(data["name"]), flows, files, tuple(data.get("history", [])),
+                         str(origin) if origin else None)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise KestraError(
             f"the inventory {where} is not readable ({exc}); fix or delete that KV entry") from exc
@@ -60,7 +63,7 @@ def from_json(data: Any, *, where: str) -> Inventory:
 def with_run(inventory: Inventory, run: Mapping[str, Any]) -> Inventory:
     """The inventory with ``run`` appended to its history (keeping the newest runs)."""
     history = (*inventory.history, dict(run))[-HISTORY_LIMIT:]
-    return Inventory(inventory.name, inventory.flows, inventory.files, history)
+    return Inventory(inventory.name, inventory.flows, inventory.files, history, inventory.origin)
 
 
 def owner_of(key: FlowKey | FileKey, others: Mapping[str, Inventory]) -> str | None:

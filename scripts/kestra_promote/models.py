@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Union
+from typing import TYPE_CHECKING, Any, Mapping, Union
+
+if TYPE_CHECKING:
+    from .config import Config
 
 
 @dataclass(frozen=True, order=True)
@@ -122,6 +125,7 @@ class Inventory:
     flows: Mapping[FlowKey, Managed] = field(default_factory=dict)
     files: Mapping[FileKey, Managed] = field(default_factory=dict)
     history: tuple[Mapping[str, Any], ...] = ()
+    origin: str | None = None  # the repository (and folder) its objects are promoted from
 
     def managed(self, key: ObjectKey) -> Managed | None:
         table: Mapping[Any, Managed] = self.flows if isinstance(key, FlowKey) else self.files
@@ -156,6 +160,7 @@ class Action(str, enum.Enum):
     DRIFTED = "drifted"  # edited on the target since the last promotion, and left as it is
     ORPHANED = "orphaned"  # managed, no longer in Git, kept because prune is off
     UNMANAGED = "unmanaged"  # on the target only, never ours: reported, never touched
+    RELEASED = "released"  # managed until now, outside the settings' scope: no longer ours, kept
 
 
 WRITES = frozenset({Action.CREATE, Action.UPDATE, Action.DELETE})
@@ -171,6 +176,14 @@ class Reason(str, enum.Enum):
     DRIFT_REFUSED = "edited on the target since the last promotion (drift: fail)"
     PRUNE_OFF = "no longer in Git; would delete (pass --prune)"
     NOT_MANAGED = "on the target only; not managed by this source"
+    LEFT_GIT_DRIFTED = ("no longer in Git, and edited on the target since the last promotion; "
+                        "deleted (drift: overwrite)")
+    LEFT_GIT_DRIFT_KEPT = ("no longer in Git, but edited on the target since the last promotion; "
+                           "kept (drift: keep)")
+    LEFT_GIT_DRIFT_REFUSED = ("no longer in Git, but edited on the target since the last "
+                              "promotion (drift: fail)")
+    LEFT_SCOPE = ("outside namespaces.include now: released from management, left on the target "
+                  "as it is")
 
 
 @dataclass(frozen=True)
@@ -213,6 +226,9 @@ class Plan:
     managed_after: Inventory | None = None
     refusals: tuple[str, ...] = ()
     warnings: tuple[Problem, ...] = ()
+    # the policies it was planned under, checked again against the target right before writing
+    config: Config | None = None
+    source_objects: int = 0  # flows and files in the source (an empty one never prunes)
 
     @property
     def pending(self) -> tuple[Change, ...]:
@@ -244,6 +260,8 @@ class Outcome:
     change: Change
     status: Status
     message: str = ""
+    # NOT_REVERTED: what the target held before this run, in full, for a person to restore
+    previous: str | bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -255,6 +273,7 @@ class ApplyResult:
     warnings: tuple[Problem, ...] = field(default_factory=tuple)  # from the target's validation
     inventory: Status | None = None  # None: no inventory write was needed
     inventory_message: str = ""
+    interrupted: str = ""  # the signal that stopped the run ("SIGINT", "SIGTERM"), if any
 
     @property
     def ok(self) -> bool:

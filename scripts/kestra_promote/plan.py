@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import yaml
 
@@ -37,6 +37,7 @@ from .models import (
     sort_key,
 )
 from .order import topological
+from .textsafe import safe_text
 
 PROMOTION_LABEL = "kestra-promote.role"  # carried by the flows that run the promotion itself
 
@@ -61,13 +62,18 @@ def diff(before: str, after: str, *, before_name: str, after_name: str) -> str:
                    for line in lines)
 
 
+def _name(value: object) -> str:
+    """A name on one line of a diff header: a newline in a file name must not add a diff line."""
+    return safe_text(str(value), one_line=True)
+
+
 def _file_diff(key: FileKey, before: bytes, after: bytes, path: str | None) -> str:
     try:
         old, new = before.decode("utf-8"), after.decode("utf-8")
     except UnicodeDecodeError:
-        return f"Binary file {key} changed ({len(before)} -> {len(after)} bytes)\n"
+        return f"Binary file {_name(key)} changed ({len(before)} -> {len(after)} bytes)\n"
     lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
-                                 fromfile=f"target: {key}", tofile=f"git: {path}")
+                                 fromfile=f"target: {_name(key)}", tofile=f"git: {_name(path)}")
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
@@ -105,7 +111,8 @@ def _hash(content: str | bytes) -> str:
 
 def _update_diff(key: ObjectKey, before: str | bytes, after: str | bytes, path: str | None) -> str:
     if isinstance(before, str) and isinstance(after, str):
-        return diff(before, after, before_name=f"target: {key}", after_name=f"git: {path}")
+        return diff(before, after, before_name=f"target: {_name(key)}",
+                    after_name=f"git: {_name(path)}")
     assert isinstance(key, FileKey) and isinstance(before, bytes) and isinstance(after, bytes)
     return _file_diff(key, before, after, path)
 
@@ -133,9 +140,17 @@ def decide(
             return Change(key, Action.UPDATE, Reason.DRIFT_OVERWRITTEN, before, after, path, text)
         return Change(key, Action.UPDATE, Reason.CHANGED_IN_GIT, before, after, path, text)
     if have is not None and managed is not None:
-        if prune:
-            return Change(key, Action.DELETE, Reason.LEFT_GIT, before, None, path)
-        return Change(key, Action.ORPHANED, Reason.PRUNE_OFF, before, None, path)
+        if not prune:
+            return Change(key, Action.ORPHANED, Reason.PRUNE_OFF, before, None, path)
+        assert before is not None
+        if managed.hash != _hash(before):  # hotfixed on the target, then removed from Git
+            if drift == "keep":
+                return Change(key, Action.DRIFTED, Reason.LEFT_GIT_DRIFT_KEPT, before, None, path)
+            if drift == "fail":
+                return Change(key, Action.DRIFTED, Reason.LEFT_GIT_DRIFT_REFUSED, before, None,
+                              path)
+            return Change(key, Action.DELETE, Reason.LEFT_GIT_DRIFTED, before, None, path)
+        return Change(key, Action.DELETE, Reason.LEFT_GIT, before, None, path)
     if have is not None and in_scope:
         return Change(key, Action.UNMANAGED, Reason.NOT_MANAGED, before, None, None)
     return None  # only in the inventory (deleted by hand and left Git), or out of scope
@@ -155,24 +170,31 @@ def _labels(source: str) -> dict[str, object]:
     return labels if isinstance(labels, dict) else {}
 
 
-def refusals(changes: list[Change], desired: Desired, config: Config,
-             others: Mapping[str, Inventory]) -> list[str]:
-    """Reasons to refuse the whole plan: nothing is written when there is any."""
+def refusals(changes: Sequence[Change], *, source_empty: bool, config: Config,
+             others: Mapping[str, Inventory], own: Inventory | None) -> list[str]:
+    """Reasons to refuse the whole plan: nothing is written when there is any.
+
+    Checked when a plan is made and again, against the target as it is then, when a saved plan
+    is applied: a plan file edited by hand cannot delete what this source does not manage."""
     found = []
     for change in changes:
-        if change.action is Action.DRIFTED and change.reason is Reason.DRIFT_REFUSED:
+        if change.action is Action.DRIFTED and change.reason in (Reason.DRIFT_REFUSED,
+                                                                 Reason.LEFT_GIT_DRIFT_REFUSED):
             found.append(f"{change.key} was edited on the target since the last promotion "
                          "(drift: fail): review the diff, then run with --drift overwrite or keep")
-        if change.action in (Action.CREATE, Action.UPDATE, Action.UNCHANGED):
+        if change.action in (Action.CREATE, Action.UPDATE, Action.UNCHANGED, Action.DELETE):
             owner = owner_of(change.key, others)
             if owner is not None:
                 found.append(f"{change.key} is managed by the promotion source {owner!r} "
                              f"(KV {kv_key(owner)}): an object belongs to one source; remove it "
                              "from one of them")
+        if change.action is Action.DELETE and (own is None or own.managed(change.key) is None):
+            found.append(f"delete refused for {change.key}: this source ({config.name!r}) does "
+                         "not manage it")
     deletions = [c for c in changes if c.action is Action.DELETE]
     if not deletions:
         return found
-    if not desired.flows and not desired.files:
+    if source_empty:
         found.append(f"prune refused: the source holds no flows or files, so all {len(deletions)} "
                      "managed object(s) would be deleted; check the checkout and the 'flows' "
                      "setting")
@@ -229,7 +251,7 @@ def order_changes(changes: list[Change], desired: Desired) -> tuple[list[Change]
 
 
 def _managed_after(changes: list[Change], before: Inventory | None, name: str,
-                   commit: str | None) -> Inventory:
+                   commit: str | None, origin: str | None) -> Inventory:
     flows: dict[FlowKey, Managed] = {}
     files: dict[FileKey, Managed] = {}
     for change in changes:
@@ -241,11 +263,27 @@ def _managed_after(changes: list[Change], before: Inventory | None, name: str,
             table[change.key] = old if same else Managed(_hash(change.after), commit, change.path)
         elif change.action in (Action.DRIFTED, Action.ORPHANED) and old is not None:
             table[change.key] = old  # still ours, still as it was recorded
-    return Inventory(name, flows, files, before.history if before else ())
+    return Inventory(name, flows, files, before.history if before else (),
+                     origin or (before.origin if before else None))
 
 
-def plan(desired: Desired, live: LiveState, config: Config, *, commit: str | None = None) -> Plan:
-    """The changes that make the target match ``desired``, under ``config``'s policies."""
+def origin_refusal(inventory: Inventory | None, origin: str | None, adopt: bool) -> str | None:
+    """Why this run may not use the inventory of another repository (None: it may)."""
+    if adopt or inventory is None or not inventory.origin or not origin:
+        return None  # a first run, an inventory older than origins, or a folder outside Git
+    if inventory.origin == origin:
+        return None
+    return (f"the inventory {kv_key(inventory.name)} holds objects promoted from "
+            f"{inventory.origin}, and this run promotes {origin}: give this repository its own "
+            "`name` in kestra-promote.yml (or --name), or pass --adopt to take these objects over")
+
+
+def plan(desired: Desired, live: LiveState, config: Config, *, commit: str | None = None,
+         origin: str | None = None, adopt: bool = False) -> Plan:
+    """The changes that make the target match ``desired``, under ``config``'s policies.
+
+    ``origin``: where the source comes from (see ``origin.origin``); a run from another origin
+    than the inventory records is refused, unless ``adopt``."""
     inventory = live.inventory
     managed_flows = set(inventory.flows) if inventory else set()
     managed_files = set(inventory.files) if inventory else set()
@@ -266,16 +304,29 @@ def plan(desired: Desired, live: LiveState, config: Config, *, commit: str | Non
     ]
     for wanted, present, recorded in tables:
         for key in pair(wanted, present, recorded):
+            if key in recorded and key not in wanted and isinstance(key, FlowKey) and \
+                    not config.includes(key.namespace):
+                # narrowing the scope lets go of what was managed: it never deletes it
+                have = present.get(key)
+                changes.append(Change(key, Action.RELEASED, Reason.LEFT_SCOPE,
+                                      have.source if have else None, None,
+                                      recorded[key].path))
+                continue
             change = decide(key, wanted.get(key), present.get(key), recorded.get(key),
                             drift=config.drift, prune=config.prune, in_scope=in_scope(key))
             if change is not None:
                 changes.append(change)
 
-    refused = refusals(changes, desired, config, live.others)
+    refused = refusals(changes, source_empty=not desired.flows and not desired.files,
+                       config=config, others=live.others, own=inventory)
+    if (why := origin_refusal(inventory, origin, adopt)) is not None:
+        refused.insert(0, why)
     ordered, cycle_warnings = order_changes(changes, desired)
-    after = _managed_after(ordered, inventory, config.name, commit)
-    before = (inventory.flows, inventory.files) if inventory else ({}, {})
-    needs_inventory = any(c.writes for c in ordered) or (after.flows, after.files) != before
+    after = _managed_after(ordered, inventory, config.name, commit, origin)
+    before = ((inventory.flows, inventory.files, inventory.origin) if inventory
+              else ({}, {}, None))
+    needs_inventory = any(c.writes for c in ordered) or \
+        (after.flows, after.files, after.origin) != before
     hashes = live_hashes(live)
     warnings = (*desired.warnings, *(Problem(w) for w in cycle_warnings),
                 *(Problem(f"{c.key}: {c.reason.value}", c.path) for c in ordered
@@ -284,5 +335,6 @@ def plan(desired: Desired, live: LiveState, config: Config, *, commit: str | Non
         changes=tuple(ordered), commit=commit, name=config.name,
         live_fingerprint=fingerprint(hashes), live_hashes=hashes, scope=live.scope,
         inventory_before=inventory, managed_after=after if needs_inventory else None,
-        refusals=tuple(refused), warnings=tuple(warnings),
+        refusals=tuple(refused), warnings=tuple(warnings), config=config,
+        source_objects=len(desired.flows) + len(desired.files),
     )

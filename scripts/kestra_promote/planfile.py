@@ -1,19 +1,25 @@
 """Saved plans: `plan --out plan.json` writes one, `apply plan.json` applies exactly it.
 
 The file holds every change with the content to write and the content it replaces, the hashes
-of everything the plan was computed against, and the target it was made for. Applying it first
-reads the target again and refuses when anything in scope differs.
+of everything the plan was computed against, the policies it was planned under, the target it
+was made for, and a digest of all that. Applying it refuses a file whose digest does not match
+(edited since `plan` wrote it), then reads the target again and refuses when anything in scope
+differs or when a safeguard refuses a change against the target as it is then (apply_plan).
+The file is written readable by its owner only: it holds flow sources.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
 from . import inventory as inv
-from .errors import SettingsError, StalePlan
+from .config import Config
+from .errors import SettingsError
 from .models import (
     Action,
     Change,
@@ -26,7 +32,9 @@ from .models import (
     Scope,
 )
 
-FORMAT = "kestra-promote/plan/1"
+FORMAT = "kestra-promote/plan/2"
+_POLICY = ("name", "prune", "max_deletions", "allow_deletions", "protected_namespaces", "drift",
+           "include", "state_namespace")
 
 
 def _encode(value: str | bytes | None) -> dict[str, str] | None:
@@ -73,21 +81,48 @@ def dump(plan: Plan, *, url: str, tenant: str) -> dict[str, Any]:
         "managed_after": inv.to_json(plan.managed_after) if plan.managed_after else None,
         "refusals": list(plan.refusals),
         "warnings": [w.message for w in plan.warnings],
+        "policy": _policy(plan.config or Config(name=plan.name)),
+        "source_objects": plan.source_objects,
         "changes": changes,
     }
 
 
+def _policy(config: Config) -> dict[str, Any]:
+    values = {k: getattr(config, k) for k in _POLICY}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+def _digest(data: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in data.items() if k != "digest"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def save(plan: Plan, path: str, *, url: str, tenant: str) -> None:
-    Path(path).write_text(json.dumps(dump(plan, url=url, tenant=tenant), indent=1) + "\n",
-                          encoding="utf-8")
+    data = dump(plan, url=url, tenant=tenant)
+    data["digest"] = _digest(data)
+    text = json.dumps(data, indent=1) + "\n"
+    # owner only: the file holds flow sources (and what a reviewer approved)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT
+        handle.write(text)
 
 
 def load(path: str) -> tuple[Plan, str, str]:
     """(plan, target URL, tenant) from a saved plan file."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("format") != FORMAT:
-            raise ValueError(f"not a saved kestra-promote plan (format {data.get('format')!r})")
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            found = data.get("format") if isinstance(data, dict) else None
+            raise ValueError(f"not a saved kestra-promote plan of this version (format "
+                             f"{found!r}): plan again")
+        if data.get("digest") != _digest(data):
+            raise ValueError("its content does not match what `plan` wrote (edited since?): "
+                             "nothing was written; plan again")
+        policy = data["policy"]
+        config = Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in policy.items()
+                           if k in _POLICY})
         changes = tuple(
             Change(_key(c), Action(c["action"]), Reason[c["reason"]], _decode(c["before"]),
                    _decode(c["after"]), c.get("path"), c.get("diff") or "")
@@ -104,17 +139,8 @@ def load(path: str) -> tuple[Plan, str, str]:
             managed_after=inv.from_json(data["managed_after"], where=where)
             if data["managed_after"] else None,
             refusals=tuple(data["refusals"]), warnings=tuple(Problem(w) for w in data["warnings"]),
+            config=config, source_objects=int(data["source_objects"]),
         )
         return plan, data["target"]["url"], data["target"]["tenant"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SettingsError(f"cannot read saved plan {path}: {exc}") from exc
-
-
-def check_current(plan: Plan, live_hashes: Mapping[str, str]) -> None:
-    """Raise StalePlan, naming what changed, unless the target is as the plan saw it."""
-    changed = sorted(k for k in set(plan.live_hashes) | set(live_hashes)
-                     if plan.live_hashes.get(k) != live_hashes.get(k))
-    if changed:
-        shown = ", ".join(changed[:10]) + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
-        raise StalePlan(f"the target changed since the plan was made ({shown}); nothing was "
-                        "written: run plan again")

@@ -21,19 +21,23 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping, TextIO
 
-from . import report, webhook
-from .apply import apply_plan, ensure_allowed, ensure_valid
+from . import gitremote, lock, report, webhook
+from .apply import Interrupted, apply_locked, ensure_allowed, ensure_valid
 from .client import Connection, connect
 from .desired import prepare
-from .errors import KestraPromoteError, SettingsError
+from .errors import KestraPromoteError, NotFound, SettingsError
 from .live import namespace_tree, read_for
 from .models import Plan
+from .origin import origin
 from .plan import plan as make_plan
 from .source import check_namespace, read_source
+from .textsafe import safe_text
 
 
 class Emitter:
@@ -82,7 +86,9 @@ class Emitter:
             self._line({"logs": [{"level": level, "message": message}]})
 
     def text(self, text: str) -> None:
-        """Lines for people, logged by Kestra as they are."""
+        """Lines for people, logged by Kestra as they are: never a marker line, never a control
+        character (text from Git or the target must not set outputs or split lines)."""
+        text = safe_text(text)
         self.out.write(text if text.endswith("\n") else text + "\n")
         self.out.flush()
 
@@ -110,7 +116,7 @@ def _read(path: str | None) -> bytes | None:
     return data if data.strip() else None
 
 
-_COMMIT = re.compile(r"[0-9a-f]{7,40}")
+_COMMIT = re.compile(r"[0-9a-fA-F]{7,40}")
 
 
 def classify_ref(ref: str, target: webhook.Target) -> tuple[str, str]:
@@ -121,7 +127,7 @@ def classify_ref(ref: str, target: webhook.Target) -> tuple[str, str]:
     if not webhook.valid_ref_name(ref):
         raise SettingsError(f"{ref!r} is not a valid Git ref name")
     if _COMMIT.fullmatch(ref):
-        return "commit", ref
+        return "commit", ref.lower()
     for prefix, kind in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
         if ref.startswith(prefix):
             return kind, ref[len(prefix):]
@@ -130,45 +136,94 @@ def classify_ref(ref: str, target: webhook.Target) -> tuple[str, str]:
     return ("branch", ref) if ref == target.branch else ("tag", ref)
 
 
+DELIVERIES_KEY = "kestra-promote-deliveries"
+DELIVERIES_KEPT = 200
+
+
+def _replayed(env: Mapping[str, str], headers: Mapping[str, str]) -> str | None:
+    """The delivery id when it was received before (recorded in KV; None: new, or no id)."""
+    delivery = webhook.delivery_id(headers)
+    if delivery is None or not _text(env, "KESTRA_URL"):
+        return None
+    namespace = _text(env, "KP_DELIVERIES_NAMESPACE") or "system"
+    with connect(_connection(env)) as client:
+        try:
+            seen = client.kv_get(namespace, DELIVERIES_KEY)
+        except NotFound:
+            seen = []
+        seen = [s for s in seen if isinstance(s, str)] if isinstance(seen, list) else []
+        if delivery in seen:
+            return delivery
+        client.kv_put(namespace, DELIVERIES_KEY, (seen + [delivery])[-DELIVERIES_KEPT:],
+                      description="kestra-promote: webhook deliveries already received")
+    return None
+
+
+def _newest_tag(env: Mapping[str, str], pattern: str) -> str | None:
+    """The newest tag matching ``pattern``, as the repository lists its tags now."""
+    url = _text(env, "KP_REPO_URL")
+    if not url:
+        raise SettingsError("KP_REPO_URL is not set: the flows read it from promote_repo_url")
+    tags = gitremote.list_tags(url, username=_text(env, "KP_GIT_USERNAME"),
+                               password=_text(env, "KP_GIT_PASSWORD"))
+    return gitremote.newest_tag([t for t in tags if webhook.valid_ref_name(t)], pattern)
+
+
 def task_decide(env: Mapping[str, str], emit: Emitter) -> int:
-    """Decide whether this execution promotes, and what to clone (``kind`` and ``checkout``)."""
+    """Decide whether this execution promotes, and what to clone (``kind`` and ``checkout``).
+
+    A request never chooses what is promoted: a webhook only says "look again"; the promotion
+    then takes the followed branch's head (cloning it) or, when following tags, the newest
+    matching tag as the repository lists it. Only a person (the ``ref`` input) picks a ref."""
     trigger = _text(env, "KP_TRIGGER") or "manual"
-    ref = _text(env, "KP_REF")
+    ref = (env.get("KP_REF") or "").strip()  # as typed: "default" may be a tag's name
     target = webhook.Target(branch=_text(env, "KP_BRANCH") or "main", tags=_text(env, "KP_TAGS"))
     if target.tags:
         target = webhook.Target(branch=None, tags=target.tags)
-    kind, checkout = "", ""
+    Decision = webhook.Decision
     if trigger == "webhook":
-        raw_headers = _read(env.get("KP_WEBHOOK_HEADERS"))
-        headers = json.loads(raw_headers) if raw_headers else {}
-        body_text = _read(env.get("KP_WEBHOOK_BODY"))
-        body = json.loads(body_text) if body_text else None
+        headers = webhook.parse_json(_read(env.get("KP_WEBHOOK_HEADERS")))
+        headers = webhook.normalize_headers(headers if isinstance(headers, dict) else {})
+        body = webhook.parse_json(_read(env.get("KP_WEBHOOK_BODY")))
         # Kestra passes the parsed body only, never its bytes: signatures cannot be verified here
-        decision = webhook.decide(
-            headers if isinstance(headers, dict) else {}, body, target=target,
-            secret=_text(env, "KP_WEBHOOK_SECRET"),
-            require_signature=bool(_flag(env, "KP_REQUIRE_SIGNATURE")))
-        if decision.ref and decision.ref.startswith("refs/tags/"):
-            kind, checkout = "tag", decision.checkout or ""
-        elif target.branch:
-            kind, checkout = "branch", target.branch
+        decision = webhook.decide(headers, body, target=target,
+                                  secret=_text(env, "KP_WEBHOOK_SECRET"),
+                                  require_signature=bool(_flag(env, "KP_REQUIRE_SIGNATURE")))
+        if decision.decision == "sync" and (replay := _replayed(env, headers)) is not None:
+            decision = Decision("ignore", f"delivery {replay} was received before: a replay "
+                                "changes nothing", decision.provider, decision.event)
     elif ref:
         kind, checkout = classify_ref(ref, target)
-        decision = webhook.Decision("sync", f"{trigger} run of {kind} {checkout!r}", "kestra",
-                                    trigger, ref)
-    elif target.tags:
-        verdict = "ignore" if trigger == "schedule" else "reject"
-        decision = webhook.Decision(verdict, f"this promotion follows {target.describe()}: "
-                                    "give the tag to promote in the 'ref' input", "kestra", trigger)
+        decision = Decision("sync", f"{trigger} run of {kind} {checkout!r}", "kestra", trigger,
+                            ref)
+        return _decided(emit, decision, trigger, kind, checkout)
     else:
-        kind, checkout = "branch", target.branch or "main"
-        decision = webhook.Decision("sync", f"{trigger} run of branch {target.branch!r}", "kestra",
-                                    trigger, f"refs/heads/{target.branch}")
+        decision = Decision("sync", f"{trigger} run of {target.describe()}", "kestra", trigger)
+    if decision.decision != "sync":
+        return _decided(emit, decision, trigger, "", "")
+    if not target.tags:
+        return _decided(emit, decision, trigger, "branch", target.branch or "main")
+    newest = _newest_tag(env, target.tags)
+    if newest is None:
+        verdict = "reject" if trigger == "manual" else "ignore"
+        return _decided(emit, Decision(verdict, f"no tag of the repository matches "
+                                       f"{target.tags!r}: nothing to promote", decision.provider,
+                                       decision.event), trigger, "", "")
+    note = f"{decision.reason}; the newest tag matching {target.tags!r} is {newest!r}"
+    return _decided(emit, Decision("sync", note, decision.provider, decision.event,
+                                   f"refs/tags/{newest}", None, decision.verified),
+                    trigger, "tag", newest)
+
+
+def _decided(emit: Emitter, decision: webhook.Decision, trigger: str, kind: str,
+             checkout: str) -> int:
     synced = decision.decision == "sync"
     values = {**decision.to_dict(), "trigger": trigger, "kind": kind if synced else "",
               "checkout": checkout if synced else ""}
     emit.outputs({k: ("" if v is None else v) for k, v in values.items()})
     level = {"sync": "INFO", "ignore": "INFO", "reject": "ERROR"}[decision.decision]
+    if synced and trigger == "webhook" and not decision.verified:
+        level = "WARN"  # promoted on the URL key alone: say so where people look
     emit.log(level, f"{decision.decision}: {decision.reason}")
     return 1 if decision.decision == "reject" else 0
 
@@ -197,20 +252,26 @@ def task_promote(env: Mapping[str, str], emit: Emitter, *, workdir: Path) -> int
     if mode not in ("plan", "apply", "status"):
         raise SettingsError(f"KP_MODE must be plan, apply or status, not {mode!r}")
     allow = _text(env, "KP_ALLOW_DELETIONS")
-    source = read_source(workdir / (_text(env, "KP_SOURCE") or "repo"),
-                         config_file=_text(env, "KP_CONFIG"))
+    folder = workdir / (_text(env, "KP_SOURCE") or "repo")
+    source = read_source(folder, config_file=_text(env, "KP_CONFIG"))
     config = source.config.with_overrides(
         prune=_flag(env, "KP_PRUNE"), drift=_text(env, "KP_DRIFT"),
         allow_deletions=int(allow) if allow else None)
     desired = prepare(source, config)
-    with connect(_connection(env)) as client:
-        live = read_for(client, desired, config)
-        plan = make_plan(desired, live, config, commit=source.commit)
+    connection = _connection(env)
+    for warning in connection.warnings():  # --insecure and clear-text credentials, as the CLI
+        emit.log("WARN", warning)
+    with connect(connection) as client:
+        def replan() -> Plan:
+            live = read_for(client, desired, config)
+            return make_plan(desired, live, config, commit=source.commit, origin=origin(folder),
+                             adopt=bool(_flag(env, "KP_ADOPT")))
+
+        plan = replan()
         if mode == "status":
             text = report.render_status_text(plan)
             emit.text(text)
-            _write_reports(workdir, f"### Promotion status of `{plan.name}`\n\n```\n{text}```\n",
-                           report.plan_to_dict(plan))
+            _write_reports(workdir, report.render_status_markdown(plan), report.plan_to_dict(plan))
             emit.outputs({"action": "status", "ok": True, "commit": plan.commit or "",
                           "out_of_sync": len(report.out_of_sync(plan)), **_counts(plan)})
             return 0
@@ -227,8 +288,15 @@ def task_promote(env: Mapping[str, str], emit: Emitter, *, workdir: Path) -> int
                           "commit": plan.commit or "", **_counts(plan)})
             emit.log("INFO", report.summary_line(plan))
             return 0
-        result = apply_plan(client, plan, trigger=_text(env, "KP_TRIGGER") or "kestra",
-                            ref=_text(env, "KP_REF"))
+
+        def planned_again(plan: Plan) -> None:
+            emit.log("WARN", "the target changed while the plan was made: planned again")
+            emit.text(report.render_plan_text(plan))
+
+        plan, result = apply_locked(
+            client, plan, replan=replan, on_replan=planned_again,
+            holder=_text(env, "KP_HOLDER") or lock.default_holder("kestra-promote task"),
+            trigger=_text(env, "KP_TRIGGER") or "kestra", ref=_text(env, "KP_REF"))
     emit.text(report.render_result_text(result))
     _write_reports(workdir, report.render_plan_markdown(plan, result=result),
                    report.result_to_dict(result))
@@ -240,6 +308,8 @@ def task_promote(env: Mapping[str, str], emit: Emitter, *, workdir: Path) -> int
                   "no-changes" if result.ok else "failed",
                   "ok": result.ok, "commit": plan.commit or "", **_counts(plan)})
     emit.log("INFO" if result.ok else "ERROR", report.result_summary(result))
+    if result.interrupted:
+        return 143 if result.interrupted == "SIGTERM" else 130
     return 0 if result.ok else 1
 
 
@@ -260,13 +330,51 @@ TASKS: dict[str, Callable[..., int]] = {"decide": task_decide, "promote": task_p
                                         "namespaces": task_namespaces}
 
 
+class _KestraLogHandler(logging.Handler):
+    """The package's own log records (``kestra_promote.*``) as Kestra log lines at their level:
+    a plain line would be logged by Kestra at INFO (stdout) or ERROR (stderr), whatever it says."""
+
+    _LEVELS = {logging.DEBUG: "DEBUG", logging.INFO: "INFO", logging.WARNING: "WARN",
+               logging.ERROR: "ERROR", logging.CRITICAL: "ERROR"}
+
+    def __init__(self, emit: Emitter) -> None:
+        super().__init__(level=logging.WARNING)
+        self.emit_to = emit
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = self._LEVELS.get(record.levelno, "ERROR" if record.levelno > 40 else "INFO")
+        try:
+            self.emit_to.log(level, f"{record.name}: {record.getMessage()}")
+        except Exception:  # a log line must never fail the task
+            self.handleError(record)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # Kestra stops a task (kill, timeout) with SIGTERM: let apply revert what it wrote first
+    raise Interrupted(signum)
+
+
 def run_task(name: str, env: Mapping[str, str], out: TextIO | None = None,
              workdir: Path | None = None) -> int:
     """Run one task; errors become an ERROR log, a report and exit code 1 (task FAILED)."""
     emit = Emitter(out or sys.stdout)
     folder = workdir or Path.cwd()
-    logging.basicConfig(level=logging.WARNING, stream=sys.stdout,
-                        format="%(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    for handler in saved[0]:
+        root.removeHandler(handler)
+    root.addHandler(_KestraLogHandler(emit))
+    root.setLevel(logging.WARNING)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _run(name, env, emit, folder)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+
+
+def _run(name: str, env: Mapping[str, str], emit: Emitter, folder: Path) -> int:
     try:
         if name == "promote":
             return task_promote(env, emit, workdir=folder)
@@ -281,3 +389,6 @@ def run_task(name: str, env: Mapping[str, str], out: TextIO | None = None,
                       "error": str(error)})
         emit.log("ERROR", f"kestra-promote: {error}")
         return 1
+    except KeyboardInterrupt as interrupt:  # before anything was written
+        emit.log("ERROR", "kestra-promote: interrupted before any write; nothing was written")
+        return 143 if isinstance(interrupt, Interrupted) and interrupt.signum == 15 else 130

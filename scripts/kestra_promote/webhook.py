@@ -24,14 +24,18 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 ZERO_SHA = "0" * 40
-# git check-ref-format, in short: no control characters, spaces or ~^:?*[\\, no "..", "@{", "//",
-# no leading or trailing "/" or ".", no ".lock" ending
-_BAD_REF = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|^[/.]|[/.]$|\.lock$")
+# What a branch or tag name may be here: git check-ref-format's rules (no "..", no component
+# starting with "." or ending with ".lock", no "@{", no empty component), on a safe alphabet
+# (refs reach git Clone and Kestra properties: no spaces, quotes, braces or control characters)
+_REF_CHARS = re.compile(r"[A-Za-z0-9._/+-]{1,255}")
 
 
 def valid_ref_name(ref: str) -> bool:
     """Whether ``ref`` can name a Git branch or tag (what reaches git Clone must)."""
-    return bool(ref) and _BAD_REF.search(ref) is None
+    if not _REF_CHARS.fullmatch(ref) or ".." in ref or ref == "@":
+        return False
+    return all(part and not part.startswith(".") and not part.endswith(".lock")
+               for part in ref.split("/"))
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,33 @@ class Target:
         return f"tags matching {self.tags!r}" if self.tags is not None else f"branch {self.branch!r}"
 
 
+# The id each provider gives a delivery (kept when it retries or when a person redelivers it)
+DELIVERY_HEADERS = ("x-github-delivery", "x-gitea-delivery", "x-forgejo-delivery",
+                    "x-gogs-delivery", "idempotency-key", "x-gitlab-event-uuid",
+                    "x-request-uuid", "x-request-id")
+_DELIVERY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def delivery_id(headers: Mapping[str, str]) -> str | None:
+    """The delivery's id (normalised headers), when the provider sends a usable one."""
+    for name in DELIVERY_HEADERS:
+        value = headers.get(name, "").strip()
+        if value and _DELIVERY.fullmatch(value):
+            return f"{name}:{value}"
+    return None
+
+
+def parse_json(data: bytes | str | None) -> Any:
+    """JSON from a request, or None for anything that is not JSON a promotion could read: bad
+    syntax, bad encoding, or nesting deep enough to exhaust the parser (a RecursionError)."""
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+
+
 def normalize_headers(headers: Mapping[str, Any]) -> dict[str, str]:
     """Lower-case names, first value of lists (Kestra passes each header as a list)."""
     flat = {}
@@ -84,8 +115,17 @@ def normalize_headers(headers: Mapping[str, Any]) -> dict[str, str]:
     return flat
 
 
+_EVENT = re.compile(r"[A-Za-z0-9 :_.-]{1,64}")
+
+
 def detect_provider(headers: Mapping[str, str], body: Any) -> tuple[str, str]:
-    """(provider, event name) from the headers (already normalised)."""
+    """(provider, event name) from the headers (already normalised); an event name that is not
+    a plain word is reported as "unknown", never echoed."""
+    provider, event = _detect(headers, body)
+    return provider, event if not event or _EVENT.fullmatch(event) else "unknown"
+
+
+def _detect(headers: Mapping[str, str], body: Any) -> tuple[str, str]:
     # Gitea, Forgejo and Gogs also send GitHub's headers: look at theirs first
     for provider in ("forgejo", "gitea", "gogs"):
         if f"x-{provider}-event" in headers:
@@ -146,13 +186,31 @@ def _check_signature(name: str, prefix: str, sent: str, raw: bytes | None, secre
     return False, f"{name} does not match the body and the configured secret"
 
 
+def _signature(provider: str, headers: Mapping[str, str]) -> tuple[str, str, str] | None:
+    """(header, prefix, value) of the signature the request carries, if any."""
+    location = SIGNATURE_HEADERS.get(provider)
+    if location is None:
+        return None
+    name, prefix = location
+    # Gitea and Forgejo also send GitHub's header; some versions send only that one
+    if provider in ("gitea", "forgejo") and not headers.get(name.lower()) and \
+            headers.get("x-hub-signature-256"):
+        name, prefix = SIGNATURE_HEADERS["github"]
+    sent = headers.get(name.lower(), "")
+    if not sent or sent == prefix:  # Gitea sends an empty digest when it has no secret
+        return None
+    return name, prefix, sent
+
+
 def verify(provider: str, headers: Mapping[str, str], raw: bytes | None,
            secret: str | None, *, require: bool = False) -> tuple[bool | None, str]:
     """(True: verified, False: rejected, None: not checked) and why.
 
-    With a secret configured, a request that carries neither its token nor its signature is
-    rejected (the provider is not configured with the secret, or the request is forged), and so
-    is a request from no known provider. ``require``: reject what cannot be verified."""
+    With a secret configured: a provider that can send the secret as a header (GitLab, Gitea,
+    Forgejo) must send it, whatever else it sends, unless the raw body is there to verify a
+    signature; a provider that can only sign is verified when the raw body is there, and
+    otherwise accepted on the URL key alone (said so), unless ``require``; a request without
+    either, or from no known provider, is rejected."""
     if not secret:
         if require:
             return False, "verification is required but no secret is configured"
@@ -160,20 +218,15 @@ def verify(provider: str, headers: Mapping[str, str], raw: bytes | None,
     token_name = TOKEN_HEADERS.get(provider)
     if token_name and headers.get(token_name.lower()):
         return _check_token(token_name, headers[token_name.lower()], secret)
-    location = SIGNATURE_HEADERS.get(provider)
-    if location is not None:
-        name, prefix = location
-        # Gitea and Forgejo also send GitHub's header; some versions send only that one
-        if provider in ("gitea", "forgejo") and not headers.get(name.lower()) and \
-                headers.get("x-hub-signature-256"):
-            name, prefix = SIGNATURE_HEADERS["github"]
-        sent = headers.get(name.lower(), "")
-        if sent and sent != prefix:  # Gitea sends an empty digest when it has no secret
-            return _check_signature(name, prefix, sent, raw, secret, require)
-    expected = " or ".join(filter(None, (token_name, location[0] if location else None)))
+    signature = _signature(provider, headers)
+    if signature is not None and (raw is not None or token_name is None):
+        name, prefix, sent = signature
+        return _check_signature(name, prefix, sent, raw, secret, require)
     if provider in ("generic", "unknown"):
         return False, ("a secret is configured, but the request comes from no known Git provider "
                        "and carries nothing to check it against")
+    location = SIGNATURE_HEADERS.get(provider)
+    expected = token_name or (location[0] if location else "a token")
     return False, f"{expected} is missing but a secret is configured"
 
 
@@ -226,15 +279,9 @@ def decide(
     """What to do with one webhook request (``body`` parsed, or ``raw`` bytes, or both)."""
     flat = normalize_headers(headers)
     if body is None and raw is not None:
-        try:
-            body = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            body = None
+        body = parse_json(raw)
     if isinstance(body, str):
-        try:
-            body = json.loads(body)
-        except ValueError:
-            body = None
+        body = parse_json(body)
     provider, event = detect_provider(flat, body)
     checked, why = verify(provider, flat, raw, secret, require=require_signature)
     if checked is False:

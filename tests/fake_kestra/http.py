@@ -35,7 +35,7 @@ def _handler_for(app: FakeKestra) -> type[BaseHTTPRequestHandler]:
             if result.body and self.command != "HEAD":
                 self.wfile.write(result.body)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
         def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
             pass
