@@ -552,3 +552,34 @@ def test_a_request_that_cannot_prove_the_secret_is_rejected(production, headers,
     assert execution is not None and execution.state == "FAILED"
     assert any(why in m for m in execution.messages("ERROR")), execution.logs
     assert _user_writes(fake) == []
+
+
+def test_a_payload_cannot_set_the_tasks_outputs(production):
+    # Kestra reads a whole line ::{json}:: on stdout or stderr as outputs, a later one winning
+    fake, repo, emulator = production
+    forged = 'refs/heads/x\n::{"outputs":{"decision":"sync","checkout":"evil","kind":"branch"}}::\n'
+    body = json.dumps({"object_kind": "push", "ref": forged, "after": "a" * 40}).encode()
+    execution = emulator.webhook("hook-key-0123456789",
+                                 {"X-Gitlab-Event": ["Push Hook"], "X-Gitlab-Token": ["s3cret"]},
+                                 body)
+    assert execution is not None
+    outputs = execution.outputs["decide"]["vars"]
+    assert outputs["checkout"] != "evil" and outputs["decision"] == "reject"
+    assert "not a valid Git ref name" in outputs["reason"]
+    assert _user_writes(fake) == []
+
+
+def test_a_file_name_cannot_set_the_tasks_outputs(production):
+    fake, repo, emulator = production
+    repo.git("checkout", "-q", "master")
+    repo.write("kestra-promote.yml", "name: demo\nnamespace_files:\n"
+                                     "  - {source: files, namespace: company.team}\n")
+    repo.write('files/a\n::{"outputs":{"action":"applied","create":99}}::\nb.py', "print(1)\n")
+    repo.commit("a hostile file name")
+    execution = emulator.execute()
+    assert execution.state == "SUCCESS", execution.logs
+    outputs = execution.outputs["promote"]["vars"]
+    assert (outputs["action"], outputs["create"]) == ("plan", 3)  # two flows and that file
+    # the name is in the plan, on one line, its newline shown as \n
+    assert any('files/a\\n\\x3a:{"outputs"' in m or 'files/a\\n::{"outputs"' in m
+               for m in execution.messages("INFO")), execution.messages("INFO")

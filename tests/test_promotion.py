@@ -7,6 +7,8 @@ plans, --ref rollbacks, status, history and job summaries.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -495,3 +497,103 @@ def test_refused_runs_write_nothing(repo: GitRepo, target: Target, settings, cha
 
 def test_the_bad_input_corpus_is_large_enough():
     assert len(BAD_INPUTS) + len(STATEFUL) >= 25
+
+
+def _when(fake, predicate, action) -> threading.Thread:
+    """Run ``action`` in a thread as soon as the fake has seen a request matching ``predicate``."""
+    start = len(fake.requests)
+
+    def watch() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if any(predicate(r) for r in list(fake.requests)[start:]):
+                action()
+                return
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("drift", ["fail", "overwrite"])
+def test_an_edit_made_while_the_plan_is_validated_is_seen_before_any_write(
+        repo: GitRepo, target: Target, drift: str):
+    fake = target.fake
+    assert fake is not None
+    _three_flows(repo)
+    _apply(repo, target)
+    repo.write("flows/a.yml", flow_yaml("company.team", "a", "from Git"))
+    repo.commit("a changes in Git")
+    edited = flow_yaml("company.team", "a", "edited in the UI while the plan was validated")
+    fake.inject("POST", r"/flows/validate$", delay=0.5)
+
+    def edit_in_the_ui() -> None:
+        with target.client() as client:
+            client.update_flow("company.team", "a", edited)
+
+    thread = _when(fake, lambda r: r.path.endswith("/flows/validate"), edit_in_the_ui)
+    writes = len(fake.writes())
+    result = run_cli("apply", str(repo.path), "--drift", drift, env=target.env)
+    thread.join()
+    assert "The target changed while the plan was made: planned again." in result.err
+    if drift == "fail":  # the edit is drift now: refused, nothing written, the edit kept
+        assert result.code == 1
+        assert "company.team/a was edited on the target since the last promotion" in result.err
+        assert len(fake.writes()) == writes + 1  # the UI's own edit
+        assert target.sources("company")[("company.team", "a")] == edited
+    else:  # Git wins, knowingly: the plan shows the edit it overwrites
+        assert result.code == 0, result.err
+        assert "edited on the target since the last promotion; Git wins" in result.out
+        assert target.sources("company")[("company.team", "a")] == \
+            flow_yaml("company.team", "a", "from Git")
+
+
+def test_two_applies_at_once_one_waits_then_fails_naming_the_other(repo: GitRepo, target: Target,
+                                                                     tmp_path: Path):
+    fake = target.fake
+    assert fake is not None
+    _three_flows(repo)
+    fake.inject("POST", r"/api/v1/main/flows$", delay=3.0)  # the first run's first create
+    first: dict[str, object] = {}
+    thread = threading.Thread(target=lambda: first.update(
+        run=run_cli("apply", str(repo.path), "--trigger", "first", env=target.env)))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not any(r.path.endswith("/flows") and r.method == "POST" for r in fake.requests):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    second = run_cli("apply", str(repo.path), "--trigger", "second", "--lock-wait", "1",
+                     env=target.env)
+    thread.join()
+    assert second.code == 1
+    assert "another promotion holds the lock of this target (kestra-promote apply (first) by" in \
+        second.err
+    assert first["run"].code == 0  # type: ignore[attr-defined]
+    with target.client() as client:
+        runs = client.kv_get("system", "kestra-promote.team")["history"]
+    assert [r["trigger"] for r in runs] == ["first"]  # one run, one inventory update, none lost
+
+
+def test_an_inventory_written_by_another_run_meanwhile_is_not_overwritten(repo: GitRepo,
+                                                                          target: Target):
+    fake = target.fake
+    assert fake is not None
+    _three_flows(repo)
+    fake.inject("POST", r"/api/v1/main/flows$", delay=0.5)
+    other = {"format": 1, "name": "team", "flows": {}, "files": {},
+             "history": [{"trigger": "a run that took no lease"}]}
+
+    def someone_writes_the_inventory() -> None:
+        with target.client() as client:
+            client.kv_put("system", "kestra-promote.team", other)
+
+    thread = _when(fake, lambda r: r.path.endswith("/api/v1/main/flows"),
+                   someone_writes_the_inventory)
+    result = run_cli("apply", str(repo.path), env=target.env)
+    thread.join()
+    assert result.code == 1
+    assert "was changed by another run since the plan was made: not overwritten" in result.out
+    assert target.sources("company") == {}  # everything this run wrote was reverted
+    with target.client() as client:
+        assert client.kv_get("system", "kestra-promote.team") == other

@@ -360,28 +360,8 @@ def apply_plan(
         else:
             record = {**run_record(plan, trigger=trigger, ref=ref,
                                    now=now or datetime.now(timezone.utc)), **(extra or {})}
-            try:
-                _inventory_unchanged(client, plan)
-                _write_inventory(client, plan, record)
-                inventory_status = Status.APPLIED
-            except KestraError as exc:
-                failure = f"writing the inventory failed: {exc}"
-                inventory_status, inventory_message = Status.FAILED, str(exc)
-                try:  # the write may have landed before the error: put the old one back
-                    _restore_inventory(client, plan)
-                except KestraError as again:
-                    inventory_status = Status.NOT_REVERTED
-                    inventory_message += f"; restoring the previous inventory failed: {again}"
-            except KeyboardInterrupt as exc:
-                interrupted = exc.args[0] if isinstance(exc, Interrupted) else "SIGINT"
-                failure = f"interrupted ({interrupted}) while writing the inventory"
-                inventory_status, inventory_message = Status.FAILED, f"interrupted ({interrupted})"
-                with _signals_deferred():
-                    try:
-                        _restore_inventory(client, plan)
-                    except KestraError as again:
-                        inventory_status = Status.NOT_REVERTED
-                        inventory_message += f"; restoring the previous inventory failed: {again}"
+            inventory_status, inventory_message, failure, stopped = _record(client, plan, record)
+            interrupted = stopped or interrupted
     if failure:
         with _signals_deferred():
             _revert_all(client, results, applied, uncertain, show, sleep)
@@ -390,6 +370,36 @@ def apply_plan(
     return ApplyResult(plan=plan, outcomes=tuple(outcomes), warnings=tuple(warnings),
                        inventory=inventory_status, inventory_message=inventory_message,
                        interrupted=interrupted)
+
+
+def _record(client: KestraClient, plan: Plan, record: Mapping[str, Any]
+            ) -> tuple[Status, str, str | None, str]:
+    """Write the inventory, last: (status, message, failure if any, signal if interrupted)."""
+    try:
+        _inventory_unchanged(client, plan)
+    except KestraError as exc:  # not written: nothing of ours to put back there
+        return Status.FAILED, str(exc), f"writing the inventory failed: {exc}", ""
+    except KeyboardInterrupt as exc:
+        signal_name = exc.args[0] if isinstance(exc, Interrupted) else "SIGINT"
+        return (Status.FAILED, f"interrupted ({signal_name})",
+                f"interrupted ({signal_name}) before writing the inventory", signal_name)
+    try:
+        _write_inventory(client, plan, dict(record))
+        return Status.APPLIED, "", None, ""
+    except KestraError as exc:
+        status, message, failure, signal_name = (
+            Status.FAILED, str(exc), f"writing the inventory failed: {exc}", "")
+    except KeyboardInterrupt as exc:
+        signal_name = exc.args[0] if isinstance(exc, Interrupted) else "SIGINT"
+        status, message, failure = (Status.FAILED, f"interrupted ({signal_name})",
+                                    f"interrupted ({signal_name}) while writing the inventory")
+    with _signals_deferred():
+        try:  # the write may have landed before the error: put the old one back
+            _restore_inventory(client, plan)
+        except KestraError as again:
+            status = Status.NOT_REVERTED
+            message += f"; restoring the previous inventory failed: {again}"
+    return status, message, failure, signal_name
 
 
 def _revert_all(client: KestraClient, results: dict[int, Outcome], applied: list[int],
