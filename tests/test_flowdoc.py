@@ -263,3 +263,15 @@ def test_a_rename_to_an_invalid_namespace_is_an_error():
         prepare(source, Config(rename={"dev": ""}))
     assert "a.yml: dev/a: after renaming 'dev': namespace is empty" in [
         str(p) for p in caught.value.problems]
+
+
+def test_a_rename_that_leaves_a_namespace_file_no_namespace_is_an_error():
+    from kestra_promote.models import DesiredFile, FileKey
+
+    source = _source(("a.yml", "id: a\nnamespace: dev.company\ntasks: [{id: t}]\n"))
+    key = FileKey("dev", "/x.py")
+    source.files[key] = DesiredFile(key, b"x", "files/dev/x.py")
+    with pytest.raises(SourceError) as caught:
+        prepare(source, Config(rename={"dev": ""}))
+    assert any(str(p).startswith("files/dev/x.py: after renaming 'dev': namespace is empty")
+               for p in caught.value.problems)

@@ -94,6 +94,9 @@ def prepare(source: Source, config: Config | None = None) -> Desired:
     for file in source.files.values():
         file_key = FileKey(flowdoc.rename_namespace(file.key.namespace, config.rename),
                            file.key.path)
+        if (why := check_namespace(file_key.namespace)) is not None:
+            problems.append(Problem(f"after renaming {file.key.namespace!r}: {why}", file.path))
+            continue
         if file_key in files:
             problems.append(Problem(f"renaming makes two namespace files {file_key}", file.path))
         files[file_key] = DesiredFile(file_key, file.content, file.path)
