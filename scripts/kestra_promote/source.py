@@ -179,10 +179,9 @@ class _Tree:
                 return False
         return True
 
-    def follow(self, link: Path, rel: str, holder: Path, wanted: Callable[[str], bool], *,
-               own: Path | None, for_flows: bool) -> Path | None:
-        """The real file the symlink ``link`` leads to, when it is to be read; symlinked
-        folders are checked but not followed (their files are read where they really are)."""
+    def resolve_kept(self, link: Path, rel: str) -> tuple[Path, os.stat_result, bool] | None:
+        """(real path, its stat, is a folder) of the symlink ``link``, unless the link's own
+        path is ignored (or it leads nowhere, reported)."""
         if self.rules.ignored(rel, is_dir=False) and self.rules.ignored(rel, is_dir=True):
             return None
         resolved = self.resolve_link(link, rel)
@@ -190,7 +189,17 @@ class _Tree:
             return None
         real, info = resolved
         is_dir = stat.S_ISDIR(info.st_mode)
-        if self.rules.ignored(rel, is_dir=is_dir) or (not is_dir and not wanted(rel)):
+        return None if self.rules.ignored(rel, is_dir=is_dir) else (real, info, is_dir)
+
+    def follow(self, link: Path, rel: str, holder: Path, wanted: Callable[[str], bool], *,
+               own: Path | None, for_flows: bool) -> Path | None:
+        """The real file the symlink ``link`` leads to, when it is to be read; symlinked
+        folders are checked but not followed (their files are read where they really are)."""
+        kept = self.resolve_kept(link, rel)
+        if kept is None:
+            return None
+        real, info, is_dir = kept
+        if not is_dir and not wanted(rel):
             return None
         if not self.target_allowed(rel, holder, real, is_dir=is_dir, own=own,
                                    for_flows=for_flows):
@@ -420,15 +429,10 @@ def _linked_namespace_folder(tree: _Tree, entry: NamespaceFiles, link: Path, rel
                              ) -> _FileFolder | None:
     """A namespace folder of ``source: folder/*`` that is a symlink: read where it leads, when
     that is an allowed folder of no other namespace_files entry."""
-    if tree.rules.ignored(rel, is_dir=False) and tree.rules.ignored(rel, is_dir=True):
+    kept = tree.resolve_kept(link, rel)
+    if kept is None:
         return None
-    resolved = tree.resolve_link(link, rel)
-    if resolved is None:
-        return None
-    real, info = resolved
-    is_dir = stat.S_ISDIR(info.st_mode)
-    if tree.rules.ignored(rel, is_dir=is_dir):
-        return None
+    real, _, is_dir = kept
     if not is_dir:
         tree.report(f"belongs to no namespace: files of {entry.source}/* go in a folder named "
                     "after their namespace", rel)
