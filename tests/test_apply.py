@@ -273,3 +273,43 @@ def test_namespace_helpers():
     assert in_namespace_tree("a.b", "a") and in_namespace_tree("a", "a")
     assert not in_namespace_tree("ab", "a")
     assert Config().state_namespace == "system"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_a_signal_at_any_moment_of_the_write_loop_is_obeyed_only_after_the_revert(
+        repo: GitRepo, target: Target, signum: int):
+    # even while a progress line is printed (a blocked stderr), not only during a request
+    fake = target.fake
+    assert fake is not None
+    _repo_with(repo, 5)
+    the_plan = _plan_for(repo.path, target)
+    seen: list[int] = []
+
+    def progress(outcome, number: int, total: int) -> None:
+        seen.append(number)
+        if number == 3:
+            os.kill(os.getpid(), signum)  # arrives in the middle of showing progress
+
+    with target.client() as client:
+        result = apply_plan(client, the_plan, on_progress=progress)
+    assert result.interrupted == signal.Signals(signum).name
+    assert [o.status for o in result.outcomes] == [Status.REVERTED] * 3 + [Status.SKIPPED] * 2
+    assert fake.current() == {}
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_a_damaged_export_is_a_clean_error(repo: GitRepo, target: Target):
+    fake = target.fake
+    assert fake is not None
+    _repo_with(repo, 1)
+    fake.seed_flow(flow_yaml("company.team", "other"))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("company.team.other.yml", flow_yaml("company.team", "other"))
+    damaged = bytearray(buffer.getvalue())
+    damaged[damaged.index(b"id: other") + 4] ^= 0xFF  # the content no longer matches its CRC
+    fake.inject("GET", r"/flows/export/by-query$", status=200, body=bytes(damaged),
+                headers={"Content-Type": "application/octet-stream"})
+    result = run_cli("plan", str(repo.path), env=target.env)
+    assert result.code == 1 and "is a damaged ZIP archive" in result.err
+    assert "Traceback" not in result.err

@@ -287,3 +287,20 @@ def test_a_failed_lookup_is_an_error_never_unchanged(repo: GitRepo, target: Targ
     result = run_cli("plan", str(repo.path), env=target.env)
     assert result.code == 1 and result.out == ""
     assert "GET /api/v1/main/flows/export/by-query failed with HTTP 500" in result.err
+
+
+def test_text_on_a_terminal_is_escaped_too_but_report_colours_are_kept():
+    import io
+
+    from kestra_promote.cli import Output
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    output = Output(out, io.StringIO(), "text")
+    assert output.color
+    output.write("flows/\x1b]0;title\x07all good.yml\n")  # validate's warnings, unlock's holder
+    output.write_rendered("\033[32m+\033[0m create\n")  # a renderer's own colours
+    assert out.getvalue() == "flows/\\x1b]0;title\\x07all good.yml\n\033[32m+\033[0m create\n"

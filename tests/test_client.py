@@ -56,7 +56,12 @@ def fake_client(fake: FakeKestra, **kwargs) -> KestraClient:
                      id="json-error-plain"),
         pytest.param(404, {"Content-Type": "application/json"}, {"message": "Not Found"},
                      errors.NotFound, "HTTP 404: Not Found", id="404-status-route"),
-        pytest.param(404, {}, None, errors.NotFound, "HTTP 404: Not Found", id="empty-404"),
+        # Kestra answers every 404 with its JSON error: an empty or HTML 404 is not Kestra's,
+        # and must never read as "not found" (a delete would count it as already gone)
+        pytest.param(404, {}, None, errors.UnexpectedResponse, "answered HTTP 404 with",
+                     id="empty-404"),
+        pytest.param(404, {"Content-Type": "text/html"}, "<html><title>nginx</title></html>",
+                     errors.UnexpectedResponse, "answered HTTP 404 with", id="html-404"),
         pytest.param(409, {}, None, errors.Conflict, "HTTP 409: Conflict", id="empty-409"),
         pytest.param(401, {"WWW-Authenticate": "Basic"}, None, errors.Unauthorized,
                      "HTTP 401: Unauthorized (check the credentials", id="401-with-hint"),

@@ -531,9 +531,35 @@ def test_a_replayed_delivery_changes_nothing(production):
     again = emulator.webhook("hook-key-0123456789", headers, body)
     assert again is not None and again.state == "SUCCESS"
     assert again.outputs["decide"]["vars"]["decision"] == "ignore"
-    assert "was received before: a replay changes nothing" in again.outputs["decide"]["vars"]["reason"]
+    assert "was promoted before: a replay changes nothing" in again.outputs["decide"]["vars"]["reason"]
     assert "clone_branch" not in again.states
     assert len(_user_writes(fake)) == writes + 0
+
+
+def test_a_delivery_whose_promotion_failed_runs_again_when_redelivered(production):
+    fake, repo, emulator = production
+    body = (FIXTURES / "webhooks/gitlab/push-1.json").read_bytes()
+    headers = {"X-Gitlab-Event": ["Push Hook"], "X-Gitlab-Token": ["s3cret"],
+               "X-Gitlab-Event-UUID": ["0b9a3f5e-0000-4000-8000-000000000001"]}
+    fake.inject("POST", r"/api/v1/main/flows$", status=500)  # the first promotion fails
+    failed = emulator.webhook("hook-key-0123456789", headers, body)
+    assert failed is not None and failed.state == "FAILED"
+    again = emulator.webhook("hook-key-0123456789", headers, body)  # the provider retries
+    assert again is not None and again.state == "SUCCESS", again.logs
+    assert again.outputs["promote"]["vars"]["action"] == "applied"
+
+
+def test_a_request_claiming_another_provider_than_expected_is_rejected(production):
+    fake, repo, emulator = production
+    _set(fake, "promote_webhook_provider", "gitlab")
+    baseline[id(fake)] = len(fake.writes())
+    body = (FIXTURES / "webhooks/github/push-7.json").read_bytes()
+    forged = _signed(GITHUB, "X-Hub-Signature-256", "sha256=", body)  # no GitLab token to show
+    execution = emulator.webhook("hook-key-0123456789", forged, body)
+    assert execution is not None and execution.state == "FAILED"
+    assert any("this promotion expects gitlab (promote_webhook_provider)" in m
+               for m in execution.messages("ERROR"))
+    assert _user_writes(fake) == []
 
 
 @pytest.mark.parametrize(

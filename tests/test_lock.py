@@ -89,3 +89,30 @@ def test_the_lease_carries_a_ttl_so_kestra_drops_it(target: Target):
         lock.acquire(client, "system", "run", ttl=timedelta(minutes=30), settle=0)
     put = [r for r in target.fake.requests if r.method == "PUT" and r.path.endswith(lock.KEY)]
     assert put and put[0].headers["ttl"] == "PT1800S"
+
+
+def test_a_failure_while_taking_the_lease_leaves_none_behind(target: Target):
+    clock = Clock()
+    with target.client() as client:
+        def fail(seconds: float) -> None:
+            raise KeyboardInterrupt  # Ctrl-C while settling
+
+        with pytest.raises(KeyboardInterrupt):
+            lock.acquire(client, "system", "run", clock=clock, sleep=fail)
+        assert lock.read(client, "system") is None
+
+
+def test_a_long_run_renews_its_lease(target: Target):
+    clock = Clock()
+    with target.client() as client:
+        lease = lock.acquire(client, "system", "long run", ttl=timedelta(minutes=10), clock=clock,
+                             sleep=clock.sleep)
+        keeper = lock.Keeper(client, "system", lease, ttl=timedelta(minutes=10), clock=clock)
+        clock.now += timedelta(minutes=4)
+        keeper()  # not yet half gone: nothing written
+        assert lock.read(client, "system") == lease
+        clock.now += timedelta(minutes=2)
+        keeper()
+        renewed = lock.read(client, "system")
+        assert renewed is not None and renewed.token == lease.token
+        assert renewed.expires == (clock.now + timedelta(minutes=10)).replace(microsecond=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import GitRepo, Target, flow_yaml, run_cli
-from kestra_promote.origin import normalize_remote, origin, uncommitted
+from kestra_promote.origin import normalize_remote, origin, same_origin, uncommitted
 
 
 @pytest.mark.parametrize(
@@ -16,11 +16,24 @@ from kestra_promote.origin import normalize_remote, origin, uncommitted
         ("ssh://git@github.com:22/acme/flows", "github.com/acme/flows"),
         ("file:///srv/git/flows.git", "file:/srv/git/flows"),
         ("/srv/git/flows.git", "file:/srv/git/flows"),
+        ("https://ci-bot:t0ken@[fd00::10]:3000/acme/flows.git", "[fd00::10]/acme/flows"),
+        ("https://us@r:t0ken@host/acme/flows", "host/acme/flows"),
+        ("https://u:t0ken@host:/acme/flows", "host/acme/flows"),
+        ("https://u:s3c/t0ken@host/acme/flows", "host/acme/flows"),
+        ("https://host/acme/flows?private_token=t0ken", "host/acme/flows"),
     ],
 )
 def test_one_repository_one_origin_whatever_the_url(url: str, normal: str):
     assert normalize_remote(url) == normal
     assert "t0ken" not in normalize_remote(url)
+
+
+def test_one_repository_under_two_host_names_is_one_origin():
+    # the demo stack: production clones http://gitea:3000/..., a person http://localhost:3000/...
+    assert same_origin(normalize_remote("http://gitea:3000/kestra/flows.git"),
+                       normalize_remote("http://localhost:3000/kestra/Flows"))
+    assert not same_origin("host/kestra/flows", "host/kestra/other")
+    assert not same_origin("host/kestra/flows:prod", "host/kestra/flows:dev")
 
 
 def test_the_origin_names_the_folder_inside_the_repository(repo: GitRepo, tmp_path):
@@ -78,6 +91,18 @@ def test_two_repositories_cannot_share_an_inventory_unless_adopted(tmp_path, tar
     assert run_cli("apply", str(again.path), env=target.env).code == 0
 
 
+def test_a_deleted_flow_or_a_new_ignore_file_is_a_difference_too(repo: GitRepo):
+    repo.write("flows/a.yml", "id: a\n")
+    repo.write("flows/b.yml", "id: b\n")
+    repo.write("flows/notes.txt", "x\n")
+    repo.commit()
+    (repo.path / "flows/b.yml").unlink()
+    repo.write(".kestraignore", "flows/a.yml\n")
+    repo.write("flows/todo.txt", "not a flow\n")
+    scopes = [("flows", (".yml", ".yaml")), ("kestra-promote.yml", ()), (".kestraignore", ())]
+    assert uncommitted(repo.path, [], scopes) == [".kestraignore", "flows/b.yml"]
+
+
 @pytest.mark.fake_only
 def test_uncommitted_files_are_refused_unless_allowed_and_then_recorded(repo: GitRepo,
                                                                       target: Target):
@@ -95,3 +120,19 @@ def test_uncommitted_files_are_refused_unless_allowed_and_then_recorded(repo: Gi
     with target.client() as client:
         history = client.kv_get("system", "kestra-promote.default")["history"]
     assert history[-1]["dirty"] is True
+
+
+@pytest.mark.fake_only
+def test_a_saved_plan_is_checked_against_the_commit_when_it_is_made(repo: GitRepo,
+                                                                   target: Target, tmp_path):
+    repo.write("a.yml", flow_yaml("company.team", "a"))
+    repo.commit()
+    repo.write("a.yml", flow_yaml("company.team", "a", "NOT-COMMITTED"))
+    saved = tmp_path / "plan.json"
+    refused = run_cli("plan", str(repo.path), "--out", str(saved), env=target.env)
+    assert refused.code == 1 and "--allow-dirty" in refused.err and not saved.exists()
+    assert run_cli("plan", str(repo.path), "--out", str(saved), "--allow-dirty",
+                   env=target.env).code == 0
+    assert run_cli("apply", str(saved), env=target.env).code == 0
+    with target.client() as client:
+        assert client.kv_get("system", "kestra-promote.default")["history"][-1]["dirty"] is True

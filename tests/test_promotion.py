@@ -270,8 +270,11 @@ def test_a_saved_plan_edited_by_hand_is_refused(repo: GitRepo, target: Target, t
         _reseal(saved, forged)
         refused = run_cli("apply", str(saved), env=target.env)
         assert refused.code == 1, refused.out
-        assert f"delete refused for {victim[0]}/{victim[1]}: this source ('team') does not " \
-               "manage it" in refused.err
+        # outside what the plan read (system), or read and not this source's (billing)
+        assert (f"delete refused for {victim[0]}/{victim[1]}: this source ('team') does not "
+                "manage it" in refused.err) or (
+            f"{victim[0]}/{victim[1]}: the target does not hold what the plan says this change "
+            "replaces" in refused.err), refused.err
         assert victim in target.sources(victim[0])
     assert _writes(target) == writes
 
@@ -597,3 +600,34 @@ def test_an_inventory_written_by_another_run_meanwhile_is_not_overwritten(repo: 
     assert target.sources("company") == {}  # everything this run wrote was reverted
     with target.client() as client:
         assert client.kv_get("system", "kestra-promote.team") == other
+
+
+def test_a_saved_plan_whose_before_was_edited_cannot_pass_off_the_promotion_flow(
+        repo: GitRepo, target: Target, tmp_path: Path):
+    assert target.fake is not None
+    promotion = flow_yaml("ops", "promote", extra="labels:\n  kestra-promote.role: promotion\n")
+    repo.write("kestra-promote.yml", "name: team\n")
+    repo.write("flows/promote.yml", promotion)
+    repo.write("flows/a.yml", flow_yaml("company.team", "a"))
+    repo.commit()
+    _apply(repo, target)
+    (repo.path / "flows/promote.yml").unlink()
+    repo.commit("the promotion flow leaves Git")
+    saved = tmp_path / "plan.json"
+    honest = run_cli("plan", str(repo.path), "--prune", "--out", str(saved), env=target.env)
+    assert honest.code == 1 and "it runs the promotion itself" in honest.err
+    assert run_cli("plan", str(repo.path), "--out", str(saved), env=target.env).code == 0
+    data = json.loads(saved.read_text())
+    for change in data["changes"]:
+        if change.get("id") == "promote":  # orphaned: made a deletion, its label hidden
+            change.update(action="delete", reason="LEFT_GIT",
+                          before={"text": flow_yaml("ops", "promote")})
+    data["policy"]["prune"] = True
+    data["refusals"] = []
+    _reseal(saved, data)
+    writes = _writes(target)
+    refused = run_cli("apply", str(saved), env=target.env)
+    assert refused.code == 1
+    assert "ops/promote: the target does not hold what the plan says this change replaces" in \
+        refused.err
+    assert _writes(target) == writes and ("ops", "promote") in target.sources("ops")

@@ -40,6 +40,7 @@ from .models import (
     DesiredFlow,
     FileKey,
     FlowKey,
+    LiveFlow,
     LiveState,
     Outcome,
     Plan,
@@ -286,6 +287,19 @@ def check_current(plan: Plan, live: LiveState) -> None:
                         "written: run plan again")
 
 
+def _check_befores(plan: Plan, live: LiveState) -> None:
+    """Every change replaces exactly what the target holds: a saved plan's "before" is what a
+    failed run would restore, and what the safeguards judge (the promotion-flow label)."""
+    for change in plan.pending:
+        key = change.key
+        have = live.flows.get(key) if isinstance(key, FlowKey) else live.files.get(key)
+        now = None if have is None else (have.source if isinstance(have, LiveFlow)
+                                          else have.content)
+        if not _same(now, change.before):
+            raise StalePlan(f"{key}: the target does not hold what the plan says this change "
+                            "replaces; nothing was written: run plan again")
+
+
 def read_scope(client: KestraClient, plan: Plan) -> LiveState:
     """The target as the plan's own reads saw it: the same requests, read again."""
     scope = plan.scope
@@ -309,7 +323,7 @@ def apply_plan(
     client: KestraClient, plan: Plan, *, on_progress: Progress | None = None,
     trigger: str = "cli", ref: str | None = None, now: datetime | None = None,
     sleep: Callable[[float], None] = time.sleep, extra: Mapping[str, Any] | None = None,
-    checked: Sequence[Problem] | None = None,
+    checked: Sequence[Problem] | None = None, heartbeat: Callable[[], None] | None = None,
 ) -> ApplyResult:
     """Validate, check the target did not change since the plan, then perform every pending
     change in order; all of them, or none. ``extra`` goes into the run's history record;
@@ -321,49 +335,37 @@ def apply_plan(
         # overwritten unseen, and reverted to plan-time content on a failure: look again
         live = read_scope(client, plan)
         check_current(plan, live)
+        _check_befores(plan, live)
         if plan.config is not None:  # and the safeguards, against the target as it is now
             ensure_allowed(dataclasses.replace(plan, refusals=tuple(refusals(
                 plan.changes, source_empty=plan.source_objects == 0, config=plan.config,
                 others=live.others, own=live.inventory))))
     show = on_progress or (lambda outcome, number, total: None)
-    results: dict[int, Outcome] = {}
-    applied: list[int] = []
-    failure: str | None = None
-    interrupted = ""
-    uncertain = False
-    for index, change in enumerate(pending):
-        try:
-            results[index] = Outcome(change, Status.APPLIED, _write(client, change))
-            applied.append(index)
-        except KestraError as exc:
-            failure = f"{change.action.value} {change.key} failed: {exc}"
-            # no answer, a server error, or a success status with a page that is no API answer
-            # (a proxy's): the write may have happened anyway; the undo looks before it acts
-            uncertain = isinstance(exc, TransportError) or (
-                isinstance(exc, ApiError) and exc.status >= 500) or (
-                isinstance(exc, UnexpectedResponse) and 200 <= exc.status < 300)
-            results[index] = Outcome(change, Status.FAILED, str(exc))
-            log.error("%s", failure)
-        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Interrupted)
-            interrupted = exc.args[0] if isinstance(exc, Interrupted) else "SIGINT"
-            failure = f"interrupted ({interrupted}) while writing {change.key}"
-            uncertain = True  # the request may have reached the server
-            results[index] = Outcome(change, Status.FAILED, f"interrupted ({interrupted})")
-        show(results[index], index + 1, len(pending))
+    # from the first write to the end of the revert, Ctrl-C and SIGTERM are noted, not obeyed:
+    # the write in flight finishes, then the run stops and undoes what it wrote, and says so
+    with _signals_deferred() as noted:
+        results, applied, failure, uncertain = _write_all(client, pending, show, noted,
+                                                          heartbeat or (lambda: None))
+        interrupted = _signal_name(noted[0]) if noted else ""
+        inventory_status: Status | None = None
+        inventory_message = ""
+        if plan.managed_after is not None:
+            if failure:
+                inventory_status, inventory_message = Status.SKIPPED, "not written: the run failed"
+            else:
+                record = {**run_record(plan, trigger=trigger, ref=ref,
+                                       now=now or datetime.now(timezone.utc)), **(extra or {})}
+                inventory_status, inventory_message, failure = _record(client, plan, record)
+                if noted and failure is None:  # the signal came with the last write: still stop
+                    failure = f"interrupted ({_signal_name(noted[0])})"
+                    inventory_status, inventory_message = Status.FAILED, failure
+                    try:
+                        _restore_inventory(client, plan)
+                    except KestraError as again:
+                        inventory_status = Status.NOT_REVERTED
+                        inventory_message += f"; restoring the previous inventory failed: {again}"
+                interrupted = _signal_name(noted[0]) if noted else ""
         if failure:
-            break
-    inventory_status: Status | None = None
-    inventory_message = ""
-    if plan.managed_after is not None:
-        if failure:
-            inventory_status, inventory_message = Status.SKIPPED, "not written: the run failed"
-        else:
-            record = {**run_record(plan, trigger=trigger, ref=ref,
-                                   now=now or datetime.now(timezone.utc)), **(extra or {})}
-            inventory_status, inventory_message, failure, stopped = _record(client, plan, record)
-            interrupted = stopped or interrupted
-    if failure:
-        with _signals_deferred():
             _revert_all(client, results, applied, uncertain, show, sleep)
     outcomes = [results.get(i) or Outcome(c, Status.SKIPPED, "not attempted: an earlier write failed")
                 for i, c in enumerate(pending)]
@@ -372,34 +374,59 @@ def apply_plan(
                        interrupted=interrupted)
 
 
+def _signal_name(signum: int) -> str:
+    return signal.Signals(signum).name
+
+
+def _write_all(client: KestraClient, pending: Sequence[Change], show: Progress, noted: list[int],
+               heartbeat: Callable[[], None]
+               ) -> tuple[dict[int, Outcome], list[int], str | None, bool]:
+    """Write in order until a failure or a signal: (outcomes, applied indexes, failure, whether
+    the failed write may have landed)."""
+    results: dict[int, Outcome] = {}
+    applied: list[int] = []
+    for index, change in enumerate(pending):
+        try:
+            results[index] = Outcome(change, Status.APPLIED, _write(client, change))
+            applied.append(index)
+        except KestraError as exc:
+            results[index] = Outcome(change, Status.FAILED, str(exc))
+            show(results[index], index + 1, len(pending))
+            log.error("%s %s failed: %s", change.action.value, change.key, exc)
+            # no answer, a server error, or a success status with a page that is no API answer
+            # (a proxy's): the write may have happened anyway; the undo looks before it acts
+            uncertain = isinstance(exc, TransportError) or (
+                isinstance(exc, ApiError) and exc.status >= 500) or (
+                isinstance(exc, UnexpectedResponse) and 200 <= exc.status < 300)
+            return results, applied, f"{change.action.value} {change.key} failed: {exc}", uncertain
+        show(results[index], index + 1, len(pending))
+        if noted:
+            return results, applied, f"interrupted ({_signal_name(noted[0])})", False
+        try:
+            heartbeat()
+        except KestraError as exc:  # a lease that cannot be kept: stop, as after a failure
+            return results, applied, f"keeping the lock failed: {exc}", False
+    return results, applied, None, False
+
+
 def _record(client: KestraClient, plan: Plan, record: Mapping[str, Any]
-            ) -> tuple[Status, str, str | None, str]:
-    """Write the inventory, last: (status, message, failure if any, signal if interrupted)."""
+            ) -> tuple[Status, str, str | None]:
+    """Write the inventory, last: (status, message, failure if any)."""
     try:
         _inventory_unchanged(client, plan)
     except KestraError as exc:  # not written: nothing of ours to put back there
-        return Status.FAILED, str(exc), f"writing the inventory failed: {exc}", ""
-    except KeyboardInterrupt as exc:
-        signal_name = exc.args[0] if isinstance(exc, Interrupted) else "SIGINT"
-        return (Status.FAILED, f"interrupted ({signal_name})",
-                f"interrupted ({signal_name}) before writing the inventory", signal_name)
+        return Status.FAILED, str(exc), f"writing the inventory failed: {exc}"
     try:
         _write_inventory(client, plan, dict(record))
-        return Status.APPLIED, "", None, ""
+        return Status.APPLIED, "", None
     except KestraError as exc:
-        status, message, failure, signal_name = (
-            Status.FAILED, str(exc), f"writing the inventory failed: {exc}", "")
-    except KeyboardInterrupt as exc:
-        signal_name = exc.args[0] if isinstance(exc, Interrupted) else "SIGINT"
-        status, message, failure = (Status.FAILED, f"interrupted ({signal_name})",
-                                    f"interrupted ({signal_name}) while writing the inventory")
-    with _signals_deferred():
+        status, message = Status.FAILED, str(exc)
         try:  # the write may have landed before the error: put the old one back
             _restore_inventory(client, plan)
         except KestraError as again:
             status = Status.NOT_REVERTED
             message += f"; restoring the previous inventory failed: {again}"
-    return status, message, failure, signal_name
+        return status, message, f"writing the inventory failed: {exc}"
 
 
 def _revert_all(client: KestraClient, results: dict[int, Outcome], applied: list[int],
@@ -440,7 +467,9 @@ def apply_locked(
     checked = preflight(client, plan)  # a refused or invalid plan never takes the lease
     if plan.is_empty:
         return plan, apply_plan(client, plan, checked=checked, **options)
-    with lock.held(client, plan.scope.state_namespace, holder, wait=lock_wait):
+    namespace = plan.scope.state_namespace
+    with lock.held(client, namespace, holder, wait=lock_wait) as lease:
+        options["heartbeat"] = lock.Keeper(client, namespace, lease)
         try:
             return plan, apply_plan(client, plan, checked=checked, **options)
         except StalePlan:

@@ -25,7 +25,7 @@ from .source import check_namespace, read_source
 ROLES = ("prod", "dev")
 SETTINGS = {
     "prod": ("promote_repo_url", "promote_branch", "promote_tags", "promote_path",
-             "promote_target_url", "promote_tenant"),
+             "promote_target_url", "promote_tenant", "promote_webhook_provider"),
     "dev": ("commit_repo_url", "commit_author_name", "commit_author_email", "commit_kestra_url",
             "commit_tenant"),
 }

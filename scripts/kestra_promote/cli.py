@@ -74,7 +74,10 @@ class Output:
         return self.format == "text" and self.out.isatty() and "NO_COLOR" not in os.environ
 
     def write(self, text: str) -> None:
-        # renderers return safe text; coloured text keeps its own escape codes
+        self.out.write(safe_text(text))
+
+    def write_rendered(self, text: str) -> None:
+        """A report renderer's text: already safe, and its colour codes are to be kept."""
         self.out.write(text if self.color else safe_text(text))
 
     def json(self, data: object) -> None:
@@ -177,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "apply would change. Writes nothing to the target.")
     cmd.add_argument("source", nargs="?", default=".", metavar="SOURCE", help=source_help)
     cmd.add_argument("--out", metavar="FILE", help="save the plan, to apply exactly it later")
+    cmd.add_argument("--allow-dirty", action="store_true",
+                     help="with --out: plan files that differ from the commit (applying the plan "
+                          "records the run as dirty)")
     cmd.add_argument("--detailed-exitcode", action="store_true",
                      help="exit 2 when changes are pending, 0 when there are none")
 
@@ -332,9 +338,13 @@ def _check_committed(args: argparse.Namespace, loaded: Loaded, output: Output) -
         return {}  # exactly a commit, or not a Git checkout (nothing claimed)
     read = [f.path for f in loaded.source.flows.values()]
     read += [f.path for f in loaded.source.files.values()]
-    if (Path(loaded.source.root) / CONFIG_FILE).is_file():
-        read.append(CONFIG_FILE)
-    changed = uncommitted(loaded.source.root, read)
+    config = loaded.source.config
+    # what the promotion would read too: a flow deleted or added there, the settings, the
+    # ignore rules
+    scopes = [(folder, (".yml", ".yaml")) for folder in config.flows]
+    scopes += [(entry.source, ()) for entry in config.namespace_files]
+    scopes += [(CONFIG_FILE, ()), (".kestraignore", ())]
+    changed = uncommitted(loaded.source.root, read, scopes)
     if changed is None:
         output.note("Warning: cannot tell whether SOURCE has uncommitted changes (no git "
                     "command): the history records its commit as promoted")
@@ -369,7 +379,7 @@ def _show_plan(output: Output, plan: Plan, warnings: Sequence[Problem] = ()) -> 
     elif output.format == "markdown":
         output.write(report.render_plan_markdown(full))
     else:
-        output.write(report.render_plan_text(full, color=output.color))
+        output.write_rendered(report.render_plan_text(full, color=output.color))
     output.step_summary(report.render_plan_markdown(full))
 
 
@@ -400,7 +410,10 @@ def cmd_validate(args: argparse.Namespace, connection: Connection | None, output
 def cmd_plan(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
     connection = _require(connection)
     with _load(args) as loaded, connect(connection) as client:
-        plan = _compute_plan(client, loaded)
+        # a saved plan is applied later, from no checkout: check the files against the commit
+        # now, as apply would
+        dirty = bool(_check_committed(args, loaded, output)) if args.out else False
+        plan = dataclasses.replace(_compute_plan(client, loaded, args.adopt), dirty=dirty)
         warnings = ensure_valid(client, plan.pending)
     _show_plan(output, plan, warnings)
     ensure_allowed(plan)
@@ -425,7 +438,8 @@ def cmd_apply(args: argparse.Namespace, connection: Connection | None, output: O
         client = stack.enter_context(connect(connection))
         replan = None
         if saved:
-            plan, extra = _saved_plan(args.source, connection), {}
+            plan = _saved_plan(args.source, connection)
+            extra = {"dirty": True} if plan.dirty else {}
         else:
             loaded = stack.enter_context(_load(args))
             extra = _check_committed(args, loaded, output)
@@ -436,7 +450,7 @@ def cmd_apply(args: argparse.Namespace, connection: Connection | None, output: O
             if again:  # edited on the target (in the UI, say) while this run planned
                 output.note("The target changed while the plan was made: planned again.")
             if output.format == "text":
-                output.write(report.render_plan_text(plan, color=output.color))
+                output.write_rendered(report.render_plan_text(plan, color=output.color))
 
         show(plan)
         plan, result = apply_locked(
@@ -460,7 +474,7 @@ def _show_result(output: Output, plan: Plan, result: ApplyResult) -> None:
     elif output.format == "markdown":
         output.write(report.render_plan_markdown(plan, result=result))
     elif result.outcomes or result.inventory is not None:
-        output.write("\n" + report.render_result_text(result, color=output.color))
+        output.write_rendered("\n" + report.render_result_text(result, color=output.color))
     output.step_summary(report.render_plan_markdown(plan, result=result))
 
 
@@ -479,7 +493,7 @@ def cmd_unlock(args: argparse.Namespace, connection: Connection | None, output: 
 def cmd_status(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
     connection = _require(connection)
     with _load(args) as loaded, connect(connection) as client:
-        plan = _compute_plan(client, loaded)
+        plan = _compute_plan(client, loaded, args.adopt)
     if output.format == "json":
         history = plan.inventory_before.history if plan.inventory_before else ()
         output.json({
@@ -533,13 +547,13 @@ def cmd_bootstrap(args: argparse.Namespace, connection: Connection | None, outpu
             prepared, result = bootstrap.install(
                 client, project, args.role, args.namespace, dict(args.set),
                 on_progress=_progress(output, 0))
-        output.write(report.render_plan_text(prepared.plan, color=output.color))
+        output.write_rendered(report.render_plan_text(prepared.plan, color=output.color))
         for key, value in prepared.settings.items():
             output.write(f"  ~ setting   {args.namespace}/{key} = {value}\n")
         if args.plan_only:
             return EXIT_OK
         if result.outcomes or result.inventory is not None:
-            output.write("\n" + report.render_result_text(result, color=output.color))
+            output.write_rendered("\n" + report.render_result_text(result, color=output.color))
         if not result.ok:
             return EXIT_ERROR
     output.write("\n" + bootstrap.instructions(connection.url, connection.tenant, args.namespace,
@@ -574,8 +588,10 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     environ = os.environ if env is None else env
     output = Output(stdout or sys.stdout, stderr or sys.stderr, args.format,
                     environ.get("GITHUB_STEP_SUMMARY") or None)
+    handler = logging.StreamHandler(output.err)
+    handler.setFormatter(_SafeFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=output.err)
+                        handlers=[handler])
     for noisy in ("httpx", "httpcore"):  # our client logs each request itself, without headers
         logging.getLogger(noisy).setLevel(logging.WARNING)
     restore = None
@@ -598,6 +614,13 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     finally:
         if restore is not None:
             signal.signal(signal.SIGTERM, restore)
+
+
+class _SafeFormatter(logging.Formatter):
+    """Log lines name objects and quote servers: escaped like every other printed text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return safe_text(super().format(record))
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -217,6 +217,15 @@ def _error_text(response: httpx.Response, redact: Callable[[str], str]) -> tuple
     return message, details
 
 
+def _kestra_error(response: httpx.Response) -> bool:
+    """Whether an error answer is Kestra's own JSON error ({"message": ...})."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "message" in body
+
+
 def _shorten(text: str, limit: int = 500) -> str:
     text = text.strip()
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -383,6 +392,10 @@ class KestraClient:
                 if not (retryable and attempt < self._retries):
                     if status in ok or status in success:
                         return response
+                    if status == 404 and not _kestra_error(response):
+                        # Kestra answers every 404 with its JSON error (ErrorController): a page
+                        # from a proxy says nothing about the object, never "already gone"
+                        raise self._unexpected(response, "a page that is not Kestra's")
                     if status >= 400:
                         message, details = _error_text(response, self._redact)
                         message = (message + _HINTS.get(status, "")).strip()

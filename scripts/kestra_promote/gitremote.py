@@ -3,13 +3,14 @@
 A webhook says "something changed", never what to promote: when the promotion follows tags, it
 promotes the newest tag matching the pattern, by version order, as the repository lists it, not
 the tag a request names. Listing refs needs no clone: over HTTP(S), Git's "smart" protocol
-advertises every ref in one GET (``info/refs?service=git-upload-pack``); a local repository is
-asked with ``git ls-remote``.
+advertises every ref in one GET (``info/refs?service=git-upload-pack``); a local repository,
+or one reached over SSH (with the worker's own key), is asked with ``git ls-remote``.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import subprocess
 from typing import Iterable
@@ -72,12 +73,18 @@ def _http_refs(url: str, username: str | None, password: str | None,
 
 def _local_refs(path: str) -> dict[str, str]:
     try:
+        # never a prompt (a password, an unknown host key): a task has nobody to answer it
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0",
+               "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")}
         done = subprocess.run(["git", "ls-remote", "--tags", "--", path], capture_output=True,
-                              text=True, check=False, timeout=60)
+                              text=True, check=False, timeout=60, stdin=subprocess.DEVNULL,
+                              env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SettingsError(f"cannot list the tags of {path}: {exc}") from None
     if done.returncode != 0:
-        raise SettingsError(f"cannot list the tags of {path}: not a Git repository")
+        raise SettingsError(f"cannot list the tags of {path} with git ls-remote (over SSH it "
+                            "needs the worker's own key; an HTTPS promote_repo_url uses the Git "
+                            "credentials)")
     refs: dict[str, str] = {}
     for line in done.stdout.splitlines():
         sha, _, name = line.partition("\t")
@@ -93,11 +100,10 @@ def list_tags(url: str, *, username: str | None = None, password: str | None = N
     """tag name -> commit, as the repository at ``url`` lists them now."""
     if url.startswith(("http://", "https://")):
         refs = _http_refs(url, username, password, transport)
-    elif url.startswith("file://") or url.startswith("/"):
-        refs = _local_refs(url[len("file://"):] if url.startswith("file://") else url)
-    else:
-        raise SettingsError("following tags needs an http(s) repository URL (or a local path) "
-                            "to list them: set promote_repo_url to the HTTPS address")
+    elif url.startswith("file://"):
+        refs = _local_refs(url[len("file://"):])
+    else:  # a local path, or SSH: git's own client, with the worker's keys
+        refs = _local_refs(url)
     return {name[len("refs/tags/"):]: sha for name, sha in refs.items()
             if name.startswith("refs/tags/")}
 

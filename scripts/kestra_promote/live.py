@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from typing import Iterable
 
 from . import inventory as inv
@@ -54,9 +55,22 @@ def parse_export(data: bytes, *, what: str = "export") -> list[LiveFlow]:
         for entry in archive.infolist():
             if entry.is_dir() or not entry.filename.endswith((".yml", ".yaml")):
                 continue
-            text = archive.read(entry).decode("utf-8")
+            try:
+                text = _entry(archive, entry, what).decode("utf-8")
+            except UnicodeDecodeError:
+                raise KestraError(f"the target's {what} holds {entry.filename!r}, which is not "
+                                  "UTF-8 text") from None
             flows.append(LiveFlow(_identity(text, entry.filename), text))
     return flows
+
+
+def _entry(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, what: str) -> bytes:
+    """One entry's bytes; a damaged archive (bad CRC, cut short) is a clean error."""
+    try:
+        return archive.read(entry)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise KestraError(f"the target's {what} is a damaged ZIP archive ({entry.filename!r}: "
+                          f"{exc}); try again, or check the proxy") from None
 
 
 def read_files(client: KestraClient, namespace: str) -> dict[FileKey, LiveFile]:
@@ -72,7 +86,7 @@ def read_files(client: KestraClient, namespace: str) -> dict[FileKey, LiveFile]:
             if entry.is_dir() or path.startswith("/_flows/"):
                 continue
             key = FileKey(namespace, path)
-            files[key] = LiveFile(key, archive.read(entry))
+            files[key] = LiveFile(key, _entry(archive, entry, f"files export of {namespace!r}"))
     return files
 
 

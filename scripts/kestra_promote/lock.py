@@ -112,11 +112,15 @@ def acquire(client: KestraClient, namespace: str, holder: str, *, wait: float = 
             mine = new_lease(holder, now, ttl)
             started = time.monotonic()
             _write(client, namespace, mine)
-            # a run that read "free" just before our write writes within about a round trip:
-            # wait a few of them before reading back (settle=None: measured)
-            sleep(settle if settle is not None else
-                  min(2.0, max(0.05, 4 * (time.monotonic() - started))))
-            confirmed = read(client, namespace)
+            try:
+                # a run that read "free" just before our write writes within about a round
+                # trip: wait a few of them before reading back (settle=None: measured)
+                sleep(settle if settle is not None else
+                      min(2.0, max(0.05, 4 * (time.monotonic() - started))))
+                confirmed = read(client, namespace)
+            except BaseException:  # a failure or a signal: never leave our lease behind
+                _release_quietly(client, namespace, mine)
+                raise
             if confirmed is not None and confirmed.token == mine.token:
                 return mine
             current = confirmed  # another run wrote its lease at the same moment: it goes on
@@ -153,13 +157,32 @@ def break_lock(client: KestraClient, namespace: str) -> Lease | None:
     return current
 
 
+def _release_quietly(client: KestraClient, namespace: str, lease: Lease) -> None:
+    try:
+        release(client, namespace, lease)
+    except KestraError:  # it expires by itself: never hide the run's own outcome
+        pass
+
+
+class Keeper:
+    """Renews a held lease when half its time is gone: a long run keeps the target to itself."""
+
+    def __init__(self, client: KestraClient, namespace: str, lease: Lease,
+                 ttl: timedelta = DEFAULT_TTL,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self.client, self.namespace, self.lease, self.ttl, self.clock = (
+            client, namespace, lease, ttl, clock)
+
+    def __call__(self) -> None:
+        now = self.clock()
+        if now >= self.lease.expires - self.ttl / 2:
+            self.lease = renew(self.client, self.namespace, self.lease, ttl=self.ttl, now=now)
+
+
 @contextmanager
 def held(client: KestraClient, namespace: str, holder: str, **options: Any) -> Iterator[Lease]:
     lease = acquire(client, namespace, holder, **options)
     try:
         yield lease
     finally:
-        try:
-            release(client, namespace, lease)
-        except KestraError:  # it expires by itself: never hide the run's own outcome
-            pass
+        _release_quietly(client, namespace, lease)

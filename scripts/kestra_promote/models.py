@@ -229,6 +229,7 @@ class Plan:
     # the policies it was planned under, checked again against the target right before writing
     config: Config | None = None
     source_objects: int = 0  # flows and files in the source (an empty one never prunes)
+    dirty: bool = False  # planned from files that differ from the commit (--allow-dirty)
 
     @property
     def pending(self) -> tuple[Change, ...]:

@@ -21,22 +21,43 @@ from typing import Iterable
 
 from .gitinfo import _common_dir, _git_dir
 
-_SCP_LIKE = re.compile(r"^(?:[^@/]+@)?([^:/]+):(?!/)(.+)$")  # git@host:owner/repo.git
-_URL = re.compile(r"^[a-z][a-z0-9+.-]*://(?:[^@/]*@)?([^/:]+)(?::\d+)?(/.*)?$", re.IGNORECASE)
+_SCP_LIKE = re.compile(r"(?:[^@/]+@)?([^:/]+):(?!/)(.+)")  # git@host:owner/repo.git
 
 
 def normalize_remote(url: str) -> str:
-    """``host/path`` of a remote URL: no scheme, user, password, port or ``.git`` suffix."""
+    """``host/path`` of a remote URL: no scheme, user, password, port or ``.git`` suffix (an
+    origin is stored and shown: it must never carry a credential)."""
     url = url.strip()
-    if url.lower().startswith("file://"):
-        return "file:" + url[len("file://"):].rstrip("/").removesuffix(".git")
-    if match := _URL.fullmatch(url):
-        host, path = match.group(1).lower(), match.group(2) or ""
-    elif match := _SCP_LIKE.fullmatch(url):
-        host, path = match.group(1).lower(), "/" + match.group(2)
-    else:  # a local path
-        return "file:" + str(Path(url).expanduser()).rstrip("/").removesuffix(".git")
-    return host + path.rstrip("/").removesuffix(".git")
+    if "://" in url:
+        scheme, _, rest = url.partition("://")
+        if scheme.lower() == "file":
+            return "file:" + rest.rstrip("/").removesuffix(".git")
+        # user info may itself hold "@", ":" or "/": drop up to the last "@" (a path holding
+        # one is mangled, a credential is never kept)
+        location, slash, path = rest.rpartition("@")[2].partition("/")
+        host = location
+        if host.startswith("["):  # [IPv6]:port
+            host = host[: host.find("]") + 1] if "]" in host else host
+        else:
+            host = host.partition(":")[0]
+        path = (slash + path).split("?", 1)[0].split("#", 1)[0]
+        return host.lower() + path.rstrip("/").removesuffix(".git")
+    if match := _SCP_LIKE.fullmatch(url):
+        return match.group(1).rpartition("@")[2].lower() + "/" + \
+            match.group(2).rstrip("/").removesuffix(".git")
+    return "file:" + str(Path(url).expanduser()).rstrip("/").removesuffix(".git")
+
+
+def same_origin(a: str, b: str) -> bool:
+    """Whether two origins name one repository folder. The host is left out: one repository is
+    often reached under two names (a container's service name, localhost, an internal DNS
+    name); the repository's path and the folder in it decide, without case."""
+    def key(origin: str) -> str:
+        if origin.startswith("file:"):
+            return origin.lower()
+        return origin.partition("/")[2].lower()
+
+    return key(a) == key(b)
 
 
 def _remote_url(common: Path) -> str | None:
@@ -73,12 +94,15 @@ def _worktree_top(start: Path) -> Path:
     return start
 
 
-def uncommitted(folder: str | Path, paths: Iterable[str]) -> list[str] | None:
-    """Which of ``paths`` (relative to ``folder``) differ from the commit: modified, staged,
-    untracked or ignored; None when this cannot be told (no ``git``, not a repository)."""
+def uncommitted(folder: str | Path, paths: Iterable[str],
+                scopes: Iterable[tuple[str, tuple[str, ...]]] = ()) -> list[str] | None:
+    """Which files differ from the commit, of those the promotion reads (``paths``, relative to
+    ``folder``: modified, staged, untracked or ignored) and of those it would read in
+    ``scopes`` (folder prefix and file suffixes, ``()`` for any: a file deleted or added there,
+    or a changed ``.kestraignore``); None when this cannot be told (no ``git``, no repository)."""
     wanted = set(paths)
-    if not wanted:
-        return []
+    areas = [(prefix.strip("/") + "/" if prefix.strip("/") not in ("", ".") else "", suffixes)
+             for prefix, suffixes in scopes]
     try:
         prefix = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-prefix"],
                                 capture_output=True, text=True, check=False)
@@ -93,11 +117,17 @@ def uncommitted(folder: str | Path, paths: Iterable[str]) -> list[str] | None:
     inside = prefix.stdout.strip()
     changed = set()
     for entry in done.stdout.decode("utf-8", errors="replace").split("\0"):
-        path = entry[3:]  # "XY path": paths are relative to the repository's top
-        if len(entry) > 3 and path.startswith(inside):
-            relative = path[len(inside):]
-            # a whole untracked or ignored folder is listed once, with a final "/"
-            if relative in wanted or (relative.endswith("/") and
-                                      any(w.startswith(relative) for w in wanted)):
-                changed.add(relative)
+        state, path = entry[:2], entry[3:]  # "XY path": relative to the repository's top
+        if len(entry) <= 3 or not path.startswith(inside):
+            continue
+        relative = path[len(inside):]
+        # a whole untracked or ignored folder is listed once, with a final "/"
+        read = relative in wanted or (relative.endswith("/") and
+                                      any(w.startswith(relative) for w in wanted))
+        in_scope = state != "!!" and any(
+            (relative.startswith(area) or relative == area[:-1])
+            and (not suffixes or relative.endswith(suffixes) or relative.endswith("/"))
+            for area, suffixes in areas)
+        if read or in_scope:
+            changed.add(relative)
     return sorted(changed)

@@ -37,6 +37,7 @@ from .models import (
     sort_key,
 )
 from .order import topological
+from .origin import same_origin
 from .textsafe import safe_text
 
 PROMOTION_LABEL = "kestra-promote.role"  # carried by the flows that run the promotion itself
@@ -271,7 +272,7 @@ def origin_refusal(inventory: Inventory | None, origin: str | None, adopt: bool)
     """Why this run may not use the inventory of another repository (None: it may)."""
     if adopt or inventory is None or not inventory.origin or not origin:
         return None  # a first run, an inventory older than origins, or a folder outside Git
-    if inventory.origin == origin:
+    if same_origin(inventory.origin, origin):
         return None
     return (f"the inventory {kv_key(inventory.name)} holds objects promoted from "
             f"{inventory.origin}, and this run promotes {origin}: give this repository its own "

@@ -2,9 +2,11 @@
 
 The file holds every change with the content to write and the content it replaces, the hashes
 of everything the plan was computed against, the policies it was planned under, the target it
-was made for, and a digest of all that. Applying it refuses a file whose digest does not match
-(edited since `plan` wrote it), then reads the target again and refuses when anything in scope
-differs or when a safeguard refuses a change against the target as it is then (apply_plan).
+was made for, and a digest of all that. The digest catches a file edited by mistake, not by
+intent (anyone who can edit the file can recompute it): what protects the target is that
+applying it reads the target again and refuses when anything in scope differs, when a change
+does not replace exactly what the target holds, or when a safeguard refuses a change against
+the target as it is then (apply_plan).
 The file is written readable by its owner only: it holds flow sources.
 """
 
@@ -83,6 +85,7 @@ def dump(plan: Plan, *, url: str, tenant: str) -> dict[str, Any]:
         "warnings": [w.message for w in plan.warnings],
         "policy": _policy(plan.config or Config(name=plan.name)),
         "source_objects": plan.source_objects,
+        "dirty": plan.dirty,
         "changes": changes,
     }
 
@@ -140,6 +143,7 @@ def load(path: str) -> tuple[Plan, str, str]:
             if data["managed_after"] else None,
             refusals=tuple(data["refusals"]), warnings=tuple(Problem(w) for w in data["warnings"]),
             config=config, source_objects=int(data["source_objects"]),
+            dirty=data["dirty"] is True,
         )
         return plan, data["target"]["url"], data["target"]["tenant"]
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, TextIO
 
 from . import gitremote, lock, report, webhook
 from .apply import Interrupted, apply_locked, ensure_allowed, ensure_valid
-from .client import Connection, connect
+from .client import Connection, KestraClient, connect
 from .desired import prepare
 from .errors import KestraPromoteError, NotFound, SettingsError
 from .live import namespace_tree, read_for
@@ -140,23 +140,31 @@ DELIVERIES_KEY = "kestra-promote-deliveries"
 DELIVERIES_KEPT = 200
 
 
-def _replayed(env: Mapping[str, str], headers: Mapping[str, str]) -> str | None:
-    """The delivery id when it was received before (recorded in KV; None: new, or no id)."""
-    delivery = webhook.delivery_id(headers)
+def _deliveries(client: KestraClient, namespace: str) -> list[str]:
+    try:
+        seen = client.kv_get(namespace, DELIVERIES_KEY)
+    except NotFound:
+        return []
+    return [s for s in seen if isinstance(s, str)] if isinstance(seen, list) else []
+
+
+def _replayed(env: Mapping[str, str], delivery: str | None) -> bool:
+    """Whether this delivery was promoted before (ids recorded in KV after each promotion)."""
     if delivery is None or not _text(env, "KESTRA_URL"):
-        return None
-    namespace = _text(env, "KP_DELIVERIES_NAMESPACE") or "system"
+        return False
     with connect(_connection(env)) as client:
-        try:
-            seen = client.kv_get(namespace, DELIVERIES_KEY)
-        except NotFound:
-            seen = []
-        seen = [s for s in seen if isinstance(s, str)] if isinstance(seen, list) else []
-        if delivery in seen:
-            return delivery
-        client.kv_put(namespace, DELIVERIES_KEY, (seen + [delivery])[-DELIVERIES_KEPT:],
-                      description="kestra-promote: webhook deliveries already received")
-    return None
+        return delivery in _deliveries(client, _text(env, "KP_DELIVERIES_NAMESPACE") or "system")
+
+
+def _record_delivery(env: Mapping[str, str], client: KestraClient) -> None:
+    """Remember a delivery once its promotion succeeded: a redelivery of a failed one runs."""
+    delivery = _text(env, "KP_DELIVERY")
+    if not delivery:
+        return
+    namespace = _text(env, "KP_DELIVERIES_NAMESPACE") or "system"
+    seen = [d for d in _deliveries(client, namespace) if d != delivery]
+    client.kv_put(namespace, DELIVERIES_KEY, (seen + [delivery])[-DELIVERIES_KEPT:],
+                  description="kestra-promote: webhook deliveries already promoted")
 
 
 def _newest_tag(env: Mapping[str, str], pattern: str) -> str | None:
@@ -188,10 +196,13 @@ def task_decide(env: Mapping[str, str], emit: Emitter) -> int:
         # Kestra passes the parsed body only, never its bytes: signatures cannot be verified here
         decision = webhook.decide(headers, body, target=target,
                                   secret=_text(env, "KP_WEBHOOK_SECRET"),
-                                  require_signature=bool(_flag(env, "KP_REQUIRE_SIGNATURE")))
-        if decision.decision == "sync" and (replay := _replayed(env, headers)) is not None:
-            decision = Decision("ignore", f"delivery {replay} was received before: a replay "
+                                  require_signature=bool(_flag(env, "KP_REQUIRE_SIGNATURE")),
+                                  expect=_text(env, "KP_PROVIDER"))
+        delivery = webhook.delivery_id(headers)
+        if decision.decision == "sync" and _replayed(env, delivery):
+            decision = Decision("ignore", f"delivery {delivery} was promoted before: a replay "
                                 "changes nothing", decision.provider, decision.event)
+        emit.outputs({"delivery": delivery or ""})
     elif ref:
         kind, checkout = classify_ref(ref, target)
         decision = Decision("sync", f"{trigger} run of {kind} {checkout!r}", "kestra", trigger,
@@ -297,6 +308,8 @@ def task_promote(env: Mapping[str, str], emit: Emitter, *, workdir: Path) -> int
             client, plan, replan=replan, on_replan=planned_again,
             holder=_text(env, "KP_HOLDER") or lock.default_holder("kestra-promote task"),
             trigger=_text(env, "KP_TRIGGER") or "kestra", ref=_text(env, "KP_REF"))
+        if result.ok:
+            _record_delivery(env, client)
     emit.text(report.render_result_text(result))
     _write_reports(workdir, report.render_plan_markdown(plan, result=result),
                    report.result_to_dict(result))

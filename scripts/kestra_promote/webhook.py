@@ -274,15 +274,22 @@ def _refs(provider: str, event: str, body: Mapping[str, Any]) -> tuple[str | Non
 
 def decide(
     headers: Mapping[str, Any], body: Any, *, target: Target, secret: str | None = None,
-    raw: bytes | None = None, require_signature: bool = False,
+    raw: bytes | None = None, require_signature: bool = False, expect: str | None = None,
 ) -> Decision:
-    """What to do with one webhook request (``body`` parsed, or ``raw`` bytes, or both)."""
+    """What to do with one webhook request (``body`` parsed, or ``raw`` bytes, or both).
+
+    ``expect``: the one provider the promotion's repository is on. The provider is read from
+    headers the sender chooses, so a forged request could claim one whose proof Kestra cannot
+    check (a signature) to avoid one it can (a token): with ``expect``, any other is rejected."""
     flat = normalize_headers(headers)
     if body is None and raw is not None:
         body = parse_json(raw)
     if isinstance(body, str):
         body = parse_json(body)
     provider, event = detect_provider(flat, body)
+    if expect and provider != expect:
+        return Decision("reject", f"the request comes from {provider}, and this promotion "
+                        f"expects {expect} (promote_webhook_provider)", provider, event)
     checked, why = verify(provider, flat, raw, secret, require=require_signature)
     if checked is False:
         return Decision("reject", why, provider, event)
