@@ -44,16 +44,20 @@ def _transform(flow: DesiredFlow, config: Config, warnings: list[Problem],
     try:
         edits = flowdoc.rename_edits(flow.source, root, config.rename, warn)
         edits += flowdoc.label_edits(flow.source, root, config.labels)
+        text = flowdoc.apply_edits(flow.source, edits)
     except ValueError as exc:
         problems.append(Problem(str(exc), flow.path, flow=flow.key))
         return None
-    text = flowdoc.apply_edits(flow.source, edits)
     namespace = flowdoc.rename_namespace(flow.key.namespace, config.rename)
     if (why := check_namespace(namespace)) is not None:
         problems.append(Problem(f"after renaming {flow.key.namespace!r}: {why}", flow.path,
                                 flow=flow.key))
         return None
-    new_root = yamlnodes.compose_documents(text)[0] if edits else root
+    try:
+        new_root = yamlnodes.compose_documents(text)[0] if edits else root
+    except yamlnodes.YamlSyntaxError as exc:  # a safety net for the text surgery
+        raise KestraPromoteError(f"{flow.path}: editing the flow broke its YAML ({exc}); "
+                                 "please report this") from exc
     # the edits must leave exactly the identity we expect: a safety net for the text surgery
     written = yamlnodes.scalar_text(yamlnodes.mapping_get(new_root, "namespace"))
     if written != namespace:

@@ -85,6 +85,26 @@ def duplicate_keys(node: yaml.Node) -> Iterator[yaml.ScalarNode]:
             stack.extend(current.value)
 
 
+def shared_nodes(node: yaml.Node) -> set[int]:
+    """``id()`` of the nodes met more than once in the tree: anchored (``&name``) and named
+    again through an alias (``*name``). Editing such a node changes every place naming it."""
+    seen: set[int] = set()
+    shared: set[int] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            shared.add(id(current))
+            continue
+        seen.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            for key_node, value_node in current.value:
+                stack.extend((key_node, value_node))
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+    return shared
+
+
 def load(text: str) -> object:
     """Plain Python value of a single-document text (for server responses and ZIP entries)."""
     return yaml.load(text, Loader=Loader)
