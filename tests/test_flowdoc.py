@@ -275,3 +275,14 @@ def test_a_rename_that_leaves_a_namespace_file_no_namespace_is_an_error():
         prepare(source, Config(rename={"dev": ""}))
     assert any(str(p).startswith("files/dev/x.py: after renaming 'dev': namespace is empty")
                for p in caught.value.problems)
+
+
+def test_namespace_files_outside_include_are_left_out():
+    from kestra_promote.models import DesiredFile, FileKey
+
+    source = _source(("a.yml", "id: a\nnamespace: company\ntasks: [{id: t}]\n"))
+    inside, outside = FileKey("company", "/x.py"), FileKey("other", "/secret-tool.py")
+    for key in (inside, outside):
+        source.files[key] = DesiredFile(key, b"x", f"files/{key.namespace}{key.path}")
+    desired = prepare(source, Config(include=("company",)))
+    assert list(desired.files) == [inside] and outside in desired.excluded

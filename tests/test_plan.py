@@ -232,6 +232,16 @@ def test_narrowing_include_releases_and_never_deletes():
     assert [(c.key, c.reason) for c in released] == [(other, Reason.LEFT_SCOPE)]
     assert result.pending == () and result.refusals == ()
     assert result.managed_after is not None and set(result.managed_after.flows) == {A}
+    # namespace files follow the scope like the flows that use them
+    tool = FileKey("other", "/tool.py")
+    inventory = Inventory("default", {A: Managed(source_hash(OLD))},
+                          {tool: Managed(content_hash(b"x"))})
+    result = plan(desired(want(A, OLD)),
+                  live(have(A, OLD), files=(LiveFile(tool, b"x"),), inventory=inventory),
+                  Config(prune=True, include=("company",)))
+    assert [(c.key, c.action) for c in result.changes if c.key == tool] == [
+        (tool, Action.RELEASED)]
+    assert result.pending == ()
 
 
 def test_a_deletion_must_be_this_sources_own():

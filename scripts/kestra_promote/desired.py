@@ -15,7 +15,7 @@ import yaml
 from . import flowdoc, yamlnodes
 from .config import Config
 from .errors import KestraPromoteError, SourceError
-from .models import DesiredFile, DesiredFlow, FileKey, FlowKey, Problem
+from .models import DesiredFile, DesiredFlow, FileKey, FlowKey, Problem, sort_key
 from .source import Source, check_namespace
 
 
@@ -26,7 +26,7 @@ class Desired:
     flows: Mapping[FlowKey, DesiredFlow]
     files: Mapping[FileKey, DesiredFile] = field(default_factory=dict)
     warnings: tuple[Problem, ...] = ()
-    excluded: tuple[FlowKey, ...] = ()  # in Git, but outside namespaces.include
+    excluded: tuple[FlowKey | FileKey, ...] = ()  # in Git, but outside namespaces.include
 
     @property
     def namespaces(self) -> set[str]:
@@ -78,7 +78,7 @@ def prepare(source: Source, config: Config | None = None) -> Desired:
                 problems.append(Problem(f"namespaces.rename {label}: {why}", config.path))
     flows: dict[FlowKey, DesiredFlow] = {}
     origins: dict[FlowKey, list[str]] = {}
-    excluded = []
+    excluded: list[FlowKey | FileKey] = []
     if not problems:
         for flow in source.flows.values():
             result = _transform(flow, config, warnings, problems)
@@ -101,6 +101,9 @@ def prepare(source: Source, config: Config | None = None) -> Desired:
         if (why := check_namespace(file_key.namespace)) is not None:
             problems.append(Problem(f"after renaming {file.key.namespace!r}: {why}", file.path))
             continue
+        if not config.includes(file_key.namespace):  # files follow the scope, as flows do
+            excluded.append(file_key)
+            continue
         if file_key in files:
             problems.append(Problem(f"renaming makes two namespace files {file_key}", file.path))
         files[file_key] = DesiredFile(file_key, file.content, file.path)
@@ -109,5 +112,5 @@ def prepare(source: Source, config: Config | None = None) -> Desired:
                           problems)
     return Desired(
         flows=dict(sorted(flows.items())), files=dict(sorted(files.items())),
-        warnings=tuple(warnings), excluded=tuple(sorted(excluded)),
+        warnings=tuple(warnings), excluded=tuple(sorted(excluded, key=sort_key)),
     )

@@ -305,12 +305,11 @@ def plan(desired: Desired, live: LiveState, config: Config, *, commit: str | Non
     ]
     for wanted, present, recorded in tables:
         for key in pair(wanted, present, recorded):
-            if key in recorded and key not in wanted and isinstance(key, FlowKey) and \
-                    not config.includes(key.namespace):
+            if key in recorded and key not in wanted and not config.includes(key.namespace):
                 # narrowing the scope lets go of what was managed: it never deletes it
                 have = present.get(key)
                 changes.append(Change(key, Action.RELEASED, Reason.LEFT_SCOPE,
-                                      have.source if have else None, None,
+                                      _content(have) if have else None, None,
                                       recorded[key].path))
                 continue
             change = decide(key, wanted.get(key), present.get(key), recorded.get(key),
