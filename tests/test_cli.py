@@ -186,6 +186,17 @@ def test_validate_without_url_checks_locally(repo: GitRepo):
 
 
 @pytest.mark.fake_only
+def test_validate_offline_never_contacts_the_target(repo: GitRepo, target: Target):
+    repo.write("a.yml", flow_yaml("company", "a"))
+    sha = repo.commit()
+    assert target.fake is not None
+    result = run_cli("validate", str(repo.path), "--offline", env=target.env)  # KESTRA_URL set
+    assert result.code == 0
+    assert result.out == f"Valid: 1 flow(s) at {sha[:12]}, checked locally (--offline).\n"
+    assert target.fake.requests == []
+
+
+@pytest.mark.fake_only
 def test_validate_with_url_asks_the_target(repo: GitRepo, target: Target):
     repo.write("a.yml", flow_yaml("company", "a"))
     repo.write("b.yml", flow_yaml("company", "b").replace(

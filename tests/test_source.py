@@ -259,3 +259,24 @@ def test_a_symlink_whose_own_path_is_ignored_is_left_alone(tmp_path: Path):
     write(tmp_path, "a.yml", flow_yaml("company", "a"))
     os.symlink(tmp_path / ".git", tmp_path / "vendor")
     assert list(read_source(tmp_path).flows) == [FlowKey("company", "a")]
+
+
+def test_ref_from_a_subfolder_of_the_repository(repo: GitRepo, tmp_path: Path):
+    from kestra_promote import gitref
+    from kestra_promote.errors import SettingsError
+
+    repo.write("prod/a.yml", "id: a\nnamespace: company\ntasks: [{id: t}]\n# v1\n")
+    first = repo.commit("v1")
+    repo.git("tag", "v1")
+    repo.write("prod/a.yml", "id: a\nnamespace: company\ntasks: [{id: t}]\n# v2\n")
+    repo.commit("v2")
+    with gitref.checkout(str(repo.path / "prod"), "v1") as (folder, commit):
+        assert commit == first
+        assert (Path(folder) / "a.yml").read_text().endswith("# v1\n")
+    with pytest.raises(SettingsError) as caught:
+        with gitref.checkout(str(repo.path / "prod"), "no-such-tag"):
+            pass
+    assert str(caught.value) == f"no commit, branch or tag named 'no-such-tag' in {repo.path}"
+    with pytest.raises(SettingsError, match="is in none"):
+        with gitref.checkout(str(tmp_path / "elsewhere"), "v1"):
+            pass

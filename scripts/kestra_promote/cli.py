@@ -174,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "of SOURCE: locally, then with the target's own validation when a URL is "
                          "given. Writes nothing.")
     cmd.add_argument("source", nargs="?", default=".", metavar="SOURCE", help=source_help)
+    cmd.add_argument("--offline", action="store_true",
+                     help="local checks only, even when a URL is given (KESTRA_URL)")
 
     cmd = sub.add_parser("plan", parents=[target, source, policy], help="show what apply would "
                          "change", description="Compare SOURCE with the target and show what "
@@ -384,6 +386,8 @@ def _show_plan(output: Output, plan: Plan, warnings: Sequence[Problem] = ()) -> 
 
 
 def cmd_validate(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
+    if args.offline:
+        connection = None  # nothing leaves this machine, whatever KESTRA_URL says
     with _load(args) as loaded:
         flows = list(loaded.desired.flows.values())
         warnings = list(loaded.desired.warnings)
@@ -391,7 +395,8 @@ def cmd_validate(args: argparse.Namespace, connection: Connection | None, output
             with connect(connection) as client:
                 warnings += check_on_target(client, flows)
     commit = loaded.source.commit
-    where = "locally and by the target" if connection else "locally (no target given)"
+    where = ("locally and by the target" if connection else
+             "locally (--offline)" if args.offline else "locally (no target given)")
     files = len(loaded.desired.files)
     if output.format == "json":
         output.json({"format_version": report.FORMAT_VERSION, "commit": commit, "valid": True,

@@ -35,9 +35,19 @@ def checkout(repo: str, ref: str) -> Iterator[tuple[str, str]]:
     ``repo`` may be a subfolder of the repository: the same subfolder of the ref is yielded.
     """
     path = Path(repo).resolve()
-    commit = _git(path, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").decode().strip()
+    try:
+        top = Path(_git(path, "rev-parse", "--show-toplevel").decode().strip())
+    except SettingsError:
+        raise SettingsError(f"--ref needs SOURCE in a Git repository, and {path} is in none"
+                            ) from None
+    try:
+        commit = _git(path, "rev-parse", "--verify", "--quiet", "--end-of-options",
+                      f"{ref}^{{commit}}").decode().strip()
+    except SettingsError:
+        raise SettingsError(f"no commit, branch or tag named {ref!r} in {top}") from None
     prefix = _git(path, "rev-parse", "--show-prefix").decode().strip()
-    archive = _git(path, "archive", "--format=tar", commit)
+    # from the top: run from a subfolder, git archive would hold that subfolder alone
+    archive = _git(top, "archive", "--format=tar", commit)
     with tempfile.TemporaryDirectory(prefix="kestra-promote-") as tmp:
         root = Path(tmp)
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
