@@ -631,3 +631,23 @@ def test_a_saved_plan_whose_before_was_edited_cannot_pass_off_the_promotion_flow
     assert "ops/promote: the target does not hold what the plan says this change replaces" in \
         refused.err
     assert _writes(target) == writes and ("ops", "promote") in target.sources("ops")
+
+
+def test_the_final_line_says_exactly_what_holds(repo: GitRepo, target: Target):
+    assert target.fake is not None
+    _three_flows(repo)
+    assert "The target matches Git at" in _apply(repo, target)
+    target.fake.seed_flow(flow_yaml("company.team", "made-in-the-ui"))
+    with target.client() as client:  # a hotfix in production
+        client.update_flow("company.team", "a", flow_yaml("company.team", "a", "hotfix"))
+    (repo.path / "flows/c.yml").unlink()
+    repo.write("flows/d.yml", flow_yaml("company.team", "d"))
+    repo.commit()
+    out = _apply(repo, target, "--drift", "keep")
+    final = out.rstrip().splitlines()[-1]
+    assert "The target matches Git" not in final
+    assert final.endswith(
+        "Every object this source manages matches Git at " + repo.git("rev-parse", "HEAD")[:12]
+        + ", except 1 drifted (edited on the target, left as it is) and 1 orphaned (no longer "
+        "in Git, kept: prune is off). 1 unmanaged object(s) in its namespaces are not this "
+        "source's (never touched).")

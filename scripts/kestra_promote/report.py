@@ -75,12 +75,36 @@ def _count(n: int, what: str) -> str:
     return f"{n} {what}"
 
 
+def what_holds(plan: Plan) -> str:
+    """What is true of the target once the plan is applied: exactly, with every exception."""
+    counts = plan.summary
+    exceptions = [
+        _count(counts["drifted"], "drifted (edited on the target, left as it is)")
+        if counts["drifted"] else "",
+        _count(counts["orphaned"], "orphaned (no longer in Git, kept: prune is off)")
+        if counts["orphaned"] else "",
+    ]
+    exceptions = [e for e in exceptions if e]
+    others = [
+        _count(counts["unmanaged"], "unmanaged object(s) in its namespaces are not this "
+               "source's (never touched)") if counts["unmanaged"] else "",
+        _count(counts["released"], "object(s) left its scope (released, left as they are)")
+        if counts["released"] else "",
+    ]
+    others = [o for o in others if o]
+    if not exceptions and not others:
+        return f"The target matches {matches(plan.commit)}."
+    text = f"Every object this source manages matches {matches(plan.commit)}"
+    text += f", except {' and '.join(exceptions)}" if exceptions else ""
+    return text + "." + "".join(f" {o[0].upper()}{o[1:]}." for o in others)
+
+
 def summary_line(plan: Plan) -> str:
     counts = plan.summary
     if plan.is_empty:
         if counts["drifted"] or counts["orphaned"]:
-            return "No changes to write."
-        return f"No changes. The target matches {matches(plan.commit)}."
+            return "No changes to write."  # the details line says what differs
+        return f"No changes. {what_holds(plan)}"
     if not plan.pending:
         return ("No changes to flows or files; the inventory will record what this source "
                 "manages.")
@@ -234,7 +258,7 @@ def result_summary(result: ApplyResult) -> str:
     if result.ok:
         if not result.outcomes and result.inventory is None:
             return summary_line(result.plan)
-        return f"Apply complete: {counts}. The target matches {matches(result.plan.commit)}."
+        return f"Apply complete: {counts}. {what_holds(result.plan)}"
     failed = next((o for o in result.outcomes if o.status is Status.FAILED), None)
     cause = (f"{failed.change.action.value} {_inline(failed.change.key)} failed" if failed
              else "writing the inventory failed")
