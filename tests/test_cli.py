@@ -110,6 +110,13 @@ def test_one_invalid_flow_blocks_every_write(repo: GitRepo, target: Target, root
     assert target.fake is not None and target.fake.writes() == []
     assert target.sources(root_ns) == {}
 
+    # plan shows the plan, then what the target rejects (exit 1)
+    planned = run_cli("plan", str(repo.path), env=target.env)
+    assert planned.code == 1
+    assert f"+ create    {root_ns}.c/bad" in planned.out
+    assert "Plan: 3 to create, 0 to update, 0 to delete." in planned.out
+    assert f'tasks[0].colour: Unrecognized field "colour"' in planned.err
+
 
 def test_local_problems_are_all_listed_and_nothing_is_sent(repo: GitRepo, target: Target,
                                                            root_ns: str):

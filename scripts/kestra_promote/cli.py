@@ -34,7 +34,7 @@ from .apply import (
 from .client import Connection, KestraClient, connect
 from .config import CONFIG_FILE, DRIFT_POLICIES, Config, check_name, check_namespace
 from .desired import Desired, prepare
-from .errors import KestraPromoteError, SettingsError
+from .errors import KestraPromoteError, SettingsError, TargetRejected
 from .live import read_for, read_inventories
 from .models import ApplyResult, Outcome, Plan, Problem, Status
 from .origin import origin, uncommitted
@@ -419,7 +419,13 @@ def cmd_plan(args: argparse.Namespace, connection: Connection | None, output: Ou
         # now, as apply would
         dirty = bool(_check_committed(args, loaded, output)) if args.out else False
         plan = dataclasses.replace(_compute_plan(client, loaded, args.adopt), dirty=dirty)
-        warnings = ensure_valid(client, plan.pending)
+        try:
+            warnings = ensure_valid(client, plan.pending)
+        except TargetRejected:
+            # the diff is what someone fixing the flows needs most (moving 1.3 flows to 2.0,
+            # say): the plan first, then the target's rejections
+            _show_plan(output, plan)
+            raise
     _show_plan(output, plan, warnings)
     ensure_allowed(plan)
     if args.out:
