@@ -322,3 +322,15 @@ def test_text_on_a_terminal_is_escaped_too_but_report_colours_are_kept():
     output.write("flows/\x1b]0;title\x07all good.yml\n")  # validate's warnings, unlock's holder
     output.write_rendered("\033[32m+\033[0m create\n")  # a renderer's own colours
     assert out.getvalue() == "flows/\\x1b]0;title\\x07all good.yml\n\033[32m+\033[0m create\n"
+
+
+@pytest.mark.fake_only
+def test_json_warnings_carry_the_file_and_line_as_fields(repo: GitRepo, target: Target):
+    repo.write("a.yml", flow_yaml("dev.company", "a", extra="variables:\n  x: '{{ 1 }}'\n").replace(
+        "tasks:\n", "tasks:\n  - id: call\n    type: io.kestra.plugin.core.flow.Subflow\n"
+        "    namespace: \"{{ inputs.ns }}\"\n    flowId: b\n"))
+    repo.commit()
+    result = run_cli("plan", str(repo.path), "--rename", "dev=", "--format", "json", env=target.env)
+    (warning,) = [w for w in json.loads(result.out)["warnings"] if "expression" in w["message"]]
+    assert (warning["path"], warning["line"]) == ("a.yml", 8)  # the Subflow's namespace
+    assert not warning["message"].startswith("line ")

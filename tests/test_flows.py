@@ -373,7 +373,7 @@ def test_the_check_flow_reports_status(production):
     assert execution.state == "SUCCESS", execution.logs
     assert execution.outputs["status"]["vars"]["out_of_sync"] == 0
     assert execution.outputs["status"]["vars"]["unmanaged"] == 1
-    assert "unmanaged    company.team/stray" in execution.files["report.md"].read_text()
+    assert "| unmanaged | `company.team/stray` |  | on the target only; not managed by this source |" in execution.files["report.md"].read_text()
 
 
 def test_a_tag_or_a_commit_given_by_hand_is_cloned_as_such(production):

@@ -311,7 +311,7 @@ def test_values_written_as_a_renamed_namespace_are_reported_once_per_flow():
                               ("b.yml", "id: b\nnamespace: dev.company\ntasks: [{id: t}]\n")),
                       Config(rename=RENAME))
     assert [str(w) for w in desired.warnings] == [
-        "a.yml: dev.company/a: line 5: written as a renamed namespace but in no property "
+        "a.yml:5: dev.company/a: written as a renamed namespace but in no property "
         "kestra-promote renames, so left as written: 'dev.company.team' (the rename gives "
         "'company.team') at variables.target, line 5, 'dev.company' (the rename gives 'company') "
         "at inputs[0].defaults, line 12; check whether they should follow the rename"]

@@ -200,3 +200,19 @@ def test_problems_text():
     problems = [Problem("bad thing", "x.yml", 3, 4, A), Problem("other", "y.yml")]
     assert report.render_problems_text("2 problems", problems) == (
         "  x.yml:3:4: company/a: bad thing\n  y.yml: other\nError: 2 problems\n")
+
+
+def test_status_and_history_in_markdown_are_tables():
+    from kestra_promote.models import Inventory
+
+    status = report.render_status_markdown(sample_plan())
+    assert "| status | object | file | why |\n|---|---|---|---|\n" in status
+    assert "| out of sync | `company/a` | flows/a.yml | source differs from the target |" in status
+    history = report.render_history_markdown(Inventory("team", history=(
+        {"time": "2026-11-26T10:00:00+00:00", "commit": "0123456789abcdef", "trigger": "cli",
+         "result": "applied", "created": 2, "updated": 0, "deleted": 1},)), "team")
+    assert history == (
+        "### Promotions of `team`\n\n"
+        "| time | commit | trigger | result | created | updated | deleted |\n"
+        "|---|---|---|---|---:|---:|---:|\n"
+        "| 2026-11-26T10:00:00+00:00 | `0123456789ab` | cli | applied | 2 | 0 | 1 |\n")

@@ -514,7 +514,7 @@ def cmd_status(args: argparse.Namespace, connection: Connection | None, output: 
             "last_promotion": history[-1] if history else None})
     else:
         text = report.render_status_text(plan)
-        output.write(text if output.format == "text" else f"```\n{text}```\n")
+        output.write(text if output.format == "text" else report.render_status_markdown(plan))
     return EXIT_CHANGES if args.detailed_exitcode and report.out_of_sync(plan) else EXIT_OK
 
 
@@ -527,7 +527,9 @@ def cmd_history(args: argparse.Namespace, connection: Connection | None, output:
         runs = list(reversed(own.history)) if own else []
         output.json({"format_version": report.FORMAT_VERSION, "name": config.name, "runs": runs})
     else:
-        output.write(report.render_history_text(own, config.name))
+        output.write(report.render_history_markdown(own, config.name)
+                     if output.format == "markdown" else
+                     report.render_history_text(own, config.name))
     return EXIT_OK
 
 

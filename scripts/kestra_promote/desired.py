@@ -39,7 +39,7 @@ def _transform(flow: DesiredFlow, config: Config, warnings: list[Problem],
     assert isinstance(root, yaml.MappingNode)
 
     def warn(ref: flowdoc.Reference, message: str) -> None:
-        warnings.append(Problem(f"line {ref.line}: {message}", flow.path, flow=flow.key))
+        warnings.append(Problem(message, flow.path, line=ref.line, flow=flow.key))
 
     try:
         edits = flowdoc.rename_edits(flow.source, root, config.rename, warn)

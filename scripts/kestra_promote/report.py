@@ -468,10 +468,41 @@ def render_plan_markdown(plan: Plan, *, result: ApplyResult | None = None) -> st
 
 
 def render_status_markdown(plan: Plan) -> str:
-    """The status report (``render_status_text``) as Markdown, for ``report.md``."""
-    text = render_status_text(plan)
-    fence = _fence(text)
-    return f"### Promotion status of {_md_code(plan.name)}\n\n{fence}\n{text}{fence}\n"
+    """The status report as a Markdown table, for ``report.md`` and ``status --format
+    markdown``."""
+    out = [f"### Promotion status of {_md_code(plan.name)}\n\n"]
+    if plan.changes:
+        out.append("| status | object | file | why |\n|---|---|---|---|\n")
+        for change in plan.changes:
+            out.append(f"| {status_of(change)} | {_md_cell(_md_code(change.key))} | "
+                       f"{_md_cell(_md_text(change.path or ''))} | "
+                       f"{_md_cell(_md_text(change.reason.value))} |\n")
+        out.append("\n")
+    else:
+        out.append("Nothing managed yet.\n\n")
+    history = plan.inventory_before.history if plan.inventory_before else ()
+    last = history[-1] if history else None
+    if last:
+        out.append(f"Last promotion: {_md_code(short(last.get('commit')))} at "
+                   f"{_md_text(last.get('time'))} ({_md_text(last.get('trigger'))}).\n")
+    else:
+        out.append("Last promotion: none recorded on this target.\n")
+    return _finish("".join(out))
+
+
+def render_history_markdown(inventory: Inventory | None, name: str) -> str:
+    """``history --format markdown``: one table row per run, newest first."""
+    if inventory is None or not inventory.history:
+        return _finish(f"No promotion recorded for {_md_code(name)} on this target.\n")
+    out = [f"### Promotions of {_md_code(name)}\n\n",
+           "| time | commit | trigger | result | created | updated | deleted |\n",
+           "|---|---|---|---|---:|---:|---:|\n"]
+    for run in reversed(inventory.history):  # every field is read back from the target
+        cells = [_md_text(run.get("time", "")), _md_code(short(run.get("commit"))),
+                 _md_text(run.get("trigger", "")), _md_text(run.get("result", ""))]
+        cells += [_md_text(run.get(key, 0)) for key in ("created", "updated", "deleted")]
+        out.append("| " + " | ".join(_md_cell(c) for c in cells) + " |\n")
+    return _finish("".join(out))
 
 
 def render_problems_markdown(message: str, problems: Iterable[Problem]) -> str:
