@@ -651,3 +651,24 @@ def test_the_final_line_says_exactly_what_holds(repo: GitRepo, target: Target):
         + ", except 1 drifted (edited on the target, left as it is) and 1 orphaned (no longer "
         "in Git, kept: prune is off). 1 unmanaged object(s) in its namespaces are not this "
         "source's (never touched).")
+
+
+def test_a_saved_plan_holds_the_changes_and_only_hashes_of_the_rest(repo: GitRepo,
+                                                                    target: Target,
+                                                                    tmp_path: Path):
+    repo.write("kestra-promote.yml", "name: team\n")
+    big = "\n".join(f"# line {i}" for i in range(2000)) + "\n"
+    for name in ("a", "b", "c"):
+        repo.write(f"flows/{name}.yml", flow_yaml("company.team", name) + big)
+    repo.commit()
+    _apply(repo, target)
+    repo.write("flows/a.yml", flow_yaml("company.team", "a", "changed") + big)
+    repo.commit()
+    saved = tmp_path / "plan.json"
+    assert run_cli("plan", str(repo.path), "--out", str(saved), env=target.env).code == 0
+    data = json.loads(saved.read_text())
+    unchanged = [c for c in data["changes"] if c["action"] == "unchanged"]
+    assert len(unchanged) == 2 and all("before" not in c and c["before_hash"] for c in unchanged)
+    assert saved.stat().st_size < 3 * len(big)  # the changed flow, before and after, and a diff
+    assert run_cli("apply", str(saved), env=target.env).code == 0
+    assert "message: changed" in target.sources("company")[("company.team", "a")]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import inventory as inv
+from .compare import content_hash, source_hash
 from .config import Config
 from .errors import SettingsError
 from .models import (
@@ -59,15 +60,25 @@ def _key(data: Mapping[str, Any]) -> ObjectKey:
     return FlowKey(data["namespace"], data["id"])
 
 
+def _hash(value: str | bytes | None) -> str | None:
+    if value is None:
+        return None
+    return source_hash(value) if isinstance(value, str) else content_hash(value)
+
+
 def dump(plan: Plan, *, url: str, tenant: str) -> dict[str, Any]:
     changes = []
     for c in plan.changes:
         key = c.key
+        # the content of what is written, and of what it replaces (a failed run puts it back);
+        # of everything else, only hashes: a one-line change over hundreds of flows stays small
+        content = ({"before": _encode(c.before), "after": _encode(c.after)} if c.writes else
+                   {"before_hash": _hash(c.before), "after_hash": _hash(c.after)})
         changes.append({
             "kind": c.kind, "namespace": key.namespace,
             **({"id": key.id} if isinstance(key, FlowKey) else {"file": key.path}),
             "action": c.action.value, "reason": c.reason.name, "path": c.path,
-            "before": _encode(c.before), "after": _encode(c.after), "diff": c.diff,
+            **content, "diff": c.diff,
         })
     return {
         "format": FORMAT,
@@ -127,8 +138,8 @@ def load(path: str) -> tuple[Plan, str, str]:
         config = Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in policy.items()
                            if k in _POLICY})
         changes = tuple(
-            Change(_key(c), Action(c["action"]), Reason[c["reason"]], _decode(c["before"]),
-                   _decode(c["after"]), c.get("path"), c.get("diff") or "")
+            Change(_key(c), Action(c["action"]), Reason[c["reason"]], _decode(c.get("before")),
+                   _decode(c.get("after")), c.get("path"), c.get("diff") or "")
             for c in data["changes"])
         scope = Scope(tuple(data["scope"]["flow_prefixes"]), tuple(data["scope"]["file_namespaces"]),
                       data["scope"]["state_namespace"])
