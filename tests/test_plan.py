@@ -208,7 +208,9 @@ def test_objects_of_another_source_are_never_touched_and_never_taken():
                  Config())
     assert clash.refusals == (
         "company/theirs is managed by the promotion source 'billing' (KV kestra-promote.billing): "
-        "an object belongs to one source; remove it from one of them",)
+        "an object belongs to one source; remove it from one of them, or, if this source "
+        "replaces that one (a new name), take its objects over with `kestra-promote adopt "
+        "--from billing`",)
 
 
 def test_prune_of_a_drifted_object_follows_the_drift_policy():
@@ -253,7 +255,9 @@ def test_a_deletion_must_be_this_sources_own():
                      others={"billing": other}, own=managed((A, OLD)))
     assert found == [
         "company/theirs is managed by the promotion source 'billing' (KV kestra-promote.billing): "
-        "an object belongs to one source; remove it from one of them",
+        "an object belongs to one source; remove it from one of them, or, if this source "
+        "replaces that one (a new name), take its objects over with `kestra-promote adopt "
+        "--from billing`",
         "delete refused for company/theirs: this source ('default') does not manage it",
         "delete refused for company/b: this source ('default') does not manage it",
     ]

@@ -199,7 +199,9 @@ def test_a_flow_of_another_source_is_refused_naming_both(repo: GitRepo, target: 
     result = run_cli("apply", str(repo.path), env=target.env)
     assert result.code == 1
     assert ("company.team/a is managed by the promotion source 'billing' (KV kestra-promote.billing)"
-            ": an object belongs to one source; remove it from one of them") in result.err
+            ": an object belongs to one source; remove it from one of them, or, if this source "
+            "replaces that one (a new name), take its objects over with `kestra-promote adopt "
+            "--from billing`") in result.err
     assert _writes(target) == writes
 
 
@@ -672,3 +674,32 @@ def test_a_saved_plan_holds_the_changes_and_only_hashes_of_the_rest(repo: GitRep
     assert saved.stat().st_size < 3 * len(big)  # the changed flow, before and after, and a diff
     assert run_cli("apply", str(saved), env=target.env).code == 0
     assert "message: changed" in target.sources("company")[("company.team", "a")]
+
+
+def test_a_renamed_source_adopts_what_its_old_name_managed(repo: GitRepo, target: Target):
+    _three_flows(repo, "name: team\nprune: true\n")
+    _apply(repo, target)
+    repo.write("kestra-promote.yml", "name: platform\nprune: true\n")  # the source is renamed
+    repo.commit("rename the source")
+    refused = run_cli("apply", str(repo.path), env=target.env)
+    assert refused.code == 1 and "kestra-promote adopt --from team" in refused.err
+    preview = run_cli("adopt", str(repo.path), "--from", "team", "--plan-only", env=target.env)
+    assert preview.code == 0
+    assert preview.out.startswith("Adopt: 3 flow(s) and 0 file(s) move from 'team' (KV "
+                                  "system/kestra-promote.team) to 'platform'")
+    assert "  > company.team/a\n" in preview.out
+    with target.client() as client:
+        assert client.kv_get("system", "kestra-promote.team") is not None
+    adopted = run_cli("adopt", str(repo.path), "--from", "team", env=target.env)
+    assert adopted.code == 0, adopted.err
+    with target.client() as client:
+        inventory = client.kv_get("system", "kestra-promote.platform")
+        assert sorted(inventory["flows"]) == [f"company.team/{n}" for n in "abc"]
+        assert inventory["history"][-1]["from"] == "team"
+        assert "kestra-promote.team" not in client.list_kv_keys("system")
+    (repo.path / "flows/c.yml").unlink()
+    repo.commit("c leaves Git")
+    pruned = _apply(repo, target)  # the new name prunes what the old one deployed
+    assert "- delete    company.team/c" in pruned
+    missing = run_cli("adopt", str(repo.path), "--from", "nobody", env=target.env)
+    assert missing.code == 1 and "no promotion source 'nobody' on this target" in missing.err

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence, TextIO
 
-from . import __version__, bootstrap, gitref, lock, planfile, report, runtime, webhook
+from . import __version__, bootstrap, gitref, inventory, lock, planfile, report, runtime, webhook
 from .apply import (
     Interrupted,
     Progress,
@@ -36,7 +36,7 @@ from .config import CONFIG_FILE, DRIFT_POLICIES, Config, check_name, check_names
 from .desired import Desired, prepare
 from .errors import KestraPromoteError, SettingsError, TargetRejected
 from .live import read_for, read_inventories
-from .models import ApplyResult, Outcome, Plan, Problem, Status
+from .models import ApplyResult, Outcome, Plan, Problem, Status, sort_key
 from .origin import origin, uncommitted
 from .plan import plan as make_plan
 from .source import Source, read_source
@@ -202,6 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--lock-wait", type=float, default=lock.DEFAULT_WAIT, metavar="SECONDS",
                      help="how long to wait for another promotion of the target to finish "
                           f"(default: {lock.DEFAULT_WAIT:.0f})")
+
+    cmd = sub.add_parser("adopt", parents=[target, source], help="take over what another "
+                         "promotion source manages (e.g. after renaming this source)",
+                         description="Move every object the inventory of promotion source "
+                         "FROM records into this source's inventory (its name from the settings "
+                         "or --name), then delete FROM's inventory. Shows the move first. "
+                         "Flows and files are not touched.")
+    cmd.add_argument("source", nargs="?", default=".", metavar="SOURCE", help=source_help)
+    cmd.add_argument("--from", dest="previous", required=True, metavar="FROM",
+                     help="the promotion source whose objects this one takes over")
+    cmd.add_argument("--plan-only", action="store_true", help="show the move; write nothing")
 
     cmd = sub.add_parser("unlock", parents=[target], help="break the lock a crashed promotion "
                          "left on the target", description="Remove the lease a promotion takes "
@@ -489,6 +500,42 @@ def _show_result(output: Output, plan: Plan, result: ApplyResult) -> None:
     output.step_summary(report.render_plan_markdown(plan, result=result))
 
 
+def cmd_adopt(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
+    connection = _require(connection)
+    with _load(args) as loaded, connect(connection) as client:
+        config = loaded.config
+        namespace, previous = config.state_namespace, check_name(args.previous)
+        if previous == config.name:
+            raise SettingsError(f"--from {previous!r} is this source's own name")
+        own, others = read_inventories(client, namespace, config.name)
+        old = others.get(previous)
+        if old is None:
+            raise SettingsError(f"no promotion source {previous!r} on this target (no KV "
+                                f"{inventory.kv_key(previous)} in namespace {namespace!r})")
+        moving = [*old.flows, *old.files]
+        output.write(f"Adopt: {len(old.flows)} flow(s) and {len(old.files)} file(s) move from "
+                     f"{previous!r} (KV {namespace}/{inventory.kv_key(previous)}) to "
+                     f"{config.name!r} (KV {namespace}/{inventory.kv_key(config.name)}).\n"
+                     + "".join(f"  > {key}\n" for key in sorted(moving, key=sort_key)))
+        if args.plan_only:
+            return EXIT_OK
+        run = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "commit": loaded.source.commit, "trigger": "adopt", "result": "adopted",
+               "from": previous, "adopted": len(moving)}
+        with lock.held(client, namespace, lock.default_holder("kestra-promote adopt")):
+            own, others = read_inventories(client, namespace, config.name)  # under the lease
+            if others.get(previous) != old:
+                raise SettingsError(f"the inventory of {previous!r} changed meanwhile: run "
+                                    "adopt again")
+            client.kv_put(namespace, inventory.kv_key(config.name),
+                          inventory.to_json(inventory.merged(own, old, config.name, run)),
+                          description=f"kestra-promote inventory of {config.name!r}")
+            client.kv_delete(namespace, inventory.kv_key(previous))
+    output.write(f"Adopted: {config.name!r} now manages what {previous!r} did; its inventory is "
+                 "gone.\n")
+    return EXIT_OK
+
+
 def cmd_unlock(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
     if (why := check_namespace(args.state_namespace)) is not None:
         raise SettingsError(f"--state-namespace: {why}")
@@ -578,7 +625,7 @@ def cmd_task(args: argparse.Namespace, connection: Connection | None, output: Ou
     return runtime.run_task(args.step, args.env, output.out)
 
 
-COMMANDS = {"unlock": cmd_unlock, "bootstrap": cmd_bootstrap, "task": cmd_task, "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "status": cmd_status,
+COMMANDS = {"adopt": cmd_adopt, "unlock": cmd_unlock, "bootstrap": cmd_bootstrap, "task": cmd_task, "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "status": cmd_status,
             "history": cmd_history, "webhook": cmd_webhook}
 
 

@@ -72,3 +72,12 @@ def owner_of(key: FlowKey | FileKey, others: Mapping[str, Inventory]) -> str | N
         if other.managed(key) is not None:
             return name
     return None
+
+
+def merged(own: Inventory | None, old: Inventory, name: str, run: Mapping[str, Any]) -> Inventory:
+    """``name``'s inventory once it takes over everything ``old`` manages (``adopt``): its own
+    records win where both have one; ``run`` is added to its history."""
+    flows = {**old.flows, **(own.flows if own else {})}
+    files = {**old.files, **(own.files if own else {})}
+    base = own or Inventory(name, history=old.history, origin=old.origin)
+    return with_run(Inventory(name, flows, files, base.history, base.origin or old.origin), run)

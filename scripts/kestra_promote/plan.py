@@ -188,7 +188,9 @@ def refusals(changes: Sequence[Change], *, source_empty: bool, config: Config,
             if owner is not None:
                 found.append(f"{change.key} is managed by the promotion source {owner!r} "
                              f"(KV {kv_key(owner)}): an object belongs to one source; remove it "
-                             "from one of them")
+                             "from one of them, or, if this source replaces that one (a new "
+                             f"name), take its objects over with `kestra-promote adopt --from "
+                             f"{owner}`")
         if change.action is Action.DELETE and (own is None or own.managed(change.key) is None):
             found.append(f"delete refused for {change.key}: this source ({config.name!r}) does "
                          "not manage it")
