@@ -79,6 +79,9 @@ class Connection:
                 "put credentials in --username/--password or KESTRA_USERNAME/KESTRA_PASSWORD, "
                 "not in the URL"
             )
+        # the requests add /api/v1/<tenant>/...: a URL that already holds the API path would
+        # double it (and Kestra would then read "api" as the tenant)
+        object.__setattr__(self, "url", _base_url(self.url))
         if self.username and not self.password:
             raise SettingsError("a username was given without a password (KESTRA_PASSWORD)")
         if not self.verify and self.ca_bundle:
@@ -109,6 +112,29 @@ class Connection:
             f"Connection(url={self.url!r}, tenant={self.tenant!r}, auth={self.auth_kind!r}, "
             f"verify={self.verify!r}, ca_bundle={self.ca_bundle!r}, timeout={self.timeout!r})"
         )
+
+
+_API_PATH = "/api/v1"
+
+
+def _base_url(url: str) -> str:
+    """``url`` without a trailing ``/api/v1`` (or ``/api/v1/``): the server's base URL, which
+    may have a path of its own (Kestra behind a reverse proxy under ``/kestra``). A URL naming
+    something below ``/api/v1`` (a tenant, an endpoint) is refused: which part is the server's
+    and which the tenant's is not for kestra-promote to guess."""
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    if path.endswith(_API_PATH):
+        return urlunsplit(parts._replace(path=path[: -len(_API_PATH)]))
+    index = path.find(_API_PATH + "/")
+    if index != -1:
+        base = urlunsplit((parts.scheme, parts.netloc, path[:index], "", ""))
+        raise SettingsError(
+            f"the Kestra URL {_redact_url(url)!r} includes the API path {path[index:]}: give the "
+            f"server's base URL instead, e.g. {base} (kestra-promote adds /api/v1/<tenant>/... "
+            "itself; a tenant goes in --tenant or KESTRA_TENANT)"
+        )
+    return url
 
 
 def _is_loopback(host: str) -> bool:

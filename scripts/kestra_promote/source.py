@@ -54,6 +54,7 @@ __all__ = [
 FLOW_ID_PATTERN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]*")
 FLOW_ID_MAX = 100
 FLOW_SUFFIXES = (".yml", ".yaml")
+FLOW_KEYS = ("id", "namespace", "tasks")  # what every flow has; a file with none is no flow
 
 
 def check_flow_id(value: str) -> str | None:
@@ -307,6 +308,25 @@ def _problem_at(message: str, rel: str, node: yaml.Node | None, key: FlowKey | N
     return Problem(message, rel, line, column, key)
 
 
+def _has_flow_keys(node: yaml.Node) -> bool:
+    """Whether ``node`` is a mapping with at least one of a flow's required keys: a flow, maybe
+    a broken or truncated one (reported key by key), rather than some other YAML file."""
+    return isinstance(node, yaml.MappingNode) and any(
+        yamlnodes.mapping_get(node, name) is not None for name in FLOW_KEYS)
+
+
+def _ignore_line(rel: str) -> str:
+    """The .kestraignore line that excludes exactly the file ``rel`` (anchored at the root,
+    wildcard characters escaped)."""
+    return "/" + re.sub(r"([\\*?\[])", r"\\\1", rel)
+
+
+def _not_a_flow(rel: str, found: str) -> str:
+    return (f"does not look like a Kestra flow ({found}). If it is not a flow, leave it out: "
+            "name the folders that hold flows in kestra-promote.yml (flows: [flows/]), or add "
+            f"the line '{_ignore_line(rel)}' to .kestraignore")
+
+
 def parse_flow(text: str, rel: str) -> tuple[DesiredFlow | None, list[Problem]]:
     """One flow file's text into a DesiredFlow, with every problem found in it."""
     try:
@@ -316,6 +336,10 @@ def parse_flow(text: str, rel: str) -> tuple[DesiredFlow | None, list[Problem]]:
     if not documents:
         return None, [Problem("empty file: a flow needs id, namespace and tasks", rel)]
     if len(documents) > 1:
+        if not any(_has_flow_keys(document) for document in documents):
+            return None, [_problem_at(_not_a_flow(rel, f"{len(documents)} YAML documents, none "
+                                                       "with id, namespace or tasks"),
+                                      rel, documents[0], None)]
         return None, [
             Problem(f"holds {len(documents)} YAML documents: put exactly one flow per file", rel)
         ]
@@ -326,6 +350,11 @@ def parse_flow(text: str, rel: str) -> tuple[DesiredFlow | None, list[Problem]]:
             _problem_at(f"not a flow: expected a mapping with id, namespace and tasks, found {kind}",
                         rel, root, None)
         ]
+    if not _has_flow_keys(root):
+        # another tool's YAML (docker-compose.yml, a CI file, Kubernetes manifests) rather than
+        # a flow missing three keys: one problem for the file, saying how to leave it out
+        return None, [_problem_at(_not_a_flow(rel, "it has none of id, namespace and tasks"), rel,
+                                  root, None)]
 
     id_node, ns_node = yamlnodes.mapping_get(root, "id"), yamlnodes.mapping_get(root, "namespace")
     flow_id, namespace = yamlnodes.scalar_text(id_node), yamlnodes.scalar_text(ns_node)
