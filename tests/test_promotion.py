@@ -412,7 +412,7 @@ BAD_INPUTS = [
     ("invalid-namespace", {"f.yml": flow_yaml("Company", "a")}, [], "namespace 'Company' is invalid"),
     ("missing-tasks", {"f.yml": "id: a\nnamespace: company\n"}, [], "f.yml: company/a: missing required key 'tasks'"),
     ("empty-tasks", {"f.yml": "id: a\nnamespace: company\ntasks: []\n"}, [], "'tasks' must be a non-empty list"),
-    ("not-a-mapping", {"f.yml": "- a\n- b\n"}, [], "f.yml:1:1: not a flow"),
+    ("not-a-mapping", {"f.yml": "- a\n- b\n"}, [], "f.yml:1:1: does not look like a Kestra flow (a list"),
     ("two-documents", {"f.yml": GOOD + "---\n" + GOOD}, [], "f.yml: holds 2 YAML documents"),
     ("duplicate-key", {"f.yml": GOOD + "tasks: []\n"}, [], "duplicate key 'tasks'"),
     ("not-utf8", {"f.yml": b"id: caf\xe9\n"}, [], "f.yml: not UTF-8 text"),

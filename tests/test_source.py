@@ -119,15 +119,20 @@ def test_every_problem_is_collected_before_failing(tmp_path: Path):
         "empty.yml: empty file: a flow needs id, namespace and tasks",
         "emptytasks.yml:3:8: a/a: 'tasks' must be a non-empty list of tasks",
         "latin1.yml: not UTF-8 text (byte 7): save the file as UTF-8",
-        "list.yml:1:1: not a flow: expected a mapping with id, namespace and tasks, found a list",
+        "list.yml:1:1: does not look like a Kestra flow (a list, not a mapping with id, "
+        "namespace and tasks). If it is not a flow, leave it out: name the folders that hold "
+        "flows in kestra-promote.yml (flows: [flows/]), or add the line '/list.yml' to "
+        ".kestraignore",
         "listid.yml:1:5: 'id' must be a text value",
         f"longid.yml:1:5: company/{'x' * 101}: flow id '{'x' * 101}' is longer than 100 characters",
         "maptasks.yml:3:8: a/a: 'tasks' must be a non-empty list of tasks",
         "noid.yml: missing required key 'id'",
         "nons.yml: missing required key 'namespace'",
         "notasks.yml: a/a: missing required key 'tasks'",
-        "scalar.yml:1:1: not a flow: expected a mapping with id, namespace and tasks, found a "
-        "single value",
+        "scalar.yml:1:1: does not look like a Kestra flow (a single value, not a mapping with "
+        "id, namespace and tasks). If it is not a flow, leave it out: name the folders that hold "
+        "flows in kestra-promote.yml (flows: [flows/]), or add the line '/scalar.yml' to "
+        ".kestraignore",
         "syntax.yml:5:4: YAML syntax error: (the parser's own words)",
         "two.yml: holds 2 YAML documents: put exactly one flow per file",
     ]

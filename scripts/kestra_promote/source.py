@@ -346,10 +346,8 @@ def parse_flow(text: str, rel: str) -> tuple[DesiredFlow | None, list[Problem]]:
     root = documents[0]
     if not isinstance(root, yaml.MappingNode):
         kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
-        return None, [
-            _problem_at(f"not a flow: expected a mapping with id, namespace and tasks, found {kind}",
-                        rel, root, None)
-        ]
+        return None, [_problem_at(_not_a_flow(rel, f"{kind}, not a mapping with id, namespace "
+                                                   "and tasks"), rel, root, None)]
     if not _has_flow_keys(root):
         # another tool's YAML (docker-compose.yml, a CI file, Kubernetes manifests) rather than
         # a flow missing three keys: one problem for the file, saying how to leave it out
