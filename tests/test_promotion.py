@@ -310,6 +310,9 @@ def test_rollback_with_ref_and_the_history(repo: GitRepo, target: Target):
 
     bad = run_cli("plan", str(repo.path), "--ref", "no-such-ref", env=target.env)
     assert bad.code == 1 and "no-such-ref" in bad.err
+    for empty in ("--ref=", "--ref=--"):  # a mistake, never "the working tree"
+        blank = run_cli("plan", str(repo.path), empty, env=target.env)
+        assert blank.code == 1 and "--ref needs a commit, branch or tag name" in blank.err
 
 
 def test_status_per_object_and_last_promotion(repo: GitRepo, target: Target):

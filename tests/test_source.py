@@ -285,3 +285,38 @@ def test_ref_from_a_subfolder_of_the_repository(repo: GitRepo, tmp_path: Path):
     with pytest.raises(SettingsError, match="is in none"):
         with gitref.checkout(str(tmp_path / "elsewhere"), "v1"):
             pass
+
+
+def test_ref_holds_the_committed_bytes_whatever_gitattributes_say(repo: GitRepo):
+    """export-ignore and export-subst shape `git archive`, never what --ref promotes."""
+    from kestra_promote import gitref
+
+    repo.write("prod/a.yml", flow_yaml("company", "a"))
+    repo.write("prod/b.yml", "id: b\nnamespace: company\ntasks: [{id: t}]\n# $Format:%H$\n")
+    repo.write(".gitattributes", "prod/a.yml export-ignore\nprod/b.yml export-subst\n")
+    os.symlink("a.yml", repo.path / "prod/link.yml")
+    commit = repo.commit()
+    with gitref.checkout(str(repo.path / "prod"), "HEAD") as (folder, at):
+        assert at == commit
+        assert (Path(folder) / "a.yml").read_text() == flow_yaml("company", "a")
+        assert (Path(folder) / "b.yml").read_text().endswith("# $Format:%H$\n")
+        assert os.readlink(Path(folder) / "link.yml") == "a.yml"
+        assert sorted(os.listdir(folder)) == ["a.yml", "b.yml", "link.yml"]
+
+
+def test_ref_names_a_missing_subfolder_and_refuses_an_empty_ref(repo: GitRepo):
+    from kestra_promote import gitref
+    from kestra_promote.errors import SettingsError
+
+    repo.write("README", "x\n")
+    before = repo.commit()
+    repo.write("prod/a.yml", flow_yaml("company", "a"))
+    repo.commit()
+    with pytest.raises(SettingsError) as caught:
+        with gitref.checkout(str(repo.path / "prod"), before[:8]):
+            pass
+    assert str(caught.value) == f"prod holds no file at {before[:8]} ({before[:12]}) in {repo.path}"
+    for empty in ("", "  "):
+        with pytest.raises(SettingsError, match="--ref needs a commit, branch or tag name"):
+            with gitref.checkout(str(repo.path / "prod"), empty):
+                pass

@@ -325,8 +325,9 @@ def _load(args: argparse.Namespace) -> Iterator[Loaded]:
     """Read SOURCE (or the tree of --ref), apply the settings and the flags that override them."""
     with contextlib.ExitStack() as stack:
         folder, commit = args.source, None
-        if args.ref:
-            folder, commit = stack.enter_context(gitref.checkout(args.source, args.ref))
+        if args.ref is not None:  # `--ref ""` or `--ref=--` is a mistake, not "no ref"
+            ref = args.ref if isinstance(args.ref, str) else ""
+            folder, commit = stack.enter_context(gitref.checkout(args.source, ref))
         source = read_source(folder, commit=commit, config_file=args.config)
         config = source.config.with_overrides(
             name=check_name(args.name) if args.name else None,
@@ -335,7 +336,7 @@ def _load(args: argparse.Namespace) -> Iterator[Loaded]:
             allow_deletions=getattr(args, "allow_deletions", None),
             drift=getattr(args, "drift", None),
         )
-        yield Loaded(source, config, prepare(source, config), origin(args.source), bool(args.ref))
+        yield Loaded(source, config, prepare(source, config), origin(args.source), commit is not None)
 
 
 def _compute_plan(client: KestraClient, loaded: Loaded, adopt: bool = False) -> Plan:
