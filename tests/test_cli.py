@@ -117,6 +117,14 @@ def test_one_invalid_flow_blocks_every_write(repo: GitRepo, target: Target, root
     assert "Plan: 3 to create, 0 to update, 0 to delete." in planned.out
     assert f'tasks[0].colour: Unrecognized field "colour"' in planned.err
 
+    # in JSON, one document holds both: a script reads the plan and the rejections at once
+    as_json = run_cli("plan", str(repo.path), "--format", "json", env=target.env)
+    assert as_json.code == 1
+    data = json.loads(as_json.out)
+    assert data["summary"]["create"] == 3
+    assert data["error"] == "the target rejected 1 of 3 flow(s); nothing was written"
+    assert [(p["path"], p["id"]) for p in data["problems"]] == [("c.yml", "bad")]
+
 
 def test_local_problems_are_all_listed_and_nothing_is_sent(repo: GitRepo, target: Target,
                                                            root_ns: str):

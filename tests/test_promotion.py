@@ -501,6 +501,11 @@ def test_refused_runs_write_nothing(repo: GitRepo, target: Target, settings, cha
     assert result.code == 1
     assert message in result.err, result.err
     assert _writes(target) == writes and target.sources("company") == before
+    planned = run_cli("plan", str(repo.path), "--format", "json", env=target.env)
+    data = json.loads(planned.out)  # one document, whatever refused the run
+    assert planned.code == 1 and data["error"]
+    assert any(message in f"{problem['path']}: {problem['message']}" or message in
+               problem["message"] for problem in data["problems"]), data
 
 
 def test_the_bad_input_corpus_is_large_enough():

@@ -34,7 +34,7 @@ from .apply import (
 from .client import Connection, KestraClient, connect
 from .config import CONFIG_FILE, DRIFT_POLICIES, Config, check_name, check_namespace
 from .desired import Desired, prepare
-from .errors import KestraPromoteError, SettingsError, TargetRejected
+from .errors import KestraPromoteError, PlanRefused, SettingsError, TargetRejected
 from .live import read_for, read_inventories
 from .models import ApplyResult, Outcome, Plan, Problem, Status, sort_key
 from .origin import origin, uncommitted
@@ -386,10 +386,15 @@ def _progress(output: Output, total_hint: int) -> Progress:
     return show
 
 
-def _show_plan(output: Output, plan: Plan, warnings: Sequence[Problem] = ()) -> None:
+def _show_plan(output: Output, plan: Plan, warnings: Sequence[Problem] = (),
+               error: KestraPromoteError | None = None) -> None:
     full = dataclasses.replace(plan, warnings=(*plan.warnings, *warnings))
-    if output.format == "json":
-        output.json(report.plan_to_dict(full))
+    if output.format == "json":  # one document, with the error that stopped the run if any
+        data = report.plan_to_dict(full)
+        if error is not None:
+            data.update(report.problems_to_dict(str(error), getattr(error, "problems", ()),
+                                                commit=plan.commit))
+        output.json(data)
     elif output.format == "markdown":
         output.write(report.render_plan_markdown(full))
     else:
@@ -431,15 +436,21 @@ def cmd_plan(args: argparse.Namespace, connection: Connection | None, output: Ou
         # now, as apply would
         dirty = bool(_check_committed(args, loaded, output)) if args.out else False
         plan = dataclasses.replace(_compute_plan(client, loaded, args.adopt), dirty=dirty)
+        error: KestraPromoteError | None = None
+        warnings: Sequence[Problem] = ()
         try:
             warnings = ensure_valid(client, plan.pending)
-        except TargetRejected:
-            # the diff is what someone fixing the flows needs most (moving 1.3 flows to 2.0,
-            # say): the plan first, then the target's rejections
-            _show_plan(output, plan)
-            raise
-    _show_plan(output, plan, warnings)
-    ensure_allowed(plan)
+            ensure_allowed(plan)
+        except (TargetRejected, PlanRefused) as refused:
+            error = refused
+    # the diff is what someone fixing the flows needs most (moving 1.3 flows to 2.0, say): the
+    # plan first, then what refuses it
+    _show_plan(output, plan, warnings, error)
+    if error is not None:
+        if output.format == "json":  # already in the document
+            output.note(f"Error: {error}")
+            return EXIT_ERROR
+        raise error
     if args.out:
         planfile.save(plan, args.out, url=connection.url, tenant=connection.tenant)
         output.note(f"Saved the plan to {args.out}: apply it with `kestra-promote apply {args.out}`.")
