@@ -117,9 +117,17 @@ def test_uncommitted_files_are_refused_unless_allowed_and_then_recorded(repo: Gi
     allowed = run_cli("apply", str(repo.path), "--allow-dirty", env=target.env)
     assert allowed.code == 0, allowed.err
     assert "promoting 2 uncommitted file(s) (a.yml, b.yml)" in allowed.err
+    commit = repo.git("rev-parse", "HEAD")[:12]
+    # the final line never claims the target matches the commit alone
+    assert allowed.out.rstrip().endswith(
+        f"The target matches Git at {commit} plus uncommitted changes.")
     with target.client() as client:
         history = client.kv_get("system", "kestra-promote.default")["history"]
     assert history[-1]["dirty"] is True
+    shown = run_cli("history", str(repo.path), env=target.env).out.splitlines()
+    assert shown[1].split()[1] == f"{commit}+dirty"
+    table = run_cli("history", str(repo.path), "--format", "markdown", env=target.env).out
+    assert f"| `{commit}+dirty` |" in table
 
 
 @pytest.mark.fake_only

@@ -339,10 +339,12 @@ def _load(args: argparse.Namespace) -> Iterator[Loaded]:
         yield Loaded(source, config, prepare(source, config), origin(args.source), commit is not None)
 
 
-def _compute_plan(client: KestraClient, loaded: Loaded, adopt: bool = False) -> Plan:
+def _compute_plan(client: KestraClient, loaded: Loaded, adopt: bool = False,
+                  dirty: bool = False) -> Plan:
     live = read_for(client, loaded.desired, loaded.config)
-    return make_plan(loaded.desired, live, loaded.config, commit=loaded.source.commit,
+    plan = make_plan(loaded.desired, live, loaded.config, commit=loaded.source.commit,
                      origin=loaded.origin, adopt=adopt)
+    return dataclasses.replace(plan, dirty=dirty)
 
 
 def _check_committed(args: argparse.Namespace, loaded: Loaded, output: Output) -> dict[str, bool]:
@@ -435,7 +437,7 @@ def cmd_plan(args: argparse.Namespace, connection: Connection | None, output: Ou
         # a saved plan is applied later, from no checkout: check the files against the commit
         # now, as apply would
         dirty = bool(_check_committed(args, loaded, output)) if args.out else False
-        plan = dataclasses.replace(_compute_plan(client, loaded, args.adopt), dirty=dirty)
+        plan = _compute_plan(client, loaded, args.adopt, dirty=dirty)
         error: KestraPromoteError | None = None
         warnings: Sequence[Problem] = ()
         try:
@@ -477,7 +479,8 @@ def cmd_apply(args: argparse.Namespace, connection: Connection | None, output: O
         else:
             loaded = stack.enter_context(_load(args))
             extra = _check_committed(args, loaded, output)
-            replan = functools.partial(_compute_plan, client, loaded, args.adopt)
+            replan = functools.partial(_compute_plan, client, loaded, args.adopt,
+                                       dirty=bool(extra))
             plan = replan()
 
         def show(plan: Plan, again: bool = False) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import re
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from .models import (
     Action,
@@ -66,9 +66,17 @@ def short(commit: str | None) -> str:
     return _inline(str(commit)[:12]) if commit else "(no commit)"
 
 
-def matches(commit: str | None) -> str:
-    """What the target now matches: a commit, or a folder that is not a Git checkout."""
-    return f"Git at {short(commit)}" if commit else "the source folder"
+def matches(commit: str | None, dirty: bool = False) -> str:
+    """What the target now matches: a commit (with the uncommitted changes --allow-dirty let
+    through), or a folder that is not a Git checkout."""
+    if not commit:
+        return "the source folder"
+    return f"Git at {short(commit)}" + (" plus uncommitted changes" if dirty else "")
+
+
+def _commit_cell(run: Mapping[str, Any]) -> str:
+    """A history record's commit, marked when the run promoted uncommitted files."""
+    return short(run.get("commit")) + ("+dirty" if run.get("dirty") is True else "")
 
 
 def _count(n: int, what: str) -> str:
@@ -93,8 +101,8 @@ def what_holds(plan: Plan) -> str:
     ]
     others = [o for o in others if o]
     if not exceptions and not others:
-        return f"The target matches {matches(plan.commit)}."
-    text = f"Every object this source manages matches {matches(plan.commit)}"
+        return f"The target matches {matches(plan.commit, plan.dirty)}."
+    text = f"Every object this source manages matches {matches(plan.commit, plan.dirty)}"
     text += f", except {' and '.join(exceptions)}" if exceptions else ""
     return text + "." + "".join(f" {o[0].upper()}{o[1:]}." for o in others)
 
@@ -324,10 +332,13 @@ def render_problems_text(message: str, problems: Iterable[Problem]) -> str:
 def render_history_text(inventory: Inventory | None, name: str) -> str:
     if inventory is None or not inventory.history:
         return _finish(f"No promotion recorded for {_inline(repr(name))} on this target.\n")
-    rows = [f"{'time':<25} {'commit':<12} {'trigger':<9} {'result':<8} created updated deleted"]
-    for run in reversed(inventory.history):
+    runs = list(reversed(inventory.history))
+    width = max(12, *(len(_commit_cell(run)) for run in runs))  # wider with a +dirty run
+    rows = [f"{'time':<25} {'commit':<{width}} {'trigger':<9} {'result':<8} created updated "
+            "deleted"]
+    for run in runs:
         # every field is read back from the target: any of them may hold anything
-        rows.append(f"{_inline(run.get('time', '')):<25} {short(run.get('commit')):<12} "
+        rows.append(f"{_inline(run.get('time', '')):<25} {_commit_cell(run):<{width}} "
                     f"{_inline(run.get('trigger', '')):<9} {_inline(run.get('result', '')):<8} "
                     f"{_inline(run.get('created', 0)):>7} {_inline(run.get('updated', 0)):>7} "
                     f"{_inline(run.get('deleted', 0)):>7}")
@@ -498,7 +509,7 @@ def render_history_markdown(inventory: Inventory | None, name: str) -> str:
            "| time | commit | trigger | result | created | updated | deleted |\n",
            "|---|---|---|---|---:|---:|---:|\n"]
     for run in reversed(inventory.history):  # every field is read back from the target
-        cells = [_md_text(run.get("time", "")), _md_code(short(run.get("commit"))),
+        cells = [_md_text(run.get("time", "")), _md_code(_commit_cell(run)),
                  _md_text(run.get("trigger", "")), _md_text(run.get("result", ""))]
         cells += [_md_text(run.get(key, 0)) for key in ("created", "updated", "deleted")]
         out.append("| " + " | ".join(_md_cell(c) for c in cells) + " |\n")
