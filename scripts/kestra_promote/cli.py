@@ -34,10 +34,11 @@ from .apply import (
 from .client import Connection, KestraClient, connect
 from .config import CONFIG_FILE, DRIFT_POLICIES, Config, check_name, check_namespace
 from .desired import Desired, prepare
-from .errors import KestraPromoteError, PlanRefused, SettingsError, TargetRejected
+from .errors import KestraError, KestraPromoteError, PlanRefused, SettingsError, TargetRejected
 from .live import read_for, read_inventories
-from .models import ApplyResult, Outcome, Plan, Problem, Status, sort_key
+from .models import ApplyResult, FlowKey, ObjectKey, Outcome, Plan, Problem, Status, sort_key
 from .origin import origin, uncommitted
+from .plan import adopt_origin_refusal
 from .plan import plan as make_plan
 from .source import Source, read_source
 from .textsafe import safe_text
@@ -213,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--from", dest="previous", required=True, metavar="FROM",
                      help="the promotion source whose objects this one takes over")
     cmd.add_argument("--plan-only", action="store_true", help="show the move; write nothing")
+    cmd.add_argument("--other-origin", action="store_true",
+                     help="adopt even though FROM's objects were promoted from another "
+                          "repository or folder")
+    cmd.add_argument("--lock-wait", type=float, default=lock.DEFAULT_WAIT, metavar="SECONDS",
+                     help="how long to wait for another promotion of the target to finish "
+                          f"(default: {lock.DEFAULT_WAIT:.0f})")
 
     cmd = sub.add_parser("unlock", parents=[target], help="break the lock a crashed promotion "
                          "left on the target", description="Remove the lease a promotion takes "
@@ -517,9 +524,10 @@ def _show_result(output: Output, plan: Plan, result: ApplyResult) -> None:
 
 def cmd_adopt(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
     connection = _require(connection)
+    previous = check_name(args.previous, "--from")
     with _load(args) as loaded, connect(connection) as client:
         config = loaded.config
-        namespace, previous = config.state_namespace, check_name(args.previous)
+        namespace = config.state_namespace
         if previous == config.name:
             raise SettingsError(f"--from {previous!r} is this source's own name")
         own, others = read_inventories(client, namespace, config.name)
@@ -527,28 +535,59 @@ def cmd_adopt(args: argparse.Namespace, connection: Connection | None, output: O
         if old is None:
             raise SettingsError(f"no promotion source {previous!r} on this target (no KV "
                                 f"{inventory.kv_key(previous)} in namespace {namespace!r})")
-        moving = [*old.flows, *old.files]
-        output.write(f"Adopt: {len(old.flows)} flow(s) and {len(old.files)} file(s) move from "
-                     f"{previous!r} (KV {namespace}/{inventory.kv_key(previous)}) to "
-                     f"{config.name!r} (KV {namespace}/{inventory.kv_key(config.name)}).\n"
-                     + "".join(f"  > {key}\n" for key in sorted(moving, key=sort_key)))
+        if not args.other_origin and (why := adopt_origin_refusal(old, loaded.origin)):
+            raise SettingsError(why)
+        moving = sorted([*old.flows, *old.files], key=sort_key)
+        wanted = {*loaded.desired.flows, *loaded.desired.files}
+        _show_adoption(output, previous, config.name, namespace, moving, wanted)
         if args.plan_only:
             return EXIT_OK
         run = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "commit": loaded.source.commit, "trigger": "adopt", "result": "adopted",
                "from": previous, "adopted": len(moving)}
-        with lock.held(client, namespace, lock.default_holder("kestra-promote adopt")):
+        with lock.held(client, namespace, lock.default_holder("kestra-promote adopt"),
+                       wait=args.lock_wait):
             own, others = read_inventories(client, namespace, config.name)  # under the lease
             if others.get(previous) != old:
                 raise SettingsError(f"the inventory of {previous!r} changed meanwhile: run "
                                     "adopt again")
-            client.kv_put(namespace, inventory.kv_key(config.name),
-                          inventory.to_json(inventory.merged(own, old, config.name, run)),
+            taken = inventory.merged(own, old, config.name, run, origin=loaded.origin)
+            client.kv_put(namespace, inventory.kv_key(config.name), inventory.to_json(taken),
                           description=f"kestra-promote inventory of {config.name!r}")
-            client.kv_delete(namespace, inventory.kv_key(previous))
-    output.write(f"Adopted: {config.name!r} now manages what {previous!r} did; its inventory is "
-                 "gone.\n")
+            try:
+                client.kv_delete(namespace, inventory.kv_key(previous))
+            except KestraPromoteError as exc:
+                # both inventories now claim the objects: running adopt again finishes the move
+                raise KestraError(
+                    f"{config.name!r} now manages what {previous!r} did, but deleting the "
+                    f"inventory of {previous!r} (KV {namespace}/{inventory.kv_key(previous)}) "
+                    f"failed: {exc}; run this adopt again to finish") from exc
+    if output.format == "text":
+        output.write(f"Adopted: {config.name!r} now manages what {previous!r} did; its "
+                     "inventory is gone.\n")
     return EXIT_OK
+
+
+def _show_adoption(output: Output, previous: str, name: str, namespace: str,
+                   moving: Sequence[ObjectKey], wanted: set[ObjectKey]) -> None:
+    """The move, each object marked when this source does not hold it: once adopted, it is
+    orphaned (kept) or, with prune, deleted by the next apply."""
+    outside = [key for key in moving if key not in wanted]
+    if output.format == "json":
+        output.json({"format_version": report.FORMAT_VERSION, "name": name, "from": previous,
+                     "objects": [{**report.key_to_dict(key), "in_source": key in wanted}
+                                 for key in moving]})
+        return
+    flows = sum(isinstance(key, FlowKey) for key in moving)
+    text = (f"Adopt: {flows} flow(s) and {len(moving) - flows} file(s) move from {previous!r} "
+            f"(KV {namespace}/{inventory.kv_key(previous)}) to {name!r} "
+            f"(KV {namespace}/{inventory.kv_key(name)}).\n")
+    text += "".join(f"  > {key}" + ("   (not in this source)" if key in outside else "") + "\n"
+                    for key in moving)
+    if outside:
+        text += (f"{len(outside)} of them are not in this source: once adopted, the next apply "
+                 "keeps them as orphaned, or deletes them if prune is on.\n")
+    output.write(text)
 
 
 def cmd_unlock(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
@@ -568,12 +607,11 @@ def cmd_status(args: argparse.Namespace, connection: Connection | None, output: 
     with _load(args) as loaded, connect(connection) as client:
         plan = _compute_plan(client, loaded, args.adopt)
     if output.format == "json":
-        history = plan.inventory_before.history if plan.inventory_before else ()
         output.json({
             "format_version": report.FORMAT_VERSION, "name": plan.name, "commit": plan.commit,
             "objects": [{**report.change_to_dict(c, diff=False), "status": report.status_of(c)}
                         for c in plan.changes],
-            "last_promotion": history[-1] if history else None})
+            "last_promotion": report.last_promotion(plan), "refusals": list(plan.refusals)})
     else:
         text = report.render_status_text(plan)
         output.write(text if output.format == "text" else report.render_status_markdown(plan))

@@ -431,8 +431,8 @@ def load_config(root: Path, explicit: str | None = None) -> Config:
     return parse_config(text, shown)
 
 
-def check_name(value: str) -> str:
+def check_name(value: str, option: str = "--name") -> str:
     if not _NAME.fullmatch(value):
-        raise SourceError("invalid --name", [Problem(
-            f"name {value!r} must use letters, digits, '_' and '-'", "--name")])
+        raise SourceError(f"invalid {option}", [Problem(
+            f"name {value!r} must use letters, digits, '_' and '-'", option)])
     return value

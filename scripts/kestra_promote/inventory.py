@@ -74,10 +74,15 @@ def owner_of(key: FlowKey | FileKey, others: Mapping[str, Inventory]) -> str | N
     return None
 
 
-def merged(own: Inventory | None, old: Inventory, name: str, run: Mapping[str, Any]) -> Inventory:
+def merged(own: Inventory | None, old: Inventory, name: str, run: Mapping[str, Any], *,
+           origin: str | None = None) -> Inventory:
     """``name``'s inventory once it takes over everything ``old`` manages (``adopt``): its own
-    records win where both have one; ``run`` is added to its history."""
+    records win where both have one; both histories are kept, in time order, and ``run`` is
+    added; the origin becomes ``origin`` (where the adopting source is read from) if known."""
     flows = {**old.flows, **(own.flows if own else {})}
     files = {**old.files, **(own.files if own else {})}
-    base = own or Inventory(name, history=old.history, origin=old.origin)
-    return with_run(Inventory(name, flows, files, base.history, base.origin or old.origin), run)
+    history = sorted((*old.history, *(own.history if own else ())),  # stable: ties keep order
+                     key=lambda past: str(past.get("time", "")) if isinstance(past, Mapping)
+                     else "")
+    kept = origin or (own.origin if own else None) or old.origin
+    return with_run(Inventory(name, flows, files, tuple(history), kept), run)

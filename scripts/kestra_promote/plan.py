@@ -281,6 +281,15 @@ def origin_refusal(inventory: Inventory | None, origin: str | None, adopt: bool)
             "`name` in kestra-promote.yml (or --name), or pass --adopt to take these objects over")
 
 
+def adopt_origin_refusal(old: Inventory, origin: str | None) -> str | None:
+    """Why ``adopt`` may not take over ``old`` from where this run reads (None: it may)."""
+    if not old.origin or not origin or same_origin(old.origin, origin):
+        return None
+    return (f"the objects of {old.name!r} were promoted from {old.origin}, and this source is "
+            f"{origin}: adopting them makes this repository their only source (prune deletes "
+            "what it does not hold); pass --other-origin if that is what you want")
+
+
 def plan(desired: Desired, live: LiveState, config: Config, *, commit: str | None = None,
          origin: str | None = None, adopt: bool = False) -> Plan:
     """The changes that make the target match ``desired``, under ``config``'s policies.

@@ -23,6 +23,7 @@ from .models import (
     FileKey,
     FlowKey,
     Inventory,
+    ObjectKey,
     Outcome,
     Plan,
     Problem,
@@ -135,13 +136,18 @@ def details_line(plan: Plan) -> str:
 # -- data -----------------------------------------------------------------------------------
 
 
-def change_to_dict(change: Change, *, diff: bool = True) -> dict[str, Any]:
-    key = change.key
+def key_to_dict(key: ObjectKey) -> dict[str, Any]:
     return {
-        "kind": change.kind,
+        "kind": key.kind,
         "namespace": key.namespace,
         "id": key.id if isinstance(key, FlowKey) else None,
         "file": key.path if isinstance(key, FileKey) else None,
+    }
+
+
+def change_to_dict(change: Change, *, diff: bool = True) -> dict[str, Any]:
+    return {
+        **key_to_dict(change.key),
         "action": change.action.value,
         "reason": change.reason.value,
         "path": change.path,
@@ -363,12 +369,18 @@ def status_of(change: Change) -> str:
     return _STATUS_WORDS[change.action]
 
 
+def last_promotion(plan: Plan) -> Mapping[str, Any] | None:
+    """The newest run that promoted (an ``adopt`` record moved ownership, nothing else)."""
+    history = plan.inventory_before.history if plan.inventory_before else ()
+    runs = [run for run in history if isinstance(run, Mapping) and run.get("result") != "adopted"]
+    return runs[-1] if runs else None
+
+
 def render_status_text(plan: Plan) -> str:
     rows = [(status_of(c), _inline(c.key), c.reason.value) for c in plan.changes]
     width = max((len(k) for _, k, _ in rows), default=0)
     out = [f"  {s:<12} {k:<{width}}  {r}\n" for s, k, r in rows]
-    history = plan.inventory_before.history if plan.inventory_before else ()
-    last = history[-1] if history else None
+    last = last_promotion(plan)
     counts: dict[str, int] = {}
     for status, _, _ in rows:
         counts[status] = counts.get(status, 0) + 1
@@ -379,6 +391,7 @@ def render_status_text(plan: Plan) -> str:
                    f"({_inline(last.get('trigger'))}).\n")
     else:
         out.append("Last promotion: none recorded on this target.\n")
+    out += [f"Refused: {_inline(reason)}\n" for reason in plan.refusals]
     return _finish("".join(out))
 
 
@@ -491,13 +504,13 @@ def render_status_markdown(plan: Plan) -> str:
         out.append("\n")
     else:
         out.append("Nothing managed yet.\n\n")
-    history = plan.inventory_before.history if plan.inventory_before else ()
-    last = history[-1] if history else None
+    last = last_promotion(plan)
     if last:
         out.append(f"Last promotion: {_md_code(short(last.get('commit')))} at "
                    f"{_md_text(last.get('time'))} ({_md_text(last.get('trigger'))}).\n")
     else:
         out.append("Last promotion: none recorded on this target.\n")
+    out += [f"\n**Refused:** {_md_text(reason)}\n" for reason in plan.refusals]
     return _finish("".join(out))
 
 
