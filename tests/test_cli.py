@@ -342,3 +342,18 @@ def test_json_warnings_carry_the_file_and_line_as_fields(repo: GitRepo, target: 
     (warning,) = [w for w in json.loads(result.out)["warnings"] if "expression" in w["message"]]
     assert (warning["path"], warning["line"]) == ("a.yml", 8)  # the Subflow's namespace
     assert not warning["message"].startswith("line ")
+
+
+def test_a_saved_plan_keeps_where_each_warning_is(repo: GitRepo, target: Target, tmp_path):
+    repo.write("a.yml", flow_yaml("dev.company", "a").replace(
+        "tasks:\n", "tasks:\n  - id: call\n    type: io.kestra.plugin.core.flow.Subflow\n"
+        "    namespace: \"{{ inputs.ns }}\"\n    flowId: b\n"))
+    repo.commit()
+    saved = tmp_path / "plan.json"
+    made = run_cli("plan", str(repo.path), "--rename", "dev=", "--out", str(saved), env=target.env)
+    assert made.code == 0, made.err
+    applied = run_cli("apply", str(saved), "--format", "json", env=target.env)
+    assert applied.code == 0, applied.err
+    (warning,) = [w for w in json.loads(applied.out)["warnings"] if "expression" in w["message"]]
+    assert (warning["path"], warning["line"], warning["namespace"], warning["id"]) == (
+        "a.yml", 6, "company", "a")  # the Subflow's namespace

@@ -60,6 +60,12 @@ def _key(data: Mapping[str, Any]) -> ObjectKey:
     return FlowKey(data["namespace"], data["id"])
 
 
+def _problem(data: Mapping[str, Any]) -> Problem:
+    namespace, flow_id = data["namespace"], data["id"]
+    return Problem(str(data["message"]), data["path"], data["line"], data["column"],
+                   FlowKey(namespace, flow_id) if namespace and flow_id else None)
+
+
 def _hash(value: str | bytes | None) -> str | None:
     if value is None:
         return None
@@ -93,7 +99,7 @@ def dump(plan: Plan, *, url: str, tenant: str) -> dict[str, Any]:
         "inventory_before": inv.to_json(plan.inventory_before) if plan.inventory_before else None,
         "managed_after": inv.to_json(plan.managed_after) if plan.managed_after else None,
         "refusals": list(plan.refusals),
-        "warnings": [w.message for w in plan.warnings],
+        "warnings": [w.to_dict() for w in plan.warnings],  # where each one is, as shown
         "policy": _policy(plan.config or Config(name=plan.name)),
         "source_objects": plan.source_objects,
         "dirty": plan.dirty,
@@ -152,7 +158,7 @@ def load(path: str) -> tuple[Plan, str, str]:
             if data["inventory_before"] else None,
             managed_after=inv.from_json(data["managed_after"], where=where)
             if data["managed_after"] else None,
-            refusals=tuple(data["refusals"]), warnings=tuple(Problem(w) for w in data["warnings"]),
+            refusals=tuple(data["refusals"]), warnings=tuple(_problem(w) for w in data["warnings"]),
             config=config, source_objects=int(data["source_objects"]),
             dirty=data["dirty"] is True,
         )
