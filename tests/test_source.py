@@ -116,7 +116,9 @@ def test_every_problem_is_collected_before_failing(tmp_path: Path):
         "badns.yml:2:12: Company/x: namespace 'Company' is invalid: use lower-case letters, "
         "digits, '.', '_' and '-', starting with a letter or digit",
         "dupkey.yml:7:1: company/dup: duplicate key 'tasks' (Kestra rejects repeated keys)",
-        "empty.yml: empty file: a flow needs id, namespace and tasks",
+        "empty.yml: empty file: a flow needs id, namespace and tasks. If it is not a flow, "
+        "leave it out: name the folders that hold flows in kestra-promote.yml (flows: "
+        "[flows/]), or add the line '/empty.yml' to .kestraignore",
         "emptytasks.yml:3:8: a/a: 'tasks' must be a non-empty list of tasks",
         "latin1.yml: not UTF-8 text (byte 7): save the file as UTF-8",
         "list.yml:1:1: does not look like a Kestra flow (a list, not a mapping with id, "

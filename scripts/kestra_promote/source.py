@@ -321,10 +321,13 @@ def _ignore_line(rel: str) -> str:
     return "/" + re.sub(r"([\\*?\[])", r"\\\1", rel)
 
 
+def _leave_out(rel: str) -> str:
+    return ("leave it out: name the folders that hold flows in kestra-promote.yml (flows: "
+            f"[flows/]), or add the line '{_ignore_line(rel)}' to .kestraignore")
+
+
 def _not_a_flow(rel: str, found: str) -> str:
-    return (f"does not look like a Kestra flow ({found}). If it is not a flow, leave it out: "
-            "name the folders that hold flows in kestra-promote.yml (flows: [flows/]), or add "
-            f"the line '{_ignore_line(rel)}' to .kestraignore")
+    return f"does not look like a Kestra flow ({found}). If it is not a flow, {_leave_out(rel)}"
 
 
 def parse_flow(text: str, rel: str) -> tuple[DesiredFlow | None, list[Problem]]:
@@ -333,8 +336,9 @@ def parse_flow(text: str, rel: str) -> tuple[DesiredFlow | None, list[Problem]]:
         documents = yamlnodes.compose_documents(text)
     except yamlnodes.YamlSyntaxError as exc:
         return None, [Problem(str(exc), rel, exc.line, exc.column)]
-    if not documents:
-        return None, [Problem("empty file: a flow needs id, namespace and tasks", rel)]
+    if not documents:  # a flow not written yet, or a placeholder: say how to leave it out too
+        return None, [Problem("empty file: a flow needs id, namespace and tasks. If it is not a "
+                              f"flow, {_leave_out(rel)}", rel)]
     if len(documents) > 1:
         if not any(_has_flow_keys(document) for document in documents):
             return None, [_problem_at(_not_a_flow(rel, f"{len(documents)} YAML documents, none "
@@ -345,7 +349,8 @@ def parse_flow(text: str, rel: str) -> tuple[DesiredFlow | None, list[Problem]]:
         ]
     root = documents[0]
     if not isinstance(root, yaml.MappingNode):
-        kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
+        kind = ("a list" if isinstance(root, yaml.SequenceNode) else
+                "an empty document" if root.tag == "tag:yaml.org,2002:null" else "a single value")
         return None, [_problem_at(_not_a_flow(rel, f"{kind}, not a mapping with id, namespace "
                                                    "and tasks"), rel, root, None)]
     if not _has_flow_keys(root):
