@@ -301,6 +301,18 @@ def test_a_url_into_the_api_is_refused_naming_it(given: str, part: str, base: st
     assert "--tenant" in message
 
 
+@pytest.mark.parametrize("given", [
+    "https://kestra.example.com/?token=s3cret", "https://kestra.example.com/kestra?x=s3cret#y",
+    "https://kestra.example.com/#s3cret", "https://kestra.example.com/?",
+])
+def test_a_url_with_a_query_or_fragment_is_refused_without_echoing_it(given: str):
+    with pytest.raises(SettingsError) as caught:
+        Connection(given)
+    message = str(caught.value)
+    assert message.startswith("the Kestra URL must not have a query string or fragment")
+    assert "e.g. https://kestra.example.com" in message and "s3cret" not in message
+
+
 def test_kestra_url_with_api_v1_works_and_with_a_tenant_is_refused(repo: GitRepo, target: Target,
                                                                   root_ns: str):
     repo.write("flows/etl.yml", flow_yaml(root_ns, "etl"))

@@ -79,6 +79,13 @@ class Connection:
                 "put credentials in --username/--password or KESTRA_USERNAME/KESTRA_PASSWORD, "
                 "not in the URL"
             )
+        if parts.query or parts.fragment or self.url.rstrip().endswith(("?", "#")):
+            # requests are built by joining paths to the URL: a query would be lost or end up
+            # in the middle of a path, and it may hold a token that then shows in errors
+            base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+            raise SettingsError(f"the Kestra URL must not have a query string or fragment "
+                                f"(?... or #...): give the server's base URL, e.g. "
+                                f"{_redact_url(base)}")
         # the requests add /api/v1/<tenant>/...: a URL that already holds the API path would
         # double it (and Kestra would then read "api" as the tenant)
         object.__setattr__(self, "url", _base_url(self.url))
