@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -322,3 +323,45 @@ def test_ref_names_a_missing_subfolder_and_refuses_an_empty_ref(repo: GitRepo):
         with pytest.raises(SettingsError, match="--ref needs a commit, branch or tag name"):
             with gitref.checkout(str(repo.path / "prod"), empty):
                 pass
+
+
+def _commit_with_entry(repo: GitRepo, name: bytes, content: bytes) -> str:
+    """A commit whose tree holds ``name`` as Git itself would never write it (a crafted or
+    fetched-unchecked object)."""
+    def git(*args: str, data: bytes = b"") -> str:
+        return subprocess.run(["git", *args], cwd=repo.path, input=data, capture_output=True,
+                              check=True).stdout.decode().strip()
+
+    blob = git("hash-object", "-w", "--stdin", data=content)
+    tree = git("hash-object", "-t", "tree", "-w", "--literally", "--stdin",
+               data=b"100644 " + name + b"\0" + bytes.fromhex(blob))
+    return git("-c", "user.name=T", "-c", "user.email=t@example.com", "commit-tree", tree,
+               "-m", "crafted")
+
+
+@pytest.mark.parametrize("name", [b"../escaped.yml", b".git", b"/tmp/escaped.yml"])
+def test_ref_never_writes_outside_its_folder(repo: GitRepo, tmp_path: Path, name: bytes):
+    from kestra_promote import gitref
+    from kestra_promote.errors import SettingsError
+
+    repo.write("a.yml", flow_yaml("company", "a"))
+    repo.commit()
+    commit = _commit_with_entry(repo, name, b"id: x\n")
+    with pytest.raises(SettingsError, match="invalid path"):
+        with gitref.checkout(str(repo.path), commit):
+            pass
+    assert not (repo.path.parent / "escaped.yml").exists()
+
+
+def test_ref_refuses_a_submodule_under_source(repo: GitRepo, tmp_path: Path):
+    from kestra_promote import gitref
+    from kestra_promote.errors import SettingsError
+
+    repo.write("a.yml", flow_yaml("company", "a"))
+    first = repo.commit()
+    # a gitlink entry, as `git submodule add` makes: the files are another repository's
+    repo.git("update-index", "--add", "--cacheinfo", f"160000,{first},shared")
+    repo.git("commit", "-q", "-m", "submodule")
+    with pytest.raises(SettingsError, match="cannot read submodule shared"):
+        with gitref.checkout(str(repo.path), "HEAD"):
+            pass
