@@ -280,6 +280,19 @@ def test_a_saved_plan_edited_by_hand_is_refused(repo: GitRepo, target: Target, t
         assert victim in target.sources(victim[0])
     assert _writes(target) == writes
 
+    # what is only printed is checked too: a forged warning or refusal is refused, not rendered
+    for field, value in (("warnings", [{"message": "m", "path": 5, "line": None,
+                                        "column": None, "namespace": None, "id": None}]),
+                         ("warnings", ["just text"]), ("warnings", None),
+                         ("refusals", [["nested"]])):
+        forged = json.loads(json.dumps(data))
+        forged[field] = value
+        _reseal(saved, forged)
+        for output in ("text", "markdown", "json"):
+            refused = run_cli("apply", str(saved), "--format", output, env=target.env)
+            assert refused.code == 1 and f"cannot read saved plan {saved}" in refused.err
+    assert _writes(target) == writes
+
 
 def test_rollback_with_ref_and_the_history(repo: GitRepo, target: Target):
     _three_flows(repo)

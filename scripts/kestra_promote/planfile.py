@@ -60,9 +60,29 @@ def _key(data: Mapping[str, Any]) -> ObjectKey:
     return FlowKey(data["namespace"], data["id"])
 
 
-def _problem(data: Mapping[str, Any]) -> Problem:
+def _list(data: Any, what: str) -> list[Any]:
+    if not isinstance(data, list):
+        raise ValueError(f"{what} is not a list")
+    return data
+
+
+def _texts(data: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
+        raise ValueError(f"{what} is not a list of texts")
+    return tuple(data)
+
+
+def _problem(data: Any) -> Problem:
+    """A warning as `dump` wrote it; anything else is refused (it is printed as it is)."""
+    fields = {"message": (str,), "path": (str, type(None)), "line": (int, type(None)),
+              "column": (int, type(None)), "namespace": (str, type(None)),
+              "id": (str, type(None))}
+    if not isinstance(data, dict) or set(data) != set(fields) or any(
+            not isinstance(data[name], kinds) or isinstance(data[name], bool)
+            for name, kinds in fields.items()):
+        raise ValueError(f"a warning is not as plan writes it: {str(data)[:80]!r}")
     namespace, flow_id = data["namespace"], data["id"]
-    return Problem(str(data["message"]), data["path"], data["line"], data["column"],
+    return Problem(data["message"], data["path"], data["line"], data["column"],
                    FlowKey(namespace, flow_id) if namespace and flow_id else None)
 
 
@@ -158,7 +178,8 @@ def load(path: str) -> tuple[Plan, str, str]:
             if data["inventory_before"] else None,
             managed_after=inv.from_json(data["managed_after"], where=where)
             if data["managed_after"] else None,
-            refusals=tuple(data["refusals"]), warnings=tuple(_problem(w) for w in data["warnings"]),
+            refusals=_texts(data["refusals"], "refusals"),
+            warnings=tuple(_problem(w) for w in _list(data["warnings"], "warnings")),
             config=config, source_objects=int(data["source_objects"]),
             dirty=data["dirty"] is True,
         )
