@@ -362,6 +362,14 @@ def test_markdown_goes_to_the_github_job_summary(repo: GitRepo, target: Target, 
     assert text.startswith("# earlier step\n### Promotion plan for ")
     assert "### Promotion result for " in text and "| + | `company.team/a` | create |" in text
 
+    # a summary that cannot be written never hides the result of what was written
+    repo.write("flows/a.yml", flow_yaml("company.team", "a", "v2"))
+    repo.commit()
+    gone = {**target.env, "GITHUB_STEP_SUMMARY": str(tmp_path / "no-such-folder" / "s.md")}
+    applied = run_cli("apply", str(repo.path), env=gone)
+    assert applied.code == 0 and "Apply complete: 0 created, 1 updated" in applied.out
+    assert "Warning: cannot write the job summary GITHUB_STEP_SUMMARY" in applied.err
+
 
 def test_renames_and_labels_from_the_settings(repo: GitRepo, target: Target):
     repo.write("kestra-promote.yml", 'namespaces:\n  rename: {dev.company: company}\n'

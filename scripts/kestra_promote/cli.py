@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence, TextIO
+from typing import Callable, Iterator, Mapping, Sequence, TextIO
 
 from . import __version__, bootstrap, gitref, inventory, lock, planfile, report, runtime, webhook
 from .apply import (
@@ -87,10 +87,18 @@ class Output:
     def note(self, text: str) -> None:
         self.err.write(safe_text(text) + "\n")  # messages and names may come from Git
 
-    def step_summary(self, markdown: str) -> None:
-        if self.summary_file:
+    def step_summary(self, render: Callable[[], str]) -> None:
+        """Append a Markdown report to the CI job summary, if there is one. A summary that
+        cannot be written is a warning: the run itself (perhaps already applied) is what
+        counts, and its result must still be reported."""
+        if not self.summary_file:
+            return
+        try:
             with open(self.summary_file, "a", encoding="utf-8") as handle:
-                handle.write(markdown + "\n")
+                handle.write(render() + "\n")
+        except OSError as exc:
+            self.note(f"Warning: cannot write the job summary GITHUB_STEP_SUMMARY "
+                      f"({exc.strerror or exc})")
 
 
 # -- arguments ----------------------------------------------------------------------------------
@@ -408,7 +416,7 @@ def _show_plan(output: Output, plan: Plan, warnings: Sequence[Problem] = (),
         output.write(report.render_plan_markdown(full))
     else:
         output.write_rendered(report.render_plan_text(full, color=output.color))
-    output.step_summary(report.render_plan_markdown(full))
+    output.step_summary(lambda: report.render_plan_markdown(full))
 
 
 def cmd_validate(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
@@ -519,7 +527,7 @@ def _show_result(output: Output, plan: Plan, result: ApplyResult) -> None:
         output.write(report.render_plan_markdown(plan, result=result))
     elif result.outcomes or result.inventory is not None:
         output.write_rendered("\n" + report.render_result_text(result, color=output.color))
-    output.step_summary(report.render_plan_markdown(plan, result=result))
+    output.step_summary(lambda: report.render_plan_markdown(plan, result=result))
 
 
 def cmd_adopt(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
