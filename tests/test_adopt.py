@@ -111,9 +111,47 @@ def test_a_failed_delete_of_the_old_inventory_says_how_to_finish(repo: GitRepo, 
     again = run_cli("adopt", str(repo.path), "--from", "team", env=target.env)
     assert again.code == 0, again.err
     assert _inventory(target, "team") is None
-    assert sorted(_inventory(target, "platform")["flows"]) == [
-        f"company.team/{n}" for n in "abc"]
+    taken = _inventory(target, "platform")
+    assert sorted(taken["flows"]) == [f"company.team/{n}" for n in "abc"]
+    # finishing the move does not copy the old history a second time
+    assert [run["result"] for run in taken["history"]] == ["applied", "adopted", "adopted"]
     _apply(repo, target)
+
+
+def test_this_sources_own_inventory_from_another_repository_is_not_adopted_silently(
+        repo: GitRepo, target: Target, tmp_path: Path):
+    _source(repo, "team", "a")  # repository X promotes as 'team'
+    _apply(repo, target)
+    other = GitRepo(tmp_path / "y")
+    other.write("kestra-promote.yml", "name: old\nprune: true\n")
+    other.write("flows/y.yml", flow_yaml("company.team", "y"))
+    other.commit()
+    _apply(other, target)  # repository Y promotes as 'old', then is renamed 'team'
+    other.write("kestra-promote.yml", "name: team\nprune: true\n")
+    other.commit()
+    refused = run_cli("adopt", str(other.path), "--from", "old", env=target.env)
+    assert refused.code == 1
+    assert (f"the objects this source's inventory already holds were promoted from "
+            f"file:{repo.path}") in refused.err
+    assert _inventory(target, "old") is not None
+    assert ("company.team", "a") in target.sources("company")
+
+
+def test_a_copy_of_an_inventory_under_another_key_is_a_source_of_its_own(repo: GitRepo,
+                                                                          target: Target):
+    _source(repo, "team")
+    _apply(repo, target)
+    with target.client() as client:  # someone keeps a backup of the inventory
+        client.kv_put("system", "kestra-promote.team-backup", _inventory(target, "team"))
+    repo.write("kestra-promote.yml", "name: platform\n")
+    repo.commit()
+    assert run_cli("adopt", str(repo.path), "--from", "team", env=target.env).code == 0
+    # the backup was not what adopt deleted: it is still there, named by its key
+    assert _inventory(target, "team-backup") is not None
+    again = run_cli("adopt", str(repo.path), "--from", "team", env=target.env)
+    assert again.code == 1 and "no promotion source 'team' on this target" in again.err
+    planned = run_cli("plan", str(repo.path), env=target.env)
+    assert "managed by the promotion source 'team-backup'" in planned.err
 
 
 def test_options_and_json(repo: GitRepo, target: Target):
@@ -138,6 +176,13 @@ def test_options_and_json(repo: GitRepo, target: Target):
                              env=target.env)
     assert waited.code == 1 and "someone else" in waited.err
     assert _inventory(target, "team") is not None
+    with target.client() as client:
+        with lock.held(client, "system", "someone else", wait=0):
+            failed = run_cli("adopt", str(repo.path), "--from", "team", "--lock-wait", "0",
+                             "--format", "json", env=target.env)
+    data = json.loads(failed.out)  # one document: the move, and why it did not happen
+    assert failed.code == 1 and data["adopted"] is False and "someone else" in data["error"]
 
     done = run_cli("adopt", str(repo.path), "--from", "team", "--format", "json", env=target.env)
-    assert done.code == 0 and json.loads(done.out)["from"] == "team"
+    assert done.code == 0 and json.loads(done.out)["adopted"] is True
+    assert json.loads(preview.out)["adopted"] is False

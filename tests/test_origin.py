@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import GitRepo, Target, flow_yaml, run_cli
 from kestra_promote.origin import normalize_remote, origin, same_origin, uncommitted
@@ -128,6 +130,12 @@ def test_uncommitted_files_are_refused_unless_allowed_and_then_recorded(repo: Gi
     assert shown[1].split()[1] == f"{commit}+dirty"
     table = run_cli("history", str(repo.path), "--format", "markdown", env=target.env).out
     assert f"| `{commit}+dirty` |" in table
+    assert f"Last promotion: {commit}+dirty at " in run_cli("status", str(repo.path),
+                                                            env=target.env).out
+    repo.write("c.yml", flow_yaml("company.team", "c"))
+    as_json = run_cli("apply", str(repo.path), "--allow-dirty", "--format", "json",
+                      env=target.env)
+    assert json.loads(as_json.out)["dirty"] is True
 
 
 @pytest.mark.fake_only

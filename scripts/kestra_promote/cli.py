@@ -36,7 +36,8 @@ from .config import CONFIG_FILE, DRIFT_POLICIES, Config, check_name, check_names
 from .desired import Desired, prepare
 from .errors import KestraError, KestraPromoteError, PlanRefused, SettingsError, TargetRejected
 from .live import read_for, read_inventories
-from .models import ApplyResult, FlowKey, ObjectKey, Outcome, Plan, Problem, Status, sort_key
+from .models import (ApplyResult, FlowKey, Inventory, ObjectKey, Outcome, Plan, Problem, Status,
+                     sort_key)
 from .origin import origin, uncommitted
 from .plan import adopt_origin_refusal
 from .plan import plan as make_plan
@@ -543,49 +544,70 @@ def cmd_adopt(args: argparse.Namespace, connection: Connection | None, output: O
         if old is None:
             raise SettingsError(f"no promotion source {previous!r} on this target (no KV "
                                 f"{inventory.kv_key(previous)} in namespace {namespace!r})")
-        if not args.other_origin and (why := adopt_origin_refusal(old, loaded.origin)):
+        if not args.other_origin and (why := adopt_origin_refusal(old, own, loaded.origin)):
             raise SettingsError(why)
         moving = sorted([*old.flows, *old.files], key=sort_key)
         wanted = {*loaded.desired.flows, *loaded.desired.files}
-        _show_adoption(output, previous, config.name, namespace, moving, wanted)
+        shown = {"format_version": report.FORMAT_VERSION, "name": config.name, "from": previous,
+                 "objects": [{**report.key_to_dict(key), "in_source": key in wanted}
+                             for key in moving], "adopted": False}
+        if output.format != "json":
+            output.write(_adoption_text(previous, config.name, namespace, moving, wanted))
         if args.plan_only:
+            if output.format == "json":
+                output.json(shown)
             return EXIT_OK
         run = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "commit": loaded.source.commit, "trigger": "adopt", "result": "adopted",
                "from": previous, "adopted": len(moving)}
-        with lock.held(client, namespace, lock.default_holder("kestra-promote adopt"),
-                       wait=args.lock_wait):
-            own, others = read_inventories(client, namespace, config.name)  # under the lease
-            if others.get(previous) != old:
-                raise SettingsError(f"the inventory of {previous!r} changed meanwhile: run "
-                                    "adopt again")
-            taken = inventory.merged(own, old, config.name, run, origin=loaded.origin)
-            client.kv_put(namespace, inventory.kv_key(config.name), inventory.to_json(taken),
-                          description=f"kestra-promote inventory of {config.name!r}")
-            try:
-                client.kv_delete(namespace, inventory.kv_key(previous))
-            except KestraPromoteError as exc:
-                # both inventories now claim the objects: running adopt again finishes the move
-                raise KestraError(
-                    f"{config.name!r} now manages what {previous!r} did, but deleting the "
-                    f"inventory of {previous!r} (KV {namespace}/{inventory.kv_key(previous)}) "
-                    f"failed: {exc}; run this adopt again to finish") from exc
-    if output.format == "text":
+        try:
+            _move_inventory(client, namespace, previous, old, config.name, run, loaded.origin,
+                            lock_wait=args.lock_wait)
+        except KestraPromoteError as error:
+            if output.format != "json":
+                raise
+            # one document: what was to move, and why it did not (or not entirely)
+            output.json({**shown, **report.problems_to_dict(str(error), (),
+                                                            commit=loaded.source.commit)})
+            output.note(f"Error: {error}")
+            return EXIT_ERROR
+    if output.format == "json":
+        output.json({**shown, "adopted": True})
+    else:
         output.write(f"Adopted: {config.name!r} now manages what {previous!r} did; its "
                      "inventory is gone.\n")
     return EXIT_OK
 
 
-def _show_adoption(output: Output, previous: str, name: str, namespace: str,
-                   moving: Sequence[ObjectKey], wanted: set[ObjectKey]) -> None:
+def _move_inventory(client: KestraClient, namespace: str, old_name: str, old: Inventory,
+                    name: str, run: Mapping[str, object], origin: str | None, *,
+                    lock_wait: float) -> None:
+    """Under the target's lease: ``name``'s inventory takes over ``old``'s, which is deleted."""
+    old_key = inventory.kv_key(old_name)
+    with lock.held(client, namespace, lock.default_holder("kestra-promote adopt"),
+                   wait=lock_wait):
+        own, others = read_inventories(client, namespace, name)  # again, under the lease
+        if others.get(old_name) != old:
+            raise SettingsError(f"the inventory of {old_name!r} changed meanwhile: run adopt "
+                                "again")
+        taken = inventory.merged(own, old, name, run, origin=origin)
+        client.kv_put(namespace, inventory.kv_key(name), inventory.to_json(taken),
+                      description=f"kestra-promote inventory of {name!r}")
+        try:
+            client.kv_delete(namespace, old_key)
+        except KestraPromoteError as exc:
+            # both inventories now claim the objects: running adopt again finishes the move
+            raise KestraError(
+                f"{name!r} now manages what {old_name!r} did, but deleting the inventory of "
+                f"{old_name!r} (KV {namespace}/{old_key}) failed: {exc}; run this adopt again "
+                "to finish") from exc
+
+
+def _adoption_text(previous: str, name: str, namespace: str, moving: Sequence[ObjectKey],
+                   wanted: set[ObjectKey]) -> str:
     """The move, each object marked when this source does not hold it: once adopted, it is
     orphaned (kept) or, with prune, deleted by the next apply."""
     outside = [key for key in moving if key not in wanted]
-    if output.format == "json":
-        output.json({"format_version": report.FORMAT_VERSION, "name": name, "from": previous,
-                     "objects": [{**report.key_to_dict(key), "in_source": key in wanted}
-                                 for key in moving]})
-        return
     flows = sum(isinstance(key, FlowKey) for key in moving)
     text = (f"Adopt: {flows} flow(s) and {len(moving) - flows} file(s) move from {previous!r} "
             f"(KV {namespace}/{inventory.kv_key(previous)}) to {name!r} "
@@ -595,7 +617,7 @@ def _show_adoption(output: Output, previous: str, name: str, namespace: str,
     if outside:
         text += (f"{len(outside)} of them are not in this source: once adopted, the next apply "
                  "keeps them as orphaned, or deletes them if prune is on.\n")
-    output.write(text)
+    return text
 
 
 def cmd_unlock(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:

@@ -53,7 +53,13 @@ def from_json(data: Any, *, where: str) -> Inventory:
             files[FileKey(namespace, path)] = Managed(entry["hash"], entry.get("commit"),
                                                       entry.get("path"))
         origin = data.get("origin")
-        return Inventory(str(data["name"]), flows, files, tuple(data.get("history", [])),
+        history = data.get("history", [])
+        if not isinstance(history, list):
+            raise ValueError("its history is not a list")
+        # a record that is no mapping says nothing readable: it is left out (and so dropped
+        # when the inventory is next written) rather than failing every report
+        history = tuple(dict(run) for run in history if isinstance(run, Mapping))
+        return Inventory(str(data["name"]), flows, files, history,
                          str(origin) if origin else None)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise KestraError(
@@ -81,8 +87,13 @@ def merged(own: Inventory | None, old: Inventory, name: str, run: Mapping[str, A
     added; the origin becomes ``origin`` (where the adopting source is read from) if known."""
     flows = {**old.flows, **(own.flows if own else {})}
     files = {**old.files, **(own.files if own else {})}
-    history = sorted((*old.history, *(own.history if own else ())),  # stable: ties keep order
-                     key=lambda past: str(past.get("time", "")) if isinstance(past, Mapping)
-                     else "")
+
+    def when(past: Mapping[str, Any]) -> str:  # ISO 8601 UTC times sort as text
+        time = past.get("time")
+        return time if isinstance(time, str) else ""
+
+    runs = list(old.history)  # an adopt run again after a failed delete: no record twice
+    runs += [past for past in (own.history if own else ()) if past not in runs]
+    history = sorted(runs, key=when)  # stable: equal times keep their order
     kept = origin or (own.origin if own else None) or old.origin
     return with_run(Inventory(name, flows, files, tuple(history), kept), run)

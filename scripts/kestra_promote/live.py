@@ -106,7 +106,9 @@ def read_inventories(client: KestraClient, namespace: str, name: str
         if key == inv.kv_key(name):
             own = inventory
         else:
-            others[inventory.name] = inventory
+            # named by its key, which is what a source reads and what adopt deletes: a copy
+            # stored under another key (a backup) is a source of its own
+            others[key[len(inv.KEY_PREFIX):]] = inventory
     return own, others
 
 

@@ -281,13 +281,20 @@ def origin_refusal(inventory: Inventory | None, origin: str | None, adopt: bool)
             "`name` in kestra-promote.yml (or --name), or pass --adopt to take these objects over")
 
 
-def adopt_origin_refusal(old: Inventory, origin: str | None) -> str | None:
-    """Why ``adopt`` may not take over ``old`` from where this run reads (None: it may)."""
-    if not old.origin or not origin or same_origin(old.origin, origin):
-        return None
-    return (f"the objects of {old.name!r} were promoted from {old.origin}, and this source is "
-            f"{origin}: adopting them makes this repository their only source (prune deletes "
-            "what it does not hold); pass --other-origin if that is what you want")
+def adopt_origin_refusal(old: Inventory, own: Inventory | None, origin: str | None
+                         ) -> str | None:
+    """Why ``adopt`` may not merge ``old`` into ``own`` from where this run reads (None: it
+    may): either inventory may hold objects another repository promoted, which this one would
+    then prune."""
+    for inventory, whose in ((old, f"the objects of {old.name!r} were"),
+                             (own, "the objects this source's inventory already holds were")):
+        if inventory is None or not inventory.origin or not origin:
+            continue
+        if not same_origin(inventory.origin, origin):
+            return (f"{whose} promoted from {inventory.origin}, and this source is {origin}: "
+                    "adopting makes this repository their only source (prune deletes what it "
+                    "does not hold); pass --other-origin if that is what you want")
+    return None
 
 
 def plan(desired: Desired, live: LiveState, config: Config, *, commit: str | None = None,

@@ -160,6 +160,7 @@ def plan_to_dict(plan: Plan, *, warnings: Sequence[Problem] = ()) -> dict[str, A
         "format_version": FORMAT_VERSION,
         "name": plan.name,
         "commit": plan.commit,
+        "dirty": plan.dirty,  # uncommitted files promoted with --allow-dirty
         "live_fingerprint": plan.live_fingerprint,
         "summary": plan.summary,
         "changes": [change_to_dict(c) for c in plan.changes],
@@ -387,7 +388,7 @@ def render_status_text(plan: Plan) -> str:
     tally = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing managed"
     out.append(f"\nSource {_inline(repr(plan.name))}: {tally}.\n")
     if last:
-        out.append(f"Last promotion: {short(last.get('commit'))} at {_inline(last.get('time'))} "
+        out.append(f"Last promotion: {_commit_cell(last)} at {_inline(last.get('time'))} "
                    f"({_inline(last.get('trigger'))}).\n")
     else:
         out.append("Last promotion: none recorded on this target.\n")
@@ -506,7 +507,7 @@ def render_status_markdown(plan: Plan) -> str:
         out.append("Nothing managed yet.\n\n")
     last = last_promotion(plan)
     if last:
-        out.append(f"Last promotion: {_md_code(short(last.get('commit')))} at "
+        out.append(f"Last promotion: {_md_code(_commit_cell(last))} at "
                    f"{_md_text(last.get('time'))} ({_md_text(last.get('trigger'))}).\n")
     else:
         out.append("Last promotion: none recorded on this target.\n")
