@@ -313,6 +313,18 @@ def test_a_url_with_a_query_or_fragment_is_refused_without_echoing_it(given: str
     assert "e.g. https://kestra.example.com" in message and "s3cret" not in message
 
 
+@pytest.mark.parametrize("given", [
+    "ftp://kestra.example.com/?token=s3cret", "kestra.example.com?token=s3cret",
+    "https:///?token=s3cret", "http://[::1?token=s3cret", "http://u:s3cret@host:abc/",
+    "https://kestra.example.com:99999/#s3cret",
+])
+def test_an_invalid_url_is_named_without_its_secrets(given: str):
+    with pytest.raises(SettingsError) as caught:  # never a ValueError from the URL parser
+        Connection(given)
+    assert str(caught.value).startswith("invalid Kestra URL ")
+    assert "s3cret" not in str(caught.value)
+
+
 def test_kestra_url_with_api_v1_works_and_with_a_tenant_is_refused(repo: GitRepo, target: Target,
                                                                   root_ns: str):
     repo.write("flows/etl.yml", flow_yaml(root_ns, "etl"))

@@ -69,8 +69,13 @@ class Connection:
     retries: int = 4
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(self.url)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018 - raises on a port that is no number
+        except ValueError:  # a malformed IPv6 address or port
+            valid = False
+        if not valid:
             raise SettingsError(
                 f"invalid Kestra URL {_redact_url(self.url)!r}: expected http(s)://host[:port]"
             )
@@ -201,13 +206,13 @@ class _Redactor:
 
 
 def _redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        return urlunsplit((parts.scheme, "***@" + host, parts.path, "", ""))
-    return url
+    """``url`` as it may be shown: no user info, query or fragment (any may hold a secret)."""
+    url = re.split(r"[?#]", url, maxsplit=1)[0]
+    scheme, _, rest = url.rpartition("://")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return (f"{scheme}://" if scheme else "") + authority + slash + path
 
 
 def _segment(value: str) -> str:
