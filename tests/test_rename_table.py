@@ -119,6 +119,38 @@ def test_each_property_is_renamed_in_plugin_defaults(prop):
     assert new_text == text.replace("dev.company", "company")
 
 
+def _renamed_to_nothing(text: str) -> tuple[int, str, object]:
+    """The one problem renaming ``VALUE`` to nothing gives: (line, where, the problem)."""
+    with pytest.raises(SourceError) as caught:
+        prepare(_source(("a.yml", text)), Config(rename={VALUE: ""}))
+    (problem,) = caught.value.problems
+    where = re.search(r"the rename turns namespace '[^']*' at (\S+) into an empty namespace",
+                      problem.message)
+    assert where, problem
+    return problem.line, re.sub(r"\[\d+\]", "[]", where.group(1)), problem
+
+
+@pytest.mark.parametrize(("prop", "plugin_type"), _cases())
+def test_each_property_renamed_to_nothing_is_a_problem_not_an_empty_namespace(prop, plugin_type):
+    # `--rename dev=` used to deploy `namespace: ""` (exact, prefix and list properties alike)
+    text = _flow(prop, plugin_type, VALUE + COMMENT)
+    line, where, problem = _renamed_to_nothing(text)
+    assert line == text[:text.index(VALUE)].count("\n") + 1
+    assert where.endswith("filters[].value" if prop.kind == flowdoc.FILTER else prop.path)
+    assert problem.path == "a.yml" and problem.flow == FlowKey("dev.company", "parent")
+
+
+@pytest.mark.parametrize("prop", [p for p in flowdoc.NAMESPACE_PROPERTIES if p.types],
+                         ids=lambda p: f"{p.types[0].removeprefix('io.kestra.')}:{p.path}")
+def test_each_property_renamed_to_nothing_in_plugin_defaults_is_a_problem(prop):
+    values = _plugin_lines(prop, VALUE, 6)
+    text = ("id: parent\nnamespace: dev.company\ntasks:\n  - id: hello\n"
+            "    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+            f"pluginDefaults:\n  - type: {prop.types[0]}\n    values:\n" + "\n".join(values) + "\n")
+    line, where, _ = _renamed_to_nothing(text)
+    assert line == text[:text.index(VALUE)].count("\n") + 1 and where.startswith("pluginDefaults")
+
+
 def test_a_subflow_namespace_set_once_in_plugin_defaults():
     # a common pattern in public flow repositories
     text = """id: parent
@@ -310,8 +342,8 @@ def test_values_written_as_a_renamed_namespace_are_reported_once_per_flow():
     desired = prepare(_source(("a.yml", FLOW_WITH_LEFT_VALUES),
                               ("b.yml", "id: b\nnamespace: dev.company\ntasks: [{id: t}]\n")),
                       Config(rename=RENAME))
-    assert [str(w) for w in desired.warnings] == [
-        "a.yml:5: dev.company/a: written as a renamed namespace but in no property "
+    assert [str(w) for w in desired.warnings] == [  # the flow named as the plan names it
+        "a.yml:5: company/a: written as a renamed namespace but in no property "
         "kestra-promote renames, so left as written: 'dev.company.team' (the rename gives "
         "'company.team') at variables.target, line 5, 'dev.company' (the rename gives 'company') "
         "at inputs[0].defaults, line 12; check whether they should follow the rename"]
@@ -335,12 +367,15 @@ def test_a_value_left_as_written_keeps_the_flow_unchanged_and_is_a_warning_only(
 ANCHORED = """id: parent
 namespace: &ns dev.company   # anchored here
 variables:
-  same: *ns
+  other: hello
 tasks:
   - id: call
     type: io.kestra.plugin.core.flow.Subflow
     namespace: *ns
     flowId: child
+  - id: purge
+    type: io.kestra.plugin.core.log.PurgeLogs
+    namespace: *ns
   - id: read
     type: io.kestra.plugin.core.kv.Get
     namespace: &kv !!str dev.company.kv
@@ -363,8 +398,9 @@ def test_an_anchored_namespace_is_edited_once_and_its_aliases_follow():
         "variables:", 'labels:\n  team: "data"\nvariables:')
     assert desired.warnings == ()
     loaded = yaml.safe_load(flow.source)
-    assert loaded["variables"]["same"] == loaded["tasks"][0]["namespace"] == "prod.company"
-    assert loaded["tasks"][2]["namespace"] == "prod.company.kv"
+    assert loaded["namespace"] == loaded["tasks"][0]["namespace"] == "prod.company"
+    assert loaded["tasks"][1]["namespace"] == "prod.company"
+    assert loaded["tasks"][3]["namespace"] == "prod.company.kv"
     assert flow.depends_on == {FlowKey("prod.company", "child")}
 
 
@@ -372,7 +408,8 @@ def test_an_anchor_with_a_comment_before_its_value_keeps_both():
     text = ("id: a\nnamespace: dev.company\ntasks:\n  - id: t\n"
             "    type: io.kestra.plugin.core.flow.Subflow\n    flowId: b\n"
             "    namespace: &target # the child\n      dev.company.child\n"
-            "    labels: {same: *target}\n")
+            "  - id: u\n    type: io.kestra.plugin.core.flow.Subflow\n    flowId: c\n"
+            "    namespace: *target\n")
     new_text, warnings = _edit(text)
     assert new_text == text.replace("dev.company", "company") and warnings == []
 

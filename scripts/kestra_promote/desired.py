@@ -14,7 +14,7 @@ import yaml
 
 from . import flowdoc, yamlnodes
 from .config import Config
-from .errors import KestraPromoteError, SourceError
+from .errors import SourceError
 from .models import DesiredFile, DesiredFlow, FileKey, FlowKey, Problem, sort_key
 from .source import Source, check_namespace
 
@@ -37,33 +37,36 @@ def _transform(flow: DesiredFlow, config: Config, warnings: list[Problem],
                problems: list[Problem]) -> DesiredFlow | None:
     root = yamlnodes.compose_documents(flow.source)[0]
     assert isinstance(root, yaml.MappingNode)
-
-    def warn(ref: flowdoc.Reference, message: str) -> None:
-        warnings.append(Problem(message, flow.path, line=ref.line, flow=flow.key))
-
-    try:
-        edits = flowdoc.rename_edits(flow.source, root, config.rename, warn)
-        edits += flowdoc.label_edits(flow.source, root, config.labels)
-        text = flowdoc.apply_edits(flow.source, edits)
-    except ValueError as exc:
-        problems.append(Problem(str(exc), flow.path, flow=flow.key))
-        return None
     namespace = flowdoc.rename_namespace(flow.key.namespace, config.rename)
     if (why := check_namespace(namespace)) is not None:
         problems.append(Problem(f"after renaming {flow.key.namespace!r}: {why}", flow.path,
                                 flow=flow.key))
         return None
+    key = FlowKey(namespace, flow.key.id)  # how the plan names the flow: so do its messages
+
+    def warn(ref: flowdoc.Reference, message: str) -> None:
+        warnings.append(Problem(message, flow.path, line=ref.line, flow=key))
+
     try:
-        new_root = yamlnodes.compose_documents(text)[0] if edits else root
-    except yamlnodes.YamlSyntaxError as exc:  # a safety net for the text surgery
-        raise KestraPromoteError(f"{flow.path}: editing the flow broke its YAML ({exc}); "
-                                 "please report this") from exc
-    # the edits must leave exactly the identity we expect: a safety net for the text surgery
+        edits = flowdoc.rename_edits(flow.source, root, config.rename, warn)
+        edits += flowdoc.label_edits(flow.source, root, config.labels)
+        text = flowdoc.apply_edits(flow.source, edits)
+        # a safety net for the text surgery: the new text says what the old one says, but for
+        # the renamed namespaces and the labels
+        new_root = flowdoc.verify_edits(root, text, edits, config.labels) if edits else root
+    except flowdoc.EditRefused as exc:
+        problems.extend(Problem(message, flow.path, line=line, flow=key)
+                        for message, line in exc.problems)
+        return None
+    except ValueError as exc:
+        problems.append(Problem(str(exc), flow.path, flow=key))
+        return None
     written = yamlnodes.scalar_text(yamlnodes.mapping_get(new_root, "namespace"))
     if written != namespace:
-        raise KestraPromoteError(f"{flow.path}: editing the flow gave namespace {written!r} "
-                                 f"instead of {namespace!r}; please report this")
-    key = FlowKey(namespace, flow.key.id)
+        problems.append(Problem(f"editing the flow would give it namespace {written!r} instead of "
+                                f"{namespace!r}, so it is left as it is; please report this",
+                                flow.path, flow=key))
+        return None
     return DesiredFlow(key, text, flow.path, frozenset(flowdoc.dependencies(new_root)) - {key})
 
 

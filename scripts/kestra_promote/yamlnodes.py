@@ -7,6 +7,9 @@ and later allows format-preserving edits of exactly the scalars that change.
 
 from __future__ import annotations
 
+import bisect
+import functools
+import re
 from typing import Iterator
 
 import yaml
@@ -40,6 +43,46 @@ def compose_documents(text: str) -> list[yaml.Node]:
         ) from exc
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(f"YAML syntax error: {exc}", None, None) from exc
+
+
+# -- where a node is written: offsets in the text, as Python indexes it --------------------------
+
+# What YAML (libyaml and PyYAML alike) counts as a line break: a line, as node marks number
+# them, ends at any of these (``\r\n`` being one break).
+LINE_BREAKS = "\r\n\x85\u2028\u2029"
+_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
+def line_starts(text: str) -> list[int]:
+    """The offset where each line of ``text`` starts, lines counted as the YAML loaders count
+    them (so ``line_starts(text)[mark.line]`` is where a mark's line starts)."""
+    return [0] + [match.end() for match in _BREAK.finditer(text)]
+
+
+def line_of(starts: list[int], offset: int) -> int:
+    """The 0-based line holding ``offset``, given ``line_starts``."""
+    return bisect.bisect_right(starts, offset) - 1
+
+
+@functools.lru_cache(maxsize=None)
+def _bom_shift(loader: type) -> int:
+    """How far a mark's index falls short of the Python index when the text starts with a byte
+    order mark: libyaml drops it before counting, the pure-Python loader counts it."""
+    node = yaml.compose("\ufeffa", Loader=loader)
+    return 1 - node.start_mark.index if node is not None else 0
+
+
+def offset(text: str, mark: yaml.Mark, loader: type | None = None) -> int:
+    """The Python index in ``text`` of ``mark`` (of a node composed from ``text``). ``mark.index``
+    counts characters, as Python does, in both loaders; line and column do not always add up to it
+    (the pure-Python loader does not count a byte order mark in a column)."""
+    shift = _bom_shift(loader or Loader) if text.startswith("\ufeff") else 0
+    return mark.index + shift
+
+
+def tokens(text: str) -> list[yaml.Token]:
+    """The YAML tokens of ``text`` (their marks read with ``offset``)."""
+    return list(yaml.scan(text, Loader=Loader))
 
 
 def position(node: yaml.Node) -> tuple[int, int]:
