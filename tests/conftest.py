@@ -16,9 +16,13 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import yaml
 from fake_kestra import FakeKestra, serve
 from kestra_promote.cli import main
 from kestra_promote.client import Connection, KestraClient, connect
+from kestra_promote.config import Config
+from kestra_promote.models import DesiredFlow, FlowKey
+from kestra_promote.source import Source
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL_URL = os.environ.get("KESTRA_PROMOTE_TEST_URL")
@@ -165,3 +169,13 @@ def flow_yaml(namespace: str, flow_id: str, message: str = "hello", extra: str =
         "    type: io.kestra.plugin.core.log.Log\n"
         f"    message: {message}\n"
     )
+
+
+def source_from(*flows: tuple[str, str]) -> Source:
+    """A Source holding the given (path, text) flows, as read_source would make it."""
+    parsed = {}
+    for path, text in flows:
+        root = yaml.safe_load(text)
+        key = FlowKey(root["namespace"], root["id"])
+        parsed[key] = DesiredFlow(key, text, path)
+    return Source(root="/", config=Config(), flows=parsed)

@@ -115,7 +115,7 @@ def test_one_invalid_flow_blocks_every_write(repo: GitRepo, target: Target, root
     assert planned.code == 1
     assert f"+ create    {root_ns}.c/bad" in planned.out
     assert "Plan: 3 to create, 0 to update, 0 to delete." in planned.out
-    assert f'tasks[0].colour: Unrecognized field "colour"' in planned.err
+    assert 'tasks[0].colour: Unrecognized field "colour"' in planned.err
 
     # in JSON, one document holds both: a script reads the plan and the rejections at once
     as_json = run_cli("plan", str(repo.path), "--format", "json", env=target.env)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from conftest import source_from
 from kestra_promote import flowdoc, yamlnodes
 from kestra_promote.config import Config
 from kestra_promote.desired import prepare
 from kestra_promote.errors import SourceError
-from kestra_promote.models import DesiredFlow, FlowKey
-from kestra_promote.source import Source
+from kestra_promote.models import FlowKey
 
 RENAME = {"dev.company": "company"}
 LABELS = {"system.readOnly": "true"}
@@ -40,18 +40,9 @@ def _edit(text: str, rename=RENAME, labels=None) -> tuple[str, list[str]]:
     return new_text, warnings
 
 
-def _source(*flows: tuple[str, str]) -> Source:
-    parsed = {}
-    for path, text in flows:
-        root = yaml.safe_load(text)
-        key = FlowKey(root["namespace"], root["id"])
-        parsed[key] = DesiredFlow(key, text, path)
-    return Source(root="/", config=Config(), flows=parsed)
-
-
 def _problems(text: str, **config) -> list[str]:
     with pytest.raises(SourceError) as caught:
-        prepare(_source(("a.yml", text)), Config(**config))
+        prepare(source_from(("a.yml", text)), Config(**config))
     return [str(p) for p in caught.value.problems]
 
 
@@ -121,7 +112,7 @@ def test_a_byte_order_mark_at_the_start_keeps_offsets_right(loader):
 def test_a_flow_with_a_line_separator_is_renamed_end_to_end():
     text = 'id: a\nnamespace: dev.company\ndescription: "first\u2028second"\n' + SUBFLOW.replace(
         "flowId: b", "flowId: bbbbbbbbbbbbbbbbbb")
-    desired = prepare(_source(("a.yml", text)), Config(rename=RENAME, labels=LABELS))
+    desired = prepare(source_from(("a.yml", text)), Config(rename=RENAME, labels=LABELS))
     flow = desired.flows[FlowKey("company", "a")]
     assert yaml.safe_load(flow.source)["tasks"][0] == {
         "id": "call", "type": "io.kestra.plugin.core.flow.Subflow", "namespace": "company.team",
@@ -274,7 +265,7 @@ def test_a_json_style_flow_gets_its_labels_inside_its_braces(loader, before, aft
 def test_a_json_style_flow_is_renamed_and_labelled_end_to_end():
     text = ('{"id": "a", "namespace": "dev.company", "tasks": [{"id": "l", '
             '"type": "io.kestra.plugin.core.log.Log", "message": "hi"}]}\n')
-    desired = prepare(_source(("a.yml", text)), Config(rename=RENAME, labels=LABELS))
+    desired = prepare(source_from(("a.yml", text)), Config(rename=RENAME, labels=LABELS))
     flow = desired.flows[FlowKey("company", "a")]
     assert yaml.safe_load(flow.source)["labels"] == {"system.readOnly": "true"}
 
@@ -283,7 +274,7 @@ def test_a_json_style_flow_is_renamed_and_labelled_end_to_end():
 def test_a_flow_namespace_written_as_a_block_scalar_is_renamed_in_place(loader, header):
     # used to stop with "editing the flow gave namespace 'dev.company'; please report this"
     text = f"id: a\nnamespace: {header}\n  dev.company\n\n" + SUBFLOW
-    desired = prepare(_source(("a.yml", text)), Config(rename=RENAME, labels=LABELS))
+    desired = prepare(source_from(("a.yml", text)), Config(rename=RENAME, labels=LABELS))
     flow = desired.flows[FlowKey("company", "a")]
     assert flow.source == text.replace("dev.company", "company").replace(
         "\n\ntasks:", '\n\nlabels:\n  system.readOnly: "true"\ntasks:', 1)

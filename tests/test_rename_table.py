@@ -8,13 +8,12 @@ import re
 
 import pytest
 import yaml
-from conftest import FIXTURES
+from conftest import FIXTURES, source_from
 from kestra_promote import flowdoc, yamlnodes
 from kestra_promote.config import Config
 from kestra_promote.desired import prepare
 from kestra_promote.errors import SourceError
-from kestra_promote.models import DesiredFlow, FlowKey
-from kestra_promote.source import Source
+from kestra_promote.models import FlowKey
 
 from benchmarks import rename_references
 
@@ -122,7 +121,7 @@ def test_each_property_is_renamed_in_plugin_defaults(prop):
 def _renamed_to_nothing(text: str) -> tuple[int, str, object]:
     """The one problem renaming ``VALUE`` to nothing gives: (line, where, the problem)."""
     with pytest.raises(SourceError) as caught:
-        prepare(_source(("a.yml", text)), Config(rename={VALUE: ""}))
+        prepare(source_from(("a.yml", text)), Config(rename={VALUE: ""}))
     (problem,) = caught.value.problems
     where = re.search(r"the rename turns namespace '[^']*' at (\S+) into an empty namespace",
                       problem.message)
@@ -329,17 +328,8 @@ tasks:
 """
 
 
-def _source(*flows: tuple[str, str]) -> Source:
-    parsed = {}
-    for path, text in flows:
-        root = yaml.safe_load(text)
-        key = FlowKey(root["namespace"], root["id"])
-        parsed[key] = DesiredFlow(key, text, path)
-    return Source(root="/", config=Config(), flows=parsed)
-
-
 def test_values_written_as_a_renamed_namespace_are_reported_once_per_flow():
-    desired = prepare(_source(("a.yml", FLOW_WITH_LEFT_VALUES),
+    desired = prepare(source_from(("a.yml", FLOW_WITH_LEFT_VALUES),
                               ("b.yml", "id: b\nnamespace: dev.company\ntasks: [{id: t}]\n")),
                       Config(rename=RENAME))
     assert [str(w) for w in desired.warnings] == [  # the flow named as the plan names it
@@ -390,7 +380,7 @@ tasks:
 
 def test_an_anchored_namespace_is_edited_once_and_its_aliases_follow():
     # used to corrupt the text ("namespace: prod.companysks:") and crash with a YAML error
-    desired = prepare(_source(("a.yml", ANCHORED)), Config(rename={"dev": "prod"},
+    desired = prepare(source_from(("a.yml", ANCHORED)), Config(rename={"dev": "prod"},
                                                            labels={"team": "data"}))
     flow = desired.flows[FlowKey("prod.company", "parent")]
     assert flow.source == ANCHORED.replace("&ns dev.company", "&ns prod.company").replace(
@@ -443,13 +433,13 @@ def test_labels_shared_through_an_anchor_are_a_problem_not_a_silent_change():
             "    type: io.kestra.plugin.core.flow.Subflow\n    namespace: n\n    flowId: b\n"
             "    labels: *l\n")
     with pytest.raises(SourceError) as caught:
-        prepare(_source(("a.yml", text)), Config(labels={"system.readOnly": "true"}))
+        prepare(source_from(("a.yml", text)), Config(labels={"system.readOnly": "true"}))
     assert [str(p) for p in caught.value.problems] == [
         "a.yml: n/a: 'labels' (line 3) is a YAML anchor also used through an alias: adding "
         "labels would change it there too; write it out"]
     # labels already there: nothing to change, no problem
     same = text.replace("{team: data}", '{team: data, system.readOnly: "true"}')
-    assert prepare(_source(("a.yml", same)), Config(labels={"system.readOnly": "true"})).flows
+    assert prepare(source_from(("a.yml", same)), Config(labels={"system.readOnly": "true"})).flows
 
 
 # -- the table, the README and Kestra's own test flows --------------------------------------
