@@ -257,15 +257,44 @@ def test_long_applies_show_progress_on_stderr(repo: GitRepo, target: Target):
     assert "[" not in result.out
 
 
-def test_live_state_reads_one_export_per_namespace_root(target: Target, fake: FakeKestra):
-    for namespace in ("company", "company.team", "companyx", "other.deep"):
+def test_live_state_reads_one_export_whatever_the_namespace_roots(target: Target,
+                                                                   fake: FakeKestra):
+    for namespace in ("company", "company.team", "companyx", "other.deep", "xother"):
         fake.seed_flow(flow_yaml(namespace, "x"))
     with target.client() as client:
         live = read_live_state(client, ["company.team.a", "company.b", "other.deep"])
+        single = read_live_state(client, ["company.b"])
     assert sorted((k.namespace, k.id) for k in live.flows) == [
         ("company", "x"), ("company.team", "x"), ("other.deep", "x")]
-    exports = [r for r in fake.requests if r.path.endswith("/export/by-query")]
-    assert [r.query["filters[namespace][PREFIX]"] for r in exports] == [["company"], ["other"]]
+    assert sorted(k.namespace for k in single.flows) == ["company", "company.team"]
+    exports = [r.query for r in fake.requests if r.path.endswith("/export/by-query")]
+    assert exports == [{"filters[namespace][REGEX]": ["^(company|other)([.].*)?$"]},
+                       {"filters[namespace][PREFIX]": ["company"]}]
+
+
+class _AnchoredRegex(FakeKestra):
+    """A server whose REGEX filter matches whole values and reads '^' and '$' as plain
+    characters, as search-engine regexes do: the promotion's pattern then finds nothing."""
+
+    def _filtered(self, call):  # type: ignore[no-untyped-def]
+        return [] if call.query.get("filters[namespace][REGEX]") else super()._filtered(call)
+
+
+@pytest.mark.fake_only
+def test_a_server_whose_regex_filter_finds_nothing_is_read_root_by_root(repo: GitRepo):
+    repo.write("a.yml", flow_yaml("company", "a"))
+    repo.write("b.yml", flow_yaml("other", "b"))
+    repo.commit()
+    server = _AnchoredRegex()
+    with serve(server) as url:
+        env = {"KESTRA_URL": url, "KESTRA_USERNAME": server.username,
+               "KESTRA_PASSWORD": server.password}
+        assert run_cli("apply", str(repo.path), env=env).code == 0
+        again = run_cli("apply", str(repo.path), env=env)  # the inventory says they are there
+        assert again.code == 0, again.err
+        assert "No changes." in again.out
+        exports = [r.query for r in server.requests if r.path.endswith("/export/by-query")]
+        assert {"filters[namespace][PREFIX]": ["other"]} in exports
 
 
 def test_namespace_helpers():

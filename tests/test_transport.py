@@ -51,6 +51,7 @@ CALLS: dict[str, dict[str, Any]] = {
     "delete_flow": {"namespace": "company", "flow_id": "etl"},
     "flow_revisions": {"namespace": "company", "flow_id": "etl"},
     "export_flows": {"namespace_prefix": "company"},
+    "export_flows_matching": {"namespace_regex": "^(company|billing)([.].*)?$"},
     "import_flows": {"data": _zip_of({"company.other.yml": flow_yaml("company", "other")})},
     "validate_flows": {"sources": [("etl.yml", FLOW)]},
     "list_namespace_files": {"namespace": "company"},
@@ -179,7 +180,8 @@ def test_an_html_page_instead_of_json_names_the_request(seeded: tuple[FakeKestra
         "not JSON: not a Kestra API answer; check the URL or proxy")
 
 
-@pytest.mark.parametrize("name", ["export_flows", "export_namespace_files"])
+@pytest.mark.parametrize("name", ["export_flows", "export_flows_matching",
+                                  "export_namespace_files"])
 def test_an_export_that_is_not_a_zip_is_a_clean_error(seeded: tuple[FakeKestra, str], name: str):
     fake, url = seeded
     fake.inject("GET", "export", status=200, body=LOGIN_PAGE, headers=HTML)
@@ -222,8 +224,8 @@ def _cut_short(body: bytes, promised: int) -> Iterator[str]:
         listener.close()
 
 
-@pytest.mark.parametrize("name", ["export_flows", "export_namespace_files",
-                                  "download_namespace_file"])
+@pytest.mark.parametrize("name", ["export_flows", "export_flows_matching",
+                                  "export_namespace_files", "download_namespace_file"])
 def test_an_answer_cut_short_on_the_wire_is_a_transport_error(name: str):
     whole = _zip_of({"company.etl.yml": FLOW})
     with _cut_short(whole[:40], len(whole)) as url, _client(url, retries=1) as client:

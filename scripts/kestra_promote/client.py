@@ -567,6 +567,13 @@ class KestraClient:
         params = {"filters[namespace][PREFIX]": namespace_prefix} if namespace_prefix else {}
         return self._zip(self.request("GET", self._path("/flows/export/by-query"), params=params))
 
+    def export_flows_matching(self, namespace_regex: str) -> bytes:
+        """A ZIP of the sources of every flow whose namespace matches a regular expression: the
+        server's REGEX filter (jOOQ ``likeRegex``, so the database's own regex: Postgres, MySQL and
+        H2 all search, anchors needed), in both 1.3 and 2.0 (``QueryFilter.Field.NAMESPACE``)."""
+        params = {"filters[namespace][REGEX]": namespace_regex}
+        return self._zip(self.request("GET", self._path("/flows/export/by-query"), params=params))
+
     def import_flows(self, data: bytes, *, filename: str = "flows.zip") -> list[str]:
         """Import a ZIP (or a multi-document YAML): what failed, as ZIP entry names or, for a YAML
         file, as ``"<file name>(flow number: N)"``. Existing flows are updated, others created."""

@@ -1,8 +1,8 @@
 """Read what the target holds now, in a number of requests that does not grow with the flows.
 
-One ZIP export of flows per top-level namespace segment involved (usually one or two), one ZIP
-export of namespace files per namespace holding managed files, the inventory, and the list of
-other sources' inventories: a no-op promotion of a thousand flows costs a handful of requests.
+One ZIP export of the flows under every top-level namespace segment involved, one ZIP export of
+namespace files per namespace holding managed files, the inventory, and the list of other
+sources' inventories: a no-op promotion of a thousand flows costs a handful of requests.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .models import FileKey, FlowKey, Inventory, LiveFile, LiveFlow, LiveState, 
 
 
 def namespace_roots(namespaces: Iterable[str]) -> tuple[str, ...]:
-    """The top-level segments that cover ``namespaces``: one export request each."""
+    """The top-level segments that cover ``namespaces``: the scope of the flows read."""
     return tuple(sorted({ns.split(".", 1)[0] for ns in namespaces if ns}))
 
 
@@ -123,18 +123,42 @@ def read_live_state(
     flow_spaces |= {p.split("*")[0].rstrip(".") for p in include}
     file_spaces = set(file_namespaces) | ({k.namespace for k in own.files} if own else set())
     prefixes = namespace_roots(flow_spaces)
-    flows: dict[FlowKey, LiveFlow] = {}
-    for prefix in prefixes:
-        for flow in parse_export(client.export_flows(prefix), what=f"export of {prefix!r}"):
-            # filtered here too: the server's prefix filter is not guaranteed to stop at a dot
-            if in_namespace_tree(flow.key.namespace, prefix):
-                flows[flow.key] = flow
+    flows = {flow.key: flow for flow in read_flows(client, prefixes, own)}
     files: dict[FileKey, LiveFile] = {}
     for namespace in sorted(file_spaces):
         files.update(read_files(client, namespace))
     scope = Scope(prefixes, tuple(sorted(file_spaces)), state_namespace or "system")
     return LiveState(flows=dict(sorted(flows.items())), files=dict(sorted(files.items())),
                      inventory=own, others=others, scope=scope)
+
+
+def roots_regex(prefixes: Iterable[str]) -> str:
+    """A regular expression for the namespaces under any of ``prefixes`` (each a plain
+    namespace: lower-case letters, digits, '.', '_', '-')."""
+    names = "|".join(prefix.replace(".", "[.]") for prefix in sorted(prefixes))
+    return f"^({names})([.].*)?$"
+
+
+def read_flows(client: KestraClient, prefixes: tuple[str, ...],
+               own: Inventory | None = None) -> list[LiveFlow]:
+    """Every live flow under ``prefixes``, in one request whatever their number."""
+    def under(flows: list[LiveFlow]) -> list[LiveFlow]:
+        # filtered here too: the server's filter is not guaranteed to stop at a dot
+        return [f for f in flows if any(in_namespace_tree(f.key.namespace, p) for p in prefixes)]
+
+    def by_prefix(prefix: str) -> list[LiveFlow]:
+        return parse_export(client.export_flows(prefix), what=f"export of {prefix!r}")
+
+    if len(prefixes) <= 1:
+        return under(by_prefix(prefixes[0])) if prefixes else []
+    found = parse_export(client.export_flows_matching(roots_regex(prefixes)),
+                         what=f"export of {', '.join(prefixes)}")
+    if not found and own is not None and own.flows:
+        # the inventory says flows are there: a server whose REGEX filter works otherwise than
+        # the open-source databases' (a search engine's regex is anchored and has no '^'); read
+        # root by root rather than plan every managed flow as missing
+        found = [flow for prefix in prefixes for flow in by_prefix(prefix)]
+    return under(found)
 
 
 def namespace_tree(client: KestraClient, prefix: str) -> list[str]:

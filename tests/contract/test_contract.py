@@ -42,6 +42,7 @@ def _capture(version: str) -> list[httpx.Request]:
         "update_flow": [{"namespace": "company", "flow_id": "etl", "source": FLOW + "# x\n"}],
         "flow_revisions": [{"namespace": "company", "flow_id": "etl"}],
         "export_flows": [{"namespace_prefix": "company"}, {}],
+        "export_flows_matching": [{"namespace_regex": "^(company|billing)([.].*)?$"}],
         "import_flows": [{"data": FLOW.encode(), "filename": "flows.yml"}],
         "validate_flows": [{"sources": [("a.yml", FLOW)]}],
         "create_execution": [{"namespace": "company", "flow_id": "etl", "inputs": {"x": "1"},

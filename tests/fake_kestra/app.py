@@ -746,6 +746,14 @@ class FakeKestra:
         if self.major < 2:  # FlowController (1.3): the deprecated `namespace` prefix parameter
             prefixes += call.query.get("namespace", [])
         equals = call.query.get("filters[namespace][EQUALS]", [])
+        # REGEX: jOOQ likeRegex, the database's own regex, which searches (Postgres `~`, MySQL
+        # REGEXP, H2 REGEXP_LIKE): AbstractJdbcRepository.defaultHandlers, 1.3 and 2.0
+        regexes = []
+        for pattern in call.query.get("filters[namespace][REGEX]", []):
+            try:
+                regexes.append(re.compile(pattern))
+            except re.error:
+                raise HttpError(500, f"invalid regular expression: {pattern}") from None
         out = []
         for (t, ns, fid), revisions in sorted(self.flows.items()):
             if t != call.tenant or revisions[-1].deleted:
@@ -753,6 +761,8 @@ class FakeKestra:
             if any(not (ns == p or ns.startswith(p + ".")) for p in prefixes):
                 continue
             if any(ns != e for e in equals):
+                continue
+            if any(not r.search(ns) for r in regexes):
                 continue
             out.append((ns, fid, revisions[-1]))
         return out
