@@ -427,6 +427,7 @@ class FakeKestra:
         self.executions: list[dict[str, Any]] = []
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
+        self.latency = 0.0  # seconds every answer waits: a network's round trip (benchmarks)
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -481,6 +482,8 @@ class FakeKestra:
         lower = {k.lower(): v for k, v in raw_headers}
         record = RecordedRequest(method, path, query,
                                  {k: v for k, v in lower.items() if k != "authorization"}, body)
+        if self.latency:  # a network's round trip, for benchmarks (the answer waits)
+            self._sleep(self.latency)
         with self._lock:
             self.requests.append(record)
             fault = next((f for f in self.faults if f.matches(method, path)

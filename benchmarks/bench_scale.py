@@ -1,0 +1,177 @@
+"""Benchmark: kestra-promote and a per-flow promoter side by side, against the fake Kestra.
+
+Usage: python benchmarks/bench_scale.py [--flows 1000 10000] [--roots 1 10] [--latency 0.02]
+                                        [--only kestra-promote|peer]
+
+Each tool runs as its own process (so its CPU time and peak memory are its own) against the fake
+server, which runs in this process over real HTTP on 127.0.0.1. Per scenario:
+  create     every flow is new
+  no-op      nothing changed since the last run
+  plan       kestra-promote plan (the peer: its read pass, writing nothing)
+  update 10  10 flows changed
+  prune 10   10 flow files deleted, and their flows deleted from the target
+and per tool: requests, writes (requests that change state), the largest request body, wall
+time, CPU time (user + system) and peak memory (RSS). `--latency` makes every answer of the
+server wait that long, to show what a real network's round trips cost.
+
+The flows live in ten namespaces under one root (`bench.ns0` ...) or under ten roots
+(`bench0.team` ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fake_kestra import FakeKestra, serve  # noqa: E402
+
+USER, PASSWORD = "admin@kestra.io", "Admin1234!"
+FLOW = """id: {id}
+namespace: {namespace}
+description: benchmark flow {n}
+labels:
+  team: data
+inputs:
+  - id: day
+    type: STRING
+    defaults: "2026-01-01"
+tasks:
+  - id: extract
+    type: io.kestra.plugin.core.log.Log
+    message: "extract {{{{ inputs.day }}}} ({n})"
+  - id: load
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ outputs.extract }}}}"
+"""
+
+
+@dataclass
+class Measure:
+    requests: int
+    writes: int
+    largest_body: int
+    wall: float
+    cpu: float
+    peak_mb: float
+    kinds: Counter
+
+
+def write_flows(folder: Path, flows: int, namespaces: list[str]) -> None:
+    for n in range(flows):
+        namespace = namespaces[n % len(namespaces)]
+        path = folder / namespace / f"flow_{n:05}.yml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(FLOW.format(id=f"flow_{n:05}", namespace=namespace, n=n))
+
+
+def _operation(path: str) -> str:
+    """The API operation of a request path, without the tenant and identities."""
+    path = re.sub(r"^/api/v1/[^/]+", "", path)
+    path = re.sub(r"/kv/kestra-promote[.-][^/]*$", "/kv/{key}", path)
+    return re.sub(r"^/flows/(?!validate$|export/|import$|delete/)[^/]+/[^/]+$",
+                  "/flows/{ns}/{id}", path)
+
+
+def run(command: list[str], fake: FakeKestra) -> Measure:
+    """Run ``command`` as a child process; what it cost, on its side and on the server's."""
+    before = len(fake.requests)
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             env={**os.environ, "PYTHONPATH": str(ROOT / "scripts")})
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    error = child.stderr.read().decode(errors="replace") if child.stderr else ""
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 2):  # 2: plan --detailed-exitcode, changes
+        raise SystemExit(f"{' '.join(command[:4])} failed ({code}):\n{error[-2000:]}")
+    requests = fake.requests[before:]
+    return Measure(
+        requests=len(requests), writes=sum(r.is_write for r in requests),
+        largest_body=max((len(r.body or b"") for r in requests), default=0), wall=wall,
+        cpu=usage.ru_utime + usage.ru_stime, peak_mb=usage.ru_maxrss / 1024,
+        kinds=Counter(f"{r.method} {_operation(r.path)}" for r in requests))
+
+
+def commands(tool: str, folder: Path, url: str, scenario: str) -> list[str]:
+    if tool == "peer":
+        extra = ["--prune"] if scenario == "prune 10" else ["--plan"] if scenario == "plan" else []
+        return [sys.executable, str(ROOT / "benchmarks" / "peer.py"), str(folder), url, USER,
+                PASSWORD, *extra]
+    verb = "plan" if scenario == "plan" else "apply"
+    extra = ["--prune", "--allow-deletions", "10"] if scenario == "prune 10" else []
+    return [sys.executable, "-m", "kestra_promote", verb, str(folder), "--url", url,
+            "--username", USER, "--password", PASSWORD, "--allow-dirty", *extra]
+
+
+SCENARIOS = ("create", "no-op", "plan", "update 10", "prune 10")
+
+
+def change(folder: Path, scenario: str, flows: int) -> None:
+    picked = [n for n in range(0, flows, max(1, flows // 10))][:10]
+    for n in picked:
+        path = next(folder.rglob(f"flow_{n:05}.yml"))
+        if scenario == "update 10":
+            path.write_text(path.read_text() + "# changed\n")
+        elif scenario == "prune 10":
+            path.unlink()
+
+
+def bench(tool: str, flows: int, roots: int, latency: float) -> dict[str, Measure]:
+    namespaces = ([f"bench.ns{i}" for i in range(10)] if roots == 1 else
+                  [f"bench{i % roots}.team{i // roots}" for i in range(10)])
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "flows"
+        write_flows(folder, flows, namespaces)
+        fake = FakeKestra()
+        with serve(fake) as url:
+            fake.latency = latency
+            for scenario in SCENARIOS:
+                change(folder, scenario, flows)
+                results[scenario] = run(commands(tool, folder, url, scenario), fake)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flows", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--roots", type=int, nargs="+", default=[1, 10])
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS")
+    parser.add_argument("--only", choices=("kestra-promote", "peer"))
+    parser.add_argument("--breakdown", action="store_true", help="requests per operation")
+    args = parser.parse_args()
+    tools = [args.only] if args.only else ["kestra-promote", "peer"]
+    print(f"latency per request: {args.latency * 1000:.0f} ms; python {sys.version.split()[0]}; "
+          f"{os.cpu_count()} CPUs")
+    header = (f"{'flows':>6} {'roots':>5} {'scenario':<10} {'tool':<15} {'requests':>8} "
+              f"{'writes':>6} {'max body':>9} {'wall s':>7} {'cpu s':>6} {'peak MB':>7}")
+    print(header)
+    print("-" * len(header))
+    for flows in args.flows:
+        for roots in args.roots:
+            measured = {tool: bench(tool, flows, roots, args.latency) for tool in tools}
+            for scenario in SCENARIOS:
+                for tool in tools:
+                    m = measured[tool][scenario]
+                    print(f"{flows:>6} {roots:>5} {scenario:<10} {tool:<15} {m.requests:>8} "
+                          f"{m.writes:>6} {m.largest_body:>9} {m.wall:>7.2f} {m.cpu:>6.2f} "
+                          f"{m.peak_mb:>7.0f}")
+                    if args.breakdown:
+                        print("        " + ", ".join(f"{k} x{v}"
+                                                     for k, v in sorted(m.kinds.items())))
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
