@@ -29,7 +29,13 @@ F = FileKey("company", "/scripts/etl.py")
 
 
 def want(key: FlowKey, text: str, deps: set[FlowKey] = frozenset()) -> DesiredFlow:
-    return DesiredFlow(key, text, f"{key.id}.yml", frozenset(deps))
+    """A flow; with ``deps``, a real one calling each of them (the order reads its text)."""
+    if deps:
+        text = f"id: {key.id}\nnamespace: {key.namespace}\ntasks:\n" + "".join(
+            f"  - id: call{n}\n    type: io.kestra.plugin.core.flow.Subflow\n"
+            f"    namespace: {dep.namespace}\n    flowId: {dep.id}\n"
+            for n, dep in enumerate(sorted(deps, key=str)))
+    return DesiredFlow(key, text, f"{key.id}.yml")
 
 
 def have(key: FlowKey, text: str) -> LiveFlow:

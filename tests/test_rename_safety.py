@@ -9,7 +9,7 @@ import yaml
 from conftest import source_from
 from kestra_promote import flowdoc, yamlnodes
 from kestra_promote.config import Config
-from kestra_promote.desired import prepare
+from kestra_promote.desired import dependencies_of, prepare
 from kestra_promote.errors import SourceError
 from kestra_promote.models import FlowKey
 
@@ -117,7 +117,7 @@ def test_a_flow_with_a_line_separator_is_renamed_end_to_end():
     assert yaml.safe_load(flow.source)["tasks"][0] == {
         "id": "call", "type": "io.kestra.plugin.core.flow.Subflow", "namespace": "company.team",
         "flowId": "bbbbbbbbbbbbbbbbbb"}
-    assert flow.depends_on == {FlowKey("company.team", "bbbbbbbbbbbbbbbbbb")}
+    assert dependencies_of(flow) == {FlowKey("company.team", "bbbbbbbbbbbbbbbbbb")}
 
 
 # -- the safety net: the edited flow says what the old one says, but for the intended edits -------

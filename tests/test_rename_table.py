@@ -11,7 +11,7 @@ import yaml
 from conftest import FIXTURES, source_from
 from kestra_promote import flowdoc, yamlnodes
 from kestra_promote.config import Config
-from kestra_promote.desired import prepare
+from kestra_promote.desired import dependencies_of, prepare
 from kestra_promote.errors import SourceError
 from kestra_promote.models import FlowKey
 
@@ -391,7 +391,7 @@ def test_an_anchored_namespace_is_edited_once_and_its_aliases_follow():
     assert loaded["namespace"] == loaded["tasks"][0]["namespace"] == "prod.company"
     assert loaded["tasks"][1]["namespace"] == "prod.company"
     assert loaded["tasks"][3]["namespace"] == "prod.company.kv"
-    assert flow.depends_on == {FlowKey("prod.company", "child")}
+    assert dependencies_of(flow) == {FlowKey("prod.company", "child")}
 
 
 def test_an_anchor_with_a_comment_before_its_value_keeps_both():

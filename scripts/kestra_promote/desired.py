@@ -2,7 +2,7 @@
 
 Applies the settings to the flows read from Git: namespace renaming (of each flow and of the
 references inside it), added labels, and the ``namespaces.include`` filter. Edits are
-format-preserving (see ``flowdoc``). Also works out which flows depend on which, for ordering.
+format-preserving (see ``flowdoc``). Also works out which flows a flow depends on, for ordering.
 """
 
 from __future__ import annotations
@@ -33,8 +33,16 @@ class Desired:
         return {k.namespace for k in self.flows} | {k.namespace for k in self.files}
 
 
+def dependencies_of(flow: DesiredFlow) -> frozenset[FlowKey]:
+    """The flows ``flow`` calls or listens to (read when it is written: its order)."""
+    root = yamlnodes.compose_documents(flow.source)[0]
+    return frozenset(flowdoc.dependencies(root)) - {flow.key}
+
+
 def _transform(flow: DesiredFlow, config: Config, warnings: list[Problem],
                problems: list[Problem]) -> DesiredFlow | None:
+    if not config.rename and not config.labels:
+        return flow  # nothing to edit: the text is sent as Git holds it
     root = yamlnodes.compose_documents(flow.source)[0]
     assert isinstance(root, yaml.MappingNode)
     namespace = flowdoc.rename_namespace(flow.key.namespace, config.rename)
@@ -67,7 +75,7 @@ def _transform(flow: DesiredFlow, config: Config, warnings: list[Problem],
                                 f"{namespace!r}, so it is left as it is; please report this",
                                 flow.path, flow=key))
         return None
-    return DesiredFlow(key, text, flow.path, frozenset(flowdoc.dependencies(new_root)) - {key})
+    return DesiredFlow(key, text, flow.path)
 
 
 def prepare(source: Source, config: Config | None = None) -> Desired:

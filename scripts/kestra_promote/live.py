@@ -32,6 +32,9 @@ def in_namespace_tree(namespace: str, prefix: str) -> bool:
 
 
 def _identity(text: str, entry: str) -> FlowKey:
+    written = yamlnodes.identity(text)  # the top of the text, as Kestra reads it: fast
+    if written is not None and written["namespace"] and written["id"]:
+        return FlowKey(written["namespace"], written["id"])
     try:
         value = yamlnodes.load(text)
     except Exception as exc:  # the server stored it, so this is unexpected: say which entry

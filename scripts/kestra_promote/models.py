@@ -84,7 +84,6 @@ class DesiredFlow:
     key: FlowKey
     source: str
     path: str  # file in the source folder, with forward slashes
-    depends_on: frozenset[FlowKey] = frozenset()  # flows it calls or listens to
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import yaml
 from . import flowdoc, yamlnodes
 from .compare import content_hash, normalize, source_hash
 from .config import Config
-from .desired import Desired
+from .desired import Desired, dependencies_of
 from .inventory import kv_key, owner_of, to_json
 from .models import (
     Action,
@@ -227,7 +227,7 @@ def order_changes(changes: list[Change], desired: Desired) -> tuple[list[Change]
     files = [c for c in changes if c.kind == "file" and c.action in (Action.CREATE, Action.UPDATE)]
     flow_keys = [c.key for c in changes if isinstance(c.key, FlowKey)
                  and c.action in (Action.CREATE, Action.UPDATE)]
-    deps = {k: desired.flows[k].depends_on for k in flow_keys}
+    deps = {k: dependencies_of(desired.flows[k]) for k in flow_keys}  # only what is written
     written, cycle = topological(flow_keys, deps)
     deleted_flows = [c.key for c in changes if isinstance(c.key, FlowKey)
                      and c.action is Action.DELETE]

@@ -45,6 +45,53 @@ def compose_documents(text: str) -> list[yaml.Node]:
         raise YamlSyntaxError(f"YAML syntax error: {exc}", None, None) from exc
 
 
+_IDENTITY = ("id", "namespace")
+
+
+def identity(text: str) -> dict[str, str] | None:
+    """The flow's top-level ``id`` and ``namespace`` as written (the text of each scalar, as
+    Kestra reads them), from the first parser events only: no node tree is built, and parsing
+    stops once both are found. None when they are not simply written there (not a mapping, an
+    alias, a tag, a collection, a repeated key, or missing): the caller then reads the whole
+    document."""
+    found: dict[str, str] = {}
+    depth, is_key, pending = 0, True, None
+    try:
+        for event in yaml.parse(text, Loader=Loader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                if depth == 0 and not isinstance(event, yaml.MappingStartEvent):
+                    return None
+                if depth == 1 and (is_key or pending in _IDENTITY):
+                    return None
+                depth += 1
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+                if depth == 0:
+                    return None  # the end of the root mapping, and one of them missing
+                if depth == 1:
+                    is_key = True  # a collection value ended: a key comes next
+            elif depth != 1:
+                continue
+            elif isinstance(event, yaml.AliasEvent):
+                if is_key or pending in _IDENTITY:
+                    return None
+                is_key = True
+            elif isinstance(event, yaml.ScalarEvent):
+                if is_key:
+                    pending, is_key = event.value, False
+                    continue
+                if pending in _IDENTITY:
+                    if pending in found or event.anchor or (event.tag and event.tag != "!"):
+                        return None
+                    found[pending] = event.value
+                    if len(found) == len(_IDENTITY):
+                        return found
+                is_key = True
+    except yaml.YAMLError:
+        return None
+    return None
+
+
 # -- where a node is written: offsets in the text, as Python indexes it --------------------------
 
 # What YAML (libyaml and PyYAML alike) counts as a line break: a line, as node marks number
