@@ -342,3 +342,14 @@ def test_a_damaged_export_is_a_clean_error(repo: GitRepo, target: Target):
     result = run_cli("plan", str(repo.path), env=target.env)
     assert result.code == 1 and "is a damaged ZIP archive" in result.err
     assert "Traceback" not in result.err
+
+
+def test_a_flow_id_that_looks_like_a_number_is_read_back_as_written(repo: GitRepo,
+                                                                     target: Target):
+    """Kestra reads id and namespace as text: `1e3` stays `1e3`, not the number 1000.0."""
+    for flow_id in ("1e3", "0x10", "010"):
+        repo.write(f"{flow_id}.yml", flow_yaml("company", flow_id))
+    repo.commit()
+    assert run_cli("apply", str(repo.path), env=target.env).code == 0
+    again = run_cli("plan", str(repo.path), env=target.env)
+    assert again.code == 0 and "No changes." in again.out, again.out
