@@ -86,12 +86,14 @@ def _operation(path: str) -> str:
 def run(command: list[str], fake: FakeKestra) -> Measure:
     """Run ``command`` as a child process; what it cost, on its side and on the server's."""
     before = len(fake.requests)
-    started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             env={**os.environ, "PYTHONPATH": str(ROOT / "scripts")})
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - started
-    error = child.stderr.read().decode(errors="replace") if child.stderr else ""
+    with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: a full pipe would block it
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr,
+                                 env={**os.environ, "PYTHONPATH": str(ROOT / "scripts")})
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        stderr.seek(0)
+        error = stderr.read().decode(errors="replace")
     code = os.waitstatus_to_exitcode(status)
     if code not in (0, 2):  # 2: plan --detailed-exitcode, changes
         raise SystemExit(f"{' '.join(command[:4])} failed ({code}):\n{error[-2000:]}")
