@@ -21,6 +21,7 @@ The flows live in ten namespaces under one root (`bench.ns0` ...) or under ten r
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -83,25 +84,34 @@ def _operation(path: str) -> str:
                   "/flows/{ns}/{id}", path)
 
 
+# Started from this (large) process, a child's peak memory would count the pages it shares with
+# it before exec; a small launcher starts the command instead, and reports its child's usage.
+LAUNCHER = """
+import json, resource, subprocess, sys
+code = subprocess.call(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=open(sys.argv[1], "w"))
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps([code, usage.ru_utime + usage.ru_stime, usage.ru_maxrss]))
+"""
+
+
 def run(command: list[str], fake: FakeKestra) -> Measure:
     """Run ``command`` as a child process; what it cost, on its side and on the server's."""
     before = len(fake.requests)
-    with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: a full pipe would block it
+    with tempfile.NamedTemporaryFile() as stderr:  # a file: a full pipe would block the child
         started = time.perf_counter()
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr,
-                                 env={**os.environ, "PYTHONPATH": str(ROOT / "scripts")})
-        _, status, usage = os.wait4(child.pid, 0)
+        launched = subprocess.run([sys.executable, "-c", LAUNCHER, stderr.name, *command],
+                                  capture_output=True, text=True, check=True,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT / "scripts")})
         wall = time.perf_counter() - started
-        stderr.seek(0)
-        error = stderr.read().decode(errors="replace")
-    code = os.waitstatus_to_exitcode(status)
+        code, cpu, peak_kb = json.loads(launched.stdout)
+        error = Path(stderr.name).read_text(errors="replace")
     if code not in (0, 2):  # 2: plan --detailed-exitcode, changes
         raise SystemExit(f"{' '.join(command[:4])} failed ({code}):\n{error[-2000:]}")
     requests = fake.requests[before:]
     return Measure(
         requests=len(requests), writes=sum(r.is_write for r in requests),
         largest_body=max((len(r.body or b"") for r in requests), default=0), wall=wall,
-        cpu=usage.ru_utime + usage.ru_stime, peak_mb=usage.ru_maxrss / 1024,
+        cpu=cpu, peak_mb=peak_kb / 1024,
         kinds=Counter(f"{r.method} {_operation(r.path)}" for r in requests))
 
 

@@ -126,8 +126,8 @@ def test_one_invalid_flow_blocks_every_write(repo: GitRepo, target: Target, root
     assert [(p["path"], p["id"]) for p in data["problems"]] == [("c.yml", "bad")]
 
 
-def test_local_problems_are_all_listed_and_nothing_is_sent(repo: GitRepo, target: Target,
-                                                           root_ns: str):
+def test_local_problems_are_all_listed_and_nothing_is_written(repo: GitRepo, target: Target,
+                                                              root_ns: str):
     repo.write("ok.yml", flow_yaml(f"{root_ns}.ok", "fine"))
     repo.write("broken.yml", "id: x\nnamespace: a\ntasks: [\n")
     repo.write("upper.yml", flow_yaml("Company.Team", "flow"))
@@ -141,9 +141,14 @@ def test_local_problems_are_all_listed_and_nothing_is_sent(repo: GitRepo, target
     assert "upper.yml:2:12: Company.Team/flow: namespace 'Company.Team' is invalid" in result.err
     assert f"notasks.yml: {root_ns}/empty: missing required key 'tasks'" in result.err
     assert "Error: 3 problem(s) in 3 file(s)" in result.err
-    if target.fake is not None:
-        assert target.fake.requests == []
+    if target.fake is not None:  # the inventories only (files they know are not parsed)
+        assert [r.method for r in target.fake.requests] == ["GET"] * len(target.fake.requests)
+        assert len(target.fake.requests) <= 2
     assert target.sources(root_ns) == {}
+
+    # a target that cannot be reached does not hide the files' own problems
+    down = run_cli("plan", str(repo.path), env={**target.env, "KESTRA_URL": "http://127.0.0.1:9"})
+    assert down.code == 1 and "Error: 3 problem(s) in 3 file(s)" in down.err
 
 
 def test_json_output_has_the_documented_shape(repo: GitRepo, target: Target, root_ns: str):

@@ -41,7 +41,8 @@ from .models import (ApplyResult, FlowKey, Inventory, ObjectKey, Outcome, Plan, 
 from .origin import origin, uncommitted
 from .plan import adopt_origin_refusal
 from .plan import plan as make_plan
-from .source import Source, read_source
+from .promotion import Promotion, open_promotion
+from .source import Source, read_settings, read_source
 from .textsafe import safe_text
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -331,32 +332,42 @@ def _require(connection: Connection | None) -> Connection:
 class Loaded:
     source: Source
     config: Config
-    desired: Desired
+    desired: Desired  # with a target: without the flows of files its inventory knows
     origin: str | None  # the repository (and folder) SOURCE comes from
     from_ref: bool  # read from --ref: exactly a commit
+    promotion: Promotion | None = None  # with a target: how to plan against it
 
 
 @contextlib.contextmanager
-def _load(args: argparse.Namespace) -> Iterator[Loaded]:
-    """Read SOURCE (or the tree of --ref), apply the settings and the flags that override them."""
+def _load(args: argparse.Namespace, client: KestraClient | None = None) -> Iterator[Loaded]:
+    """Read SOURCE (or the tree of --ref), apply the settings and the flags that override them;
+    with ``client``, for a plan against that target (see ``promotion``)."""
     with contextlib.ExitStack() as stack:
         folder, commit = args.source, None
         if args.ref is not None:  # `--ref ""` or `--ref=--` is a mistake, not "no ref"
             ref = args.ref if isinstance(args.ref, str) else ""
             folder, commit = stack.enter_context(gitref.checkout(args.source, ref))
-        source = read_source(folder, commit=commit, config_file=args.config)
-        config = source.config.with_overrides(
+        config = read_settings(folder, args.config).with_overrides(
             name=check_name(args.name) if args.name else None,
             rename=dict(args.rename) if args.rename else None,
             prune=getattr(args, "prune", None),
             allow_deletions=getattr(args, "allow_deletions", None),
             drift=getattr(args, "drift", None),
         )
-        yield Loaded(source, config, prepare(source, config), origin(args.source), commit is not None)
+        where = origin(args.source)
+        if client is not None:
+            promotion = open_promotion(client, folder, config, commit=commit, origin=where)
+            yield Loaded(promotion.source, config, promotion.desired, where, commit is not None,
+                         promotion)
+            return
+        source = read_source(folder, commit=commit, config=config)
+        yield Loaded(source, config, prepare(source, config), where, commit is not None)
 
 
 def _compute_plan(client: KestraClient, loaded: Loaded, adopt: bool = False,
                   dirty: bool = False) -> Plan:
+    if loaded.promotion is not None:
+        return loaded.promotion.plan(adopt=adopt, dirty=dirty)
     live = read_for(client, loaded.desired, loaded.config)
     plan = make_plan(loaded.desired, live, loaded.config, commit=loaded.source.commit,
                      origin=loaded.origin, adopt=adopt)
@@ -368,8 +379,7 @@ def _check_committed(args: argparse.Namespace, loaded: Loaded, output: Output) -
     them), unless --allow-dirty; what to add to the run's history record."""
     if loaded.from_ref or loaded.source.commit is None:
         return {}  # exactly a commit, or not a Git checkout (nothing claimed)
-    read = [f.path for f in loaded.source.flows.values()]
-    read += [f.path for f in loaded.source.files.values()]
+    read = loaded.source.paths
     config = loaded.source.config
     # what the promotion would read too: a flow deleted or added there, the settings, the
     # ignore rules
@@ -449,7 +459,7 @@ def cmd_validate(args: argparse.Namespace, connection: Connection | None, output
 
 def cmd_plan(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
     connection = _require(connection)
-    with _load(args) as loaded, connect(connection) as client:
+    with connect(connection) as client, _load(args, client) as loaded:
         # a saved plan is applied later, from no checkout: check the files against the commit
         # now, as apply would
         dirty = bool(_check_committed(args, loaded, output)) if args.out else False
@@ -493,7 +503,7 @@ def cmd_apply(args: argparse.Namespace, connection: Connection | None, output: O
             plan = _saved_plan(args.source, connection)
             extra = {"dirty": True} if plan.dirty else {}
         else:
-            loaded = stack.enter_context(_load(args))
+            loaded = stack.enter_context(_load(args, client))
             extra = _check_committed(args, loaded, output)
             replan = functools.partial(_compute_plan, client, loaded, args.adopt,
                                        dirty=bool(extra))
@@ -634,7 +644,7 @@ def cmd_unlock(args: argparse.Namespace, connection: Connection | None, output: 
 
 def cmd_status(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
     connection = _require(connection)
-    with _load(args) as loaded, connect(connection) as client:
+    with connect(connection) as client, _load(args, client) as loaded:
         plan = _compute_plan(client, loaded, args.adopt)
     if output.format == "json":
         output.json({

@@ -25,3 +25,9 @@ def source_hash(text: str) -> str:
 
 def content_hash(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def origin_hash(fingerprint: str, text: str) -> str:
+    """A flow file's text (as Git holds it) under the settings and code that turn it into what
+    is deployed (``fingerprint``): equal hashes give equal results."""
+    return "sha256:" + hashlib.sha256(f"{fingerprint}\n{text}".encode()).hexdigest()

@@ -7,16 +7,33 @@ format-preserving (see ``flowdoc``). Also works out which flows a flow depends o
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
+import json
+import sys
 from dataclasses import dataclass, field
-from typing import Mapping
+from pathlib import Path
+from typing import Callable, Mapping
 
 import yaml
 
-from . import flowdoc, yamlnodes
+from . import __version__, flowdoc, yamlnodes
+from .compare import origin_hash, source_hash
 from .config import Config
 from .errors import SourceError
-from .models import DesiredFile, DesiredFlow, FileKey, FlowKey, Problem, sort_key
-from .source import Source, check_namespace
+from .models import (
+    DesiredFile,
+    DesiredFlow,
+    FileKey,
+    FlowKey,
+    Inventory,
+    KnownFile,
+    LiveFlow,
+    Problem,
+    sort_key,
+)
+from .source import Source, check_namespace, parse_flows
 
 
 @dataclass(frozen=True)
@@ -27,10 +44,104 @@ class Desired:
     files: Mapping[FileKey, DesiredFile] = field(default_factory=dict)
     warnings: tuple[Problem, ...] = ()
     excluded: tuple[FlowKey | FileKey, ...] = ()  # in Git, but outside namespaces.include
+    known: tuple[KnownFile, ...] = ()  # not parsed yet: ``resolve`` fills them in
 
     @property
     def namespaces(self) -> set[str]:
         return {k.namespace for k in self.flows} | {k.namespace for k in self.files}
+
+
+# -- what a flow file gives, known without parsing it ---------------------------------------------
+
+# the code that reads a flow file and turns it into what is deployed: a change to any of it may
+# change the result, so it is part of every origin hash
+_READERS = ("source", "desired", "flowdoc", "yamlnodes", "config", "compare", "models")
+
+
+@functools.lru_cache(maxsize=1)
+def _code_fingerprint() -> str:
+    digest = hashlib.sha256(f"{__version__} {yaml.__version__} {yamlnodes.Loader.__name__}"
+                            .encode())
+    for name in _READERS:
+        module = sys.modules.get(f"{__package__}.{name}")
+        try:
+            digest.update(Path(str(getattr(module, "__file__", ""))).read_bytes())
+        except OSError:  # not read from files (a zip, a frozen build): the version decides
+            digest.update(name.encode())
+    return digest.hexdigest()
+
+
+def fingerprint(config: Config) -> str:
+    """What turns a flow file's text into what is deployed: this code and the settings that
+    edit flows. Equal fingerprints and equal texts give equal flows."""
+    settings = json.dumps({"rename": config.rename, "labels": config.labels}, sort_keys=True,
+                          default=str)
+    return hashlib.sha256(f"{_code_fingerprint()}\n{settings}".encode()).hexdigest()
+
+
+def recogniser(config: Config, inventory: Inventory | None) -> Callable[[str], str | None]:
+    """For ``read_source(known=...)``: the origin hash of a flow file's text when the inventory
+    records a flow deployed from exactly that text under these settings, else None."""
+    recorded = {m.source for m in inventory.flows.values() if m.source} if inventory else set()
+    mark = fingerprint(config)
+
+    def known(text: str) -> str | None:
+        origin = origin_hash(mark, text)
+        return origin if origin in recorded else None
+
+    return known if recorded else (lambda text: None)
+
+
+def resolve(desired: Desired, config: Config, live: Mapping[FlowKey, LiveFlow],
+            inventory: Inventory | None, read_all: Callable[[], Desired]) -> Desired:
+    """``desired`` with the flow of every known file filled in, exactly as parsing it gives.
+
+    A known file gives the flow the inventory records for its text: that key, and the text
+    deployed, which is the file's own (nothing edits it) or the live copy that still matches the
+    recorded hash. A file this cannot fill (no such record now, or its live copy changed and the
+    settings edit flows) is parsed here; if that clashes with another flow, or is wrong in any
+    way, everything is read again by ``read_all``, so the result (problems included) is what
+    reading without the inventory gives."""
+    if not desired.known:
+        return desired
+    by_origin = {m.source: key for key, m in inventory.flows.items()} if inventory else {}
+    untouched = not config.rename and not config.labels
+    flows, excluded, parse = dict(desired.flows), list(desired.excluded), []
+    for known in desired.known:
+        key = by_origin.get(known.origin)
+        managed = inventory.flows.get(key) if inventory is not None and key else None
+        text = None
+        if managed is not None and untouched:
+            text = known.text if source_hash(known.text) == managed.hash else None
+        elif managed is not None and key is not None and (have := live.get(key)) is not None:
+            text = have.source if source_hash(have.source) == managed.hash else None
+        if text is None or key is None:
+            parse.append(known)
+        elif not config.includes(key.namespace):
+            excluded.append(key)
+        elif key in flows:
+            return read_all()  # two files, one flow: reported as a full read reports it
+        else:
+            flows[key] = DesiredFlow(key, text, known.path, known.origin)
+    warnings = list(desired.warnings)
+    if parse:
+        problems: list[Problem] = []
+        parsed = prepare_flows(parse_flows(((k.path, k.text) for k in parse), problems),
+                               config, warnings, problems)
+        if problems or any(key in flows for key in parsed.flows):
+            return read_all()
+        flows.update(parsed.flows)
+        excluded += parsed.excluded
+    return dataclasses.replace(
+        desired, flows=dict(sorted(flows.items())), warnings=_ordered(warnings),
+        excluded=tuple(sorted(excluded, key=sort_key)), known=())
+
+
+def _ordered(warnings: list[Problem]) -> tuple[Problem, ...]:
+    return tuple(sorted(warnings, key=lambda w: (w.path or "", w.line or 0, w.message)))
+
+
+# -- the transformation -----------------------------------------------------------------------
 
 
 def dependencies_of(flow: DesiredFlow) -> frozenset[FlowKey]:
@@ -78,8 +189,42 @@ def _transform(flow: DesiredFlow, config: Config, warnings: list[Problem],
     return DesiredFlow(key, text, flow.path)
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    flows: dict[FlowKey, DesiredFlow]
+    excluded: list[FlowKey | FileKey]
+
+
+def prepare_flows(flows: Mapping[FlowKey, DesiredFlow], config: Config,
+                  warnings: list[Problem], problems: list[Problem]) -> _Prepared:
+    """Transform parsed flows (as Git holds them) into what is deployed, by target key."""
+    mark = fingerprint(config)
+    result: dict[FlowKey, DesiredFlow] = {}
+    origins: dict[FlowKey, list[str]] = {}
+    excluded: list[FlowKey | FileKey] = []
+    for flow in flows.values():
+        before = len(warnings)
+        transformed = _transform(flow, config, warnings, problems)
+        if transformed is None:
+            continue
+        if not config.includes(transformed.key.namespace):
+            excluded.append(transformed.key)
+            continue
+        origins.setdefault(transformed.key, []).append(f"{flow.path} ({flow.key.namespace})")
+        # a flow with warnings is read every time, so that they are told every time
+        origin = origin_hash(mark, flow.source) if len(warnings) == before else None
+        result[transformed.key] = dataclasses.replace(transformed, origin=origin)
+    for key, paths in origins.items():
+        if len(paths) > 1:
+            problems.append(Problem(
+                f"renaming makes {len(paths)} flows the same flow {key}: {', '.join(paths)}",
+                paths[0].split(" ")[0], flow=key))
+    return _Prepared(result, excluded)
+
+
 def prepare(source: Source, config: Config | None = None) -> Desired:
-    """Apply ``config`` (default: the source's own) to the source; SourceError on problems."""
+    """Apply ``config`` (default: the source's own) to the source; SourceError on problems.
+    Flow files the source only knows (``Source.known``) are left to ``resolve``."""
     config = config or source.config
     warnings: list[Problem] = []
     problems: list[Problem] = []
@@ -87,24 +232,10 @@ def prepare(source: Source, config: Config | None = None) -> Desired:
         for label, value in (("from", old), ("to", new)):
             if value and (why := check_namespace(value)) is not None:
                 problems.append(Problem(f"namespaces.rename {label}: {why}", config.path))
-    flows: dict[FlowKey, DesiredFlow] = {}
-    origins: dict[FlowKey, list[str]] = {}
-    excluded: list[FlowKey | FileKey] = []
+    prepared = _Prepared({}, [])
     if not problems:
-        for flow in source.flows.values():
-            result = _transform(flow, config, warnings, problems)
-            if result is None:
-                continue
-            if not config.includes(result.key.namespace):
-                excluded.append(result.key)
-                continue
-            origins.setdefault(result.key, []).append(f"{flow.path} ({flow.key.namespace})")
-            flows[result.key] = result
-    for key, paths in origins.items():
-        if len(paths) > 1:
-            problems.append(Problem(
-                f"renaming makes {len(paths)} flows the same flow {key}: {', '.join(paths)}",
-                paths[0].split(" ")[0], flow=key))
+        prepared = prepare_flows(source.flows, config, warnings, problems)
+    excluded = prepared.excluded
     files: dict[FileKey, DesiredFile] = {}
     for file in source.files.values():
         file_key = FileKey(flowdoc.rename_namespace(file.key.namespace, config.rename),
@@ -122,6 +253,7 @@ def prepare(source: Source, config: Config | None = None) -> Desired:
         raise SourceError(f"{len(problems)} problem(s) applying the settings; nothing was written",
                           problems)
     return Desired(
-        flows=dict(sorted(flows.items())), files=dict(sorted(files.items())),
-        warnings=tuple(warnings), excluded=tuple(sorted(excluded, key=sort_key)),
+        flows=dict(sorted(prepared.flows.items())), files=dict(sorted(files.items())),
+        warnings=_ordered(warnings), excluded=tuple(sorted(excluded, key=sort_key)),
+        known=source.known,
     )

@@ -23,7 +23,13 @@ def kv_key(name: str) -> str:
 
 def _entry(value: Managed) -> dict[str, Any]:
     return {k: v for k, v in (("hash", value.hash), ("commit", value.commit),
-                              ("path", value.path)) if v is not None}
+                              ("path", value.path), ("source", value.source)) if v is not None}
+
+
+def _managed(entry: Mapping[str, Any]) -> Managed:
+    source = entry.get("source")
+    return Managed(entry["hash"], entry.get("commit"), entry.get("path"),
+                   source if isinstance(source, str) else None)
 
 
 def to_json(inventory: Inventory) -> dict[str, Any]:
@@ -45,13 +51,11 @@ def from_json(data: Any, *, where: str) -> Inventory:
         flows = {}
         for text, entry in data.get("flows", {}).items():
             namespace, _, flow_id = text.rpartition("/")
-            flows[FlowKey(namespace, flow_id)] = Managed(entry["hash"], entry.get("commit"),
-                                                         entry.get("path"))
+            flows[FlowKey(namespace, flow_id)] = _managed(entry)
         files = {}
         for text, entry in data.get("files", {}).items():
             namespace, _, path = text.partition(":")
-            files[FileKey(namespace, path)] = Managed(entry["hash"], entry.get("commit"),
-                                                      entry.get("path"))
+            files[FileKey(namespace, path)] = _managed(entry)
         origin = data.get("origin")
         history = data.get("history", [])
         if not isinstance(history, list):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import zipfile
 import zlib
-from typing import Iterable
+from typing import Iterable, Optional
 
 from . import inventory as inv
 from . import yamlnodes
@@ -93,8 +93,10 @@ def read_files(client: KestraClient, namespace: str) -> dict[FileKey, LiveFile]:
     return files
 
 
-def read_inventories(client: KestraClient, namespace: str, name: str
-                     ) -> tuple[Inventory | None, dict[str, Inventory]]:
+Inventories = tuple[Optional[Inventory], dict[str, Inventory]]  # this source's, and the others'
+
+
+def read_inventories(client: KestraClient, namespace: str, name: str) -> Inventories:
     """This source's inventory (None if it has none yet) and every other source's."""
     own: Inventory | None = None
     others: dict[str, Inventory] = {}
@@ -118,9 +120,12 @@ def read_inventories(client: KestraClient, namespace: str, name: str
 def read_live_state(
     client: KestraClient, flow_namespaces: Iterable[str], file_namespaces: Iterable[str] = (),
     *, state_namespace: str | None = None, name: str = "default", include: Iterable[str] = (),
+    inventories: Inventories | None = None,
 ) -> LiveState:
-    """The live flows and files the plan needs, and the inventories (if ``state_namespace``)."""
-    own, others = (read_inventories(client, state_namespace, name) if state_namespace
+    """The live flows and files the plan needs, and the inventories (if ``state_namespace``;
+    ``inventories`` when they were just read)."""
+    own, others = (inventories if inventories is not None else
+                   read_inventories(client, state_namespace, name) if state_namespace
                    else (None, {}))
     flow_spaces = set(flow_namespaces) | ({k.namespace for k in own.flows} if own else set())
     flow_spaces |= {p.split("*")[0].rstrip(".") for p in include}
@@ -178,8 +183,10 @@ def namespace_tree(client: KestraClient, prefix: str) -> list[str]:
     return sorted(found, key=lambda ns: (ns.count("."), ns))
 
 
-def read_for(client: KestraClient, desired: Desired, config: Config) -> LiveState:
+def read_for(client: KestraClient, desired: Desired, config: Config,
+             inventories: Inventories | None = None) -> LiveState:
     """The live state a plan of ``desired`` under ``config`` needs."""
     return read_live_state(
         client, {k.namespace for k in desired.flows}, {k.namespace for k in desired.files},
-        state_namespace=config.state_namespace, name=config.name, include=config.include)
+        state_namespace=config.state_namespace, name=config.name, include=config.include,
+        inventories=inventories)

@@ -84,6 +84,19 @@ class DesiredFlow:
     key: FlowKey
     source: str
     path: str  # file in the source folder, with forward slashes
+    # the file's text as Git holds it, under the settings that transformed it (see
+    # ``desired.origin_hash``); None when it had warnings, which are worked out again each run
+    origin: str | None = None
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    """A flow file whose text the inventory already knows (its ``origin``): not parsed, since
+    what it gives is recorded (see ``desired.resolve``)."""
+
+    path: str
+    text: str
+    origin: str
 
 
 @dataclass(frozen=True)
@@ -114,6 +127,7 @@ class Managed:
     hash: str
     commit: str | None = None
     path: str | None = None
+    source: str | None = None  # for flows: DesiredFlow.origin, so an unchanged file is not parsed
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ safeguards are checked (``refusals``) and the writes ordered (``order_changes``)
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -254,7 +255,7 @@ def order_changes(changes: list[Change], desired: Desired) -> tuple[list[Change]
 
 
 def _managed_after(changes: list[Change], before: Inventory | None, name: str,
-                   commit: str | None, origin: str | None) -> Inventory:
+                   commit: str | None, origin: str | None, desired: Desired) -> Inventory:
     flows: dict[FlowKey, Managed] = {}
     files: dict[FileKey, Managed] = {}
     for change in changes:
@@ -262,8 +263,14 @@ def _managed_after(changes: list[Change], before: Inventory | None, name: str,
         old = before.managed(change.key) if before else None
         if change.action in (Action.CREATE, Action.UPDATE, Action.UNCHANGED):
             assert change.after is not None
-            same = old is not None and old.hash == _hash(change.after)
-            table[change.key] = old if same else Managed(_hash(change.after), commit, change.path)
+            wanted = desired.flows.get(change.key) if isinstance(change.key, FlowKey) else None
+            source = wanted.origin if wanted is not None else None
+            if old is not None and old.hash == _hash(change.after):
+                # as deployed: keep when and from where, learn which file text gives it
+                table[change.key] = old if old.source == source else dataclasses.replace(
+                    old, source=source)
+            else:
+                table[change.key] = Managed(_hash(change.after), commit, change.path, source)
         elif change.action in (Action.DRIFTED, Action.ORPHANED) and old is not None:
             table[change.key] = old  # still ours, still as it was recorded
     return Inventory(name, flows, files, before.history if before else (),
@@ -340,7 +347,7 @@ def plan(desired: Desired, live: LiveState, config: Config, *, commit: str | Non
     if (why := origin_refusal(inventory, origin, adopt)) is not None:
         refused.insert(0, why)
     ordered, cycle_warnings = order_changes(changes, desired)
-    after = _managed_after(ordered, inventory, config.name, commit, origin)
+    after = _managed_after(ordered, inventory, config.name, commit, origin, desired)
     before = ((inventory.flows, inventory.files, inventory.origin) if inventory
               else ({}, {}, None))
     needs_inventory = any(c.writes for c in ordered) or \

@@ -30,13 +30,12 @@ from typing import Any, Callable, Mapping, TextIO
 from . import gitremote, lock, report, webhook
 from .apply import Interrupted, apply_locked, ensure_allowed, ensure_valid
 from .client import Connection, KestraClient, connect
-from .desired import prepare
 from .errors import KestraPromoteError, NotFound, SettingsError
-from .live import namespace_tree, read_for
+from .live import namespace_tree
 from .models import Plan
 from .origin import origin
-from .plan import plan as make_plan
-from .source import check_namespace, read_source
+from .promotion import open_promotion
+from .source import check_namespace, read_settings
 from .textsafe import safe_text
 
 
@@ -264,19 +263,17 @@ def task_promote(env: Mapping[str, str], emit: Emitter, *, workdir: Path) -> int
         raise SettingsError(f"KP_MODE must be plan, apply or status, not {mode!r}")
     allow = _text(env, "KP_ALLOW_DELETIONS")
     folder = workdir / (_text(env, "KP_SOURCE") or "repo")
-    source = read_source(folder, config_file=_text(env, "KP_CONFIG"))
-    config = source.config.with_overrides(
+    config = read_settings(folder, _text(env, "KP_CONFIG")).with_overrides(
         prune=_flag(env, "KP_PRUNE"), drift=_text(env, "KP_DRIFT"),
         allow_deletions=int(allow) if allow else None)
-    desired = prepare(source, config)
     connection = _connection(env)
     for warning in connection.warnings():  # --insecure and clear-text credentials, as the CLI
         emit.log("WARN", warning)
     with connect(connection) as client:
+        promotion = open_promotion(client, folder, config, origin=origin(folder))
+
         def replan() -> Plan:
-            live = read_for(client, desired, config)
-            return make_plan(desired, live, config, commit=source.commit, origin=origin(folder),
-                             adopt=bool(_flag(env, "KP_ADOPT")))
+            return promotion.plan(adopt=bool(_flag(env, "KP_ADOPT")))
 
         plan = replan()
         if mode == "status":

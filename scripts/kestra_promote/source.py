@@ -42,7 +42,7 @@ from .config import (
 from .errors import SourceError
 from .gitinfo import read_commit
 from .ignore import IGNORE_FILE, IgnoreRules
-from .models import DesiredFile, DesiredFlow, FileKey, FlowKey, Problem
+from .models import DesiredFile, DesiredFlow, FileKey, FlowKey, KnownFile, Problem
 
 __all__ = [
     "FLOW_ID_MAX", "FLOW_ID_PATTERN", "NAMESPACE_MAX", "NAMESPACE_PATTERN", "Source",
@@ -406,6 +406,13 @@ class Source:
     flows: Mapping[FlowKey, DesiredFlow]
     files: Mapping[FileKey, DesiredFile] = field(default_factory=dict)
     commit: str | None = None
+    known: tuple[KnownFile, ...] = ()  # flow files not parsed: the inventory knows their text
+
+    @property
+    def paths(self) -> list[str]:
+        """Every file read, in the source folder."""
+        return ([f.path for f in self.flows.values()] + [k.path for k in self.known]
+                + [f.path for f in self.files.values()])
 
 
 @dataclass(frozen=True)
@@ -511,8 +518,12 @@ def _file_folders(tree: _Tree, config: Config) -> tuple[list[_FileFolder], froze
     return folders, frozenset(tree.file_folders | written)
 
 
-def _read_flows(tree: _Tree, config: Config, skip: frozenset[Path]) -> dict[FlowKey, DesiredFlow]:
-    by_key: dict[FlowKey, list[DesiredFlow]] = defaultdict(list)
+def _read_flows(tree: _Tree, config: Config, skip: frozenset[Path],
+                known: Callable[[str], str | None]) -> tuple[list[tuple[str, str]], list[KnownFile]]:
+    """The (path, text) of every flow file to parse, and the files ``known`` recognises (it
+    gives their origin hash) which need no parsing."""
+    texts: list[tuple[str, str]] = []
+    recognised: list[KnownFile] = []
     seen: set[str] = set()
     skip = skip - {tree.root}
     for relative in config.flows:
@@ -528,15 +539,28 @@ def _read_flows(tree: _Tree, config: Config, skip: frozenset[Path]) -> dict[Flow
                 tree.problems.append(problem)
                 continue
             assert text is not None
-            flow, found = parse_flow(text, rel)
-            tree.problems.extend(found)
-            if flow is not None:
-                by_key[flow.key].append(flow)
+            if (origin := known(text)) is not None:
+                recognised.append(KnownFile(rel, text, origin))
+            else:
+                texts.append((rel, text))
+    return texts, recognised
+
+
+def parse_flows(texts: Iterable[tuple[str, str]], problems: list[Problem]
+                ) -> dict[FlowKey, DesiredFlow]:
+    """The flows of (path, text) pairs, by key; every problem (a flow in two files too) is added
+    to ``problems``."""
+    by_key: dict[FlowKey, list[DesiredFlow]] = defaultdict(list)
+    for rel, text in texts:
+        flow, found = parse_flow(text, rel)
+        problems.extend(found)
+        if flow is not None:
+            by_key[flow.key].append(flow)
     for key, copies in by_key.items():
         if len(copies) > 1:
             names = ", ".join(c.path for c in copies)
             for copy in copies:
-                tree.problems.append(
+                problems.append(
                     Problem(f"the same flow is defined in {len(copies)} files ({names}): keep one",
                             copy.path, flow=key))
     return {key: copies[0] for key, copies in sorted(by_key.items())}
@@ -586,20 +610,32 @@ def _ignore_rules(root: Path, problems: list[Problem]) -> IgnoreRules:
     return IgnoreRules(text.splitlines())
 
 
-def read_source(
-    folder: str | os.PathLike[str], *, commit: str | None = None, config_file: str | None = None,
-    config: Config | None = None,
-) -> Source:
-    """Read the settings, every flow and every namespace file under ``folder``.
-
-    Raises SourceError listing every problem found, in every file, before anything is sent.
-    """
+def _source_root(folder: str | os.PathLike[str]) -> Path:
     root = _realpath(Path(folder))
     if not root.is_dir():
         raise SourceError(
             f"source folder {str(folder)!r} does not exist or is not a folder",
             [Problem("not a folder", str(folder))],
         )
+    return root
+
+
+def read_settings(folder: str | os.PathLike[str], config_file: str | None = None) -> Config:
+    """The settings of a source folder, before reading the rest (``read_source(config=...)``)."""
+    return load_config(_source_root(folder), config_file)
+
+
+def read_source(
+    folder: str | os.PathLike[str], *, commit: str | None = None, config_file: str | None = None,
+    config: Config | None = None, known: Callable[[str], str | None] | None = None,
+) -> Source:
+    """Read the settings, every flow and every namespace file under ``folder``.
+
+    ``known`` gives the origin hash of a flow file's text the inventory knows, None otherwise:
+    such files are not parsed (``Source.known``; see ``desired.resolve``).
+    Raises SourceError listing every problem found, in every file, before anything is sent.
+    """
+    root = _source_root(folder)
     config = config or load_config(root, config_file)
     problems: list[Problem] = []
     rules = _ignore_rules(root, problems)
@@ -610,7 +646,8 @@ def read_source(
         settings.add(_realpath(Path(str(config.path))))
     tree = _Tree(root, rules, settings, problems)
     folders, taken = _file_folders(tree, config)
-    flows = _read_flows(tree, config, taken)
+    texts, recognised = _read_flows(tree, config, taken, known or (lambda text: None))
+    flows = parse_flows(texts, problems)
     files = _read_files(tree, folders, taken)
     if problems:
         unique = sorted(set(problems), key=lambda p: (p.path or "", p.line or 0, p.column or 0,
@@ -622,4 +659,4 @@ def read_source(
             unique,
         )
     return Source(root=str(root), config=config, flows=flows, files=files,
-                  commit=commit or read_commit(root))
+                  commit=commit or read_commit(root), known=tuple(recognised))
