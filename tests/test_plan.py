@@ -319,10 +319,10 @@ def test_drift_fail_is_a_refusal_and_overwrite_a_warning():
 def test_inventory_is_written_when_anything_changes_and_not_on_a_no_op():
     first = plan(desired(want(A, OLD)), live(), Config(name="flows"), commit="c1")
     assert first.managed_after is not None
-    assert first.managed_after.flows == {A: Managed(source_hash(OLD), "c1", "a.yml")}
+    assert first.managed_after.flows == {A: Managed(source_hash(OLD), "a.yml")}
     adopted = plan(desired(want(A, OLD)), live(have(A, OLD)), Config(name="flows"))
     assert adopted.pending == () and adopted.managed_after is not None and not adopted.is_empty
-    recorded = Inventory("flows", {A: Managed(source_hash(OLD), "c1", "a.yml")})
+    recorded = Inventory("flows", {A: Managed(source_hash(OLD), "a.yml")})
     noop = plan(desired(want(A, OLD)), live(have(A, OLD), inventory=recorded), Config(name="flows"),
                 commit="c2")
     assert noop.is_empty and noop.managed_after is None

@@ -662,7 +662,8 @@ class KestraClient:
             headers["description"] = description
         # the body is the JSON text of the value: the server infers the type from it
         self._no_body(self.request(
-            "PUT", self._kv_path(namespace, key), content=json.dumps(value).encode(),
+            "PUT", self._kv_path(namespace, key),
+            content=json.dumps(value, separators=(",", ":")).encode(),
             headers=headers, success=NO_BODY,
         ))
 

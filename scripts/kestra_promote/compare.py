@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 
@@ -19,15 +20,30 @@ def normalize(source: str) -> str:
     return _REVISION_LINE.sub("", text)
 
 
+def _digest(data: bytes) -> str:
+    """The first 128 bits of SHA-256, in 22 URL-safe base64 characters: enough to tell any two
+    contents apart (no one can make a second text with the same value), and small enough for
+    an inventory of ten thousand flows to fit in one request body."""
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()[:16]).decode().rstrip("=")
+
+
+def from_legacy(value: str) -> str:
+    """A hash as inventories before this format wrote it (``sha256:<hex>``), as now."""
+    if value.startswith("sha256:") and len(value) == 71:
+        raw = bytes.fromhex(value[7:])[:16]
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return value
+
+
 def source_hash(text: str) -> str:
-    return "sha256:" + hashlib.sha256(normalize(text).encode()).hexdigest()
+    return _digest(normalize(text).encode())
 
 
 def content_hash(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    return _digest(data)
 
 
 def origin_hash(fingerprint: str, text: str) -> str:
     """A flow file's text (as Git holds it) under the settings and code that turn it into what
     is deployed (``fingerprint``): equal hashes give equal results."""
-    return "sha256:" + hashlib.sha256(f"{fingerprint}\n{text}".encode()).hexdigest()
+    return _digest(f"{fingerprint}\n{text}".encode())

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from .compare import from_legacy
 from .errors import KestraError
 from .models import FileKey, FlowKey, Inventory, Managed
 
 KEY_PREFIX = "kestra-promote."
-FORMAT = 1
+FORMAT = 2  # 1: one object per entry, full SHA-256 hashes (still read)
 HISTORY_LIMIT = 50
 
 
@@ -21,15 +22,22 @@ def kv_key(name: str) -> str:
     return KEY_PREFIX + name
 
 
-def _entry(value: Managed) -> dict[str, Any]:
-    return {k: v for k, v in (("hash", value.hash), ("commit", value.commit),
-                              ("path", value.path), ("source", value.source)) if v is not None}
+# An entry is one line of text, "<hash> <source> <path>": the hash of what was deployed, the
+# origin hash of the file text it came from ("-": none), and that file ("": unknown). About 100
+# bytes a flow, so that ten thousand fit in one request body.
+def _entry(value: Managed) -> str:
+    return f"{value.hash} {value.source or '-'} {value.path or ''}"
 
 
-def _managed(entry: Mapping[str, Any]) -> Managed:
-    source = entry.get("source")
-    return Managed(entry["hash"], entry.get("commit"), entry.get("path"),
-                   source if isinstance(source, str) else None)
+def _managed(entry: Any) -> Managed:
+    if isinstance(entry, Mapping):  # format 1
+        source = entry.get("source")
+        return Managed(from_legacy(str(entry["hash"])), entry.get("path"),
+                       from_legacy(source) if isinstance(source, str) else None)
+    digest, source, path = str(entry).split(" ", 2)
+    if not digest:
+        raise ValueError(f"an entry has no hash: {str(entry)[:80]!r}")
+    return Managed(digest, path or None, None if source == "-" else source)
 
 
 def to_json(inventory: Inventory) -> dict[str, Any]:
@@ -46,7 +54,7 @@ def to_json(inventory: Inventory) -> dict[str, Any]:
 def from_json(data: Any, *, where: str) -> Inventory:
     """Read a stored inventory; a value we cannot read is an error, never an empty inventory."""
     try:
-        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
+        if not isinstance(data, Mapping) or data.get("format") not in (1, FORMAT):
             raise ValueError(f"unknown format {data.get('format') if isinstance(data, Mapping) else data!r}")
         flows = {}
         for text, entry in data.get("flows", {}).items():

@@ -122,11 +122,11 @@ class LiveFile:
 
 @dataclass(frozen=True)
 class Managed:
-    """What the inventory records of one object: the hash of what was deployed, and from where."""
+    """What the inventory records of one object: the hash of what was deployed, and from where
+    (the commit is the run's, in the history)."""
 
     hash: str
-    commit: str | None = None
-    path: str | None = None
+    path: str | None = None  # the file it was promoted from
     source: str | None = None  # for flows: DesiredFlow.origin, so an unchanged file is not parsed
 
 

@@ -255,7 +255,7 @@ def order_changes(changes: list[Change], desired: Desired) -> tuple[list[Change]
 
 
 def _managed_after(changes: list[Change], before: Inventory | None, name: str,
-                   commit: str | None, origin: str | None, desired: Desired) -> Inventory:
+                   origin: str | None, desired: Desired) -> Inventory:
     flows: dict[FlowKey, Managed] = {}
     files: dict[FileKey, Managed] = {}
     for change in changes:
@@ -270,7 +270,7 @@ def _managed_after(changes: list[Change], before: Inventory | None, name: str,
                 table[change.key] = old if old.source == source else dataclasses.replace(
                     old, source=source)
             else:
-                table[change.key] = Managed(_hash(change.after), commit, change.path, source)
+                table[change.key] = Managed(_hash(change.after), change.path, source)
         elif change.action in (Action.DRIFTED, Action.ORPHANED) and old is not None:
             table[change.key] = old  # still ours, still as it was recorded
     return Inventory(name, flows, files, before.history if before else (),
@@ -347,7 +347,7 @@ def plan(desired: Desired, live: LiveState, config: Config, *, commit: str | Non
     if (why := origin_refusal(inventory, origin, adopt)) is not None:
         refused.insert(0, why)
     ordered, cycle_warnings = order_changes(changes, desired)
-    after = _managed_after(ordered, inventory, config.name, commit, origin, desired)
+    after = _managed_after(ordered, inventory, config.name, origin, desired)
     before = ((inventory.flows, inventory.files, inventory.origin) if inventory
               else ({}, {}, None))
     needs_inventory = any(c.writes for c in ordered) or \

@@ -35,7 +35,7 @@ from .models import (
     Scope,
 )
 
-FORMAT = "kestra-promote/plan/2"
+FORMAT = "kestra-promote/plan/3"  # 3: 128-bit hashes
 _POLICY = ("name", "prune", "max_deletions", "allow_deletions", "protected_namespaces", "drift",
            "include", "state_namespace")
 
