@@ -54,6 +54,7 @@ CALLS: dict[str, dict[str, Any]] = {
     "export_flows_matching": {"namespace_regex": "^(company|billing)([.].*)?$"},
     "import_flows": {"data": _zip_of({"company.other.yml": flow_yaml("company", "other")})},
     "validate_flows": {"sources": [("etl.yml", FLOW)]},
+    "probe": {"size": 100_000},
     "list_namespace_files": {"namespace": "company"},
     "download_namespace_file": {"namespace": "company", "path": "/lib/a.py"},
     "upload_namespace_file": {"namespace": "company", "path": "/lib/b.py", "content": b"print(2)"},

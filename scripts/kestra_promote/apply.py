@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from . import inventory as inv
-from . import lock
-from .client import KestraClient
+from . import lock, store
+from .client import PART_OVERHEAD, KestraClient
 from .compare import source_hash
 from .errors import (
     ApiError,
@@ -40,6 +40,7 @@ from .models import (
     DesiredFlow,
     FileKey,
     FlowKey,
+    Inventory,
     LiveFlow,
     LiveState,
     Outcome,
@@ -103,10 +104,46 @@ def ensure_valid(client: KestraClient, changes: Sequence[Change]) -> list[Proble
 
 
 def preflight(client: KestraClient, plan: Plan) -> list[Problem]:
-    """Everything that refuses a plan before any write: safeguards, then the target's own
-    validation of every flow to create or update. Returns the target's warnings."""
+    """Everything that refuses a plan before any write: safeguards, objects too large to send,
+    the target's own validation of every flow to create or update, and whether the target (or
+    a proxy before it) takes the largest body the run will send. Returns the target's warnings."""
     ensure_allowed(plan)
-    return ensure_valid(client, plan.pending)
+    ensure_fits(plan, client.max_body)
+    warnings = ensure_valid(client, plan.pending)
+    client.probe(largest_body(plan, client.max_body))
+    return warnings
+
+
+def _write_size(change: Change) -> int:
+    """The body of the request that writes ``change`` (none for a deletion)."""
+    if change.action not in (Action.CREATE, Action.UPDATE) or change.after is None:
+        return 0
+    data = change.after.encode() if isinstance(change.after, str) else change.after
+    return len(data) + (PART_OVERHEAD if isinstance(change.key, FileKey) else 0)
+
+
+def ensure_fits(plan: Plan, limit: int) -> None:
+    """Raise PlanRefused when an object is too large to be sent in one request body."""
+    problems = [Problem(f"{size} bytes, more than the request body limit of {limit} "
+                        "(--max-request-bytes, KESTRA_MAX_REQUEST_BYTES): it cannot be sent",
+                        change.path, flow=change.key if isinstance(change.key, FlowKey) else None)
+                for change in plan.pending if (size := _write_size(change)) > limit]
+    if problems:
+        raise PlanRefused(f"{len(problems)} object(s) too large to send; nothing was written",
+                          problems)
+
+
+def largest_body(plan: Plan, limit: int) -> int:
+    """The largest request body applying ``plan`` sends: a write, or a value of the inventory
+    (with a run record as large as any)."""
+    sizes = [_write_size(change) for change in plan.pending]
+    if plan.managed_after is not None:
+        sample = {"time": "2026-01-01T00:00:00+00:00", "commit": "0" * 40, "trigger": "x" * 64,
+                  "result": "applied", "created": 10**6, "updated": 10**6, "deleted": 10**6,
+                  "ref": "x" * 200, "dirty": True}
+        head, parts = store.to_values(inv.with_run(plan.managed_after, sample), limit)
+        sizes += [store.size_of(value) for value in (head, *parts.values())]
+    return min(max(sizes, default=0), limit)
 
 
 def ensure_allowed(plan: Plan) -> None:
@@ -260,20 +297,19 @@ def run_record(plan: Plan, *, trigger: str, now: datetime, ref: str | None = Non
     return record
 
 
-def _write_inventory(client: KestraClient, plan: Plan, record: dict[str, Any]) -> None:
+def _after(plan: Plan, record: Mapping[str, Any]) -> Inventory:
     assert plan.managed_after is not None
-    value = inv.to_json(inv.with_run(plan.managed_after, record))
-    client.kv_put(plan.scope.state_namespace, inv.kv_key(plan.name), value,
-                  description=f"kestra-promote inventory of {plan.name!r}")
+    return inv.with_run(plan.managed_after, record)
 
 
-def _restore_inventory(client: KestraClient, plan: Plan) -> None:
-    key = inv.kv_key(plan.name)
+def _restore_inventory(client: KestraClient, plan: Plan, attempted: Inventory) -> None:
+    """Put back what the inventory was before ``attempted`` was (maybe partly) written."""
+    written = dataclasses.replace(
+        attempted, parts=tuple(store.to_values(attempted, client.max_body)[1]))
     if plan.inventory_before is None:
-        client.kv_delete(plan.scope.state_namespace, key)  # false when already gone: fine
+        store.delete(client, plan.scope.state_namespace, plan.name, written)
     else:
-        client.kv_put(plan.scope.state_namespace, key, inv.to_json(plan.inventory_before),
-                      description=f"kestra-promote inventory of {plan.name!r}")
+        store.write(client, plan.scope.state_namespace, plan.inventory_before, previous=written)
 
 
 def check_current(plan: Plan, live: LiveState) -> None:
@@ -307,16 +343,14 @@ def read_scope(client: KestraClient, plan: Plan) -> LiveState:
                            state_namespace=scope.state_namespace, name=plan.name)
 
 
-def _inventory_unchanged(client: KestraClient, plan: Plan) -> None:
-    """Refuse to overwrite an inventory another run wrote since the plan (read right before)."""
-    try:
-        current = inv.from_json(client.kv_get(plan.scope.state_namespace, inv.kv_key(plan.name)),
-                                where=f"{plan.scope.state_namespace}/{inv.kv_key(plan.name)}")
-    except NotFound:
-        current = None
+def _inventory_unchanged(client: KestraClient, plan: Plan) -> Inventory | None:
+    """Refuse to overwrite an inventory another run wrote since the plan (read right before);
+    returns it, as stored."""
+    current = store.read(client, plan.scope.state_namespace, inv.kv_key(plan.name))
     if current != plan.inventory_before:
         raise KestraError(f"the inventory {inv.kv_key(plan.name)} was changed by another run "
                           "since the plan was made: not overwritten; plan again")
+    return current
 
 
 def apply_plan(
@@ -360,7 +394,7 @@ def apply_plan(
                     failure = f"interrupted ({_signal_name(noted[0])})"
                     inventory_status, inventory_message = Status.FAILED, failure
                     try:
-                        _restore_inventory(client, plan)
+                        _restore_inventory(client, plan, _after(plan, record))
                     except KestraError as again:
                         inventory_status = Status.NOT_REVERTED
                         inventory_message += f"; restoring the previous inventory failed: {again}"
@@ -413,16 +447,17 @@ def _record(client: KestraClient, plan: Plan, record: Mapping[str, Any]
             ) -> tuple[Status, str, str | None]:
     """Write the inventory, last: (status, message, failure if any)."""
     try:
-        _inventory_unchanged(client, plan)
+        current = _inventory_unchanged(client, plan)
     except KestraError as exc:  # not written: nothing of ours to put back there
         return Status.FAILED, str(exc), f"writing the inventory failed: {exc}"
+    after = _after(plan, record)
     try:
-        _write_inventory(client, plan, dict(record))
+        store.write(client, plan.scope.state_namespace, after, previous=current)
         return Status.APPLIED, "", None
     except KestraError as exc:
         status, message = Status.FAILED, str(exc)
         try:  # the write may have landed before the error: put the old one back
-            _restore_inventory(client, plan)
+            _restore_inventory(client, plan, after)
         except KestraError as again:
             status = Status.NOT_REVERTED
             message += f"; restoring the previous inventory failed: {again}"

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence, TextIO
 
-from . import __version__, bootstrap, gitref, inventory, lock, planfile, report, runtime, webhook
+from . import __version__, bootstrap, gitref, inventory, lock, planfile, report, runtime, store, webhook
 from .apply import (
     Interrupted,
     Progress,
@@ -31,7 +31,7 @@ from .apply import (
     ensure_allowed,
     ensure_valid,
 )
-from .client import Connection, KestraClient, connect
+from .client import DEFAULT_MAX_BODY, Connection, KestraClient, connect
 from .config import CONFIG_FILE, DRIFT_POLICIES, Config, check_name, check_namespace
 from .desired import Desired, prepare
 from .errors import KestraError, KestraPromoteError, PlanRefused, SettingsError, TargetRejected
@@ -52,6 +52,7 @@ ENV = {
     "username": "KESTRA_USERNAME",
     "password": "KESTRA_PASSWORD",
     "token": "KESTRA_API_TOKEN",
+    "max_request_bytes": "KESTRA_MAX_REQUEST_BYTES",
 }
 PROGRESS_THRESHOLD = 10  # progress lines only for applies long enough to want them
 
@@ -133,6 +134,10 @@ def _target_options() -> _Parser:
                        help="do not verify TLS certificates (warns; not with --ca-bundle)")
     group.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                        help="per-request timeout (default: 30)")
+    group.add_argument("--max-request-bytes", type=int, metavar="N",
+                       help="largest request body to send; batches stay below it (default: "
+                            "1000000, under the 1 MiB proxies commonly accept) "
+                            "[KESTRA_MAX_REQUEST_BYTES]")
     out = parent.add_argument_group("output")
     out.add_argument("--format", choices=("text", "markdown", "json"), default="text",
                      help="output format (default: text)")
@@ -316,7 +321,18 @@ def connection_from(args: argparse.Namespace, env: Mapping[str, str]) -> Connect
         verify=not args.insecure,
         ca_bundle=args.ca_bundle,
         timeout=args.timeout,
+        max_body=_max_body(pick("max_request_bytes")),
     )
+
+
+def _max_body(value: object) -> int:
+    if value is None:
+        return DEFAULT_MAX_BODY
+    try:
+        return int(str(value))
+    except ValueError:
+        raise SettingsError(f"KESTRA_MAX_REQUEST_BYTES must be a number of bytes, not {value!r}"
+                            ) from None
 
 
 def _require(connection: Connection | None) -> Connection:
@@ -597,14 +613,14 @@ def _move_inventory(client: KestraClient, namespace: str, old_name: str, old: In
     with lock.held(client, namespace, lock.default_holder("kestra-promote adopt"),
                    wait=lock_wait):
         own, others = read_inventories(client, namespace, name)  # again, under the lease
-        if others.get(old_name) != old:
+        current = others.get(old_name)
+        if current is None or current != old:
             raise SettingsError(f"the inventory of {old_name!r} changed meanwhile: run adopt "
                                 "again")
-        taken = inventory.merged(own, old, name, run, origin=origin)
-        client.kv_put(namespace, inventory.kv_key(name), inventory.to_json(taken),
-                      description=f"kestra-promote inventory of {name!r}")
+        taken = inventory.merged(own, current, name, run, origin=origin)
+        store.write(client, namespace, taken, previous=own)
         try:
-            client.kv_delete(namespace, old_key)
+            store.delete(client, namespace, old_name, current)
         except KestraPromoteError as exc:
             # both inventories now claim the objects: running adopt again finishes the move
             raise KestraError(

@@ -24,7 +24,7 @@ import ssl
 import time
 import zipfile
 from dataclasses import dataclass, field
-from typing import Any, Callable, Collection, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterator, Mapping, Sequence, TypeVar
 from urllib.parse import quote, quote_plus, urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -32,6 +32,7 @@ import httpx
 from . import __version__
 from .errors import (
     ApiError,
+    RequestTooLarge,
     SettingsError,
     TransportError,
     UnexpectedResponse,
@@ -41,11 +42,16 @@ from .errors import (
 log = logging.getLogger(__name__)
 
 VALIDATE_BATCH = 100  # the server validates at most this many flows per request comfortably
+DEFAULT_MAX_BODY = 1_000_000  # just under 1 MiB, what nginx and others accept by default
+MIN_MAX_BODY = 65_536
+PART_OVERHEAD = 256  # a multipart part's boundary and headers, generously
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _HINTS = {  # what to do next, appended to the server's own message
     401: " (check the credentials: --username/--password or --token, or KESTRA_USERNAME/"
          "KESTRA_PASSWORD or KESTRA_API_TOKEN)",
     403: " (the credentials lack a permission this needs)",
+    413: " (a proxy or the server refuses a body this large: lower --max-request-bytes, "
+         "KESTRA_MAX_REQUEST_BYTES, to what it accepts)",
 }
 YAML = "application/x-yaml"
 NO_BODY = (200, 204)  # what Kestra's void (200) and "no content" (204) controllers answer
@@ -67,6 +73,8 @@ class Connection:
     ca_bundle: str | None = None
     timeout: float = 30.0
     retries: int = 4
+    # the largest request body sent: common reverse proxies refuse more than 1 MiB by default
+    max_body: int = DEFAULT_MAX_BODY
 
     def __post_init__(self) -> None:
         try:
@@ -100,6 +108,8 @@ class Connection:
             raise SettingsError(INSECURE_WITH_CA)
         if self.timeout <= 0:
             raise SettingsError("--timeout must be a positive number of seconds")
+        if self.max_body < MIN_MAX_BODY:
+            raise SettingsError(f"--max-request-bytes must be at least {MIN_MAX_BODY}")
 
     @property
     def auth_kind(self) -> str:
@@ -349,10 +359,13 @@ class KestraClient:
         max_backoff: float = 8.0,
         sleep: Callable[[float], None] = time.sleep,
         redact: Callable[[str], str] | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
         self._http = http
         self._redact = redact or _Redactor()  # connect() passes one that knows the credentials
         self.tenant = tenant
+        self.max_body = max_body
+        self.largest_sent = 0  # the largest body the target answered (not with a 413)
         self._retries = retries
         self._backoff = backoff
         self._max_backoff = max_backoff
@@ -401,6 +414,12 @@ class KestraClient:
         """
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
+        size = body_size(kwargs)
+        if size > self.max_body:  # every caller batches below it: this is the last guard
+            raise RequestTooLarge(
+                f"{method} {path} would send {size} bytes, more than the limit of "
+                f"{self.max_body} (--max-request-bytes, KESTRA_MAX_REQUEST_BYTES); nothing was "
+                "sent", method=method, path=path)
         attempt = 0
         while True:
             started = time.monotonic()
@@ -426,6 +445,8 @@ class KestraClient:
                 elapsed = (time.monotonic() - started) * 1000
                 log.debug("%s %s -> %s (%.0f ms)", method, path, response.status_code, elapsed)
                 status = response.status_code
+                if status != 413:
+                    self.largest_sent = max(self.largest_sent, size)
                 retryable = status == 429 or (idempotent and status in RETRY_STATUSES)
                 if not (retryable and attempt < self._retries):
                     if status in ok or status in success:
@@ -591,9 +612,11 @@ class KestraClient:
         Each entry's ``index`` is the position in ``sources``.
         """
         results: list[dict[str, Any]] = []
-        for start in range(0, len(sources), VALIDATE_BATCH):
-            batch = sources[start : start + VALIDATE_BATCH]
-            files = [("flows", (name, text.encode(), YAML)) for name, text in batch]
+        encoded = [(name, text.encode()) for name, text in sources]
+        start = 0
+        for batch in batches(encoded, lambda item: len(item[1]) + len(item[0]) + PART_OVERHEAD,
+                             self.max_body, VALIDATE_BATCH):
+            files = [("flows", (name, data, YAML)) for name, data in batch]
             response = self.request(
                 "POST", self._path("/flows/validate"), files=files, idempotent=True
             )
@@ -604,7 +627,20 @@ class KestraClient:
                     f"entries for {len(batch)} flow(s))")
             for offset, entry in enumerate(answer):
                 results.append({**entry, "index": start + offset})
+            start += len(batch)
         return results
+
+    def probe(self, size: int) -> None:
+        """Make sure the target (and any proxy before it) takes a body of ``size`` bytes: one
+        validation of a YAML comment that long, which writes nothing. A 413 raises."""
+        if size <= self.largest_sent:
+            return
+        filler = b"# kestra-promote: checking that a body this large is accepted\n"
+        data = (filler * (size // len(filler) + 1))[: max(0, size - PART_OVERHEAD)]
+        response = self.request("POST", self._path("/flows/validate"), idempotent=True,
+                                files=[("flows", ("probe.yml", data, YAML))], ok=(400, 422))
+        if response.status_code == 200:  # Kestra's answer, not a page from a proxy
+            self._json(response, list, "a list of validation results")
 
     # -- namespace files ------------------------------------------------------------------
 
@@ -708,6 +744,39 @@ class KestraClient:
                           "an execution")
 
 
+def body_size(kwargs: Mapping[str, Any]) -> int:
+    """About how many bytes a request with these httpx arguments sends in its body."""
+    content = kwargs.get("content")
+    size = len(content.encode() if isinstance(content, str) else content or b"")
+    files = kwargs.get("files") or ()
+    for _, part in files.items() if isinstance(files, Mapping) else files:
+        name, data = part[0], part[1]
+        size += len(data) + len(name or "") + PART_OVERHEAD
+    if kwargs.get("json") is not None:
+        size += len(json.dumps(kwargs["json"]).encode())
+    return size
+
+
+T = TypeVar("T")
+
+
+def batches(items: Sequence[T], size_of: Callable[[T], int], max_size: int,
+            max_count: int | None = None) -> Iterator[list[T]]:
+    """``items`` in order, in groups of at most ``max_count`` whose sizes add up to at most
+    ``max_size`` (an item larger than that alone: the request guard then refuses it)."""
+    batch: list[T] = []
+    total = 0
+    for item in items:
+        size = size_of(item)
+        if batch and (total + size > max_size or (max_count and len(batch) >= max_count)):
+            yield batch
+            batch, total = [], 0
+        batch.append(item)
+        total += size
+    if batch:
+        yield batch
+
+
 def connect(
     connection: Connection, *, transport: httpx.BaseTransport | None = None,
     sleep: Callable[[float], None] = time.sleep,
@@ -739,4 +808,5 @@ def connect(
     )
     redact = _Redactor(connection.username, connection.password, connection.token)
     return KestraClient(http, tenant=connection.tenant, retries=connection.retries, sleep=sleep,
+                        max_body=connection.max_body,
                         redact=redact)

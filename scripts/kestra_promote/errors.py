@@ -8,6 +8,7 @@
     ├── StalePlan                   a saved plan no longer matches the target
     └── KestraError                 talking to the Kestra API failed
         ├── TransportError          no usable HTTP response (connection refused, timeout, TLS), after retries
+        ├── RequestTooLarge         a body over --max-request-bytes: not sent
         ├── UnexpectedResponse      not an API answer (a redirect, an HTML page, a damaged ZIP), never retried
         └── ApiError                the server answered with an error status
             ├── BadRequest          400 (e.g. a wrong tenant on open source)
@@ -71,6 +72,10 @@ class KestraError(KestraPromoteError):
 
 class TransportError(KestraError):
     """No usable HTTP response: connection refused, timeout, TLS failure (after retries)."""
+
+
+class RequestTooLarge(KestraError):
+    """A request body would be larger than the configured limit: it was not sent."""
 
 
 class UnexpectedResponse(KestraError):

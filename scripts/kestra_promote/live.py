@@ -13,6 +13,7 @@ import zlib
 from typing import Iterable, Optional
 
 from . import inventory as inv
+from . import store
 from . import yamlnodes
 from .client import KestraClient
 from .config import Config
@@ -103,11 +104,9 @@ def read_inventories(client: KestraClient, namespace: str, name: str) -> Invento
     for key in client.list_kv_keys(namespace):
         if not key.startswith(inv.KEY_PREFIX):
             continue
-        try:
-            value = client.kv_get(namespace, key)
-        except NotFound:  # deleted between the listing and now
+        inventory = store.read(client, namespace, key)
+        if inventory is None:  # deleted between the listing and now
             continue
-        inventory = inv.from_json(value, where=f"{namespace}/{key}")
         if key == inv.kv_key(name):
             own = inventory
         else:

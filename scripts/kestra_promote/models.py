@@ -139,6 +139,8 @@ class Inventory:
     files: Mapping[FileKey, Managed] = field(default_factory=dict)
     history: tuple[Mapping[str, Any], ...] = ()
     origin: str | None = None  # the repository (and folder) its objects are promoted from
+    # where it is stored, when in parts (see ``store``): not part of what it says
+    parts: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def managed(self, key: ObjectKey) -> Managed | None:
         table: Mapping[Any, Managed] = self.flows if isinstance(key, FlowKey) else self.files

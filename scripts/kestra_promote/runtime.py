@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, TextIO
 
 from . import gitremote, lock, report, webhook
 from .apply import Interrupted, apply_locked, ensure_allowed, ensure_valid
-from .client import Connection, KestraClient, connect
+from .client import DEFAULT_MAX_BODY, Connection, KestraClient, connect
 from .errors import KestraPromoteError, NotFound, SettingsError
 from .live import namespace_tree
 from .models import Plan
@@ -242,9 +242,13 @@ def _connection(env: Mapping[str, str]) -> Connection:
     url = _text(env, "KESTRA_URL")
     if not url:
         raise SettingsError("no target: set KESTRA_URL (the flows read it from their settings)")
+    limit = _text(env, "KESTRA_MAX_REQUEST_BYTES")
+    if limit and not limit.isdigit():
+        raise SettingsError(f"KESTRA_MAX_REQUEST_BYTES must be a number of bytes, not {limit!r}")
     return Connection(url=url, tenant=_text(env, "KESTRA_TENANT") or "main",
                       username=_text(env, "KESTRA_USERNAME"), password=_text(env, "KESTRA_PASSWORD"),
-                      token=_text(env, "KESTRA_API_TOKEN"))
+                      token=_text(env, "KESTRA_API_TOKEN"),
+                      max_body=int(limit) if limit else DEFAULT_MAX_BODY)
 
 
 def _counts(plan: Plan) -> dict[str, int]:

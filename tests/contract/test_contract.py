@@ -45,6 +45,7 @@ def _capture(version: str) -> list[httpx.Request]:
         "export_flows_matching": [{"namespace_regex": "^(company|billing)([.].*)?$"}],
         "import_flows": [{"data": FLOW.encode(), "filename": "flows.yml"}],
         "validate_flows": [{"sources": [("a.yml", FLOW)]}],
+        "probe": [{"size": 100_000}],
         "create_execution": [{"namespace": "company", "flow_id": "etl", "inputs": {"x": "1"},
                               "wait": True},
                              {"namespace": "company", "flow_id": "etl"}],

@@ -428,6 +428,7 @@ class FakeKestra:
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
         self.latency = 0.0  # seconds every answer waits: a network's round trip (benchmarks)
+        self.max_body: int | None = None  # a proxy in front refusing larger bodies (413)
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -484,6 +485,12 @@ class FakeKestra:
                                  {k: v for k, v in lower.items() if k != "authorization"}, body)
         if self.latency:  # a network's round trip, for benchmarks (the answer waits)
             self._sleep(self.latency)
+        if self.max_body is not None and len(body) > self.max_body:
+            # what nginx answers past client_max_body_size: its own page, Kestra never sees it
+            with self._lock:
+                self.requests.append(record)
+            return Response(413, b"<html><head><title>413 Request Entity Too Large</title></head>"
+                                 b"<body>nginx</body></html>", {"Content-Type": "text/html"})
         with self._lock:
             self.requests.append(record)
             fault = next((f for f in self.faults if f.matches(method, path)
