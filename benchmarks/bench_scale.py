@@ -5,6 +5,7 @@ Usage: python benchmarks/bench_scale.py [--flows 1000 10000] [--roots 1 10] [--l
 
 Each tool runs as its own process (so its CPU time and peak memory are its own) against the fake
 server, which runs in this process over real HTTP on 127.0.0.1. Per scenario:
+  cold plan  kestra-promote plan against an empty target, no inventory: every file parsed
   create     every flow is new
   no-op      nothing changed since the last run
   plan       kestra-promote plan (the peer: its read pass, writing nothing)
@@ -117,16 +118,17 @@ def run(command: list[str], fake: FakeKestra) -> Measure:
 
 def commands(tool: str, folder: Path, url: str, scenario: str) -> list[str]:
     if tool == "peer":
-        extra = ["--prune"] if scenario == "prune 10" else ["--plan"] if scenario == "plan" else []
+        extra = (["--prune"] if scenario == "prune 10" else
+                 ["--plan"] if scenario in ("plan", "cold plan") else [])
         return [sys.executable, str(ROOT / "benchmarks" / "peer.py"), str(folder), url, USER,
                 PASSWORD, *extra]
-    verb = "plan" if scenario == "plan" else "apply"
+    verb = "plan" if scenario in ("plan", "cold plan") else "apply"
     extra = ["--prune", "--allow-deletions", "10"] if scenario == "prune 10" else []
     return [sys.executable, "-m", "kestra_promote", verb, str(folder), "--url", url,
             "--username", USER, "--password", PASSWORD, "--allow-dirty", *extra]
 
 
-SCENARIOS = ("create", "no-op", "plan", "update 10", "prune 10")
+SCENARIOS = ("cold plan", "create", "no-op", "plan", "update 10", "prune 10")
 
 
 def change(folder: Path, scenario: str, flows: int) -> None:

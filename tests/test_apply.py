@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import GitRepo, Target, flow_yaml, run_cli
 from fake_kestra import FakeKestra, serve
+from kestra_promote import bulk
 from kestra_promote.apply import apply_plan
+from kestra_promote.client import DEFAULT_MAX_BODY
 from kestra_promote.config import Config
 from kestra_promote.desired import prepare
 from kestra_promote.errors import StalePlan, TargetRejected
@@ -94,8 +96,11 @@ def test_a_fault_at_every_write_position_leaves_the_target_as_it_was(repo: GitRe
         counted = run_cli("plan", str(repo.path), "--format", "json", env=target.env)
         assert '"create": 8' in counted.out and '"update": 7' in counted.out
         assert '"delete": 5' in counted.out
+        # the write requests: files one by one, runs of flows in bulk requests, the inventory
+        steps = bulk.steps(_plan_for(repo.path, target).pending, DEFAULT_MAX_BODY)
+        assert len(steps) < 20 and sum(map(len, steps)) == 20
         baseline = fake
-    positions = 21  # 20 objects, then the inventory (after the lease, write number 1)
+    positions = len(steps) + 1  # then the inventory (the lease is write number 1)
     for position in range(1, positions + 1):
         fresh = FakeKestra()
         fresh.flows = {k: list(v) for k, v in baseline.flows.items()}
@@ -120,7 +125,7 @@ def test_a_fault_at_every_write_position_leaves_the_target_as_it_was(repo: GitRe
             assert after == before, f"position {position}: {result.out}"
             assert "the run was rolled back" in result.out, result.out
             reverted = result.out.count("  reverted ")
-            assert reverted == min(position - 1, 20), (position, result.out)
+            assert reverted == sum(map(len, steps[:position - 1])), (position, result.out)
 
 
 def _apply_in_a_process(repo: GitRepo, url: str) -> subprocess.Popen:
@@ -132,8 +137,8 @@ def _apply_in_a_process(repo: GitRepo, url: str) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
-@pytest.mark.parametrize("position", [1, 9, 20, 21])
-def test_a_signal_mid_apply_reverts_then_exits(repo: GitRepo, signum: int, position: int):
+@pytest.mark.parametrize("moment", ["first", "bulk", "last", "inventory"])
+def test_a_signal_mid_apply_reverts_then_exits(repo: GitRepo, signum: int, moment: str):
     # Ctrl-C in a terminal, a cancelled CI job, Kestra killing the task: the write in flight and
     # everything before it are undone, then the run exits 130 (SIGINT) or 143 (SIGTERM)
     _twenty_object_change(repo)
@@ -142,6 +147,10 @@ def test_a_signal_mid_apply_reverts_then_exits(repo: GitRepo, signum: int, posit
         target = Target(url, "admin@kestra.io", "Admin1234!", None, fake)
         assert run_cli("apply", str(repo.path), env=target.env).code == 0
         _second_commit(repo)
+        steps = bulk.steps(_plan_for(repo.path, target).pending, DEFAULT_MAX_BODY)
+        # the write requests, counted from 1: the changes' steps, then the inventory
+        position = {"first": 1, "bulk": 1 + next(i for i, s in enumerate(steps) if len(s) > 1),
+                    "last": len(steps), "inventory": len(steps) + 1}[moment]
         before = snapshot(target)
         seen = len(fake.writes(lease=True))
         fake.inject("WRITE", nth=position + 1, delay=1.5)  # counted from here: the lease is 1

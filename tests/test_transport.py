@@ -55,6 +55,7 @@ CALLS: dict[str, dict[str, Any]] = {
     "import_flows": {"data": _zip_of({"company.other.yml": flow_yaml("company", "other")})},
     "validate_flows": {"sources": [("etl.yml", FLOW)]},
     "probe": {"size": 100_000},
+    "delete_flows_by_ids": {"ids": [("company", "etl")]},
     "list_namespace_files": {"namespace": "company"},
     "download_namespace_file": {"namespace": "company", "path": "/lib/a.py"},
     "upload_namespace_file": {"namespace": "company", "path": "/lib/b.py", "content": b"print(2)"},
@@ -67,7 +68,8 @@ CALLS: dict[str, dict[str, Any]] = {
     "create_execution": {"namespace": "company", "flow_id": "etl"},
 }
 SHORT_ANSWERS = {"ping", "delete_flow", "upload_namespace_file", "delete_namespace_file", "kv_put",
-                 "kv_delete", "download_namespace_file", "import_flows"}  # 40 bytes or fewer
+                 "kv_delete", "download_namespace_file", "import_flows",
+                 "delete_flows_by_ids"}  # 40 bytes or fewer
 # what each fault does on the wire: answer without processing, or process and then spoil
 FAULTS: dict[str, dict[str, Any]] = {
     "drop": {"drop": True},

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from . import inventory as inv
-from . import lock, store
+from . import bulk, lock, store
 from .client import PART_OVERHEAD, KestraClient
 from .compare import source_hash
 from .errors import (
@@ -29,7 +29,6 @@ from .errors import (
     StalePlan,
     TargetRejected,
     TransportError,
-    UnexpectedResponse,
     is_already_exists,
 )
 from .live import read_live_state
@@ -134,9 +133,11 @@ def ensure_fits(plan: Plan, limit: int) -> None:
 
 
 def largest_body(plan: Plan, limit: int) -> int:
-    """The largest request body applying ``plan`` sends: a write, or a value of the inventory
-    (with a run record as large as any)."""
+    """The largest request body applying ``plan`` sends: a write, a bulk write, or a value of the
+    inventory (with a run record as large as any)."""
     sizes = [_write_size(change) for change in plan.pending]
+    sizes += [bulk.body_size(plan.pending, step) for step in bulk.steps(plan.pending, limit)
+              if len(step) > 1]
     if plan.managed_after is not None:
         sample = {"time": "2026-01-01T00:00:00+00:00", "commit": "0" * 40, "trigger": "x" * 64,
                   "result": "applied", "created": 10**6, "updated": 10**6, "deleted": 10**6,
@@ -400,7 +401,8 @@ def apply_plan(
                         inventory_message += f"; restoring the previous inventory failed: {again}"
                 interrupted = _signal_name(noted[0]) if noted else ""
         if failure:
-            _revert_all(client, results, applied, uncertain, show, sleep)
+            _revert_all(client, results, applied, uncertain, show, sleep,
+                        plan.scope.flow_prefixes)
     outcomes = [results.get(i) or Outcome(c, Status.SKIPPED, "not attempted: an earlier write failed")
                 for i, c in enumerate(pending)]
     return ApplyResult(plan=plan, outcomes=tuple(outcomes), warnings=tuple(warnings),
@@ -414,33 +416,67 @@ def _signal_name(signum: int) -> str:
 
 def _write_all(client: KestraClient, pending: Sequence[Change], show: Progress, noted: list[int],
                heartbeat: Callable[[], None]
-               ) -> tuple[dict[int, Outcome], list[int], str | None, bool]:
-    """Write in order until a failure or a signal: (outcomes, applied indexes, failure, whether
-    the failed write may have landed)."""
+               ) -> tuple[dict[int, Outcome], list[int], str | None, set[int]]:
+    """Write in order until a failure or a signal: (outcomes, applied indexes, failure, the
+    failed indexes that may have landed anyway). Runs of flows go in bulk requests (``bulk``)."""
     results: dict[int, Outcome] = {}
     applied: list[int] = []
-    for index, change in enumerate(pending):
-        try:
-            results[index] = Outcome(change, Status.APPLIED, _write(client, change))
-            applied.append(index)
-        except KestraError as exc:
-            results[index] = Outcome(change, Status.FAILED, str(exc))
+    for step in bulk.steps(pending, client.max_body):
+        failure, uncertain = _write_step(client, pending, step, results, applied)
+        for index in step:
             show(results[index], index + 1, len(pending))
-            log.error("%s %s failed: %s", change.action.value, change.key, exc)
-            # no answer, a server error, or a success status with a page that is no API answer
-            # (a proxy's): the write may have happened anyway; the undo looks before it acts
-            uncertain = isinstance(exc, TransportError) or (
-                isinstance(exc, ApiError) and exc.status >= 500) or (
-                isinstance(exc, UnexpectedResponse) and 200 <= exc.status < 300)
-            return results, applied, f"{change.action.value} {change.key} failed: {exc}", uncertain
-        show(results[index], index + 1, len(pending))
+        if failure is not None:
+            return results, applied, failure, uncertain
         if noted:
-            return results, applied, f"interrupted ({_signal_name(noted[0])})", False
+            return results, applied, f"interrupted ({_signal_name(noted[0])})", set()
         try:
             heartbeat()
         except KestraError as exc:  # a lease that cannot be kept: stop, as after a failure
-            return results, applied, f"keeping the lock failed: {exc}", False
-    return results, applied, None, False
+            return results, applied, f"keeping the lock failed: {exc}", set()
+    return results, applied, None, set()
+
+
+def _write_step(client: KestraClient, pending: Sequence[Change], step: Sequence[int],
+                results: dict[int, Outcome], applied: list[int]) -> tuple[str | None, set[int]]:
+    """One request's worth of changes: (the failure if any, the indexes that may have landed
+    though they failed)."""
+    if len(step) == 1:
+        index, change = step[0], pending[step[0]]
+        try:
+            results[index] = Outcome(change, Status.APPLIED, _write(client, change))
+            applied.append(index)
+            return None, set()
+        except KestraError as exc:
+            results[index] = Outcome(change, Status.FAILED, str(exc))
+            log.error("%s %s failed: %s", change.action.value, change.key, exc)
+            # the undo looks before it acts: a write that may have landed is undone if it did
+            return (f"{change.action.value} {change.key} failed: {exc}",
+                    {index} if bulk.maybe_landed(exc) else set())
+    what = bulk.kind(pending[step[0]])
+    try:
+        refused = bulk.import_flows(client, pending, step) if what == "import" else []
+        if what == "delete":
+            bulk.delete_flows(client, pending, step)
+    except KestraError as exc:
+        # a bulk request stopped half way, or its answer was lost: any of it may have landed
+        for index in step:
+            results[index] = Outcome(pending[index], Status.FAILED, str(exc))
+        log.error("%s of %d flows failed: %s", what, len(step), exc)
+        return f"{what} of {len(step)} flows failed: {exc}", set(step)
+    for index in step:
+        change = pending[index]
+        if index in refused:
+            results[index] = Outcome(change, Status.FAILED, "the target's import did not take it "
+                                     "(its answer gives no reason)")
+        else:
+            verb = {Action.CREATE: "created", Action.UPDATE: "updated"}.get(change.action,
+                                                                            "deleted")
+            results[index] = Outcome(change, Status.APPLIED, verb)
+            applied.append(index)
+    if refused:
+        return (f"the target did not import {len(refused)} of {len(step)} flows "
+                f"({', '.join(str(pending[i].key) for i in refused[:5])})"), set()
+    return None, set()
 
 
 def _record(client: KestraClient, plan: Plan, record: Mapping[str, Any]
@@ -465,20 +501,30 @@ def _record(client: KestraClient, plan: Plan, record: Mapping[str, Any]
 
 
 def _revert_all(client: KestraClient, results: dict[int, Outcome], applied: list[int],
-                uncertain: bool, show: Progress, sleep: Callable[[float], None]) -> None:
-    """Undo every applied change, newest first, and the failed one if it may have landed."""
-    failed_at = next((i for i, o in results.items() if o.status is Status.FAILED), None)
-    if failed_at is not None and uncertain:
-        # the failed write may have landed before its answer was lost: undo it too, if it did
-        failed = results[failed_at]
-        why = _undo(client, failed.change, sleep)
-        if why is not None:
-            results[failed_at] = Outcome(failed.change, Status.NOT_REVERTED,
-                                         f"{failed.message}; it may have landed, and {why}",
-                                         failed.change.before)
-    for index in reversed(applied):
+                uncertain: set[int], show: Progress, sleep: Callable[[float], None],
+                prefixes: tuple[str, ...]) -> None:
+    """Undo every applied change, newest first, and every failed one that may have landed.
+    Flows are undone in bulk when there are several (the target read once, then bulk requests),
+    anything left one by one; every undo acts on what the target holds."""
+    maybe = sorted(i for i in uncertain if results[i].status is Status.FAILED)
+    targets = [*reversed(applied), *maybe]
+    flows = [i for i in targets if isinstance(results[i].change.key, FlowKey)]
+    settled: dict[int, str | None] = {}
+    if len(flows) >= bulk.BULK_MIN:
+        try:
+            done = bulk.undo_flows(client, [results[i].change for i in flows], prefixes)
+            settled = {flows[position]: why for position, why in done.items()}
+        except KestraError as exc:  # reading the target failed: one by one, each read first
+            log.warning("reverting in bulk failed (%s): reverting one by one", exc)
+    for index in targets:
         change = results[index].change
-        why = _undo(client, change, sleep)
+        why = settled[index] if index in settled else _undo(client, change, sleep)
+        if index in maybe:
+            if why is not None:
+                results[index] = Outcome(change, Status.NOT_REVERTED,
+                                         f"{results[index].message}; it may have landed, and "
+                                         f"{why}", change.before)
+            continue
         if why is None:
             results[index] = Outcome(change, Status.REVERTED,
                                      f"{results[index].message}, then reverted")

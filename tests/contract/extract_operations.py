@@ -29,6 +29,7 @@ USED = [
     ("GET", "/api/v1/{tenant}/flows/{namespace}/{id}/revisions"),
     ("GET", "/api/v1/{tenant}/flows/export/by-query"),
     ("POST", "/api/v1/{tenant}/flows/import"),
+    ("DELETE", "/api/v1/{tenant}/flows/delete/by-ids"),
     ("POST", "/api/v1/{tenant}/flows/validate"),
     ("GET", "/api/v1/{tenant}/namespaces/{namespace}/files"),
     ("POST", "/api/v1/{tenant}/namespaces/{namespace}/files"),

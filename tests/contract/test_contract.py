@@ -46,6 +46,7 @@ def _capture(version: str) -> list[httpx.Request]:
         "import_flows": [{"data": FLOW.encode(), "filename": "flows.yml"}],
         "validate_flows": [{"sources": [("a.yml", FLOW)]}],
         "probe": [{"size": 100_000}],
+        "delete_flows_by_ids": [{"ids": []}],
         "create_execution": [{"namespace": "company", "flow_id": "etl", "inputs": {"x": "1"},
                               "wait": True},
                              {"namespace": "company", "flow_id": "etl"}],

@@ -351,6 +351,7 @@ ROUTES = _routes(
     ("GET", _T + "/flows/{namespace}/{id}", "_get_flow"),
     ("PUT", _T + "/flows/{namespace}/{id}", "_update_flow", (YAML,)),
     ("PUT", _T + "/flows/{namespace}/{id}", "_unimplemented", ("application/json",), (1,)),
+    ("DELETE", _T + "/flows/delete/by-ids", "_delete_by_ids", ("application/json",)),
     ("DELETE", _T + "/flows/{namespace}/{id}", "_delete_flow"),
     ("GET", _T + "/flows/{namespace}", "_list_namespace_flows"),
     ("POST", _T + "/flows/{namespace}", "_unimplemented", (YAML, MULTIPART)),
@@ -720,6 +721,26 @@ class FakeKestra:
         self.flows[(call.tenant, namespace, flow_id)].append(
             Revision(live.revision + 1, live.source, deleted=True, disabled=live.disabled))
         return Response(204)
+
+    def _delete_by_ids(self, call: _Call) -> Response:
+        # FlowController.deleteFlowsByIds (1.3 and 2.0): one by one, in order; an id that is not
+        # there stops it (NoSuchElementException: 404) with the earlier ones already deleted
+        try:
+            ids = json.loads(call.body or b"[]")
+        except ValueError:
+            raise HttpError(422, "Invalid json") from None
+        if not isinstance(ids, list) or not all(isinstance(i, dict) for i in ids):
+            raise HttpError(422, "Invalid json mapping")
+        count = 0
+        for item in ids:
+            namespace, flow_id = str(item.get("namespace")), str(item.get("id"))
+            live = self._live(call.tenant, namespace, flow_id)
+            if live is None:
+                raise _not_found("No value present")
+            self.flows[(call.tenant, namespace, flow_id)].append(
+                Revision(live.revision + 1, live.source, deleted=True, disabled=live.disabled))
+            count += 1
+        return _json({"count": count})
 
     def _get_flow(self, call: _Call) -> Response:
         # FlowController.getFlow: null (absent, or deleted without allowDeleted) is a 404

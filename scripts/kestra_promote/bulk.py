@@ -1,0 +1,174 @@
+"""Many flows in one request: Kestra's bulk endpoints, and how to undo what they did.
+
+A run of consecutive flow creations and updates (already in dependency order) is written by
+``POST /flows/import`` with a ZIP of their sources, in batches below the request body limit;
+the server imports the entries one by one, in the archive's order, creating or updating each
+(``FlowService.importFlow``: an unchanged source makes no new revision), and answers with the
+entries it could not import. A run of consecutive flow deletions is one
+``DELETE /flows/delete/by-ids``, which deletes in order and stops at the first flow that is not
+there (404). Both are the same on Kestra 1.3 and 2.0 (``FlowController``).
+
+What the bulk endpoints cannot promise, the callers keep:
+- import creates or updates, whatever the flow's state: a flow created on the target between
+  the pre-write read and the import is overwritten rather than refused (a single create would
+  fail); the window is that of one request, right after the target was read again;
+- a batch whose answer is lost may have landed in part: every change in it is treated as maybe
+  written, and the undo reads the target before it acts (``undo_flows``).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from typing import Sequence
+
+from .client import PART_OVERHEAD, KestraClient, batches
+from .compare import source_hash
+from .errors import ApiError, KestraError, NotFound, TransportError, UnexpectedResponse
+from .live import read_flows
+from .models import Action, Change, FlowKey
+
+BULK_MIN = 10  # fewer go one by one: a single write says why it failed, an import does not
+_ENTRY_OVERHEAD = 128  # a ZIP entry's headers, with its name twice
+
+
+def kind(change: Change) -> str | None:
+    """``import`` or ``delete`` when ``change`` can go in a bulk request, else None."""
+    if not isinstance(change.key, FlowKey):
+        return None
+    if change.action in (Action.CREATE, Action.UPDATE) and isinstance(change.after, str):
+        return "import"
+    return "delete" if change.action is Action.DELETE else None
+
+
+def entry_name(index: int) -> str:
+    return f"{index:06}.yml"
+
+
+def _import_size(change: Change) -> int:
+    assert isinstance(change.after, str)
+    return len(change.after.encode()) + _ENTRY_OVERHEAD
+
+
+def _delete_size(change: Change) -> int:
+    assert isinstance(change.key, FlowKey)
+    return len(change.key.namespace) + len(change.key.id) + 32
+
+
+def body_size(pending: Sequence[Change], step: Sequence[int]) -> int:
+    """At most the body of the bulk request for ``step`` (the archive is compressed, so less)."""
+    size = _import_size if kind(pending[step[0]]) == "import" else _delete_size
+    return sum(size(pending[i]) for i in step) + PART_OVERHEAD + 1024
+
+
+def steps(pending: Sequence[Change], limit: int) -> list[list[int]]:
+    """The pending changes' indexes, in order, grouped into requests: runs of the same bulk
+    kind (at least ``BULK_MIN``) in batches below ``limit`` bytes, anything else alone."""
+    grouped: list[list[int]] = []
+    index = 0
+    while index < len(pending):
+        what = kind(pending[index])
+        end = index + 1
+        while what is not None and end < len(pending) and kind(pending[end]) == what:
+            end += 1
+        run = list(range(index, end))
+        if what is None or len(run) < BULK_MIN:
+            grouped += [[i] for i in run]
+        else:
+            size = _import_size if what == "import" else _delete_size
+            # the multipart part of the upload, and a margin for the archive's own directory
+            budget = limit - PART_OVERHEAD - 1024
+            grouped += list(batches(run, lambda i: size(pending[i]), budget))
+        index = end
+    return grouped
+
+
+def archive(entries: Sequence[tuple[str, str]]) -> bytes:
+    """A ZIP of (name, YAML source) entries, in that order."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in entries:
+            archive.writestr(name, text.encode())
+    return buffer.getvalue()
+
+
+def maybe_landed(exc: KestraError) -> bool:
+    """A failure after which the request may still have been carried out: no answer, a server
+    error, or a success status with a page that is no API answer (a proxy's)."""
+    return isinstance(exc, TransportError) or (isinstance(exc, ApiError) and exc.status >= 500) \
+        or (isinstance(exc, UnexpectedResponse) and 200 <= exc.status < 300)
+
+
+def import_flows(client: KestraClient, pending: Sequence[Change], step: Sequence[int]
+                 ) -> list[int]:
+    """Import the flows of ``step``; the indexes the server said it could not import."""
+    data = archive([(entry_name(i), str(pending[i].after)) for i in step])
+    failed = set(client.import_flows(data, filename="flows.zip"))
+    known = {entry_name(i): i for i in step}
+    unknown = failed - set(known)
+    if unknown:  # not entries it was sent: no Kestra answer
+        raise KestraError(f"POST /flows/import answered about entries it was not sent "
+                          f"({sorted(unknown)[:3]}): not a Kestra API answer",
+                          method="POST", path="/flows/import")
+    return sorted(known[name] for name in failed)
+
+
+def delete_flows(client: KestraClient, pending: Sequence[Change], step: Sequence[int]) -> None:
+    """Delete the flows of ``step``. One already gone counts as done (as for a single delete):
+    the server stops there, so the rest are deleted one by one."""
+    keys = [pending[i].key for i in step]
+    try:
+        client.delete_flows_by_ids([(k.namespace, k.id) for k in keys  # type: ignore[union-attr]
+                                    ])
+    except NotFound:
+        for key in keys:
+            assert isinstance(key, FlowKey)
+            try:
+                client.delete_flow(key.namespace, key.id)
+            except NotFound:
+                pass
+
+
+def undo_flows(client: KestraClient, changes: Sequence[Change], prefixes: tuple[str, ...]
+               ) -> dict[int, str | None]:
+    """Put back what ``changes`` (flows) replaced, in bulk: the target is read once, and each
+    flow is acted on only if it holds what this run wrote. Per change: None when the target
+    holds what it replaced now, else why not; changes it could not settle are left out (the
+    caller undoes them one by one)."""
+    holding = {flow.key: flow.source for flow in read_flows(client, prefixes)}
+    settled: dict[int, str | None] = {}
+    to_delete: list[int] = []
+    to_import: list[int] = []
+    for index, change in enumerate(changes):
+        now = holding.get(change.key)  # type: ignore[arg-type]
+        if _same(now, change.before):
+            settled[index] = None  # never landed, or already undone
+        elif not _same(now, change.after):
+            settled[index] = ("the target now holds a version this run did not write (edited "
+                              "since): left as it is")
+        elif change.before is None:
+            to_delete.append(index)
+        else:
+            to_import.append(index)
+    limit = client.max_body - PART_OVERHEAD - 1024
+    for batch in batches(to_delete, lambda i: _delete_size(changes[i]), limit):
+        try:
+            delete_flows(client, changes, batch)
+            settled.update({i: None for i in batch})
+        except KestraError:
+            pass  # undone one by one, each read first
+    for batch in batches(to_import, lambda i: len(str(changes[i].before)) + _ENTRY_OVERHEAD,
+                         limit):
+        try:
+            data = archive([(entry_name(i), str(changes[i].before)) for i in batch])
+            failed = set(client.import_flows(data, filename="flows.zip"))
+            settled.update({i: None for i in batch if entry_name(i) not in failed})
+        except KestraError:
+            pass
+    return settled
+
+
+def _same(a: str | None, b: str | bytes | None) -> bool:
+    if isinstance(a, str) and isinstance(b, str):
+        return source_hash(a) == source_hash(b)
+    return a is None and b is None

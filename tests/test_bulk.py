@@ -1,0 +1,237 @@
+"""Large change sets go in bulk requests, and keep every promise of one-by-one writes."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import FAKE_PASSWORD, FAKE_USER, GitRepo, flow_yaml, run_cli
+from fake_kestra import FakeKestra, serve
+from fake_kestra.app import HttpError
+from kestra_promote import bulk
+from kestra_promote.client import Connection, connect
+from kestra_promote.errors import KestraError
+from kestra_promote.models import Action, Change, FlowKey, Reason
+
+pytestmark = pytest.mark.fake_only
+SETTINGS = "name: analytics\nprune: true\nmax_deletions: 20\n"
+NS = "company.team"
+
+
+def _first(repo: GitRepo) -> None:
+    repo.write("kestra-promote.yml", SETTINGS)
+    for i in range(12):
+        repo.write(f"flows/u{i:02}.yml", flow_yaml(NS, f"u{i:02}"))
+        repo.write(f"flows/d{i:02}.yml", flow_yaml(NS, f"d{i:02}"))
+        repo.write(f"flows/k{i:02}.yml", flow_yaml(NS, f"k{i:02}"))  # kept as they are
+    repo.commit("first")
+
+
+def _second(repo: GitRepo) -> None:
+    """12 creations, 12 updates, 12 deletions, 12 flows left alone."""
+    for i in range(12):
+        repo.write(f"flows/u{i:02}.yml", flow_yaml(NS, f"u{i:02}", "updated"))
+        repo.write(f"flows/c{i:02}.yml", flow_yaml(NS, f"c{i:02}"))
+        (repo.path / f"flows/d{i:02}.yml").unlink()
+    repo.commit("second")
+
+
+def _deployed(repo: GitRepo) -> FakeKestra:
+    """A fake server holding the first commit, and the repository at the second."""
+    _first(repo)
+    fake = FakeKestra()
+    with serve(fake) as url:
+        assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
+    _second(repo)
+    return fake
+
+
+def _env(url: str) -> dict[str, str]:
+    return {"KESTRA_URL": url, "KESTRA_USERNAME": FAKE_USER, "KESTRA_PASSWORD": FAKE_PASSWORD}
+
+
+def _copy(fake: FakeKestra) -> FakeKestra:
+    fresh = FakeKestra()
+    fresh.flows = {k: list(v) for k, v in fake.flows.items()}
+    fresh.kv = {k: {kk: dict(vv) for kk, vv in v.items()} for k, v in fake.kv.items()}
+    return fresh
+
+
+def _state(fake: FakeKestra) -> tuple[dict, dict]:
+    """What a user sees: the flows and the inventory (revision numbers aside)."""
+    kv = {key: value["value"] for key, value in fake.kv.get(("main", "system"), {}).items()
+          if key != "kestra-promote-lock"}
+    return fake.current(), kv
+
+
+def _write_paths(fake: FakeKestra) -> list[str]:
+    return [f"{r.method} {r.path.split('/api/v1/main', 1)[-1]}" for r in fake.writes()]
+
+
+def test_a_large_change_is_one_import_one_delete_and_the_inventory(repo: GitRepo):
+    fake = _deployed(repo)
+    with serve(fake) as url:
+        before = len(fake.writes())
+        result = run_cli("apply", str(repo.path), env=_env(url))
+        assert result.code == 0, result.out + result.err
+        assert "Apply complete: 12 created, 12 updated, 12 deleted" in result.out
+        writes = _write_paths(fake)[before:]
+        assert writes[:2] == ["POST /flows/import", "DELETE /flows/delete/by-ids"], writes
+        assert all("/kv/" in w for w in writes[2:]), writes  # the inventory
+        live = fake.current()
+        assert {fid for _, fid in live} == {f"{p}{i:02}" for p in "cuk" for i in range(12)}
+        assert "updated" in live[(NS, "u03")]
+        # flows the change left alone get no new revision; updated ones exactly one
+        assert fake.revision_count(NS, "k05") == 1 and fake.revision_count(NS, "u05") == 2
+        # and a second apply writes nothing
+        again = len(fake.writes())
+        assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
+        assert len(fake.writes()) == again
+
+
+def test_each_bulk_request_is_bounded_by_the_body_limit(repo: GitRepo):
+    _first(repo)
+    for i in range(60):  # about 3 kB each: 180 kB to write, three times the limit
+        repo.write(f"flows/big{i:02}.yml", flow_yaml(NS, f"big{i:02}", "x" * 3000))
+    repo.commit("big")
+    fake = FakeKestra()
+    fake.max_body = 65_536  # a proxy in front refuses anything larger with a 413
+    with serve(fake) as url:
+        result = run_cli("apply", str(repo.path), "--max-request-bytes", "65536", env=_env(url))
+        assert result.code == 0, result.out + result.err
+        imports = [r for r in fake.writes() if r.path.endswith("/flows/import")]
+        assert 3 <= len(imports) <= 5
+        assert all(len(r.body) <= 65_536 for r in fake.requests)
+        assert len(fake.current()) == 96
+
+
+def test_a_proxy_refusing_the_bulk_body_is_found_before_any_write(repo: GitRepo):
+    _first(repo)
+    fake = FakeKestra()
+    with serve(fake) as url:
+        assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
+        for i in range(20):  # about 3 kB each: one import of about 60 kB
+            repo.write(f"flows/big{i:02}.yml", flow_yaml(NS, f"big{i:02}", "x" * 3000))
+        repo.commit("big")
+        fake.max_body = 40_000  # each flow passes, their import would not
+        before, writes = _state(fake), len(fake.writes())
+        result = run_cli("apply", str(repo.path), env=_env(url))
+        assert result.code == 1 and "HTTP 413" in result.err, result.out + result.err
+        assert _state(fake) == before
+        assert not [r for r in fake.writes()[writes:] if "/flows" in r.path]
+
+
+@pytest.mark.parametrize("fault", ["status", "lost-answer", "html", "revert-fails-once"])
+@pytest.mark.parametrize("position", [1, 2, 3], ids=["import", "delete", "inventory"])
+def test_a_fault_at_any_bulk_request_leaves_the_target_as_it_was(repo: GitRepo, fault: str,
+                                                                 position: int):
+    deployed = _deployed(repo)
+    fake = _copy(deployed)
+    before = _state(fake)
+    nth = position + 1  # the lease is the first write
+    if fault == "status":
+        fake.inject("WRITE", nth=nth, status=500)
+    elif fault == "lost-answer":  # the server does it all, the answer never arrives
+        fake.inject("WRITE", nth=nth, drop=True, after=True)
+    elif fault == "html":  # a proxy's page with a 200
+        fake.inject("WRITE", nth=nth, status=200, body=b"<html>Gateway</html>",
+                    headers={"Content-Type": "text/html"})
+    else:  # the write fails, and so does the first undo request: it is retried
+        fake.inject("WRITE", nth=nth, status=500, times=2)
+    with serve(fake) as url:
+        result = run_cli("apply", str(repo.path), env=_env(url))
+    if result.code == 0:
+        # only a delete or the inventory's put whose answer was lost: both are idempotent, so
+        # retried, and the retry worked
+        assert fault == "lost-answer" and position in (2, 3), result.out
+        assert "Apply complete: 12 created, 12 updated, 12 deleted" in result.out
+        return
+    assert _state(fake) == before, (fault, position, result.out)
+    assert "the run was rolled back" in result.out, result.out
+    # whatever landed was undone: no flow of this run is left behind
+    assert not any(fid.startswith("c") for _, fid in fake.current())
+
+
+def test_the_revert_of_a_bulk_write_is_itself_in_bulk(repo: GitRepo):
+    fake = _copy(_deployed(repo))
+    before = _state(fake)
+    fake.inject("WRITE", nth=3, status=500)  # the delete, after 24 flows were imported
+    with serve(fake) as url:
+        start = len(fake.requests)
+        result = run_cli("apply", str(repo.path), env=_env(url))
+    assert result.code == 1 and _state(fake) == before
+    assert result.out.count("  reverted ") == 24, result.out
+    undo = [r for r in fake.requests[start:] if r.is_write][3:]  # after lease, import, delete
+    paths = [f"{r.method} {r.path.rsplit('/api/v1/main', 1)[-1]}" for r in undo]
+    # the 12 created flows deleted in one request, the 12 updated ones put back in one import
+    assert paths[:2] == ["DELETE /flows/delete/by-ids", "POST /flows/import"], paths
+    assert len(undo) <= 4, paths  # and the lease given back
+
+
+class _RefusingFake(FakeKestra):
+    """Accepts every flow at validation, but its import refuses one (a plugin missing on one
+    node, a database constraint): the answer names the entry and gives no reason."""
+
+    refuse = "id: c07\n"
+
+    def _import(self, call):
+        original = self._checked
+
+        def checked(source: str, *, strict: bool = True) -> dict:
+            if self.refuse in source:
+                raise HttpError(422, "refused")
+            return original(source, strict=strict)
+
+        self._checked = checked  # type: ignore[method-assign]
+        try:
+            return super()._import(call)
+        finally:
+            del self._checked
+
+
+def test_an_entry_the_import_refuses_fails_the_run_names_it_and_reverts_the_rest(repo: GitRepo):
+    deployed = _deployed(repo)
+    fake = _RefusingFake()
+    fake.flows, fake.kv = _copy(deployed).flows, _copy(deployed).kv
+    before = _state(fake)
+    with serve(fake) as url:
+        result = run_cli("apply", str(repo.path), env=_env(url))
+    assert result.code == 1
+    assert "failed company.team/c07: the target's import did not take it" in result.out
+    assert "23 change(s) reverted" in result.out, result.out
+    assert _state(fake) == before, result.out
+
+
+def test_a_bulk_delete_of_a_flow_already_gone_deletes_the_rest(fake: FakeKestra):
+    for i in range(12):
+        fake.seed_flow(flow_yaml(NS, f"d{i:02}"))
+    pending = [Change(FlowKey(NS, f"d{i:02}"), Action.DELETE, Reason.LEFT_GIT, before="x")
+               for i in range(12)]
+    fake.flows[("main", NS, "d04")].pop()  # deleted by someone else meanwhile: never existed
+    del fake.flows[("main", NS, "d04")]
+    with serve(fake) as url, connect(Connection(url, username=FAKE_USER, password=FAKE_PASSWORD,
+                                                retries=0)) as client:
+        bulk.delete_flows(client, pending, list(range(12)))
+    assert fake.current() == {}
+
+
+def test_a_bulk_request_is_only_for_enough_flows_of_one_kind():
+    def change(i: int, action: Action) -> Change:
+        after = None if action is Action.DELETE else flow_yaml(NS, f"f{i}")
+        return Change(FlowKey(NS, f"f{i}"), action, Reason.NEW_IN_GIT, after=after)
+
+    few = [change(i, Action.CREATE) for i in range(bulk.BULK_MIN - 1)]
+    assert bulk.steps(few, 1_000_000) == [[i] for i in range(len(few))]
+    mixed = [change(i, Action.CREATE if i < 10 else Action.UPDATE) for i in range(20)] + \
+        [change(i, Action.DELETE) for i in range(20, 32)]
+    assert bulk.steps(mixed, 1_000_000) == [list(range(20)), list(range(20, 32))]
+
+
+def test_an_answer_about_entries_never_sent_is_no_kestra_answer(fake: FakeKestra):
+    pending = [Change(FlowKey(NS, f"c{i:02}"), Action.CREATE, Reason.NEW_IN_GIT,
+                      after=flow_yaml(NS, f"c{i:02}")) for i in range(10)]
+    fake.inject("POST", "/flows/import", status=200, body=b'["../../etc/passwd"]',
+                headers={"Content-Type": "application/json"})
+    with serve(fake) as url, connect(Connection(url, username=FAKE_USER, password=FAKE_PASSWORD,
+                                                retries=0)) as client:
+        with pytest.raises(KestraError, match="not a Kestra API answer"):
+            bulk.import_flows(client, pending, list(range(10)))
+
