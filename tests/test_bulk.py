@@ -103,6 +103,30 @@ def test_each_bulk_request_is_bounded_by_the_body_limit(repo: GitRepo):
         assert len(fake.current()) == 96
 
 
+def test_validation_and_import_are_bounded_by_size_not_by_count(repo: GitRepo):
+    repo.write("kestra-promote.yml", SETTINGS)
+    for i in range(500):
+        repo.write(f"flows/f{i:03}.yml", flow_yaml(NS, f"f{i:03}"))
+    repo.commit("500 small flows")
+    fake = FakeKestra()
+    with serve(fake) as url:
+        assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
+    validations = [r for r in fake.requests if r.path.endswith("/flows/validate")]
+    assert len(validations) == 1 and len(_write_paths(fake)) <= 3, _write_paths(fake)
+    assert len(fake.current()) == 500
+
+
+def test_a_slow_bulk_answer_is_waited_for_beyond_the_usual_timeout(repo: GitRepo):
+    # the server answers an import once it has imported every entry: far slower than one flow
+    _first(repo)
+    fake = FakeKestra()
+    fake.inject("POST", "/flows/import", delay=2.5)
+    with serve(fake) as url:
+        result = run_cli("apply", str(repo.path), "--timeout", "1", env=_env(url))
+    assert result.code == 0, result.out + result.err
+    assert len(fake.current()) == 36
+
+
 def test_a_proxy_refusing_the_bulk_body_is_found_before_any_write(repo: GitRepo):
     _first(repo)
     fake = FakeKestra()

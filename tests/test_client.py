@@ -243,19 +243,31 @@ def test_no_httpx_exception_escapes_any_public_method():
                 method(**kwargs)
 
 
-def test_validate_sends_batches_of_100_and_returns_one_entry_per_flow(fake: FakeKestra):
-    client = fake_client(fake)
+def test_validate_sends_batches_bounded_by_size_and_returns_one_entry_per_flow(fake: FakeKestra):
+    client = fake_client(fake, max_body=65_536)
     sources = [(f"f{i}.yml", f"id: f{i}\nnamespace: company\ntasks:\n  - id: t\n"
-                             f"    type: io.kestra.plugin.core.log.Log\n    message: hi\n")
-               for i in range(250)]
+                             f"    type: io.kestra.plugin.core.log.Log\n    message: {'x' * 400}\n")
+               for i in range(250)]  # 500 bytes and a part's headers: 3 requests of 64 kB
     sources[142] = ("bad.yml", "id: bad\nnamespace: company\ntasks: []\n")
     results = client.validate_flows(sources)
     posts = [r for r in fake.requests if r.path.endswith("/flows/validate")]
-    assert len(posts) == 3
-    assert [r.body.count(b'name="flows"') for r in posts] == [100, 100, 50]
+    assert len(posts) == 3 and all(len(r.body) <= 65_536 for r in posts)
+    assert sum(r.body.count(b'name="flows"') for r in posts) == 250
     assert [e["index"] for e in results] == list(range(250))
     assert [e["index"] for e in results if e.get("constraints")] == [142]
     assert results[142]["flow"] == "bad"
+
+
+def test_validation_pads_its_last_request_to_probe_the_largest_body(fake: FakeKestra):
+    client = fake_client(fake)
+    source = ("id: f\nnamespace: company\ntasks:\n  - id: t\n"
+              "    type: io.kestra.plugin.core.log.Log\n    message: hi\n")
+    (entry,) = client.validate_flows([("f.yml", source)], at_least=300_000)
+    (post,) = [r for r in fake.requests if r.path.endswith("/flows/validate")]
+    assert 299_000 <= len(post.body) <= 300_000  # one request: the validation and the probe
+    assert entry["flow"] == "f" and not entry.get("constraints") and entry["index"] == 0
+    client.probe(300_000)  # nothing more to try
+    assert len(fake.requests) == 1
 
 
 def test_a_flow_holding_a_separator_line_is_validated_as_one_flow(fake: FakeKestra):

@@ -55,12 +55,14 @@ Progress = Callable[[Outcome, int, int], None]  # (outcome, number, total); numb
 
 
 def validate_on_target(
-    client: KestraClient, flows: Sequence[DesiredFlow]
+    client: KestraClient, flows: Sequence[DesiredFlow], *, at_least: int = 0
 ) -> tuple[list[Problem], list[Problem]]:
-    """(problems, warnings) the target's own validation finds in ``flows``."""
+    """(problems, warnings) the target's own validation finds in ``flows`` (``at_least``: see
+    ``KestraClient.validate_flows``)."""
     if not flows:
         return [], []
-    entries = client.validate_flows([(flow.path, flow.source) for flow in flows])
+    entries = client.validate_flows([(flow.path, flow.source) for flow in flows],
+                                    at_least=at_least)
     problems, warnings = [], []
     for flow, entry in zip(flows, entries, strict=True):
         if entry.get("constraints"):
@@ -77,10 +79,10 @@ def validate_on_target(
 
 
 def check_on_target(client: KestraClient, flows: Sequence[DesiredFlow], *,
-                    note: str = "") -> list[Problem]:
+                    note: str = "", at_least: int = 0) -> list[Problem]:
     """Raise TargetRejected (its message ending with ``note``) unless the target accepts every
     flow; returns the warnings the target reported, if any."""
-    problems, warnings = validate_on_target(client, flows)
+    problems, warnings = validate_on_target(client, flows, at_least=at_least)
     if problems:
         rejected = len({p.flow for p in problems})
         raise TargetRejected(f"the target rejected {rejected} of {len(flows)} flow(s){note}",
@@ -88,8 +90,10 @@ def check_on_target(client: KestraClient, flows: Sequence[DesiredFlow], *,
     return warnings
 
 
-def ensure_valid(client: KestraClient, changes: Sequence[Change]) -> list[Problem]:
-    """Raise TargetRejected unless the target accepts every flow written by ``changes``.
+def ensure_valid(client: KestraClient, changes: Sequence[Change], *, at_least: int = 0
+                 ) -> list[Problem]:
+    """Raise TargetRejected unless the target accepts every flow written by ``changes``; the
+    last validation request is at least ``at_least`` bytes (the probe of the largest body).
 
     Returns the warnings the target reported, if any.
     """
@@ -99,7 +103,7 @@ def ensure_valid(client: KestraClient, changes: Sequence[Change]) -> list[Proble
         if isinstance(c.key, FlowKey) and c.action in (Action.CREATE, Action.UPDATE)
         and isinstance(c.after, str)
     ]
-    return check_on_target(client, flows, note="; nothing was written")
+    return check_on_target(client, flows, note="; nothing was written", at_least=at_least)
 
 
 def preflight(client: KestraClient, plan: Plan) -> list[Problem]:
@@ -108,8 +112,9 @@ def preflight(client: KestraClient, plan: Plan) -> list[Problem]:
     a proxy before it) takes the largest body the run will send. Returns the target's warnings."""
     ensure_allowed(plan)
     ensure_fits(plan, client.max_body)
-    warnings = ensure_valid(client, plan.pending)
-    client.probe(largest_body(plan, client.max_body))
+    largest = largest_body(plan, client.max_body)
+    warnings = ensure_valid(client, plan.pending, at_least=largest)
+    client.probe(largest)  # already done by the validation, unless it had nothing to validate
     return warnings
 
 

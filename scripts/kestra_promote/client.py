@@ -41,7 +41,9 @@ from .errors import (
 
 log = logging.getLogger(__name__)
 
-VALIDATE_BATCH = 100  # the server validates at most this many flows per request comfortably
+# The server answers a bulk request (validation, import, deletion by ids) only once it has
+# worked through every entry: thousands of flows in one body take far longer than one flow.
+BULK_READ_TIMEOUT = 300.0
 DEFAULT_MAX_BODY = 1_000_000  # just under 1 MiB, what nginx and others accept by default
 MIN_MAX_BODY = 65_536
 PART_OVERHEAD = 256  # a multipart part's boundary and headers, generously
@@ -601,8 +603,14 @@ class KestraClient:
         # the server picks its parser from the file name's extension
         files = {"fileUpload": (filename, data, "application/octet-stream")}
         return self._json(self.request(
-            "POST", self._path("/flows/import"), params={"failOnError": "false"}, files=files
-        ), list, "a list of failures")
+            "POST", self._path("/flows/import"), params={"failOnError": "false"}, files=files,
+            timeout=self._bulk_timeout()), list, "a list of failures")
+
+    def _bulk_timeout(self) -> httpx.Timeout:
+        """The client's timeouts, with a read timeout of at least ``BULK_READ_TIMEOUT``."""
+        timeout = self._http.timeout
+        return httpx.Timeout(timeout.connect, read=max(timeout.read or 0, BULK_READ_TIMEOUT),
+                             write=timeout.write, pool=timeout.pool)
 
     def delete_flows_by_ids(self, ids: Sequence[tuple[str, str]]) -> int:
         """Delete the (namespace, id) flows, in order, in one request; how many were deleted.
@@ -610,7 +618,8 @@ class KestraClient:
         body = json.dumps([{"namespace": ns, "id": fid} for ns, fid in ids]).encode()
         answer = self._json(self.request(
             "DELETE", self._path("/flows/delete/by-ids"), content=body,
-            headers={"Content-Type": "application/json"}), dict, "a count")
+            headers={"Content-Type": "application/json"}, timeout=self._bulk_timeout()),
+            dict, "a count")
         count = answer.get("count")
         if not isinstance(count, int):
             raise UnexpectedResponse(f"DELETE {self._path('/flows/delete/by-ids')} answered "
@@ -619,28 +628,35 @@ class KestraClient:
                                      status=200)
         return count
 
-    def validate_flows(self, sources: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    def validate_flows(self, sources: Sequence[tuple[str, str]], *, at_least: int = 0
+                       ) -> list[dict[str, Any]]:
         """Server-side validation of (name, source) pairs, in batches; one entry per source.
 
         Sent as multipart parts rather than one multi-document body, which the server splits
         on ``---`` lines and would break on a flow holding such a line in a block of text.
-        Each entry's ``index`` is the position in ``sources``.
+        Each entry's ``index`` is the position in ``sources``. With ``at_least``, the last
+        batch is padded with a YAML comment to that many bytes: it is then also the ``probe``
+        of the largest body the run will send, in the same request.
         """
         results: list[dict[str, Any]] = []
         encoded = [(name, text.encode()) for name, text in sources]
+        grouped = list(batches(encoded, lambda item: len(item[1]) + len(item[0]) + PART_OVERHEAD,
+                               self.max_body))
         start = 0
-        for batch in batches(encoded, lambda item: len(item[1]) + len(item[0]) + PART_OVERHEAD,
-                             self.max_body, VALIDATE_BATCH):
+        for number, batch in enumerate(grouped, 1):
             files = [("flows", (name, data, YAML)) for name, data in batch]
+            missing = at_least - body_size({"files": files}) if number == len(grouped) else 0
+            if missing > PART_OVERHEAD:
+                files.append(("flows", ("probe.yml", _filler(missing - PART_OVERHEAD), YAML)))
             response = self.request(
-                "POST", self._path("/flows/validate"), files=files, idempotent=True
-            )
+                "POST", self._path("/flows/validate"), files=files, idempotent=True,
+                timeout=self._bulk_timeout())
             answer = self._json(response, list, "a list of validation results")
-            if len(answer) != len(batch) or not all(isinstance(e, dict) for e in answer):
+            if len(answer) != len(files) or not all(isinstance(e, dict) for e in answer):
                 raise self._unexpected(
                     response, f"JSON that is not one validation result per flow ({len(answer)} "
-                    f"entries for {len(batch)} flow(s))")
-            for offset, entry in enumerate(answer):
+                    f"entries for {len(files)} flow(s))")
+            for offset, entry in enumerate(answer[:len(batch)]):
                 results.append({**entry, "index": start + offset})
             start += len(batch)
         return results
@@ -650,8 +666,7 @@ class KestraClient:
         validation of a YAML comment that long, which writes nothing. A 413 raises."""
         if size <= self.largest_sent:
             return
-        filler = b"# kestra-promote: checking that a body this large is accepted\n"
-        data = (filler * (size // len(filler) + 1))[: max(0, size - PART_OVERHEAD)]
+        data = _filler(max(0, size - PART_OVERHEAD))
         response = self.request("POST", self._path("/flows/validate"), idempotent=True,
                                 files=[("flows", ("probe.yml", data, YAML))], ok=(400, 422))
         if response.status_code == 200:  # Kestra's answer, not a page from a proxy
@@ -757,6 +772,12 @@ class KestraClient:
         kwargs: dict[str, Any] = {"files": files} if files else {}
         return self._json(self.request("POST", path, params=params, **kwargs), dict,
                           "an execution")
+
+
+def _filler(size: int) -> bytes:
+    """``size`` bytes of YAML comment: a body that validates nothing and writes nothing."""
+    line = b"# kestra-promote: checking that a body this large is accepted\n"
+    return (line * (size // len(line) + 1))[:size]
 
 
 def body_size(kwargs: Mapping[str, Any]) -> int:
