@@ -259,3 +259,62 @@ def test_an_answer_about_entries_never_sent_is_no_kestra_answer(fake: FakeKestra
         with pytest.raises(KestraError, match="not a Kestra API answer"):
             bulk.import_flows(client, pending, list(range(10)))
 
+
+
+FILE_SETTINGS = SETTINGS + "namespace_files:\n  - {source: files, namespace: company.team, target: /scripts}\n"
+ODD_NAMES = ("a b.py", "100%.txt", "x#y.py")  # what Kestra 1.3 would misread in a ZIP entry
+
+
+def _files_repo(repo: GitRepo) -> None:
+    repo.write("kestra-promote.yml", FILE_SETTINGS)
+    repo.write("flows/f.yml", flow_yaml(NS, "f"))
+    for i in range(12):
+        repo.write(f"files/lib/m{i:02}.py", f"print({i})\n")
+    for name in ODD_NAMES:
+        repo.write(f"files/{name}", f"# {name}\n")
+    repo.commit("files")
+
+
+@pytest.mark.parametrize("version", ["2.0.3", "1.3.4"])
+def test_many_files_go_in_one_zip_and_odd_names_alone(repo: GitRepo, version: str):
+    _files_repo(repo)
+    fake = FakeKestra(version=version)
+    with serve(fake) as url:
+        result = run_cli("apply", str(repo.path), env=_env(url))
+    assert result.code == 0, result.out + result.err
+    uploads = [r for r in fake.writes() if r.path.endswith("/namespaces/company.team/files")]
+    assert len(uploads) == 1 + len(ODD_NAMES)
+    assert sum(b'filename="files.zip"' in r.body for r in uploads) == 1
+    files = fake.files[("main", NS)]
+    assert {p: files[p] for p in files if p.startswith("/scripts/lib/")} == {
+        f"/scripts/lib/m{i:02}.py": f"print({i})\n".encode() for i in range(12)}
+    for name in ODD_NAMES:  # uploaded alone, as before (1.3 stores a space as "+" then)
+        stored = name.replace(" ", "+") if version.startswith("1.") else name
+        assert files[f"/scripts/{stored}"] == f"# {name}\n".encode()
+
+
+@pytest.mark.parametrize("fault", ["status", "lost-answer", "html"])
+def test_a_fault_at_the_zip_upload_leaves_the_files_as_they_were(repo: GitRepo, fault: str):
+    _files_repo(repo)
+    fake = FakeKestra()
+    with serve(fake) as url:
+        assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
+        for i in range(12):
+            repo.write(f"files/lib/m{i:02}.py", f"print({i} * 2)\n")
+        repo.write("files/lib/new.py", "print('new')\n")
+        repo.commit("change every file")
+        before = {k: dict(v) for k, v in fake.files.items()}, _state(fake)
+        if fault == "status":
+            fake.inject("POST", "/files$", status=500)
+        elif fault == "lost-answer":  # extracted, then the answer is lost: retried (idempotent)
+            fake.inject("POST", "/files$", drop=True, after=True)
+        else:
+            fake.inject("POST", "/files$", status=200, body=b"<html>proxy</html>",
+                        headers={"Content-Type": "text/html"})
+        result = run_cli("apply", str(repo.path), env=_env(url))
+    if fault == "lost-answer":
+        assert result.code == 0, result.out + result.err
+        assert fake.files[("main", NS)]["/scripts/lib/new.py"] == b"print('new')\n"
+        return
+    assert result.code == 1 and "the run was rolled back" in result.out, result.out
+    assert ({k: dict(v) for k, v in fake.files.items()}, _state(fake)) == before

@@ -227,7 +227,7 @@ def test_no_httpx_exception_escapes_any_public_method():
     arguments = {"namespace": "a", "flow_id": "b", "source": "id: a\n", "data": b"",
                  "sources": [("a.yml", "id: a\n")], "path": "/x", "content": b"x", "key": "k",
                  "value": 1, "namespace_prefix": "a", "namespace_regex": "^a$",
-                 "size": 100_000, "ids": [("a", "b")]}
+                 "size": 100_000, "ids": [("a", "b")], "archive": b"PK"}
     for failure in failures:
         def handler(request: httpx.Request, failure=failure) -> httpx.Response:
             failure.request = request

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import pytest
 from conftest import FAKE_PASSWORD, FAKE_USER, GitRepo, flow_yaml, run_cli
 from fake_kestra import FakeKestra, serve
-from kestra_promote import errors
+from kestra_promote import bulk, errors
 from kestra_promote.client import Connection, KestraClient, connect
 
 FLOW = flow_yaml("company", "etl")
@@ -59,6 +59,8 @@ CALLS: dict[str, dict[str, Any]] = {
     "list_namespace_files": {"namespace": "company"},
     "download_namespace_file": {"namespace": "company", "path": "/lib/a.py"},
     "upload_namespace_file": {"namespace": "company", "path": "/lib/b.py", "content": b"print(2)"},
+    "upload_namespace_files": {"namespace": "company",
+                               "archive": bulk.archive([("lib/c.py", b"print(3)")])},
     "delete_namespace_file": {"namespace": "company", "path": "/lib/a.py"},
     "export_namespace_files": {"namespace": "company"},
     "kv_get": {"namespace": "system", "key": "state"},
@@ -67,7 +69,8 @@ CALLS: dict[str, dict[str, Any]] = {
     "list_kv_keys": {"namespace": "system"},
     "create_execution": {"namespace": "company", "flow_id": "etl"},
 }
-SHORT_ANSWERS = {"ping", "delete_flow", "upload_namespace_file", "delete_namespace_file", "kv_put",
+SHORT_ANSWERS = {"ping", "delete_flow", "upload_namespace_file", "upload_namespace_files",
+                 "delete_namespace_file", "kv_put",
                  "kv_delete", "download_namespace_file", "import_flows",
                  "delete_flows_by_ids"}  # 40 bytes or fewer
 # what each fault does on the wire: answer without processing, or process and then spoil

@@ -457,17 +457,17 @@ def _write_step(client: KestraClient, pending: Sequence[Change], step: Sequence[
             # the undo looks before it acts: a write that may have landed is undone if it did
             return (f"{change.action.value} {change.key} failed: {exc}",
                     {index} if bulk.maybe_landed(exc) else set())
-    what = bulk.kind(pending[step[0]])
+    what = {"import": "import of", "delete": "deletion of"}.get(
+        str(bulk.kind(pending[step[0]])), "upload of")
+    objects = f"{len(step)} {'files' if isinstance(pending[step[0]].key, FileKey) else 'flows'}"
     try:
-        refused = bulk.import_flows(client, pending, step) if what == "import" else []
-        if what == "delete":
-            bulk.delete_flows(client, pending, step)
+        refused = bulk.write(client, pending, step)
     except KestraError as exc:
         # a bulk request stopped half way, or its answer was lost: any of it may have landed
         for index in step:
             results[index] = Outcome(pending[index], Status.FAILED, str(exc))
-        log.error("%s of %d flows failed: %s", what, len(step), exc)
-        return f"{what} of {len(step)} flows failed: {exc}", set(step)
+        log.error("%s %s failed: %s", what, objects, exc)
+        return f"{what} {objects} failed: {exc}", set(step)
     for index in step:
         change = pending[index]
         if index in refused:

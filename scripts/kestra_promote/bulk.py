@@ -1,4 +1,4 @@
-"""Many flows in one request: Kestra's bulk endpoints, and how to undo what they did.
+"""Many objects in one request: Kestra's bulk endpoints, and how to undo what they did.
 
 A run of consecutive flow creations and updates (already in dependency order) is written by
 ``POST /flows/import`` with a ZIP of their sources, in batches below the request body limit;
@@ -6,7 +6,13 @@ the server imports the entries one by one, in the archive's order, creating or u
 (``FlowService.importFlow``: an unchanged source makes no new revision), and answers with the
 entries it could not import. A run of consecutive flow deletions is one
 ``DELETE /flows/delete/by-ids``, which deletes in order and stops at the first flow that is not
-there (404). Both are the same on Kestra 1.3 and 2.0 (``FlowController``).
+there (404). Both are the same on Kestra 1.3 and 2.0 (``FlowController``). A run of namespace
+file uploads into one namespace is one upload of a ZIP, which the server extracts entry by
+entry (``NamespaceFileController.createNamespaceFile``: a part whose file name ends in ``.zip``).
+Only plain paths go in it: Kestra 1.3 turns an entry name into a path with ``URI.create``, which
+refuses a space and reads ``%``, ``#`` and ``?`` as URI syntax (2.0 encodes them); any other
+file is uploaded alone, under the ``path`` parameter, which both versions take as it is. Files
+are not deleted in bulk (no endpoint deletes a list of paths), and are reverted one by one.
 
 What the bulk endpoints cannot promise, the callers keep:
 - import creates or updates, whatever the flow's state: a flow created on the target between
@@ -19,24 +25,33 @@ What the bulk endpoints cannot promise, the callers keep:
 from __future__ import annotations
 
 import io
+import re
 import zipfile
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .client import PART_OVERHEAD, KestraClient, batches
 from .compare import source_hash
 from .errors import ApiError, KestraError, NotFound, TransportError, UnexpectedResponse
 from .live import read_flows
-from .models import Action, Change, FlowKey
+from .models import Action, Change, FileKey, FlowKey
 
 BULK_MIN = 10  # fewer go one by one: a single write says why it failed, an import does not
 _ENTRY_OVERHEAD = 128  # a ZIP entry's headers, with its name twice
 
 
+_PLAIN_PATH = re.compile(r"(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+")  # no ".", "..", "//", "%"
+
+
 def kind(change: Change) -> str | None:
-    """``import`` or ``delete`` when ``change`` can go in a bulk request, else None."""
-    if not isinstance(change.key, FlowKey):
-        return None
-    if change.action in (Action.CREATE, Action.UPDATE) and isinstance(change.after, str):
+    """What bulk request ``change`` can go in (``import``, ``delete``, or ``files <namespace>``),
+    or None: written alone."""
+    key = change.key
+    writes = change.action in (Action.CREATE, Action.UPDATE)
+    if isinstance(key, FileKey):
+        plain = _PLAIN_PATH.fullmatch(key.path) and not key.path.startswith("/_flows")
+        return f"files {key.namespace}" if writes and plain and isinstance(change.after, bytes) \
+            else None
+    if writes and isinstance(change.after, str):
         return "import"
     return "delete" if change.action is Action.DELETE else None
 
@@ -55,9 +70,19 @@ def _delete_size(change: Change) -> int:
     return len(change.key.namespace) + len(change.key.id) + 32
 
 
+def _file_size(change: Change) -> int:
+    assert isinstance(change.after, bytes) and isinstance(change.key, FileKey)
+    # deflate can make incompressible data a little larger: 5 bytes per 16 kB block
+    return len(change.after) + len(change.after) // 1000 + _ENTRY_OVERHEAD + 2 * len(change.key.path)
+
+
+def _size(what: str) -> Callable[[Change], int]:
+    return {"import": _import_size, "delete": _delete_size}.get(what, _file_size)
+
+
 def body_size(pending: Sequence[Change], step: Sequence[int]) -> int:
     """At most the body of the bulk request for ``step`` (the archive is compressed, so less)."""
-    size = _import_size if kind(pending[step[0]]) == "import" else _delete_size
+    size = _size(str(kind(pending[step[0]])))
     return sum(size(pending[i]) for i in step) + PART_OVERHEAD + 1024
 
 
@@ -75,20 +100,21 @@ def steps(pending: Sequence[Change], limit: int) -> list[list[int]]:
         if what is None or len(run) < BULK_MIN:
             grouped += [[i] for i in run]
         else:
-            size = _import_size if what == "import" else _delete_size
-            # the multipart part of the upload, and a margin for the archive's own directory
+            size = _size(what)
+            # the multipart part of the upload, and a margin for the archive's own directory;
+            # an object too large for that goes alone, as a single write
             budget = limit - PART_OVERHEAD - 1024
             grouped += list(batches(run, lambda i: size(pending[i]), budget))
         index = end
     return grouped
 
 
-def archive(entries: Sequence[tuple[str, str]]) -> bytes:
-    """A ZIP of (name, YAML source) entries, in that order."""
+def archive(entries: Sequence[tuple[str, str | bytes]]) -> bytes:
+    """A ZIP of (name, content) entries, in that order."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, text in entries:
-            archive.writestr(name, text.encode())
+        for name, content in entries:
+            archive.writestr(name, content.encode() if isinstance(content, str) else content)
     return buffer.getvalue()
 
 
@@ -111,6 +137,29 @@ def import_flows(client: KestraClient, pending: Sequence[Change], step: Sequence
                           f"({sorted(unknown)[:3]}): not a Kestra API answer",
                           method="POST", path="/flows/import")
     return sorted(known[name] for name in failed)
+
+
+def upload_files(client: KestraClient, pending: Sequence[Change], step: Sequence[int]) -> None:
+    """Upload the files of ``step`` (one namespace, plain paths) in one ZIP."""
+    keys = [pending[i].key for i in step]
+    namespace = keys[0].namespace
+    entries: list[tuple[str, str | bytes]] = []
+    for i, key in zip(step, keys):
+        assert isinstance(key, FileKey) and key.namespace == namespace
+        entries.append((key.path.lstrip("/"), bytes(pending[i].after or b"")))
+    client.upload_namespace_files(namespace, archive(entries))
+
+
+def write(client: KestraClient, pending: Sequence[Change], step: Sequence[int]) -> list[int]:
+    """Perform the bulk request for ``step``; the indexes the server said it did not take."""
+    what = str(kind(pending[step[0]]))
+    if what == "import":
+        return import_flows(client, pending, step)
+    if what == "delete":
+        delete_flows(client, pending, step)
+    else:
+        upload_files(client, pending, step)
+    return []
 
 
 def delete_flows(client: KestraClient, pending: Sequence[Change], step: Sequence[int]) -> None:

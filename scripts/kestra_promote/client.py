@@ -697,6 +697,17 @@ class KestraClient:
             success=NO_BODY,
         ))
 
+    def upload_namespace_files(self, namespace: str, archive: bytes) -> None:
+        """Upload a ZIP whose entries the server extracts, each at ``/<entry name>``, in order."""
+        # the part's file name ending in .zip is what makes the server extract it; ``path`` is
+        # required but not used then
+        files = {"fileContent": ("files.zip", archive, "application/zip")}
+        self._no_body(self.request(
+            "POST", self._files_path(namespace), params={"path": "/"}, files=files,
+            idempotent=True,  # the same files with the same bytes again: harmless
+            success=NO_BODY, timeout=self._bulk_timeout(),
+        ))
+
     def delete_namespace_file(self, namespace: str, path: str) -> None:
         self._no_body(self.request(
             "DELETE", self._files_path(namespace), params={"path": path}, success=NO_BODY))

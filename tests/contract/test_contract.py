@@ -10,7 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 from fake_kestra import FakeKestra, mock_transport
+from kestra_promote.bulk import archive
 from kestra_promote.client import Connection, KestraClient, connect
+
+_ZIP = archive([("a/c.py", b"x")])
 
 FIXTURE = json.loads((Path(__file__).parent / "openapi_operations.json").read_text())
 FLOW = ("id: etl\nnamespace: company\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n"
@@ -52,6 +55,7 @@ def _capture(version: str) -> list[httpx.Request]:
                              {"namespace": "company", "flow_id": "etl"}],
         "delete_flow": [{"namespace": "company", "flow_id": "etl"}],
         "upload_namespace_file": [{"namespace": "company", "path": "/a/b.py", "content": b"x"}],
+        "upload_namespace_files": [{"namespace": "company", "archive": _ZIP}],
         "list_namespace_files": [{"namespace": "company", "path": "/a"}],
         "download_namespace_file": [{"namespace": "company", "path": "/a/b.py"}],
         "export_namespace_files": [{"namespace": "company"}],

@@ -997,12 +997,26 @@ class FakeKestra:
                 with zipfile.ZipFile(io.BytesIO(data)) as archive:
                     for info in archive.infolist():
                         if not info.is_dir():
-                            self._put_file(call, "/" + info.filename, archive.read(info))
+                            self._put_file(call, self._entry_path(info.filename),
+                                           archive.read(info))
             except zipfile.BadZipFile:
                 pass  # ZipInputStream finds no entry in what is not a ZIP
             return Response(200)
         self._put_file(call, path, data)
         return Response(200)
+
+    def _entry_path(self, name: str) -> str:
+        """The path a ZIP entry is extracted to. 2.0 builds a URI from the path with the
+        multi-argument constructor (every character kept); 1.3 parses "/" + name with
+        URI.create, which refuses a space and the like (IllegalArgumentException, after the
+        earlier entries were written), and whose getPath() drops a query or fragment and
+        decodes %XX escapes."""
+        path = "/" + name
+        if self.major >= 2:
+            return path
+        if re.search(r'[\x00-\x20"<>\\^`{|}\x7f]|%(?![0-9A-Fa-f]{2})', path):
+            raise _illegal_argument(f"Illegal character in path at index 0: {path}")
+        return unquote(re.split(r"[?#]", path, maxsplit=1)[0])
 
     def _put_file(self, call: _Call, path: str, data: bytes) -> None:
         namespace = call.params["namespace"]
