@@ -3,6 +3,8 @@ limit."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from conftest import GitRepo, Target, flow_yaml, run_cli
 from kestra_promote import store
@@ -116,3 +118,27 @@ def test_a_proxy_refusing_the_inventory_is_found_before_any_write(repo: GitRepo,
     assert len(target.fake.writes()) == writes
     probes = [r for r in target.fake.requests if r.path.endswith("/flows/validate")]
     assert len(probes[-1].body) > 20_000  # the probe, refused
+
+
+def test_parts_read_earlier_in_the_run_are_not_read_again(target: Target):
+    # the read right before the writes, and the one before the inventory is written, read the
+    # head only when it names the same parts (a part's name is its content's digest)
+    fake = target.fake
+    assert fake is not None
+    inventory = _inventory(3000)
+    key = "kestra-promote.big"
+    with target.client() as client:
+        client.max_body = LIMIT
+        store.write(client, "system", inventory)
+        first = store.read(client, "system", key)
+        assert first == inventory and len(first.parts) >= 4
+        count = len(fake.requests)
+        assert store.read(client, "system", key, first) == first
+        assert len(fake.requests) == count + 1
+        # a head naming other parts: they are read
+        changed = dataclasses.replace(inventory, flows={
+            **inventory.flows, FlowKey("company.x", "new"): Managed(source_hash("x"), "x.yml")})
+        store.write(client, "system", changed, first)
+        count = len(fake.requests)
+        assert store.read(client, "system", key, first) == changed
+        assert len(fake.requests) > count + 1

@@ -345,14 +345,16 @@ def _check_befores(plan: Plan, live: LiveState) -> None:
 def read_scope(client: KestraClient, plan: Plan) -> LiveState:
     """The target as the plan's own reads saw it: the same requests, read again."""
     scope = plan.scope
+    known = {inv.kv_key(plan.name): plan.inventory_before} if plan.inventory_before else {}
     return read_live_state(client, scope.flow_prefixes, scope.file_namespaces,
-                           state_namespace=scope.state_namespace, name=plan.name)
+                           state_namespace=scope.state_namespace, name=plan.name, known=known)
 
 
 def _inventory_unchanged(client: KestraClient, plan: Plan) -> Inventory | None:
     """Refuse to overwrite an inventory another run wrote since the plan (read right before);
     returns it, as stored."""
-    current = store.read(client, plan.scope.state_namespace, inv.kv_key(plan.name))
+    current = store.read(client, plan.scope.state_namespace, inv.kv_key(plan.name),
+                         plan.inventory_before)
     if current != plan.inventory_before:
         raise KestraError(f"the inventory {inv.kv_key(plan.name)} was changed by another run "
                           "since the plan was made: not overwritten; plan again")

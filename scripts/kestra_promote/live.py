@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import zipfile
 import zlib
-from typing import Iterable, Optional
+from typing import Iterable, Mapping, Optional
 
 from . import inventory as inv
 from . import store
@@ -97,14 +97,16 @@ def read_files(client: KestraClient, namespace: str) -> dict[FileKey, LiveFile]:
 Inventories = tuple[Optional[Inventory], dict[str, Inventory]]  # this source's, and the others'
 
 
-def read_inventories(client: KestraClient, namespace: str, name: str) -> Inventories:
-    """This source's inventory (None if it has none yet) and every other source's."""
+def read_inventories(client: KestraClient, namespace: str, name: str,
+                     known: Mapping[str, Inventory] | None = None) -> Inventories:
+    """This source's inventory (None if it has none yet) and every other source's; ``known``:
+    inventories read earlier in this run, by KV key (their unchanged parts are not read again)."""
     own: Inventory | None = None
     others: dict[str, Inventory] = {}
     for key in client.list_kv_keys(namespace):
         if not key.startswith(inv.KEY_PREFIX):
             continue
-        inventory = store.read(client, namespace, key)
+        inventory = store.read(client, namespace, key, (known or {}).get(key))
         if inventory is None:  # deleted between the listing and now
             continue
         if key == inv.kv_key(name):
@@ -119,12 +121,12 @@ def read_inventories(client: KestraClient, namespace: str, name: str) -> Invento
 def read_live_state(
     client: KestraClient, flow_namespaces: Iterable[str], file_namespaces: Iterable[str] = (),
     *, state_namespace: str | None = None, name: str = "default", include: Iterable[str] = (),
-    inventories: Inventories | None = None,
+    inventories: Inventories | None = None, known: Mapping[str, Inventory] | None = None,
 ) -> LiveState:
     """The live flows and files the plan needs, and the inventories (if ``state_namespace``;
-    ``inventories`` when they were just read)."""
+    ``inventories`` when they were just read; ``known``: see ``read_inventories``)."""
     own, others = (inventories if inventories is not None else
-                   read_inventories(client, state_namespace, name) if state_namespace
+                   read_inventories(client, state_namespace, name, known) if state_namespace
                    else (None, {}))
     flow_spaces = set(flow_namespaces) | ({k.namespace for k in own.flows} if own else set())
     flow_spaces |= {p.split("*")[0].rstrip(".") for p in include}

@@ -82,13 +82,21 @@ def from_values(head: Any, parts: Mapping[str, Any], *, where: str) -> Inventory
     return inv.from_json(whole, where=where)
 
 
-def read(client: KestraClient, namespace: str, key: str) -> Inventory | None:
-    """The inventory under ``key`` (None when there is none)."""
+def read(client: KestraClient, namespace: str, key: str, known: Inventory | None = None
+         ) -> Inventory | None:
+    """The inventory under ``key`` (None when there is none). ``known``: the same inventory
+    read earlier in this run; when the head names the same parts, they are not read again
+    (a part's name is the digest of its content)."""
     try:
         head = client.kv_get(namespace, key)
     except NotFound:
         return None
     names = [str(p) for p in head.get("parts") or ()] if isinstance(head, Mapping) else []
+    if names and known is not None and tuple(names) == known.parts:
+        entries = inv.to_json(known)
+        whole = {**head, "flows": entries["flows"], "files": entries["files"]}
+        return dataclasses.replace(inv.from_json(whole, where=f"{namespace}/{key}"),
+                                   parts=tuple(names))
     parts = {}
     for part in names:
         try:
