@@ -1,7 +1,7 @@
 """Benchmark: kestra-promote and a per-flow promoter side by side, against the fake Kestra.
 
 Usage: python benchmarks/bench_scale.py [--flows 1000 10000] [--roots 1 10] [--latency 0.02]
-                                        [--only kestra-promote|peer]
+                                        [--only kestra-promote|peer] [--kestra 2.0.3]
 
 Each tool runs as its own process (so its CPU time and peak memory are its own) against the fake
 server, which runs in this process over real HTTP on 127.0.0.1. Per scenario:
@@ -13,7 +13,8 @@ server, which runs in this process over real HTTP on 127.0.0.1. Per scenario:
   prune 10   10 flow files deleted, and their flows deleted from the target
 and per tool: requests, writes (requests that change state), the largest request body, wall
 time, CPU time (user + system) and peak memory (RSS). `--latency` makes every answer of the
-server wait that long, to show what a real network's round trips cost.
+server wait that long, to show what a real network's round trips cost. `--kestra` picks the
+version the fake server follows (2.0.3 by default; flows are imported in bulk on 1.x only).
 
 The flows live in ten namespaces under one root (`bench.ns0` ...) or under ten roots
 (`bench0.team` ...).
@@ -141,14 +142,15 @@ def change(folder: Path, scenario: str, flows: int) -> None:
             path.unlink()
 
 
-def bench(tool: str, flows: int, roots: int, latency: float) -> dict[str, Measure]:
+def bench(tool: str, flows: int, roots: int, latency: float, version: str
+          ) -> dict[str, Measure]:
     namespaces = ([f"bench.ns{i}" for i in range(10)] if roots == 1 else
                   [f"bench{i % roots}.team{i // roots}" for i in range(10)])
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "flows"
         write_flows(folder, flows, namespaces)
-        fake = FakeKestra()
+        fake = FakeKestra(version=version)
         with serve(fake) as url:
             fake.latency = latency
             for scenario in SCENARIOS:
@@ -164,17 +166,20 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS")
     parser.add_argument("--only", choices=("kestra-promote", "peer"))
     parser.add_argument("--breakdown", action="store_true", help="requests per operation")
+    parser.add_argument("--kestra", default="2.0.3", metavar="VERSION",
+                        help="the Kestra version the fake server follows")
     args = parser.parse_args()
     tools = [args.only] if args.only else ["kestra-promote", "peer"]
-    print(f"latency per request: {args.latency * 1000:.0f} ms; python {sys.version.split()[0]}; "
-          f"{os.cpu_count()} CPUs")
+    print(f"Kestra {args.kestra} (fake); latency per request: {args.latency * 1000:.0f} ms; "
+          f"python {sys.version.split()[0]}; {os.cpu_count()} CPUs")
     header = (f"{'flows':>6} {'roots':>5} {'scenario':<10} {'tool':<15} {'requests':>8} "
               f"{'writes':>6} {'max body':>9} {'wall s':>7} {'cpu s':>6} {'peak MB':>7}")
     print(header)
     print("-" * len(header))
     for flows in args.flows:
         for roots in args.roots:
-            measured = {tool: bench(tool, flows, roots, args.latency) for tool in tools}
+            measured = {tool: bench(tool, flows, roots, args.latency, args.kestra)
+                        for tool in tools}
             for scenario in SCENARIOS:
                 for tool in tools:
                     m = measured[tool][scenario]

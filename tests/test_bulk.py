@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import threading
+import time
+import zipfile
+
 import pytest
 from conftest import FAKE_PASSWORD, FAKE_USER, GitRepo, flow_yaml, run_cli
 from fake_kestra import FakeKestra, serve
-from fake_kestra.app import HttpError
+from fake_kestra.app import HttpError, Response, _parse_multipart
 from kestra_promote import bulk
 from kestra_promote.client import Connection, connect
 from kestra_promote.errors import KestraError
@@ -14,6 +19,7 @@ from kestra_promote.models import Action, Change, FlowKey, Reason
 pytestmark = pytest.mark.fake_only
 SETTINGS = "name: analytics\nprune: true\nmax_deletions: 20\n"
 NS = "company.team"
+IMPORTS = "1.3.4"  # flows are imported in bulk on Kestra 1.x only (see bulk.py)
 
 
 def _first(repo: GitRepo) -> None:
@@ -37,7 +43,7 @@ def _second(repo: GitRepo) -> None:
 def _deployed(repo: GitRepo) -> FakeKestra:
     """A fake server holding the first commit, and the repository at the second."""
     _first(repo)
-    fake = FakeKestra()
+    fake = FakeKestra(version=IMPORTS)
     with serve(fake) as url:
         assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
     _second(repo)
@@ -49,7 +55,7 @@ def _env(url: str) -> dict[str, str]:
 
 
 def _copy(fake: FakeKestra) -> FakeKestra:
-    fresh = FakeKestra()
+    fresh = FakeKestra(version=IMPORTS)
     fresh.flows = {k: list(v) for k, v in fake.flows.items()}
     fresh.kv = {k: {kk: dict(vv) for kk, vv in v.items()} for k, v in fake.kv.items()}
     return fresh
@@ -87,12 +93,37 @@ def test_a_large_change_is_one_import_one_delete_and_the_inventory(repo: GitRepo
         assert len(fake.writes()) == again
 
 
+def test_on_kestra_2_flows_are_written_one_by_one_so_that_kestra_runs_them(repo: GitRepo):
+    # 2.0's import skips what tells executors and the scheduler about a flow: never used there
+    _first(repo)
+    fake = FakeKestra(version="2.0.3")
+    with serve(fake) as url:
+        assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
+        _second(repo)
+        before = len(fake.writes())
+        result = run_cli("apply", str(repo.path), env=_env(url))
+    assert result.code == 0, result.out + result.err
+    writes = _write_paths(fake)[before:]
+    assert "POST /flows/import" not in writes
+    assert writes.count("POST /flows") == 12 and writes.count("DELETE /flows/delete/by-ids") == 1
+    assert len([w for w in writes if w.startswith("PUT /flows/")]) == 12
+    assert len(fake.current()) == 36 and not fake.unannounced
+
+
+def test_an_import_on_kestra_1_reaches_the_rest_of_kestra(repo: GitRepo):
+    fake = _deployed(repo)
+    with serve(fake) as url:
+        assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
+    assert any(r.path.endswith("/flows/import") for r in fake.writes())
+    assert not fake.unannounced
+
+
 def test_each_bulk_request_is_bounded_by_the_body_limit(repo: GitRepo):
     _first(repo)
     for i in range(60):  # about 3 kB each: 180 kB to write, three times the limit
         repo.write(f"flows/big{i:02}.yml", flow_yaml(NS, f"big{i:02}", "x" * 3000))
     repo.commit("big")
-    fake = FakeKestra()
+    fake = FakeKestra(version=IMPORTS)
     fake.max_body = 65_536  # a proxy in front refuses anything larger with a 413
     with serve(fake) as url:
         result = run_cli("apply", str(repo.path), "--max-request-bytes", "65536", env=_env(url))
@@ -108,7 +139,7 @@ def test_validation_and_import_are_bounded_by_size_not_by_count(repo: GitRepo):
     for i in range(500):
         repo.write(f"flows/f{i:03}.yml", flow_yaml(NS, f"f{i:03}"))
     repo.commit("500 small flows")
-    fake = FakeKestra()
+    fake = FakeKestra(version=IMPORTS)
     with serve(fake) as url:
         assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
     validations = [r for r in fake.requests if r.path.endswith("/flows/validate")]
@@ -119,7 +150,7 @@ def test_validation_and_import_are_bounded_by_size_not_by_count(repo: GitRepo):
 def test_a_slow_bulk_answer_is_waited_for_beyond_the_usual_timeout(repo: GitRepo):
     # the server answers an import once it has imported every entry: far slower than one flow
     _first(repo)
-    fake = FakeKestra()
+    fake = FakeKestra(version=IMPORTS)
     fake.inject("POST", "/flows/import", delay=2.5)
     with serve(fake) as url:
         result = run_cli("apply", str(repo.path), "--timeout", "1", env=_env(url))
@@ -129,7 +160,7 @@ def test_a_slow_bulk_answer_is_waited_for_beyond_the_usual_timeout(repo: GitRepo
 
 def test_a_proxy_refusing_the_bulk_body_is_found_before_any_write(repo: GitRepo):
     _first(repo)
-    fake = FakeKestra()
+    fake = FakeKestra(version=IMPORTS)
     with serve(fake) as url:
         assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
         for i in range(20):  # about 3 kB each: one import of about 60 kB
@@ -195,6 +226,9 @@ class _RefusingFake(FakeKestra):
     node, a database constraint): the answer names the entry and gives no reason."""
 
     refuse = "id: c07\n"
+
+    def __init__(self) -> None:
+        super().__init__(version=IMPORTS)
 
     def _import(self, call):
         original = self._checked
@@ -318,3 +352,75 @@ def test_a_fault_at_the_zip_upload_leaves_the_files_as_they_were(repo: GitRepo, 
         return
     assert result.code == 1 and "the run was rolled back" in result.out, result.out
     assert ({k: dict(v) for k, v in fake.files.items()}, _state(fake)) == before
+
+
+class _SlowBehindAProxy(FakeKestra):
+    """A proxy gives up on the import (504) while Kestra goes on importing, entry by entry."""
+
+    armed = False
+    worker: threading.Thread | None = None
+
+    def _import(self, call):
+        if not self.armed:
+            return super()._import(call)
+        self.armed = False
+        data = [p for p in _parse_multipart(call.ctype, call.body) if p[0] == "fileUpload"][0][2]
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            sources = [archive.read(info).decode() for info in archive.infolist()]
+
+        def go_on() -> None:
+            for source in sources:
+                time.sleep(0.1)
+                with self._lock:
+                    self._save(call.tenant, self._checked(source), source)
+
+        self.worker = threading.Thread(target=go_on)
+        self.worker.start()
+        time.sleep(0.3)  # a few entries land before the proxy answers
+        return Response(504, b"<html>504 Gateway Time-out</html>", {"Content-Type": "text/html"})
+
+
+def test_an_import_the_server_goes_on_with_after_a_proxy_504_is_reverted_once_done(repo: GitRepo):
+    repo.write("kestra-promote.yml", SETTINGS)
+    repo.write("flows/k.yml", flow_yaml(NS, "k"))
+    repo.commit("first")
+    fake = _SlowBehindAProxy(version=IMPORTS)
+    with serve(fake) as url:
+        assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
+        for i in range(12):
+            repo.write(f"flows/c{i:02}.yml", flow_yaml(NS, f"c{i:02}"))
+        repo.commit("12 new flows")
+        before = _state(fake)
+        fake.armed = True
+        result = run_cli("apply", str(repo.path), env=_env(url))
+        assert fake.worker is not None
+        fake.worker.join()
+    assert result.code == 1 and "the run was rolled back" in result.out
+    assert _state(fake) == before  # nothing the import did after the 504 is left behind
+
+
+class _RegexBlindFake(FakeKestra):
+    """A server whose namespace REGEX filter finds nothing (a search engine's anchored regex)."""
+
+    def _filtered(self, call):
+        if call.query.get("filters[namespace][REGEX]"):
+            return []
+        return super()._filtered(call)
+
+
+def test_the_bulk_revert_reads_root_by_root_where_the_regex_filter_finds_nothing(repo: GitRepo):
+    repo.write("kestra-promote.yml", SETTINGS)
+    repo.write("flows/a.yml", flow_yaml("alpha", "a"))
+    repo.write("flows/b.yml", flow_yaml("beta", "b"))
+    repo.commit("first")
+    fake = _RegexBlindFake(version=IMPORTS)
+    with serve(fake) as url:
+        assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
+        for i in range(12):
+            repo.write(f"flows/c{i:02}.yml", flow_yaml("alpha" if i % 2 else "beta", f"c{i:02}"))
+        repo.commit("12 new flows")
+        before = _state(fake)
+        fake.inject("PUT", "/kv/kestra-promote.analytics$", status=500)  # after the flows
+        result = run_cli("apply", str(repo.path), env=_env(url))
+    assert result.code == 1 and "12 change(s) reverted" in result.out, result.out
+    assert _state(fake) == before

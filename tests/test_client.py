@@ -364,3 +364,20 @@ def test_a_wrong_password_error_does_not_echo_it(fake: FakeKestra):
     with pytest.raises(errors.Unauthorized) as caught:
         client.export_flows("company")
     assert PASSWORD not in str(caught.value) and PASSWORD not in repr(caught.value)
+
+
+def test_an_import_answer_that_is_not_a_list_of_names_is_no_kestra_answer(fake: FakeKestra):
+    fake.inject("POST", "/flows/import", status=200, body=b'[{"file": "000001.yml"}]',
+                headers={"Content-Type": "application/json"})
+    with pytest.raises(errors.UnexpectedResponse, match="not a list of file names"):
+        fake_client(fake).import_flows(b"PK\x05\x06" + b"\0" * 18)
+
+
+def test_validation_counts_file_names_in_utf8_against_the_body_limit(fake: FakeKestra):
+    client = fake_client(fake, max_body=65_536)
+    source = ("id: f\nnamespace: company\ntasks:\n  - id: t\n"
+              "    type: io.kestra.plugin.core.log.Log\n    message: hi\n")
+    name = "flows/" + "日本語のフロー" * 20 + ".yml"  # 426 bytes in UTF-8, 146 characters
+    client.validate_flows([(f"{i}{name}", source) for i in range(150)])
+    posts = [r for r in fake.requests if r.path.endswith("/flows/validate")]
+    assert len(posts) >= 2 and all(len(r.body) <= 65_536 for r in posts)

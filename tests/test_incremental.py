@@ -62,6 +62,19 @@ def test_an_unchanged_file_is_not_parsed_again(repo: GitRepo, target: Target,
     assert parsed == ["flows/c.yml"]
 
 
+def test_reordered_labels_are_a_change_as_in_a_full_read(repo: GitRepo, target: Target):
+    # labels are added in the settings' order, so their order is part of what is deployed
+    repo.write("kestra-promote.yml", "labels:\n  team: data\n  env: prod\n")
+    for name in "abc":
+        repo.write(f"flows/{name}.yml", flow_yaml("company.team", name))
+    repo.commit()
+    assert run_cli("apply", str(repo.path), env=target.env).code == 0
+    repo.write("kestra-promote.yml", "labels:\n  env: prod\n  team: data\n")
+    repo.commit()
+    planned = run_cli("plan", str(repo.path), env=target.env)
+    assert "Plan: 0 to create, 3 to update, 0 to delete." in planned.out, planned.out
+
+
 def test_a_copy_of_a_known_file_is_reported_as_a_full_read_reports_it(repo: GitRepo,
                                                                       target: Target):
     repo.write("a.yml", flow_yaml("company", "a"))

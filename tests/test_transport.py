@@ -44,6 +44,7 @@ def _zip_of(entries: dict[str, str]) -> bytes:
 CALLS: dict[str, dict[str, Any]] = {
     "ping": {},
     "configs": {},
+    "major_version": {},
     "get_flow": {"namespace": "company", "flow_id": "etl"},
     "create_flow": {"source": flow_yaml("company", "new")},
     "update_flow": {"namespace": "company", "flow_id": "etl",

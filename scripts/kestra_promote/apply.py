@@ -112,7 +112,7 @@ def preflight(client: KestraClient, plan: Plan) -> list[Problem]:
     a proxy before it) takes the largest body the run will send. Returns the target's warnings."""
     ensure_allowed(plan)
     ensure_fits(plan, client.max_body)
-    largest = largest_body(plan, client.max_body)
+    largest = largest_body(plan, client.max_body, bulk.plan_steps(client, plan.pending))
     warnings = ensure_valid(client, plan.pending, at_least=largest)
     client.probe(largest)  # already done by the validation, unless it had nothing to validate
     return warnings
@@ -137,12 +137,11 @@ def ensure_fits(plan: Plan, limit: int) -> None:
                           problems)
 
 
-def largest_body(plan: Plan, limit: int) -> int:
+def largest_body(plan: Plan, limit: int, steps: Sequence[Sequence[int]] = ()) -> int:
     """The largest request body applying ``plan`` sends: a write, a bulk write, or a value of the
     inventory (with a run record as large as any)."""
     sizes = [_write_size(change) for change in plan.pending]
-    sizes += [bulk.body_size(plan.pending, step) for step in bulk.steps(plan.pending, limit)
-              if len(step) > 1]
+    sizes += [bulk.body_size(plan.pending, step) for step in steps if len(step) > 1]
     if plan.managed_after is not None:
         sample = {"time": "2026-01-01T00:00:00+00:00", "commit": "0" * 40, "trigger": "x" * 64,
                   "result": "applied", "created": 10**6, "updated": 10**6, "deleted": 10**6,
@@ -387,7 +386,7 @@ def apply_plan(
     # the write in flight finishes, then the run stops and undoes what it wrote, and says so
     with _signals_deferred() as noted:
         results, applied, failure, uncertain = _write_all(client, pending, show, noted,
-                                                          heartbeat or (lambda: None))
+                                                          heartbeat or (lambda: None), sleep)
         interrupted = _signal_name(noted[0]) if noted else ""
         inventory_status: Status | None = None
         inventory_message = ""
@@ -422,14 +421,14 @@ def _signal_name(signum: int) -> str:
 
 
 def _write_all(client: KestraClient, pending: Sequence[Change], show: Progress, noted: list[int],
-               heartbeat: Callable[[], None]
+               heartbeat: Callable[[], None], sleep: Callable[[float], None] = time.sleep
                ) -> tuple[dict[int, Outcome], list[int], str | None, set[int]]:
     """Write in order until a failure or a signal: (outcomes, applied indexes, failure, the
     failed indexes that may have landed anyway). Runs of flows go in bulk requests (``bulk``)."""
     results: dict[int, Outcome] = {}
     applied: list[int] = []
-    for step in bulk.steps(pending, client.max_body):
-        failure, uncertain = _write_step(client, pending, step, results, applied)
+    for step in bulk.plan_steps(client, pending):
+        failure, uncertain = _write_step(client, pending, step, results, applied, sleep)
         for index in step:
             show(results[index], index + 1, len(pending))
         if failure is not None:
@@ -444,7 +443,8 @@ def _write_all(client: KestraClient, pending: Sequence[Change], show: Progress, 
 
 
 def _write_step(client: KestraClient, pending: Sequence[Change], step: Sequence[int],
-                results: dict[int, Outcome], applied: list[int]) -> tuple[str | None, set[int]]:
+                results: dict[int, Outcome], applied: list[int],
+                sleep: Callable[[float], None] = time.sleep) -> tuple[str | None, set[int]]:
     """One request's worth of changes: (the failure if any, the indexes that may have landed
     though they failed)."""
     if len(step) == 1:
@@ -469,6 +469,13 @@ def _write_step(client: KestraClient, pending: Sequence[Change], step: Sequence[
         for index in step:
             results[index] = Outcome(pending[index], Status.FAILED, str(exc))
         log.error("%s %s failed: %s", what, objects, exc)
+        if bulk.still_running(exc):  # the undo must see all the server did
+            try:
+                if not bulk.settle(client, [pending[i] for i in step], sleep):
+                    log.warning("the target was still changing the %s after %s", objects,
+                                "waiting: the revert may miss what lands later")
+            except KestraError as again:
+                log.warning("watching the target after the failed %s failed: %s", what, again)
         return f"{what} {objects} failed: {exc}", set(step)
     for index in step:
         change = pending[index]

@@ -14,6 +14,14 @@ refuses a space and reads ``%``, ``#`` and ``?`` as URI syntax (2.0 encodes them
 file is uploaded alone, under the ``path`` parameter, which both versions take as it is. Files
 are not deleted in bulk (no endpoint deletes a list of paths), and are reverted one by one.
 
+Flows are imported in bulk on Kestra 1.x only. On 2.0, ``FlowService.importFlow`` writes
+through the repository alone, which no longer emits to the flow queue: the single create, update
+and delete (``FlowService.create``/``update``/``delete``, ``impactDownstreamConsumers``) tell the
+executors' flow cache, the scheduler and the topology; an import does not, so an imported flow
+would run its old version, and its triggers would not be scheduled, until a restart. On 1.3 the
+repository emits to the flow queue itself. So 2.x gets one request per flow written; deletion
+by ids goes through ``FlowService.delete`` on both.
+
 What the bulk endpoints cannot promise, the callers keep:
 - import creates or updates, whatever the flow's state: a flow created on the target between
   the pre-write read and the import is overwritten rather than refused (a single create would
@@ -30,7 +38,7 @@ import zipfile
 from typing import Callable, Sequence
 
 from .client import PART_OVERHEAD, KestraClient, batches
-from .compare import source_hash
+from .compare import content_hash, source_hash
 from .errors import ApiError, KestraError, NotFound, TransportError, UnexpectedResponse
 from .live import read_flows
 from .models import Action, Change, FileKey, FlowKey
@@ -42,9 +50,9 @@ _ENTRY_OVERHEAD = 128  # a ZIP entry's headers, with its name twice
 _PLAIN_PATH = re.compile(r"(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+")  # no ".", "..", "//", "%"
 
 
-def kind(change: Change) -> str | None:
+def kind(change: Change, imports: bool = True) -> str | None:
     """What bulk request ``change`` can go in (``import``, ``delete``, or ``files <namespace>``),
-    or None: written alone."""
+    or None: written alone. ``imports``: whether flows may be imported (``flow_imports_safe``)."""
     key = change.key
     writes = change.action in (Action.CREATE, Action.UPDATE)
     if isinstance(key, FileKey):
@@ -52,8 +60,27 @@ def kind(change: Change) -> str | None:
         return f"files {key.namespace}" if writes and plain and isinstance(change.after, bytes) \
             else None
     if writes and isinstance(change.after, str):
-        return "import"
+        return "import" if imports else None
     return "delete" if change.action is Action.DELETE else None
+
+
+def flow_imports_safe(client: KestraClient) -> bool:
+    """Whether importing flows tells the rest of the target about them: Kestra 1.x (see the
+    module's documentation). Unknown (no version said, or the question failed): no."""
+    try:
+        return client.major_version() == 1
+    except KestraError:
+        return False
+
+
+def plan_steps(client: KestraClient, pending: Sequence[Change]) -> list[list[int]]:
+    """``steps`` for this target: the server's version is asked only when an import would be
+    worth it."""
+    grouped = steps(pending, client.max_body)
+    if any(len(step) > 1 and kind(pending[step[0]]) == "import" for step in grouped) \
+            and not flow_imports_safe(client):
+        grouped = steps(pending, client.max_body, imports=False)
+    return grouped
 
 
 def entry_name(index: int) -> str:
@@ -86,15 +113,15 @@ def body_size(pending: Sequence[Change], step: Sequence[int]) -> int:
     return sum(size(pending[i]) for i in step) + PART_OVERHEAD + 1024
 
 
-def steps(pending: Sequence[Change], limit: int) -> list[list[int]]:
+def steps(pending: Sequence[Change], limit: int, *, imports: bool = True) -> list[list[int]]:
     """The pending changes' indexes, in order, grouped into requests: runs of the same bulk
     kind (at least ``BULK_MIN``) in batches below ``limit`` bytes, anything else alone."""
     grouped: list[list[int]] = []
     index = 0
     while index < len(pending):
-        what = kind(pending[index])
+        what = kind(pending[index], imports)
         end = index + 1
-        while what is not None and end < len(pending) and kind(pending[end]) == what:
+        while what is not None and end < len(pending) and kind(pending[end], imports) == what:
             end += 1
         run = list(range(index, end))
         if what is None or len(run) < BULK_MIN:
@@ -116,6 +143,59 @@ def archive(entries: Sequence[tuple[str, str | bytes]]) -> bytes:
         for name, content in entries:
             archive.writestr(name, content.encode() if isinstance(content, str) else content)
     return buffer.getvalue()
+
+
+def still_running(exc: KestraError) -> bool:
+    """A failure after which the server may still be working through the request: no answer
+    (a timeout, a lost connection), or a proxy's 502/503/504 while Kestra goes on."""
+    status = getattr(exc, "status", None)
+    return isinstance(exc, TransportError) or (
+        isinstance(exc, (ApiError, UnexpectedResponse)) and status in (502, 503, 504))
+
+
+def _holding(client: KestraClient, changes: Sequence[Change]) -> dict[object, str | None]:
+    """What the target holds now for each of ``changes``' objects, as hashes."""
+    flows = [c.key for c in changes if isinstance(c.key, FlowKey)]
+    held: dict[object, str | None] = dict.fromkeys((c.key for c in changes), None)
+    if flows:
+        prefixes = tuple(sorted({k.namespace for k in flows}))
+        for flow in read_flows(client, prefixes, expected=True):
+            if flow.key in held:
+                held[flow.key] = source_hash(flow.source)
+    for namespace in sorted({c.key.namespace for c in changes if isinstance(c.key, FileKey)}):
+        with zipfile.ZipFile(io.BytesIO(client.export_namespace_files(namespace))) as archive:
+            for info in archive.infolist():
+                key = FileKey(namespace, "/" + info.filename.lstrip("/"))
+                if key in held and not info.is_dir():
+                    held[key] = content_hash(archive.read(info))
+    return held
+
+
+def settle(client: KestraClient, changes: Sequence[Change], sleep: Callable[[float], None], *,
+           quiet: float = 2.0, limit: float = 300.0) -> bool:
+    """Wait until the target stops changing the objects of a bulk request that may still be
+    running (``still_running``), so that the undo, which reads before it acts, sees all it did:
+    a proxy that gave up on an import of thousands of flows does not stop Kestra. Done at once
+    when every object holds what the request wrote; else when two reads ``quiet`` seconds
+    apart agree. False when it was still changing after ``limit`` seconds."""
+    wrote = {c.key: _written_hash(c.after) for c in changes}
+    now = _holding(client, changes)
+    waited = 0.0
+    while now != wrote:
+        if waited >= limit:
+            return False
+        sleep(quiet)
+        waited += quiet
+        before, now = now, _holding(client, changes)
+        if now == before:
+            return True
+    return True
+
+
+def _written_hash(after: str | bytes | None) -> str | None:
+    if after is None:
+        return None
+    return source_hash(after) if isinstance(after, str) else content_hash(after)
 
 
 def maybe_landed(exc: KestraError) -> bool:
@@ -184,7 +264,7 @@ def undo_flows(client: KestraClient, changes: Sequence[Change], prefixes: tuple[
     flow is acted on only if it holds what this run wrote. Per change: None when the target
     holds what it replaced now, else why not; changes it could not settle are left out (the
     caller undoes them one by one)."""
-    holding = {flow.key: flow.source for flow in read_flows(client, prefixes)}
+    holding = {flow.key: flow.source for flow in read_flows(client, prefixes, expected=True)}
     settled: dict[int, str | None] = {}
     to_delete: list[int] = []
     to_import: list[int] = []
@@ -206,6 +286,8 @@ def undo_flows(client: KestraClient, changes: Sequence[Change], prefixes: tuple[
             settled.update({i: None for i in batch})
         except KestraError:
             pass  # undone one by one, each read first
+    if len(to_import) < BULK_MIN or not flow_imports_safe(client):
+        to_import = []  # put back one by one
     for batch in batches(to_import, lambda i: len(str(changes[i].before)) + _ENTRY_OVERHEAD,
                          limit):
         try:

@@ -368,6 +368,7 @@ class KestraClient:
         self.tenant = tenant
         self.max_body = max_body
         self.largest_sent = 0  # the largest body the target answered (not with a 413)
+        self._major: object = _UNKNOWN
         self._retries = retries
         self._backoff = backoff
         self._max_backoff = max_backoff
@@ -551,6 +552,14 @@ class KestraClient:
         """The server's configuration: ``version``, ``edition``, ... (open without credentials)."""
         return self._json(self.request("GET", "/api/v1/configs"), dict, "an object")
 
+    def major_version(self) -> int | None:
+        """The server's major version (1, 2, ...), asked once per client; None when it does
+        not say."""
+        if self._major is _UNKNOWN:
+            match = re.match(r"\s*v?(\d+)\.", str(self.configs().get("version") or ""))
+            self._major = int(match.group(1)) if match else None
+        return self._major  # type: ignore[return-value]
+
     # -- flows ----------------------------------------------------------------------------
 
     def get_flow(
@@ -602,9 +611,13 @@ class KestraClient:
         file, as ``"<file name>(flow number: N)"``. Existing flows are updated, others created."""
         # the server picks its parser from the file name's extension
         files = {"fileUpload": (filename, data, "application/octet-stream")}
-        return self._json(self.request(
+        response = self.request(
             "POST", self._path("/flows/import"), params={"failOnError": "false"}, files=files,
-            timeout=self._bulk_timeout()), list, "a list of failures")
+            timeout=self._bulk_timeout())
+        failures = self._json(response, list, "a list of failures")
+        if not all(isinstance(name, str) for name in failures):
+            raise self._unexpected(response, "JSON that is not a list of file names")
+        return failures
 
     def _bulk_timeout(self) -> httpx.Timeout:
         """The client's timeouts, with a read timeout of at least ``BULK_READ_TIMEOUT``."""
@@ -640,8 +653,8 @@ class KestraClient:
         """
         results: list[dict[str, Any]] = []
         encoded = [(name, text.encode()) for name, text in sources]
-        grouped = list(batches(encoded, lambda item: len(item[1]) + len(item[0]) + PART_OVERHEAD,
-                               self.max_body))
+        grouped = list(batches(encoded, lambda item: len(item[1]) + name_size(item[0])
+                               + PART_OVERHEAD, self.max_body))
         start = 0
         for number, batch in enumerate(grouped, 1):
             files = [("flows", (name, data, YAML)) for name, data in batch]
@@ -785,10 +798,19 @@ class KestraClient:
                           "an execution")
 
 
+_UNKNOWN = object()
+
+
 def _filler(size: int) -> bytes:
     """``size`` bytes of YAML comment: a body that validates nothing and writes nothing."""
     line = b"# kestra-promote: checking that a body this large is accepted\n"
     return (line * (size // len(line) + 1))[:size]
+
+
+def name_size(name: str) -> int:
+    """The bytes a part's file name takes in its headers: UTF-8, with a quote, a backslash or
+    a line break written as three bytes (``%22``)."""
+    return len(name.encode()) + 2 * sum(name.count(c) for c in '"\\\r\n')
 
 
 def body_size(kwargs: Mapping[str, Any]) -> int:
@@ -798,7 +820,7 @@ def body_size(kwargs: Mapping[str, Any]) -> int:
     files = kwargs.get("files") or ()
     for _, part in files.items() if isinstance(files, Mapping) else files:
         name, data = part[0], part[1]
-        size += len(data) + len(name or "") + PART_OVERHEAD
+        size += len(data) + name_size(name or "") + PART_OVERHEAD
     if kwargs.get("json") is not None:
         size += len(json.dumps(kwargs["json"]).encode())
     return size

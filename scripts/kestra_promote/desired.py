@@ -74,8 +74,8 @@ def _code_fingerprint() -> str:
 def fingerprint(config: Config) -> str:
     """What turns a flow file's text into what is deployed: this code and the settings that
     edit flows. Equal fingerprints and equal texts give equal flows."""
-    settings = json.dumps({"rename": config.rename, "labels": config.labels}, sort_keys=True,
-                          default=str)
+    # in the settings' own order: labels are added in that order, so it shows in the flow
+    settings = json.dumps([config.rename, config.labels], default=str)
     return hashlib.sha256(f"{_code_fingerprint()}\n{settings}".encode()).hexdigest()
 
 

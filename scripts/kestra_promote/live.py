@@ -149,8 +149,9 @@ def roots_regex(prefixes: Iterable[str]) -> str:
 
 
 def read_flows(client: KestraClient, prefixes: tuple[str, ...],
-               own: Inventory | None = None) -> list[LiveFlow]:
-    """Every live flow under ``prefixes``, in one request whatever their number."""
+               own: Inventory | None = None, *, expected: bool = False) -> list[LiveFlow]:
+    """Every live flow under ``prefixes``, in one request whatever their number. ``expected``:
+    flows are known to be there even without an inventory (a revert's own writes)."""
     def under(flows: list[LiveFlow]) -> list[LiveFlow]:
         # filtered here too: the server's filter is not guaranteed to stop at a dot
         return [f for f in flows if any(in_namespace_tree(f.key.namespace, p) for p in prefixes)]
@@ -162,7 +163,7 @@ def read_flows(client: KestraClient, prefixes: tuple[str, ...],
         return under(by_prefix(prefixes[0])) if prefixes else []
     found = parse_export(client.export_flows_matching(roots_regex(prefixes)),
                          what=f"export of {', '.join(prefixes)}")
-    if not found and own is not None and own.flows:
+    if not found and (expected or (own is not None and own.flows)):
         # the inventory says flows are there: a server whose REGEX filter works otherwise than
         # the open-source databases' (a search engine's regex is anchored and has no '^'); read
         # root by root rather than plan every managed flow as missing

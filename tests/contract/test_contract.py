@@ -37,7 +37,7 @@ def _capture(version: str) -> list[httpx.Request]:
     client = connect(Connection("http://kestra.test", username="admin@kestra.io",
                                 password="Admin1234!"), transport=httpx.MockTransport(handler))
     calls = {
-        "ping": [{}], "configs": [{}],
+        "ping": [{}], "configs": [{}], "major_version": [{}],
         "create_flow": [{"source": FLOW}],
         "get_flow": [{"namespace": "company", "flow_id": "etl"},
                      {"namespace": "company", "flow_id": "etl", "revision": 1,

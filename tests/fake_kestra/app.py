@@ -430,6 +430,9 @@ class FakeKestra:
         self.faults: list[Fault] = []
         self.latency = 0.0  # seconds every answer waits: a network's round trip (benchmarks)
         self.max_body: int | None = None  # a proxy in front refusing larger bodies (413)
+        # flows whose last write reached the database but not Kestra's flow queue: executors
+        # and the scheduler keep their old version (or none) until a restart
+        self.unannounced: set[tuple[str, str, str]] = set()
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -661,6 +664,7 @@ class FakeKestra:
     def _save(self, tenant: str, flow: dict, source: str) -> Revision:
         # AbstractJdbcFlowRepository.save: an identical source makes no new revision
         key = (tenant, str(flow["namespace"]), str(flow["id"]))
+        self.unannounced.discard(key)  # announced, unless the caller says otherwise
         revisions = self.flows.setdefault(key, [])
         disabled = bool(flow.get("disabled", False))
         stored = _strip_revision(source)
@@ -720,6 +724,7 @@ class FakeKestra:
             raise _not_found()
         self.flows[(call.tenant, namespace, flow_id)].append(
             Revision(live.revision + 1, live.source, deleted=True, disabled=live.disabled))
+        self.unannounced.discard((call.tenant, namespace, flow_id))
         return Response(204)
 
     def _delete_by_ids(self, call: _Call) -> Response:
@@ -739,6 +744,7 @@ class FakeKestra:
                 raise _not_found("No value present")
             self.flows[(call.tenant, namespace, flow_id)].append(
                 Revision(live.revision + 1, live.source, deleted=True, disabled=live.disabled))
+            self.unannounced.discard((call.tenant, namespace, flow_id))  # FlowService.delete
             count += 1
         return _json({"count": count})
 
@@ -858,7 +864,14 @@ class FakeKestra:
             except HttpError:
                 failed.append(entry_name)
                 continue
+            key = (call.tenant, str(flow["namespace"]), str(flow["id"]))
+            count = len(self.flows.get(key, []))
             self._save(call.tenant, flow, source)  # FlowService.importFlow: update or create
+            if self.major >= 2 and len(self.flows[key]) != count:
+                # 2.0: importFlow writes through the repository only, which no longer emits to
+                # the flow queue; FlowService.create/update/delete do (impactDownstreamConsumers).
+                # 1.3: AbstractJdbcFlowRepository.save emits itself
+                self.unannounced.add(key)
         if failed and call.flag("failOnError"):
             raise _illegal_argument(
                 "Following invalid flows were not imported: " + ", ".join(failed))
