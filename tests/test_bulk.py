@@ -424,3 +424,22 @@ def test_the_bulk_revert_reads_root_by_root_where_the_regex_filter_finds_nothing
         result = run_cli("apply", str(repo.path), env=_env(url))
     assert result.code == 1 and "12 change(s) reverted" in result.out, result.out
     assert _state(fake) == before
+
+
+def test_a_saved_plan_of_a_bulk_change_applies_exactly_or_not_at_all(repo: GitRepo, tmp_path):
+    fake = _deployed(repo)
+    saved = tmp_path / "plan.json"
+    with serve(fake) as url:
+        assert run_cli("plan", str(repo.path), "--out", str(saved), env=_env(url)).code == 0
+        with connect(Connection(url, username=FAKE_USER, password=FAKE_PASSWORD)) as client:
+            client.update_flow(NS, "u04", flow_yaml(NS, "u04", "edited meanwhile"))
+        writes = len(fake.writes())
+        stale = run_cli("apply", str(saved), env=_env(url))
+        assert stale.code == 1 and "the target changed since the plan was made" in stale.err
+        assert len(fake.writes()) == writes  # nothing written, no lease either
+
+        assert run_cli("plan", str(repo.path), "--out", str(saved), env=_env(url)).code == 0
+        applied = run_cli("apply", str(saved), env=_env(url))
+        assert applied.code == 0, applied.out + applied.err
+        assert any(r.path.endswith("/flows/import") for r in fake.writes())
+        assert run_cli("apply", str(repo.path), env=_env(url)).out.count("No changes") == 1
