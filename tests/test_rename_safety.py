@@ -11,7 +11,7 @@ from kestra_promote import flowdoc, yamlnodes
 from kestra_promote.config import Config
 from kestra_promote.desired import dependencies_of, prepare
 from kestra_promote.errors import SourceError
-from kestra_promote.models import FlowKey
+from kestra_promote.models import DesiredFlow, FlowKey
 
 RENAME = {"dev.company": "company"}
 LABELS = {"system.readOnly": "true"}
@@ -366,3 +366,16 @@ def test_every_fixture_flow_renamed_and_labelled_changes_only_what_is_meant():
                     failures.append((path.name, variant, where, before, after))
             checked += 1
     assert failures == [] and checked > 2000
+
+
+@pytest.mark.parametrize(("key", "expected"), [
+    ("flowId", {FlowKey("company.team", "b")}),
+    ('"flow\\u0049d"', {FlowKey("company.team", "b")}),  # the key spelled with an escape
+    ("flow_id", set()),  # no flowId key: calls nothing
+])
+def test_the_flows_a_flow_calls_are_found_however_the_key_is_written(key: str, expected: set):
+    text = ("id: a\nnamespace: company\ntasks:\n  - id: call\n"
+            "    type: io.kestra.plugin.core.flow.Subflow\n    namespace: company.team\n"
+            f"    {key}: b\n")
+    flow = DesiredFlow(FlowKey("company", "a"), text, "a.yml")
+    assert dependencies_of(flow) == expected

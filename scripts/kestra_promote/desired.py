@@ -146,6 +146,10 @@ def _ordered(warnings: list[Problem]) -> tuple[Problem, ...]:
 
 def dependencies_of(flow: DesiredFlow) -> frozenset[FlowKey]:
     """The flows ``flow`` calls or listens to (read when it is written: its order)."""
+    if "flowId" not in flow.source and "\\" not in flow.source:
+        # every way of naming another flow has a flowId key (Subflow, ForEachItem, Flow trigger,
+        # conditions), written out unless a double-quoted key spells it with escapes
+        return frozenset()
     root = yamlnodes.compose_documents(flow.source)[0]
     return frozenset(flowdoc.dependencies(root)) - {flow.key}
 
