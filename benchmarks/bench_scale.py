@@ -80,7 +80,7 @@ def write_flows(folder: Path, flows: int, namespaces: list[str]) -> None:
 
 def _operation(path: str) -> str:
     """The API operation of a request path, without the tenant and identities."""
-    path = re.sub(r"^/api/v1/[^/]+", "", path)
+    path = re.sub(r"^/api/v1/(?!configs$)[^/]+", "", path)  # the tenant
     path = re.sub(r"/kv/kestra-promote[.-][^/]*$", "/kv/{key}", path)
     return re.sub(r"^/flows/(?!validate$|export/|import$|delete/)[^/]+/[^/]+$",
                   "/flows/{ns}/{id}", path)
