@@ -609,3 +609,37 @@ def test_a_file_name_cannot_set_the_tasks_outputs(production):
     # the name is in the plan, on one line, its newline shown as \n
     assert any('files/a\\n\\x3a:{"outputs"' in m or 'files/a\\n::{"outputs"' in m
                for m in execution.messages("INFO")), execution.messages("INFO")
+
+
+FREEZE = ("name: demo\nwindows:\n  - {name: freeze, kind: deny, schedule: '* * * * *', "
+          "duration: 1h, timezone: UTC}\n")
+
+
+def test_a_denying_window_stops_the_schedule_without_failing_it(production):
+    fake, repo, emulator = production
+    repo.git("checkout", "-q", "master")
+    repo.write("kestra-promote.yml", FREEZE)
+    repo.commit("freeze")
+    execution = emulator.schedule()
+    assert execution.state == "SUCCESS", execution.logs
+    assert execution.outputs["promote"]["vars"]["action"] == "denied"
+    assert execution.outputs["promote"]["vars"]["reason"].startswith("denied by window 'freeze'")
+    assert any(level == "WARN" and "denied by window 'freeze'" in line
+               for _, level, line in execution.logs)
+    assert _user_writes(fake) == []
+
+
+def test_only_a_run_by_hand_may_override_the_windows_and_the_history_says_so(production):
+    fake, repo, emulator = production
+    repo.git("checkout", "-q", "master")
+    repo.write("kestra-promote.yml", FREEZE)
+    repo.commit("freeze")
+    forged = emulator.execute({"mode": "apply", "override_windows": "yes",
+                               "started_by": "schedule"})
+    assert forged.outputs["promote"]["vars"]["action"] == "denied"
+    assert _user_writes(fake) == []
+    execution = emulator.execute({"mode": "apply", "override_windows": "yes"})
+    assert execution.state == "SUCCESS", execution.logs
+    assert execution.outputs["promote"]["vars"]["action"] == "applied"
+    with target_history(fake) as runs:
+        assert runs[-1]["window_override"].startswith("denied by window 'freeze' until")

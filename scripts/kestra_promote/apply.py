@@ -48,6 +48,7 @@ from .models import (
     Status,
 )
 from .plan import live_hashes, refusals
+from .windows import decide
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,23 @@ def largest_body(plan: Plan, limit: int, steps: Sequence[Sequence[int]] = ()) ->
         head, parts = store.to_values(inv.with_run(plan.managed_after, sample), limit)
         sizes += [store.size_of(value) for value in (head, *parts.values())]
     return min(max(sizes, default=0), limit)
+
+
+def check_windows(plan: Plan, now: datetime, *, override: bool = False) -> tuple[str, ...]:
+    """The sync windows' say on applying ``plan`` at ``now``: PlanRefused while they deny it
+    (nothing is written), unless ``override``. Returns what goes into the run's history: the
+    denial it overrode, if any. A plan that writes nothing is never denied."""
+    windows = plan.config.windows if plan.config is not None else ()
+    if not windows or (plan.is_empty and plan.managed_after is None):
+        return ()
+    verdict = decide(windows, now)
+    if verdict.allowed:
+        return ()
+    if not override:
+        raise PlanRefused(f"the plan is {verdict.reason}; nothing was written (an explicit "
+                          "override promotes anyway, and is recorded in the history)",
+                          [Problem(verdict.reason)])
+    return (verdict.reason,)
 
 
 def ensure_allowed(plan: Plan) -> None:

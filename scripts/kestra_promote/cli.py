@@ -27,6 +27,7 @@ from .apply import (
     Interrupted,
     Progress,
     apply_locked,
+    check_windows,
     check_on_target,
     ensure_allowed,
     ensure_valid,
@@ -218,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--lock-wait", type=float, default=lock.DEFAULT_WAIT, metavar="SECONDS",
                      help="how long to wait for another promotion of the target to finish "
                           f"(default: {lock.DEFAULT_WAIT:.0f})")
+    cmd.add_argument("--override-windows", action="store_true",
+                     help="promote even while the sync windows deny it (recorded in the "
+                          "history)")
 
     cmd = sub.add_parser("adopt", parents=[target, source], help="take over what another "
                          "promotion source manages (e.g. after renaming this source)",
@@ -532,6 +536,12 @@ def cmd_apply(args: argparse.Namespace, connection: Connection | None, output: O
                 output.write_rendered(report.render_plan_text(plan, color=output.color))
 
         show(plan)
+        overridden = check_windows(plan, datetime.now(timezone.utc),
+                                   override=args.override_windows)
+        if overridden:
+            output.note(f"Warning: {overridden[0]}; promoting anyway (--override-windows), as the "
+                        "history will record")
+            extra = {**extra, "window_override": overridden[0]}
         plan, result = apply_locked(
             client, plan, replan=replan, on_replan=lambda p: show(p, again=True),
             holder=lock.default_holder(f"kestra-promote apply ({args.trigger})"),

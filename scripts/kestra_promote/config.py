@@ -19,9 +19,10 @@ from typing import Any, Mapping
 
 import yaml
 
-from . import yamlnodes
+from . import windows, yamlnodes
 from .errors import SourceError
 from .models import Problem
+from .windows import Window
 
 CONFIG_FILE = "kestra-promote.yml"
 DRIFT_POLICIES = ("overwrite", "fail", "keep")
@@ -161,6 +162,7 @@ class Config:
     branch: str = "main"
     tags: str | None = None
     state_namespace: str = "system"
+    windows: tuple[Window, ...] = ()  # sync windows: when a promotion may write
     allow_deletions: int | None = None  # --allow-deletions: this run's own deletion limit
     path: str | None = None  # the file it was read from, if any
 
@@ -182,8 +184,9 @@ class Config:
 
 _KEYS = {
     "name", "flows", "namespace_files", "namespaces", "prune", "max_deletions",
-    "protected_namespaces", "drift", "labels", "branch", "tags", "state_namespace",
+    "protected_namespaces", "drift", "labels", "branch", "tags", "state_namespace", "windows",
 }
+_WINDOW_KEYS = {"name", "kind", "schedule", "duration", "timezone"}
 
 
 class _Reader:
@@ -282,6 +285,58 @@ class _Reader:
         return result
 
 
+def _windows(reader: _Reader, node: yaml.Node) -> tuple[Window, ...] | None:
+    """``windows``: a list of {name, kind, schedule, duration, timezone}, each checked."""
+    if not isinstance(node, yaml.SequenceNode):
+        reader.fail(node, "'windows' must be a list of windows (kind, schedule, duration, "
+                          "timezone)")
+        return None
+    found: list[Window] = []
+    bad = False
+    for number, item in enumerate(node.value, 1):
+        if not isinstance(item, yaml.MappingNode):
+            reader.fail(item, "each of 'windows' must be a mapping with kind, schedule, duration "
+                              "and timezone")
+            bad = True
+            continue
+        values: dict[str, tuple[yaml.Node, str | None]] = {}
+        for key_node, value_node in item.value:
+            if key_node.value not in _WINDOW_KEYS:
+                reader.unknown(key_node, _WINDOW_KEYS, "a window")
+                bad = True
+            else:
+                values[key_node.value] = (value_node, reader.text(value_node, key_node.value))
+        missing = sorted({"kind", "schedule", "duration", "timezone"} - set(values))
+        if missing:  # the time zone too: a schedule without one is read differently by people
+            reader.fail(item, f"window {number}: missing {', '.join(map(repr, missing))}")
+            bad = True
+            continue
+        parsed = {}
+        for key, parse in (("kind", _window_kind), ("schedule", windows.parse_cron),
+                           ("duration", windows.parse_duration), ("timezone", windows.parse_zone)):
+            where, text = values[key]
+            if text is None:
+                bad = True
+                continue
+            try:
+                parsed[key] = parse(text)
+            except ValueError as exc:
+                reader.fail(where, f"window {number}: {key}: {exc}")
+                bad = True
+        name = values["name"][1] if "name" in values else None
+        if len(parsed) == 4:
+            found.append(Window(name or f"{parsed['kind']} {parsed['schedule'].text}",
+                                parsed["kind"], parsed["schedule"], parsed["duration"],
+                                parsed["timezone"]))
+    return None if bad else tuple(found)
+
+
+def _window_kind(text: str) -> str:
+    if text not in windows.KINDS:
+        raise ValueError(f"{text!r} must be allow or deny")
+    return text
+
+
 def _namespace_files(reader: _Reader, node: yaml.Node) -> tuple[NamespaceFiles, ...] | None:
     if not isinstance(node, yaml.SequenceNode):
         reader.fail(node, "'namespace_files' must be a list of {source, namespace, target}")
@@ -358,6 +413,8 @@ def parse_config(text: str, path: str) -> Config:
             values[key] = reader.labels(node)
         elif key == "namespace_files":
             values[key] = _namespace_files(reader, node)
+        elif key == "windows":
+            values[key] = _windows(reader, node)
         elif key == "namespaces":
             if not isinstance(node, yaml.MappingNode):
                 reader.fail(node, "'namespaces' must be a mapping with 'include' and/or 'rename'")

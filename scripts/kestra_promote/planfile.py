@@ -34,10 +34,11 @@ from .models import (
     Reason,
     Scope,
 )
+from .windows import Window
 
 FORMAT = "kestra-promote/plan/3"  # 3: 128-bit hashes
 _POLICY = ("name", "prune", "max_deletions", "allow_deletions", "protected_namespaces", "drift",
-           "include", "state_namespace")
+           "include", "state_namespace", "windows")
 
 
 def _encode(value: str | bytes | None) -> dict[str, str] | None:
@@ -129,6 +130,7 @@ def dump(plan: Plan, *, url: str, tenant: str) -> dict[str, Any]:
 
 def _policy(config: Config) -> dict[str, Any]:
     values = {k: getattr(config, k) for k in _POLICY}
+    values["windows"] = [window.to_json() for window in config.windows]
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
@@ -160,7 +162,9 @@ def load(path: str) -> tuple[Plan, str, str]:
         if data.get("digest") != _digest(data):
             raise ValueError("its content does not match what `plan` wrote (edited since?): "
                              "nothing was written; plan again")
-        policy = data["policy"]
+        policy = dict(data["policy"])
+        # the sync windows apply to the saved plan too: it is applied when they say
+        policy["windows"] = [Window.from_json(w) for w in policy.get("windows") or ()]
         config = Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in policy.items()
                            if k in _POLICY})
         changes = tuple(

@@ -349,6 +349,8 @@ def render_history_text(inventory: Inventory | None, name: str) -> str:
                     f"{_inline(run.get('trigger', '')):<9} {_inline(run.get('result', '')):<8} "
                     f"{_inline(run.get('created', 0)):>7} {_inline(run.get('updated', 0)):>7} "
                     f"{_inline(run.get('deleted', 0)):>7}")
+        if run.get("window_override"):
+            rows.append(f"  overrode the sync windows: {_inline(run['window_override'])}")
     return _finish("\n".join(rows) + "\n")
 
 

@@ -24,13 +24,14 @@ import re
 import signal
 import sys
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, TextIO
 
 from . import gitremote, lock, report, webhook
-from .apply import Interrupted, apply_locked, ensure_allowed, ensure_valid
+from .apply import Interrupted, apply_locked, check_windows, ensure_allowed, ensure_valid
 from .client import DEFAULT_MAX_BODY, Connection, KestraClient, connect
-from .errors import KestraPromoteError, NotFound, SettingsError
+from .errors import KestraPromoteError, NotFound, PlanRefused, SettingsError
 from .live import namespace_tree
 from .models import Plan
 from .origin import origin
@@ -305,10 +306,25 @@ def task_promote(env: Mapping[str, str], emit: Emitter, *, workdir: Path) -> int
             emit.log("WARN", "the target changed while the plan was made: planned again")
             emit.text(report.render_plan_text(plan))
 
+        try:
+            overridden = check_windows(plan, datetime.now(timezone.utc),
+                                       override=bool(_flag(env, "KP_OVERRIDE_WINDOWS")))
+        except PlanRefused as denied:
+            # not a failure: the windows did their job; the execution says so and writes nothing
+            emit.log("WARN", str(denied))
+            _write_reports(workdir, report.render_problems_markdown(str(denied), denied.problems),
+                           report.problems_to_dict(str(denied), denied.problems,
+                                                   commit=plan.commit))
+            emit.outputs({"action": "denied", "ok": False, "commit": plan.commit or "",
+                          "reason": denied.problems[0].message, **_counts(plan)})
+            return 0
+        for reason in overridden:
+            emit.log("WARN", f"{reason}: promoting anyway, as asked (recorded in the history)")
         plan, result = apply_locked(
             client, plan, replan=replan, on_replan=planned_again,
             holder=_text(env, "KP_HOLDER") or lock.default_holder("kestra-promote task"),
-            trigger=_text(env, "KP_TRIGGER") or "kestra", ref=_text(env, "KP_REF"))
+            trigger=_text(env, "KP_TRIGGER") or "kestra", ref=_text(env, "KP_REF"),
+            extra={"window_override": overridden[0]} if overridden else None)
         if result.ok:
             _record_delivery(env, client)
     emit.text(report.render_result_text(result))
