@@ -443,3 +443,72 @@ def test_a_saved_plan_of_a_bulk_change_applies_exactly_or_not_at_all(repo: GitRe
         assert applied.code == 0, applied.out + applied.err
         assert any(r.path.endswith("/flows/import") for r in fake.writes())
         assert run_cli("apply", str(repo.path), env=_env(url)).out.count("No changes") == 1
+
+
+def _creates(count: int, namespace: str = NS) -> list[Change]:
+    return [Change(FlowKey(namespace, f"c{i:03}"), Action.CREATE, Reason.NEW_IN_GIT,
+                   after=flow_yaml(namespace, f"c{i:03}")) for i in range(count)]
+
+
+def test_settling_needs_several_agreeing_reads_and_stops_on_a_signal(monkeypatch):
+    states = iter([{"a": None}, {"a": None}, {"a": "x"}, {"a": "x"}, {"a": "x"}, {"a": "y"}])
+    reads: list[int] = []
+
+    def holding(client, changes, prefixes):
+        reads.append(1)
+        return next(states)
+
+    monkeypatch.setattr(bulk, "_holding", holding)
+    changes = _creates(1)
+    # "not started yet" (two equal reads) is not taken for "done": three in a row must agree
+    assert bulk.settle(None, changes, (NS,), sleep=lambda s: None)  # type: ignore[arg-type]
+    assert len(reads) == 5
+    reads.clear()
+    states = iter([{"a": None}] * 10)
+    assert not bulk.settle(None, changes, (NS,), sleep=lambda s: None,  # type: ignore[arg-type]
+                           stop=lambda: True)
+    assert len(reads) == 1  # a signal: stop waiting at once, so the revert starts
+    clock = iter(range(0, 10_000, 100))
+    states = iter([{"a": str(n)} for n in range(100)])  # never settles
+    assert not bulk.settle(None, changes, (NS,), sleep=lambda s: None,  # type: ignore[arg-type]
+                           clock=lambda: next(clock))
+
+
+def test_settling_reads_the_runs_roots_in_one_request_whatever_the_namespaces(fake: FakeKestra):
+    changes = [c for i in range(150) for c in _creates(1, f"company.team{i:03}")]
+    with serve(fake) as url, connect(Connection(url, username=FAKE_USER, password=FAKE_PASSWORD,
+                                                retries=0)) as client:
+        held = bulk._holding(client, changes, ("company",))
+    assert set(held.values()) == {None} and len(held) == 150
+    assert len(fake.requests) == 1 and len(fake.requests[0].path) < 200
+
+
+def test_a_damaged_export_while_settling_still_reverts_and_says_it_is_unsure(repo: GitRepo):
+    _files_repo(repo)
+    fake = FakeKestra()
+    with serve(fake) as url:
+        assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
+        for i in range(12):
+            repo.write(f"files/lib/m{i:02}.py", f"print({i} * 2)\n")
+        repo.commit("change every file")
+        before = {k: dict(v) for k, v in fake.files.items()}, _state(fake)
+        # every upload is carried out but its answer lost, the retries' too: no answer at all
+        fake.inject("POST", "/files$", drop=True, after=True, times=10)
+        good = bulk.archive([("a.py", b"print(1)\n" * 50)])
+        damaged = good.replace(b"print", b"PRINT", 1) if b"print" in good else good[:40] + \
+            bytes([good[40] ^ 0xFF]) + good[41:]
+        # the plan's read, the read right before the writes, then the one while settling
+        fake.inject("GET", "/files/export$", nth=3, status=200, body=damaged,
+                    headers={"Content-Type": "application/octet-stream"})
+        result = run_cli("apply", str(repo.path), env=_env(url))
+    assert result.code == 1 and "Traceback" not in result.err, result.err
+    assert "check the target with `plan`" in result.out, result.out
+    assert ({k: dict(v) for k, v in fake.files.items()}, _state(fake)) == before
+
+
+def test_the_version_is_asked_once_even_when_the_question_fails(fake: FakeKestra):
+    fake.inject("GET", "/api/v1/configs$", status=500, times=10)
+    with serve(fake) as url, connect(Connection(url, username=FAKE_USER, password=FAKE_PASSWORD,
+                                                retries=0)) as client:
+        assert not bulk.flow_imports_safe(client) and not bulk.flow_imports_safe(client)
+    assert len([r for r in fake.requests if r.path.endswith("/configs")]) == 1

@@ -404,7 +404,8 @@ def apply_plan(
     # the write in flight finishes, then the run stops and undoes what it wrote, and says so
     with _signals_deferred() as noted:
         results, applied, failure, uncertain = _write_all(client, pending, show, noted,
-                                                          heartbeat or (lambda: None), sleep)
+                                                          heartbeat or (lambda: None), sleep,
+                                                          plan.scope.flow_prefixes)
         interrupted = _signal_name(noted[0]) if noted else ""
         inventory_status: Status | None = None
         inventory_message = ""
@@ -439,14 +440,15 @@ def _signal_name(signum: int) -> str:
 
 
 def _write_all(client: KestraClient, pending: Sequence[Change], show: Progress, noted: list[int],
-               heartbeat: Callable[[], None], sleep: Callable[[float], None] = time.sleep
-               ) -> tuple[dict[int, Outcome], list[int], str | None, set[int]]:
+               heartbeat: Callable[[], None], sleep: Callable[[float], None] = time.sleep,
+               prefixes: tuple[str, ...] = ()) -> tuple[dict[int, Outcome], list[int], str | None, set[int]]:
     """Write in order until a failure or a signal: (outcomes, applied indexes, failure, the
     failed indexes that may have landed anyway). Runs of flows go in bulk requests (``bulk``)."""
     results: dict[int, Outcome] = {}
     applied: list[int] = []
     for step in bulk.plan_steps(client, pending):
-        failure, uncertain = _write_step(client, pending, step, results, applied, sleep)
+        failure, uncertain = _write_step(client, pending, step, results, applied, sleep,
+                                         prefixes, noted)
         for index in step:
             show(results[index], index + 1, len(pending))
         if failure is not None:
@@ -462,7 +464,8 @@ def _write_all(client: KestraClient, pending: Sequence[Change], show: Progress, 
 
 def _write_step(client: KestraClient, pending: Sequence[Change], step: Sequence[int],
                 results: dict[int, Outcome], applied: list[int],
-                sleep: Callable[[float], None] = time.sleep) -> tuple[str | None, set[int]]:
+                sleep: Callable[[float], None] = time.sleep, prefixes: tuple[str, ...] = (),
+                noted: Sequence[int] = ()) -> tuple[str | None, set[int]]:
     """One request's worth of changes: (the failure if any, the indexes that may have landed
     though they failed)."""
     if len(step) == 1:
@@ -487,14 +490,22 @@ def _write_step(client: KestraClient, pending: Sequence[Change], step: Sequence[
         for index in step:
             results[index] = Outcome(pending[index], Status.FAILED, str(exc))
         log.error("%s %s failed: %s", what, objects, exc)
+        message = f"{what} {objects} failed: {exc}"
         if bulk.still_running(exc):  # the undo must see all the server did
             try:
-                if not bulk.settle(client, [pending[i] for i in step], sleep):
-                    log.warning("the target was still changing the %s after %s", objects,
-                                "waiting: the revert may miss what lands later")
+                settled = bulk.settle(client, [pending[i] for i in step], prefixes, sleep,
+                                      stop=lambda: bool(noted))
             except KestraError as again:
-                log.warning("watching the target after the failed %s failed: %s", what, again)
-        return f"{what} {objects} failed: {exc}", set(step)
+                log.warning("reading the target after the failed %s %s failed: %s", what,
+                            objects, again)
+                settled = False
+            if not settled:
+                note = ("; the server may still have been carrying it out when the run was "
+                        "reverted: check the target with `plan`")
+                message += note
+                for index in step:
+                    results[index] = Outcome(pending[index], Status.FAILED, str(exc) + note)
+        return message, set(step)
     for index in step:
         change = pending[index]
         if index in refused:

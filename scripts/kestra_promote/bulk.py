@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import io
 import re
+import time
 import zipfile
 from typing import Callable, Sequence
 
 from .client import PART_OVERHEAD, KestraClient, batches
 from .compare import content_hash, source_hash
 from .errors import ApiError, KestraError, NotFound, TransportError, UnexpectedResponse
-from .live import read_flows
+from .live import read_files, read_flows
 from .models import Action, Change, FileKey, FlowKey
 
 BULK_MIN = 10  # fewer go one by one: a single write says why it failed, an import does not
@@ -153,42 +154,47 @@ def still_running(exc: KestraError) -> bool:
         isinstance(exc, (ApiError, UnexpectedResponse)) and status in (502, 503, 504))
 
 
-def _holding(client: KestraClient, changes: Sequence[Change]) -> dict[object, str | None]:
-    """What the target holds now for each of ``changes``' objects, as hashes."""
-    flows = [c.key for c in changes if isinstance(c.key, FlowKey)]
+def _holding(client: KestraClient, changes: Sequence[Change], prefixes: tuple[str, ...]
+             ) -> dict[object, str | None]:
+    """What the target holds now for each of ``changes``' objects, as hashes (flows read under
+    ``prefixes``, the run's namespace roots: one request)."""
     held: dict[object, str | None] = dict.fromkeys((c.key for c in changes), None)
-    if flows:
-        prefixes = tuple(sorted({k.namespace for k in flows}))
+    if any(isinstance(c.key, FlowKey) for c in changes):
         for flow in read_flows(client, prefixes, expected=True):
             if flow.key in held:
                 held[flow.key] = source_hash(flow.source)
     for namespace in sorted({c.key.namespace for c in changes if isinstance(c.key, FileKey)}):
-        with zipfile.ZipFile(io.BytesIO(client.export_namespace_files(namespace))) as archive:
-            for info in archive.infolist():
-                key = FileKey(namespace, "/" + info.filename.lstrip("/"))
-                if key in held and not info.is_dir():
-                    held[key] = content_hash(archive.read(info))
+        for key, live in read_files(client, namespace).items():
+            if key in held:
+                held[key] = content_hash(live.content)
     return held
 
 
-def settle(client: KestraClient, changes: Sequence[Change], sleep: Callable[[float], None], *,
-           quiet: float = 2.0, limit: float = 300.0) -> bool:
+SETTLE_QUIET = 3.0  # seconds between reads while waiting for a bulk request to settle
+SETTLE_READS = 3  # reads in a row that must agree (6 s without a change)
+SETTLE_LIMIT = 300.0
+
+
+def settle(client: KestraClient, changes: Sequence[Change], prefixes: tuple[str, ...],
+           sleep: Callable[[float], None], stop: Callable[[], bool] = lambda: False,
+           clock: Callable[[], float] = time.monotonic) -> bool:
     """Wait until the target stops changing the objects of a bulk request that may still be
     running (``still_running``), so that the undo, which reads before it acts, sees all it did:
     a proxy that gave up on an import of thousands of flows does not stop Kestra. Done at once
-    when every object holds what the request wrote; else when two reads ``quiet`` seconds
-    apart agree. False when it was still changing after ``limit`` seconds."""
+    when every object holds what the request wrote; else when ``SETTLE_READS`` reads in a row,
+    ``SETTLE_QUIET`` seconds apart, agree. False when that did not happen within
+    ``SETTLE_LIMIT`` seconds (reads included), or ``stop()`` (a signal) said to stop waiting:
+    the server may then still change the target after the revert."""
     wrote = {c.key: _written_hash(c.after) for c in changes}
-    now = _holding(client, changes)
-    waited = 0.0
-    while now != wrote:
-        if waited >= limit:
+    deadline = clock() + SETTLE_LIMIT
+    now = _holding(client, changes, prefixes)
+    same = 1
+    while now != wrote and same < SETTLE_READS:
+        if stop() or clock() >= deadline:
             return False
-        sleep(quiet)
-        waited += quiet
-        before, now = now, _holding(client, changes)
-        if now == before:
-            return True
+        sleep(SETTLE_QUIET)
+        before, now = now, _holding(client, changes, prefixes)
+        same = same + 1 if now == before else 1
     return True
 
 

@@ -554,8 +554,9 @@ class KestraClient:
 
     def major_version(self) -> int | None:
         """The server's major version (1, 2, ...), asked once per client; None when it does
-        not say."""
+        not say (or the question failed: raised once, None afterwards)."""
         if self._major is _UNKNOWN:
+            self._major = None  # a failure is not asked again either
             match = re.match(r"\s*v?(\d+)\.", str(self.configs().get("version") or ""))
             self._major = int(match.group(1)) if match else None
         return self._major  # type: ignore[return-value]
