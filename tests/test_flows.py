@@ -643,3 +643,31 @@ def test_only_a_run_by_hand_may_override_the_windows_and_the_history_says_so(pro
     assert execution.outputs["promote"]["vars"]["action"] == "applied"
     with target_history(fake) as runs:
         assert runs[-1]["window_override"].startswith("denied by window 'freeze' until")
+
+
+def test_the_promotion_notifies_with_a_link_to_its_execution(production):
+    from test_notify import Receiver
+
+    fake, repo, emulator = production
+    receiver = Receiver()
+    try:
+        emulator.secrets = {**SECRET_VALUES, "KESTRA_PROMOTE_NOTIFY_URL": receiver.url}
+        _set(fake, "promote_notify", "always")
+        _set(fake, "promote_ui_url", "https://kestra.example.com/")
+        execution = emulator.execute({"mode": "apply"})
+        assert execution.state == "SUCCESS", execution.logs
+        (post,) = receiver.posts
+        assert post["outcome"] == "applied" and post["counts"]["create"] == 2
+        assert post["link"].startswith("https://kestra.example.com/ui/main/executions/system/"
+                                       "promote/")
+        receiver.close()  # then it is gone: the promotion still succeeds, with a warning
+        repo.git("checkout", "-q", "master")
+        repo.write("flows/more.yml", flow_yaml("company.team", "more"))
+        repo.commit("more")
+        again = emulator.execute({"mode": "apply"})
+        assert again.state == "SUCCESS", again.logs
+        assert any(level == "WARN" and "the notification to 127.0.0.1" in line
+                   for _, level, line in again.logs)
+        assert all("XXXXsecretXXXX" not in line for _, _, line in again.logs)
+    finally:
+        receiver.server.server_close()

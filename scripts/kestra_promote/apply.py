@@ -29,6 +29,7 @@ from .errors import (
     StalePlan,
     TargetRejected,
     TransportError,
+    WindowDenied,
     is_already_exists,
 )
 from .live import read_live_state
@@ -163,7 +164,7 @@ def check_windows(plan: Plan, now: datetime, *, override: bool = False) -> tuple
     if verdict.allowed:
         return ()
     if not override:
-        raise PlanRefused(f"the plan is {verdict.reason}; nothing was written (an explicit "
+        raise WindowDenied(f"the plan is {verdict.reason}; nothing was written (an explicit "
                           "override promotes anyway, and is recorded in the history)",
                           [Problem(verdict.reason)])
     return (verdict.reason,)

@@ -25,7 +25,8 @@ from .source import check_namespace, read_source
 ROLES = ("prod", "dev")
 SETTINGS = {
     "prod": ("promote_repo_url", "promote_branch", "promote_tags", "promote_path",
-             "promote_target_url", "promote_tenant", "promote_webhook_provider"),
+             "promote_target_url", "promote_tenant", "promote_webhook_provider", "promote_notify",
+             "promote_notify_format", "promote_ui_url"),
     "dev": ("commit_repo_url", "commit_author_name", "commit_author_email", "commit_kestra_url",
             "commit_tenant"),
 }
@@ -38,6 +39,8 @@ SECRETS = {
         ("KESTRA_PROMOTE_WEBHOOK_KEY", "the key in the webhook URL: long and random"),
         ("KESTRA_PROMOTE_WEBHOOK_SECRET", "the secret the Git provider sends (GitLab token, "
                                           "Gitea/Forgejo Authorization header); webhook runs only"),
+        ("KESTRA_PROMOTE_NOTIFY_URL", "the incoming webhook notifications are posted to; read "
+                                      "only when the setting promote_notify is set"),
     ),
     "dev": (
         ("KESTRA_PROMOTE_GIT_USERNAME", "user that pushes review branches"),

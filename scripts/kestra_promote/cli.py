@@ -22,7 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence, TextIO
 
-from . import __version__, bootstrap, gitref, inventory, lock, planfile, report, runtime, store, webhook
+from . import (__version__, bootstrap, gitref, inventory, lock, notify, planfile, report, runtime,
+               store, webhook)
 from .apply import (
     Interrupted,
     Progress,
@@ -35,7 +36,8 @@ from .apply import (
 from .client import DEFAULT_MAX_BODY, Connection, KestraClient, connect
 from .config import CONFIG_FILE, DRIFT_POLICIES, Config, check_name, check_namespace
 from .desired import Desired, prepare
-from .errors import KestraError, KestraPromoteError, PlanRefused, SettingsError, TargetRejected
+from .errors import (KestraError, KestraPromoteError, PlanRefused, SettingsError, TargetRejected,
+                     WindowDenied)
 from .live import read_for, read_inventories
 from .models import (ApplyResult, FlowKey, Inventory, ObjectKey, Outcome, Plan, Problem, Status,
                      sort_key)
@@ -222,6 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--override-windows", action="store_true",
                      help="promote even while the sync windows deny it (recorded in the "
                           "history)")
+    cmd.add_argument("--notify-format", choices=notify.FORMATS,
+                     help="the notification's form (default: slack for a hooks.slack.com URL, "
+                          "else json); the URL comes from KESTRA_PROMOTE_NOTIFY_URL only")
+    cmd.add_argument("--notify-on", choices=notify.WHEN,
+                     help="notify on problems (failed, refused, denied, drifted: the default) "
+                          "or always")
+    cmd.add_argument("--notify-link", metavar="URL",
+                     help="where the whole run can be read (a CI job), put in the message")
 
     cmd = sub.add_parser("adopt", parents=[target, source], help="take over what another "
                          "promotion source manages (e.g. after renaming this source)",
@@ -515,6 +525,41 @@ def _saved_plan(path: str, connection: Connection) -> Plan:
 
 def cmd_apply(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
     connection = _require(connection)
+    env = args.env
+    try:
+        notifier = notify.notifier_from(
+            env.get("KESTRA_PROMOTE_NOTIFY_URL"),
+            args.notify_format or env.get("KESTRA_PROMOTE_NOTIFY_FORMAT"),
+            args.notify_on or env.get("KESTRA_PROMOTE_NOTIFY_ON"),
+            args.notify_link or env.get("KESTRA_PROMOTE_NOTIFY_LINK"))
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    seen: list[Plan] = []
+
+    def tell(event: notify.Event) -> None:
+        if (why := notify.send(notifier, event)) is not None:
+            output.note(f"Warning: {why} (the promotion itself is not affected)")
+
+    def failed(outcome: str, error: KestraPromoteError) -> notify.Event:
+        plan = seen[-1] if seen else None
+        return notify.Event(plan.name if plan else (args.name or "default"), outcome, str(error),
+                            plan.commit if plan else None, connection.url,
+                            drifted=notify.drifted(plan))
+
+    try:
+        code, plan, result = _apply(args, connection, output, seen)
+    except (PlanRefused, TargetRejected) as error:
+        tell(failed("denied" if isinstance(error, WindowDenied) else "refused", error))
+        raise
+    except KestraPromoteError as error:
+        tell(failed("failed", error))
+        raise
+    tell(notify.event_of(plan, result, connection.url))
+    return code
+
+
+def _apply(args: argparse.Namespace, connection: Connection, output: Output,
+           seen: list[Plan]) -> tuple[int, Plan, ApplyResult]:
     saved = args.source.endswith(".json") and os.path.isfile(args.source)
     with contextlib.ExitStack() as stack:
         client = stack.enter_context(connect(connection))
@@ -536,6 +581,7 @@ def cmd_apply(args: argparse.Namespace, connection: Connection | None, output: O
                 output.write_rendered(report.render_plan_text(plan, color=output.color))
 
         show(plan)
+        seen.append(plan)
         overridden = check_windows(plan, datetime.now(timezone.utc),
                                    override=args.override_windows)
         if overridden:
@@ -547,14 +593,15 @@ def cmd_apply(args: argparse.Namespace, connection: Connection | None, output: O
             holder=lock.default_holder(f"kestra-promote apply ({args.trigger})"),
             lock_wait=args.lock_wait, on_progress=_progress(output, len(plan.pending)),
             trigger=args.trigger, ref=args.ref, extra=extra)
+    seen.append(plan)
     _show_result(output, plan, result)
     if result.interrupted:
         output.note(f"Interrupted ({result.interrupted}): "
                     + ("every change was reverted; the target is as it was." if
                        not result.count(Status.NOT_REVERTED) else "see what could not be "
                        "reverted above."))
-        return 143 if result.interrupted == "SIGTERM" else 130
-    return EXIT_OK if result.ok else EXIT_ERROR
+        return (143 if result.interrupted == "SIGTERM" else 130), plan, result
+    return (EXIT_OK if result.ok else EXIT_ERROR), plan, result
 
 
 def _show_result(output: Output, plan: Plan, result: ApplyResult) -> None:

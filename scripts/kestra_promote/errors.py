@@ -57,6 +57,10 @@ class PlanRefused(_WithProblems):
     """A safeguard refuses the plan as a whole (prune limits, drift policy, ownership)."""
 
 
+class WindowDenied(PlanRefused):
+    """A sync window denies writing now: the plan is fine, the time is not."""
+
+
 class StalePlan(KestraPromoteError):
     """A saved plan was computed against a target state that has changed since."""
 

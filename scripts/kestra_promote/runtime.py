@@ -28,10 +28,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, TextIO
 
-from . import gitremote, lock, report, webhook
+from . import gitremote, lock, notify, report, webhook
 from .apply import Interrupted, apply_locked, check_windows, ensure_allowed, ensure_valid
 from .client import DEFAULT_MAX_BODY, Connection, KestraClient, connect
-from .errors import KestraPromoteError, NotFound, PlanRefused, SettingsError
+from .errors import KestraPromoteError, NotFound, PlanRefused, SettingsError, TargetRejected
 from .live import namespace_tree
 from .models import Plan
 from .origin import origin
@@ -261,8 +261,48 @@ def _write_reports(folder: Path, markdown: str, data: dict[str, Any]) -> None:
     (folder / "report.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
+def _notifier(env: Mapping[str, str]) -> notify.Notifier | None:
+    """From KP_NOTIFY_URL (a secret), KP_NOTIFY_ON, KP_NOTIFY_FORMAT; the link to this
+    execution from KP_UI_URL (production's UI) and KP_EXECUTION (its tenant/executions/... path)."""
+    ui, execution = _text(env, "KP_UI_URL"), _text(env, "KP_EXECUTION")
+    link = f"{ui.rstrip('/')}/ui/{execution}" if ui and execution else None
+    try:
+        return notify.notifier_from(_text(env, "KP_NOTIFY_URL"), _text(env, "KP_NOTIFY_FORMAT"),
+                                    _text(env, "KP_NOTIFY_ON"), link)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 def task_promote(env: Mapping[str, str], emit: Emitter, *, workdir: Path) -> int:
-    """Plan, apply or report status of the clone against the target."""
+    """Plan, apply or report status of the clone against the target; an apply is notified when
+    KP_NOTIFY_URL is set (a failed notification is a warning, never a failure)."""
+    notifier = _notifier(env) if (_text(env, "KP_MODE") or "").lower() == "apply" else None
+    seen: list[Plan] = []
+
+    def tell(event: notify.Event) -> None:
+        if (why := notify.send(notifier, event)) is not None:
+            emit.log("WARN", f"{why} (the promotion itself is not affected)")
+
+    target = _text(env, "KESTRA_URL") or ""
+    try:
+        code, event = _promote(env, emit, workdir, seen, target)
+    except (PlanRefused, TargetRejected) as error:
+        plan = seen[-1] if seen else None
+        tell(notify.Event(plan.name if plan else "?", "refused", str(error),
+                          plan.commit if plan else None, target, drifted=notify.drifted(plan)))
+        raise
+    except KestraPromoteError as error:
+        plan = seen[-1] if seen else None
+        tell(notify.Event(plan.name if plan else "?", "failed", str(error),
+                          plan.commit if plan else None, target, drifted=notify.drifted(plan)))
+        raise
+    if event is not None:
+        tell(event)
+    return code
+
+
+def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Plan],
+             target: str) -> tuple[int, notify.Event | None]:
     mode = (_text(env, "KP_MODE") or "plan").lower()
     if mode not in ("plan", "apply", "status"):
         raise SettingsError(f"KP_MODE must be plan, apply or status, not {mode!r}")
@@ -281,13 +321,14 @@ def task_promote(env: Mapping[str, str], emit: Emitter, *, workdir: Path) -> int
             return promotion.plan(adopt=bool(_flag(env, "KP_ADOPT")))
 
         plan = replan()
+        seen.append(plan)
         if mode == "status":
             text = report.render_status_text(plan)
             emit.text(text)
             _write_reports(workdir, report.render_status_markdown(plan), report.plan_to_dict(plan))
             emit.outputs({"action": "status", "ok": True, "commit": plan.commit or "",
                           "out_of_sync": len(report.out_of_sync(plan)), **_counts(plan)})
-            return 0
+            return 0, None
         emit.text(report.render_plan_text(plan))
         for warning in plan.warnings:
             emit.log("WARN", str(warning))
@@ -300,7 +341,7 @@ def task_promote(env: Mapping[str, str], emit: Emitter, *, workdir: Path) -> int
             emit.outputs({"action": "plan" if not plan.is_empty else "no-changes", "ok": True,
                           "commit": plan.commit or "", **_counts(plan)})
             emit.log("INFO", report.summary_line(plan))
-            return 0
+            return 0, None
 
         def planned_again(plan: Plan) -> None:
             emit.log("WARN", "the target changed while the plan was made: planned again")
@@ -317,7 +358,8 @@ def task_promote(env: Mapping[str, str], emit: Emitter, *, workdir: Path) -> int
                                                    commit=plan.commit))
             emit.outputs({"action": "denied", "ok": False, "commit": plan.commit or "",
                           "reason": denied.problems[0].message, **_counts(plan)})
-            return 0
+            return 0, notify.Event(plan.name, "denied", str(denied), plan.commit, target,
+                                   drifted=notify.drifted(plan))
         for reason in overridden:
             emit.log("WARN", f"{reason}: promoting anyway, as asked (recorded in the history)")
         plan, result = apply_locked(
@@ -325,6 +367,7 @@ def task_promote(env: Mapping[str, str], emit: Emitter, *, workdir: Path) -> int
             holder=_text(env, "KP_HOLDER") or lock.default_holder("kestra-promote task"),
             trigger=_text(env, "KP_TRIGGER") or "kestra", ref=_text(env, "KP_REF"),
             extra={"window_override": overridden[0]} if overridden else None)
+        seen.append(plan)
         if result.ok:
             _record_delivery(env, client)
     emit.text(report.render_result_text(result))
@@ -338,9 +381,10 @@ def task_promote(env: Mapping[str, str], emit: Emitter, *, workdir: Path) -> int
                   "no-changes" if result.ok else "failed",
                   "ok": result.ok, "commit": plan.commit or "", **_counts(plan)})
     emit.log("INFO" if result.ok else "ERROR", report.result_summary(result))
+    event = notify.event_of(plan, result, target)
     if result.interrupted:
-        return 143 if result.interrupted == "SIGTERM" else 130
-    return 0 if result.ok else 1
+        return (143 if result.interrupted == "SIGTERM" else 130), event
+    return (0 if result.ok else 1), event
 
 
 def task_namespaces(env: Mapping[str, str], emit: Emitter) -> int:
