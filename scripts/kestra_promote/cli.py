@@ -22,8 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence, TextIO
 
-from . import (__version__, bootstrap, gitref, inventory, lock, notify, planfile, report, runtime,
-               store, webhook)
+from . import (__version__, bootstrap, gitref, inventory, lock, notify, planfile, report, review,
+               runtime, store, webhook)
 from .apply import (
     Interrupted,
     Progress,
@@ -206,6 +206,18 @@ def build_parser() -> argparse.ArgumentParser:
                           "records the run as dirty)")
     cmd.add_argument("--detailed-exitcode", action="store_true",
                      help="exit 2 when changes are pending, 0 when there are none")
+    post = cmd.add_argument_group("the plan on a pull request (token: KESTRA_PROMOTE_REVIEW_TOKEN)")
+    post.add_argument("--post", choices=review.PROVIDERS,
+                      help="post the plan as one comment, updated on every push, and a commit "
+                           "status")
+    post.add_argument("--post-api", metavar="URL",
+                      help="the provider's API (default https://api.github.com, "
+                           "https://gitlab.com/api/v4; required for gitea: https://HOST/api/v1)")
+    post.add_argument("--post-repo", metavar="OWNER/NAME", help="the repository (GitLab: the "
+                                                                "project's path)")
+    post.add_argument("--post-request", type=int, metavar="N", help="the pull/merge request")
+    post.add_argument("--post-sha", metavar="SHA", help="its head commit, for the status")
+    post.add_argument("--post-link", metavar="URL", help="where the whole run can be read")
 
     cmd = sub.add_parser("apply", parents=[target, source, policy], help="make the target match "
                          "the source", description="Plan (or load a plan saved with plan --out), "
@@ -489,6 +501,7 @@ def cmd_validate(args: argparse.Namespace, connection: Connection | None, output
 
 def cmd_plan(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
     connection = _require(connection)
+    posting = _review_of(args) if args.post else None  # before any work: the options are right
     with connect(connection) as client, _load(args, client) as loaded:
         # a saved plan is applied later, from no checkout: check the files against the commit
         # now, as apply would
@@ -504,6 +517,9 @@ def cmd_plan(args: argparse.Namespace, connection: Connection | None, output: Ou
     # the diff is what someone fixing the flows needs most (moving 1.3 flows to 2.0, say): the
     # plan first, then what refuses it
     _show_plan(output, plan, warnings, error)
+    if posting is not None:
+        _post_plan(posting, output, dataclasses.replace(plan, warnings=(*plan.warnings,
+                                                                        *warnings)), error)
     if error is not None:
         if output.format == "json":  # already in the document
             output.note(f"Error: {error}")
@@ -513,6 +529,32 @@ def cmd_plan(args: argparse.Namespace, connection: Connection | None, output: Ou
         planfile.save(plan, args.out, url=connection.url, tenant=connection.tenant)
         output.note(f"Saved the plan to {args.out}: apply it with `kestra-promote apply {args.out}`.")
     return EXIT_CHANGES if args.detailed_exitcode and not plan.is_empty else EXIT_OK
+
+
+def _review_of(args: argparse.Namespace) -> review.Review:
+    token = args.env.get("KESTRA_PROMOTE_REVIEW_TOKEN")
+    missing = [flag for flag, value in (("--post-repo", args.post_repo),
+                                        ("--post-request", args.post_request),
+                                        ("--post-sha", args.post_sha)) if not value]
+    if not token:
+        missing.append("the token in KESTRA_PROMOTE_REVIEW_TOKEN")
+    api = args.post_api or review.DEFAULT_API.get(args.post)
+    if not api:
+        missing.append("--post-api")
+    if missing:
+        raise SettingsError(f"--post {args.post} needs {', '.join(missing)}")
+    return review.Review(args.post, api, args.post_repo, args.post_request, args.post_sha,
+                         token, args.post_link)
+
+
+def _post_plan(target: review.Review, output: Output, plan: Plan,
+               error: KestraPromoteError | None) -> None:
+    """The plan on the pull request; a provider that refuses is a warning (the plan stands)."""
+    try:
+        review.publish(target, plan, getattr(error, "problems", ()),
+                       str(error) if error is not None else None, note=output.note)
+    except review.ReviewError as exc:
+        output.note(f"Warning: posting the plan to {target.provider} failed: {exc}")
 
 
 def _saved_plan(path: str, connection: Connection) -> Plan:
