@@ -327,17 +327,23 @@ def test_many_files_go_in_one_zip_and_odd_names_alone(repo: GitRepo, version: st
         assert files[f"/scripts/{stored}"] == f"# {name}\n".encode()
 
 
+def _change_every_file(repo: GitRepo, fake: FakeKestra, url: str, new: bool = False) -> tuple:
+    """Deploy the files, then commit a change to each (and a new one): what the target held."""
+    assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
+    for i in range(12):
+        repo.write(f"files/lib/m{i:02}.py", f"print({i} * 2)\n")
+    if new:
+        repo.write("files/lib/new.py", "print('new')\n")
+    repo.commit("change every file")
+    return {k: dict(v) for k, v in fake.files.items()}, _state(fake)
+
+
 @pytest.mark.parametrize("fault", ["status", "lost-answer", "html"])
 def test_a_fault_at_the_zip_upload_leaves_the_files_as_they_were(repo: GitRepo, fault: str):
     _files_repo(repo)
     fake = FakeKestra()
     with serve(fake) as url:
-        assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
-        for i in range(12):
-            repo.write(f"files/lib/m{i:02}.py", f"print({i} * 2)\n")
-        repo.write("files/lib/new.py", "print('new')\n")
-        repo.commit("change every file")
-        before = {k: dict(v) for k, v in fake.files.items()}, _state(fake)
+        before = _change_every_file(repo, fake, url, new=True)
         if fault == "status":
             fake.inject("POST", "/files$", status=500)
         elif fault == "lost-answer":  # extracted, then the answer is lost: retried (idempotent)
@@ -487,11 +493,7 @@ def test_a_damaged_export_while_settling_still_reverts_and_says_it_is_unsure(rep
     _files_repo(repo)
     fake = FakeKestra()
     with serve(fake) as url:
-        assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
-        for i in range(12):
-            repo.write(f"files/lib/m{i:02}.py", f"print({i} * 2)\n")
-        repo.commit("change every file")
-        before = {k: dict(v) for k, v in fake.files.items()}, _state(fake)
+        before = _change_every_file(repo, fake, url)
         # every upload is carried out but its answer lost, the retries' too: no answer at all
         fake.inject("POST", "/files$", drop=True, after=True, times=10)
         good = bulk.archive([("a.py", b"print(1)\n" * 50)])
