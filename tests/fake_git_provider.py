@@ -8,9 +8,11 @@ conventions as fake_kestra (``handle``; serve it with ``fake_kestra.serve``).
 - GitLab: GET /user; GET|POST /projects/{path}/merge_requests/{iid}/notes (``per_page``,
   ``page``); PUT /projects/{path}/merge_requests/{iid}/notes/{id}; POST
   /projects/{path}/statuses/{sha}?state=&name=&description=&target_url=; ``PRIVATE-TOKEN``.
-- Gitea: as GitHub, paged with ``limit``; ``Authorization: token``.
-Comments longer than the provider's limit are refused (422, GitLab 400); a comment may be edited
-by its author only (403).
+- Gitea: as GitHub, but its list of an issue's comments is not paged (every comment, whatever
+  ``page`` and ``limit`` say); ``Authorization: token``; its limit is in bytes (a TEXT column).
+GitLab lists notes newest first unless ``sort=asc``. GitHub Actions' GITHUB_TOKEN cannot read
+/user (403) and comments as ``github-actions[bot]``. Comments longer than the provider's limit
+are refused (422, GitLab 400); a comment may be edited by its author only (403).
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ def _json(data: Any, status: int = 200) -> Response:
 @dataclass
 class FakeProvider:
     provider: str  # github, gitlab or gitea
-    tokens: dict[str, str] = field(default_factory=lambda: {"t0ken-of-the-bot": "bot",
-                                                            "t0ken-of-alice": "alice"})
+    tokens: dict[str, str] = field(default_factory=lambda: {
+        "t0ken-of-the-bot": "bot", "t0ken-of-alice": "alice",
+        "t0ken-of-actions": "github-actions[bot]"})
     comments: list[dict[str, Any]] = field(default_factory=list)  # every request's, in order
     statuses: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
@@ -53,6 +56,9 @@ class FakeProvider:
         if self.provider == "gitlab":
             return {"id": sorted(self.tokens.values()).index(name) + 1, "username": name}
         return {"login": name, "id": sorted(self.tokens.values()).index(name) + 1}
+
+    def _size(self, text: str) -> int:
+        return len(text.encode()) if self.provider == "gitea" else len(text)
 
     def post_as(self, user: str, request: int, body: str) -> None:
         """Someone else comments on the request."""
@@ -75,6 +81,8 @@ class FakeProvider:
         if user is None:
             return _json({"message": "Bad credentials"}, 401)
         if method == "GET" and path.endswith("/user"):
+            if user == "github-actions[bot]":
+                return _json({"message": "Resource not accessible by integration"}, 403)
             return _json(self._user_json(user))
         data = json.loads(body or b"{}") if body else {}
         if self.provider == "gitlab":
@@ -90,10 +98,14 @@ class FakeProvider:
                         or ["30"])[0])
             page = int((query.get("page") or ["1"])[0])
             mine = [self._shown(c) for c in self.comments if c["request"] == int(listing[2])]
+            if self.provider == "gitea":
+                return _json(mine)
+            if self.provider == "gitlab" and (query.get("sort") or ["desc"])[0] != "asc":
+                mine.reverse()
             return _json(mine[(page - 1) * size: page * size])
         if listing and method == "POST":
             text = str(data.get("body", ""))
-            if len(text) > LIMITS[self.provider]:
+            if self._size(text) > LIMITS[self.provider]:
                 return _json({"message": "Body is too long"},
                              400 if self.provider == "gitlab" else 422)
             self.post_as(user, int(listing[2]), text)
@@ -106,7 +118,7 @@ class FakeProvider:
             if comment["user"] != user:
                 return _json({"message": "Forbidden"}, 403)
             text = str(data.get("body", ""))
-            if len(text) > LIMITS[self.provider]:
+            if self._size(text) > LIMITS[self.provider]:
                 return _json({"message": "Body is too long"}, 422)
             comment["body"] = text
             return _json(self._shown(comment))

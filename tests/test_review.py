@@ -123,3 +123,87 @@ def test_missing_posting_options_are_refused_before_any_work(repo: GitRepo, targ
     assert ("--post gitea needs --post-request, --post-sha, the token in "
             "KESTRA_PROMOTE_REVIEW_TOKEN, --post-api") in result.err
     assert target.fake is not None and target.fake.requests == []
+
+
+def test_the_github_actions_token_posts_and_updates_as_the_actions_bot(repo: GitRepo,
+                                                                       target: Target):
+    fake = FakeProvider("github")
+    with serve(fake) as api:  # type: ignore[arg-type]
+        for message in ("one", "two"):
+            repo.write("flows/a.yml", flow_yaml("company.team", "a", message))
+            sha = repo.commit()
+            result = run_cli("plan", str(repo.path), "--post", "github", "--post-api", api,
+                             "--post-repo", "acme/flows", "--post-request", "7", "--post-sha",
+                             sha, env={**target.env,
+                                       "KESTRA_PROMOTE_REVIEW_TOKEN": "t0ken-of-actions"})
+            assert result.code == 0 and "Warning" not in result.err, result.err
+    assert [c["user"] for c in fake.comments] == ["github-actions[bot]"]
+
+
+def test_a_marker_quoted_in_a_diff_is_not_the_comment(repo: GitRepo, target: Target,
+                                                      provider: tuple[FakeProvider, str]):
+    fake, _ = provider
+    repo.write("kestra-promote.yml", "name: other\n")
+    repo.write("flows/a.yml", flow_yaml("company.team", "a"))
+    repo.commit()
+    assert run_cli("apply", str(repo.path), env=target.env).code == 0
+    repo.write("flows/a.yml", flow_yaml("company.team", "a", f"'{marker('analytics')}'"))
+    assert _plan(repo, target, provider, repo.commit()).code == 0
+    assert marker("analytics") in fake.comments[0]["body"]  # in the diff
+    repo.write("kestra-promote.yml", "name: analytics\n")
+    # refused (the flow is "other"'s), and posted all the same, as a comment of its own
+    assert _plan(repo, target, provider, repo.commit()).code == 1
+    # the bot's comment for "other" quotes analytics' marker in its diff: left alone
+    assert len(fake.comments) == 2
+    assert fake.comments[0]["body"].startswith(marker("other"))
+
+
+def test_names_from_git_cannot_mention_anyone(repo: GitRepo, target: Target,
+                                              provider: tuple[FakeProvider, str]):
+    fake, _ = provider
+    repo.write("flows/@all/a.yml", flow_yaml("company.team", "a"))
+    assert _plan(repo, target, provider, repo.commit()).code == 0
+    body = fake.comments[0]["body"]
+    assert "@all" not in body and "@\u2060all" in body
+
+
+def test_gitea_comments_are_cut_by_bytes_and_found_without_paging(repo: GitRepo,
+                                                                  target: Target):
+    fake = FakeProvider("gitea")
+    for n in range(130):  # a long discussion: Gitea answers every comment on each page asked
+        fake.post_as("alice", 7, f"comment {n}")
+    with serve(fake) as url:  # type: ignore[arg-type]
+        provider = (fake, url + "/api/v1")
+        for i in range(40):
+            repo.write(f"flows/f{i:02}.yml", flow_yaml("company.team", f"f{i:02}"))
+        repo.commit()
+        assert run_cli("apply", str(repo.path), env=target.env).code == 0
+        for i in range(40):  # 3 bytes a character: 40 diffs of about 4,500 bytes
+            repo.write(f"flows/f{i:02}.yml", flow_yaml("company.team", f"f{i:02}", "日" * 1500))
+        assert _plan(repo, target, provider, repo.commit()).code == 0
+        count = len(fake.requests)
+        repo.write("flows/g.yml", flow_yaml("company.team", "g"))
+        assert _plan(repo, target, provider, repo.commit()).code == 0
+        lists = [t for m, t in fake.requests[count:] if m == "GET" and "/comments" in t]
+    mine = [c for c in fake.comments if c["user"] == "bot"]
+    assert len(mine) == 1 and len(mine[0]["body"].encode()) <= 65_535
+    assert len(lists) <= 2  # no page after one that brought nothing new
+
+
+@pytest.mark.parametrize("repo_name", ["../admin", "acme/../../admin", "acme", "a/b/c", "a b/c"])
+def test_a_repository_that_is_not_one_is_refused(repo: GitRepo, target: Target, repo_name: str):
+    result = run_cli("plan", str(repo.path), "--post", "github", "--post-repo", repo_name,
+                     "--post-request", "1", "--post-sha", "abc",
+                     env={**target.env, "KESTRA_PROMOTE_REVIEW_TOKEN": TOKEN})
+    assert result.code == 1 and "--post-repo:" in result.err
+
+
+def test_an_invalid_api_address_is_a_warning_not_a_crash(repo: GitRepo, target: Target):
+    repo.write("flows/a.yml", flow_yaml("company.team", "a"))
+    sha = repo.commit()
+    result = run_cli("plan", str(repo.path), "--post", "gitea", "--post-api",
+                     "http://127.0.0.1:99999/api/v1", "--post-repo", "acme/flows",
+                     "--post-request", "1", "--post-sha", sha,
+                     env={**target.env, "KESTRA_PROMOTE_REVIEW_TOKEN": TOKEN})
+    assert result.code == 0 and "Warning: posting the plan to gitea failed" in result.err
+    assert "Traceback" not in result.err

@@ -175,3 +175,57 @@ def test_windows_in_the_settings_are_checked_where_they_are_written(repo: GitRep
     assert "hour: '25' is outside 0-23" in result.err
     assert "window 2: kind: 'pause' must be allow or deny" in result.err
     assert "window 2: timezone: 'Nowhere/Else' is not a time zone name" in result.err
+
+
+@pytest.mark.fake_only
+def test_a_window_that_opens_while_the_run_waits_for_the_lease_still_denies(
+        repo: GitRepo, target: Target, monkeypatch: pytest.MonkeyPatch):
+    from kestra_promote import cli
+    from kestra_promote.errors import WindowDenied
+    from kestra_promote.models import Problem
+
+    asked: list[int] = []
+
+    def windows_then_denied(plan, now, *, override=False):  # allowed, then a freeze began
+        asked.append(1)
+        if len(asked) > 1:
+            raise WindowDenied("the plan is denied by window 'freeze' until later; nothing was "
+                               "written", [Problem("denied by window 'freeze' until later")])
+        return ()
+
+    monkeypatch.setattr(cli, "check_windows", windows_then_denied)
+    repo.write("flows/a.yml", flow_yaml("company.team", "a"))
+    repo.commit()
+    result = run_cli("apply", str(repo.path), env=target.env)
+    assert result.code == 1 and "denied by window 'freeze'" in result.err
+    assert len(asked) == 2  # before waiting for the lease, and once it is held
+    assert target.fake is not None and target.fake.current() == {}
+    assert "kestra-promote-lock" not in target.fake.kv.get(("main", "system"), {})
+
+
+def test_a_time_daylight_saving_repeats_is_the_next_opening_when_it_comes_again():
+    # 02:15 comes twice in Paris on 2026-10-25: at 00:15 and at 01:15 UTC
+    nightly = _window("allow", "15 2 * * *", "10m")
+    verdict = decide([nightly], _at("2026-10-25T00:30+00:00"))  # between the two
+    assert not verdict.allowed and verdict.until is not None
+    assert verdict.until.astimezone(timezone.utc) == _at("2026-10-25T01:15+00:00")
+
+
+@pytest.mark.parametrize(("schedule", "message"), [
+    ("*/ * * * *", "step '' must be a whole number above 0"),
+    ("٣ * * * *", "is not a number"),  # Arabic-Indic digits are not cron's
+])
+def test_odd_schedules_are_refused(schedule: str, message: str):
+    with pytest.raises(ValueError, match=message):
+        parse_cron(schedule)
+
+
+@pytest.mark.parametrize("zone", ["localtime", "/etc/localtime"])
+def test_the_machines_own_zone_is_not_a_zone(zone: str):
+    with pytest.raises(ValueError, match="not a time zone name"):
+        parse_zone(zone)
+
+
+def test_an_enormous_duration_is_refused_cleanly():
+    with pytest.raises(ValueError, match="at most 31 days"):
+        parse_duration("99999999999d")

@@ -583,7 +583,8 @@ def _revert_all(client: KestraClient, results: dict[int, Outcome], applied: list
 def apply_locked(
     client: KestraClient, plan: Plan, *, replan: Callable[[], Plan] | None = None,
     on_replan: Callable[[Plan], None] | None = None, holder: str,
-    lock_wait: float = lock.DEFAULT_WAIT, **options: Any,
+    lock_wait: float = lock.DEFAULT_WAIT, gate: Callable[[Plan], None] | None = None,
+    **options: Any,
 ) -> tuple[Plan, ApplyResult]:
     """``apply_plan`` under the target's lease (when there is anything to write), planning once
     more with ``replan`` when the target changed since ``plan`` was made: another run, or an edit
@@ -594,6 +595,10 @@ def apply_locked(
         return plan, apply_plan(client, plan, checked=checked, **options)
     namespace = plan.scope.state_namespace
     with lock.held(client, namespace, holder, wait=lock_wait) as lease:
+        # ``gate`` (the sync windows) is asked again once the lease is held: waiting for
+        # another run may have taken the run into a window that denies it
+        if gate is not None:
+            gate(plan)
         options["heartbeat"] = lock.Keeper(client, namespace, lease)
         try:
             return plan, apply_plan(client, plan, checked=checked, **options)
@@ -603,4 +608,6 @@ def apply_locked(
             plan = replan()
             if on_replan is not None:
                 on_replan(plan)
+            if gate is not None:
+                gate(plan)
             return plan, apply_plan(client, plan, **options)

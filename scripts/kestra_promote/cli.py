@@ -543,6 +543,8 @@ def _review_of(args: argparse.Namespace) -> review.Review:
         missing.append("--post-api")
     if missing:
         raise SettingsError(f"--post {args.post} needs {', '.join(missing)}")
+    if (why := review.check_repo(args.post, args.post_repo)) is not None:
+        raise SettingsError(f"--post-repo: {why}")
     return review.Review(args.post, api, args.post_repo, args.post_request, args.post_sha,
                          token, args.post_link)
 
@@ -585,7 +587,7 @@ def cmd_apply(args: argparse.Namespace, connection: Connection | None, output: O
     def failed(outcome: str, error: KestraPromoteError) -> notify.Event:
         plan = seen[-1] if seen else None
         return notify.Event(plan.name if plan else (args.name or "default"), outcome, str(error),
-                            plan.commit if plan else None, connection.url,
+                            plan.commit if plan else None, notify.safe_target(connection.url),
                             drifted=notify.drifted(plan))
 
     try:
@@ -630,8 +632,11 @@ def _apply(args: argparse.Namespace, connection: Connection, output: Output,
             output.note(f"Warning: {overridden[0]}; promoting anyway (--override-windows), as the "
                         "history will record")
             extra = {**extra, "window_override": overridden[0]}
+        def gate(plan: Plan) -> None:
+            check_windows(plan, datetime.now(timezone.utc), override=args.override_windows)
+
         plan, result = apply_locked(
-            client, plan, replan=replan, on_replan=lambda p: show(p, again=True),
+            client, plan, replan=replan, on_replan=lambda p: show(p, again=True), gate=gate,
             holder=lock.default_holder(f"kestra-promote apply ({args.trigger})"),
             lock_wait=args.lock_wait, on_progress=_progress(output, len(plan.pending)),
             trigger=args.trigger, ref=args.ref, extra=extra)

@@ -2,15 +2,17 @@
 as generic JSON. The message is built from the run's outcome (pure); posting is the only side
 effect, and its failure is reported, never raised: a notification never fails a promotion.
 
-The webhook URL is a credential (a Slack URL holds its token): it is never printed, and an error
-about it names only its host.
+The webhook URL is a credential (a Slack URL holds its token, some services put it in the host
+name): it is never printed, not even its host. Sending has a deadline of its own: a receiver that
+answers slowly, or without end, is given up on, so the run ends as it would have.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -20,7 +22,9 @@ from .textsafe import safe_text
 
 FORMATS = ("slack", "json")
 WHEN = ("problems", "always")  # problems: failed, refused, denied or drifted runs only
-TIMEOUT = 10.0
+TIMEOUT = 10.0  # for each step (connect, each read)
+DEADLINE = 15.0  # for the whole sending, however slowly the receiver answers
+MAX_ANSWER = 65_536  # bytes of the answer read at the most: its status is what counts
 _DRIFT = (Reason.DRIFT_OVERWRITTEN, Reason.DRIFT_KEPT, Reason.DRIFT_REFUSED,
           Reason.LEFT_GIT_DRIFTED, Reason.LEFT_GIT_DRIFT_KEPT)
 
@@ -33,8 +37,7 @@ class Notifier:
     link: str | None = None  # where to read the whole run (a Kestra execution, a CI job)
 
     def __repr__(self) -> str:
-        return f"Notifier(host={urlsplit(self.url).hostname!r}, format={self.format!r}, " \
-               f"when={self.when!r})"
+        return f"Notifier(format={self.format!r}, when={self.when!r})"
 
 
 def notifier_from(url: str | None, format: str | None = None, when: str | None = None,
@@ -55,6 +58,19 @@ def notifier_from(url: str | None, format: str | None = None, when: str | None =
     return Notifier(url, chosen, moment, link or None)
 
 
+def safe_target(url: str) -> str:
+    """The target's address as a message may show it: no credentials, query or fragment."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(the target)"
+    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))
+
+
 @dataclass(frozen=True)
 class Event:
     """What happened, for the message: ``outcome`` is applied, no-changes, failed, refused or
@@ -67,6 +83,7 @@ class Event:
     target: str = ""
     counts: Mapping[str, int] = field(default_factory=dict)
     drifted: int = 0
+    rolled_back: bool = False  # writes were made, then undone
 
     @property
     def problem(self) -> bool:
@@ -87,12 +104,15 @@ def event_of(plan: Plan, result: ApplyResult, target: str) -> Event:
     reason = "" if result.ok else next(
         (o.message for o in result.outcomes if o.status.value == "failed"),
         result.inventory_message or "")
-    return Event(plan.name, outcome, reason, plan.commit, target, counts, drifted(plan))
+    return Event(plan.name, outcome, reason, plan.commit, safe_target(target), counts,
+                 drifted(plan), rolled_back=not result.ok and any(
+                     o.status.value in ("reverted", "not reverted") for o in result.outcomes))
 
 
 def _text(event: Event, link: str | None) -> str:
     verb = {"applied": "promoted", "no-changes": "checked: nothing to change",
-            "failed": "FAILED, rolled back", "refused": "REFUSED, nothing written",
+            "failed": "FAILED, rolled back" if event.rolled_back else "FAILED",
+            "refused": "REFUSED, nothing written",
             "denied": "DENIED by a sync window, nothing written"}.get(event.outcome, event.outcome)
     lines = [f"kestra-promote {event.name}: {verb}"
              + (f" (commit {event.commit[:12]})" if event.commit else "")]
@@ -129,21 +149,34 @@ def should_send(notifier: Notifier | None, event: Event) -> bool:
 
 
 def send(notifier: Notifier | None, event: Event,
-         transport: httpx.BaseTransport | None = None) -> str | None:
+         transport: httpx.BaseTransport | None = None, deadline: float = DEADLINE) -> str | None:
     """Post the message when ``notifier`` wants this event; None when sent or not wanted, else
-    why it failed (with the host only). Never raises."""
+    why it failed (naming no part of the URL). Never raises; gives up after ``deadline``
+    seconds."""
     if notifier is None or not should_send(notifier, event):
         return None
-    host = urlsplit(notifier.url).hostname or "?"
-    try:
-        with httpx.Client(timeout=TIMEOUT, follow_redirects=False, transport=transport,
-                          headers={"User-Agent": f"kestra-promote/{__version__}"}) as client:
-            response = client.post(notifier.url, json=payload(notifier, event))
-        if not 200 <= response.status_code < 300:
-            return f"the notification to {host} was answered with HTTP {response.status_code}"
-        return None
-    except httpx.HTTPError as exc:
-        return f"the notification to {host} failed: {type(exc).__name__}"
-    except Exception as exc:  # a notification never fails the promotion; its error may quote
-        # the URL, a credential: only the kind of error is told
-        return f"the notification to {host} failed: {type(exc).__name__}"
+    outcome: list[str | None] = []
+
+    def post() -> None:
+        try:
+            with httpx.Client(timeout=TIMEOUT, follow_redirects=False, transport=transport,
+                              headers={"User-Agent": f"kestra-promote/{__version__}"}) as client:
+                with client.stream("POST", notifier.url,
+                                   json=payload(notifier, event)) as response:
+                    read = 0
+                    for chunk in response.iter_raw():  # a little of it: the status counts
+                        read += len(chunk)
+                        if read >= MAX_ANSWER:
+                            break
+                    status = response.status_code
+            outcome.append(None if 200 <= status < 300 else
+                           f"the notification was answered with HTTP {status}")
+        except Exception as exc:  # its message may quote the URL, a credential: the kind only
+            outcome.append(f"the notification failed: {type(exc).__name__}")
+
+    worker = threading.Thread(target=post, name="kestra-promote-notify", daemon=True)
+    worker.start()
+    worker.join(deadline)
+    if worker.is_alive() or not outcome:
+        return f"the notification was given up on after {deadline:.0f} s"
+    return outcome[0]

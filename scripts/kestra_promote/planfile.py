@@ -36,7 +36,7 @@ from .models import (
 )
 from .windows import Window
 
-FORMAT = "kestra-promote/plan/3"  # 3: 128-bit hashes
+FORMAT = "kestra-promote/plan/4"  # 3: 128-bit hashes; 4: the sync windows it must obey
 _POLICY = ("name", "prune", "max_deletions", "allow_deletions", "protected_namespaces", "drift",
            "include", "state_namespace", "windows")
 
@@ -188,5 +188,5 @@ def load(path: str) -> tuple[Plan, str, str]:
             dirty=data["dirty"] is True,
         )
         return plan, data["target"]["url"], data["target"]["tenant"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise SettingsError(f"cannot read saved plan {path}: {exc}") from exc

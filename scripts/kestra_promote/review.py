@@ -10,6 +10,7 @@ cut. Nothing here touches the Kestra target. The token is a credential: never pr
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 from urllib.parse import quote
@@ -24,11 +25,32 @@ DEFAULT_API = {"github": "https://api.github.com", "gitlab": "https://gitlab.com
 # the longest comment each accepts (GitHub: 65,536 characters; GitLab: 1,000,000; Gitea keeps
 # comments in a TEXT column, 65,535 bytes on MySQL): some room left for the note on what was cut
 LIMITS = {"github": 65_000, "gitlab": 999_000, "gitea": 60_000}
+SIZES: dict[str, Callable[[str], int]] = {  # how each counts: characters, or bytes (Gitea)
+    "github": len, "gitlab": len, "gitea": lambda text: len(text.encode())}
 TIMEOUT = 20.0
 
 
 class ReviewError(Exception):
     """The provider refused or failed a request (the message names no credential)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# GitHub Actions' GITHUB_TOKEN may not read /user (403): its comments are this bot's
+ACTIONS_BOT = "github-actions[bot]"
+_REPO = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+")
+
+
+def check_repo(provider: str, repo: str) -> str | None:
+    """Why ``repo`` is no repository path of ``provider`` (None when it is one)."""
+    segments = repo.split("/")
+    if not _REPO.fullmatch(repo) or any(s in (".", "..") for s in segments) or (
+            provider != "gitlab" and len(segments) != 2):
+        return (f"{repo!r} is not a repository: OWNER/NAME"
+                + (" (GitLab: GROUP/.../PROJECT)" if provider == "gitlab" else ""))
+    return None
 
 
 @dataclass(frozen=True)
@@ -46,9 +68,14 @@ def marker(name: str) -> str:
     return f"<!-- kestra-promote plan: {name} -->"
 
 
+def _quiet(text: str) -> str:
+    # names from Git and the target must not notify anyone: @all, @org/team, @user
+    return text.replace("@", "@\u2060")
+
+
 def comment_body(plan: Plan, problems: Sequence[Problem], error: str | None, limit: int,
-                 link: str | None) -> str:
-    """The plan in Markdown, with what refuses it, under ``limit`` characters."""
+                 link: str | None, size: Callable[[str], int] = len) -> str:
+    """The plan in Markdown, with what refuses it, under ``limit`` (as ``size`` counts)."""
     def render(shown: Plan, note: str = "") -> str:
         text = report.render_plan_markdown(shown)
         if error is not None:
@@ -57,27 +84,27 @@ def comment_body(plan: Plan, problems: Sequence[Problem], error: str | None, lim
             text += f"\n_{note}_\n"
         if link:
             text += f"\n[The whole run]({link})\n"
-        return f"{marker(plan.name)}\n{text}"
+        return f"{marker(plan.name)}\n{_quiet(text)}"
 
     body = render(plan)
-    if len(body) <= limit:
+    if size(body) <= limit:
         return body
     without = dataclasses.replace(plan, changes=tuple(dataclasses.replace(c, diff="")
                                                       for c in plan.changes))
     cut = sum(1 for c in plan.changes if c.diff)
     note = f"{cut} diff(s) left out: the comment would be longer than the provider takes"
     body = render(without, note + (" (the whole run has them)" if link else ""))
-    if len(body) <= limit:
+    if size(body) <= limit:
         return body
     # still too long (thousands of objects): the summary only
     lines = body.splitlines(keepends=True)
-    kept, size = [], 0
+    kept, used = [], 0
     tail = f"\n_…cut: {note}, and the list of objects after this point_\n"
     for line in lines:
-        if size + len(line) + len(tail) > limit:
+        if used + size(line) + size(tail) > limit:
             break
         kept.append(line)
-        size += len(line)
+        used += size(line)
     return "".join(kept) + tail
 
 
@@ -114,10 +141,11 @@ class _Api:
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self.http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # an invalid URL too; the message may quote a header: kind only
             raise ReviewError(f"{method} {path}: {type(exc).__name__}") from None
         if not 200 <= response.status_code < 300:
-            raise ReviewError(f"{method} {path} answered HTTP {response.status_code}")
+            raise ReviewError(f"{method} {path} answered HTTP {response.status_code}",
+                              response.status_code)
         try:
             return response.json() if response.content else None
         except ValueError:
@@ -133,7 +161,12 @@ class _Api:
         return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
 
     def me(self) -> Any:
-        user = self.call("GET", "/user")
+        try:
+            user = self.call("GET", "/user")
+        except ReviewError as exc:
+            if self.review.provider == "github" and exc.status == 403:
+                return ACTIONS_BOT  # an Actions token: it writes as the Actions bot
+            raise
         if not isinstance(user, dict):
             raise ReviewError("GET /user answered no user")
         return user.get("id") if self.review.provider == "gitlab" else user.get("login")
@@ -145,15 +178,19 @@ class _Api:
         else:
             path, size = f"{self._repo()}/issues/{number}/comments", (
                 "per_page" if self.review.provider == "github" else "limit")
-        found: list[dict[str, Any]] = []
+        # oldest first (GitLab lists newest first unless asked)
+        order = {"sort": "asc", "order_by": "created_at"} if self.review.provider == "gitlab" \
+            else {}
+        found: dict[Any, dict[str, Any]] = {}
         for page in range(1, 51):  # 5,000 comments at the most
-            batch = self.call("GET", path, params={size: 100, "page": page})
+            batch = self.call("GET", path, params={size: 100, "page": page, **order})
             if not isinstance(batch, list):
                 raise ReviewError(f"GET {path} answered no list")
-            found += [c for c in batch if isinstance(c, dict)]
-            if len(batch) < 100:
+            new = {c.get("id"): c for c in batch if isinstance(c, dict) and c.get("id") not in found}
+            found.update(new)
+            if len(batch) < 100 or not new:  # the last page, or a server that does not page
                 break
-        return found
+        return list(found.values())
 
     def author(self, comment: dict[str, Any]) -> Any:
         user = comment.get("author" if self.review.provider == "gitlab" else "user") or {}
@@ -193,12 +230,14 @@ def publish(review: Review, plan: Plan, problems: Sequence[Problem] = (),
     the provider refuses (the caller decides what that means)."""
     api = _Api(review, transport)
     try:
-        body = comment_body(plan, problems, error, LIMITS[review.provider], review.link)
+        body = comment_body(plan, problems, error, LIMITS[review.provider], review.link,
+                            SIZES[review.provider])
         me = api.me()
+        # the marker opens our comment: one quoted in a diff or by someone else is not it
         mine = [c for c in api.comments()
-                if marker(plan.name) in str(c.get("body") or "") and api.author(c) == me]
+                if str(c.get("body") or "").startswith(marker(plan.name)) and api.author(c) == me]
         if mine:
-            api.update(mine[-1]["id"], body)
+            api.update(min(mine, key=lambda c: str(c.get("id")).zfill(20))["id"], body)
             note(f"Updated the plan's comment on {review.provider} request #{review.number}.")
         else:
             api.create(body)

@@ -31,7 +31,8 @@ from typing import Any, Callable, Mapping, TextIO
 from . import gitremote, lock, notify, report, webhook
 from .apply import Interrupted, apply_locked, check_windows, ensure_allowed, ensure_valid
 from .client import DEFAULT_MAX_BODY, Connection, KestraClient, connect
-from .errors import KestraPromoteError, NotFound, PlanRefused, SettingsError, TargetRejected
+from .errors import (KestraPromoteError, NotFound, PlanRefused, SettingsError, TargetRejected,
+                     WindowDenied)
 from .live import namespace_tree
 from .models import Plan
 from .origin import origin
@@ -283,7 +284,7 @@ def task_promote(env: Mapping[str, str], emit: Emitter, *, workdir: Path) -> int
         if (why := notify.send(notifier, event)) is not None:
             emit.log("WARN", f"{why} (the promotion itself is not affected)")
 
-    target = _text(env, "KESTRA_URL") or ""
+    target = notify.safe_target(_text(env, "KESTRA_URL") or "")  # never its credentials
     try:
         code, event = _promote(env, emit, workdir, seen, target)
     except (PlanRefused, TargetRejected) as error:
@@ -347,10 +348,22 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
             emit.log("WARN", "the target changed while the plan was made: planned again")
             emit.text(report.render_plan_text(plan))
 
+        override = bool(_flag(env, "KP_OVERRIDE_WINDOWS"))
+
+        def gate(plan: Plan) -> tuple[str, ...]:
+            return check_windows(plan, datetime.now(timezone.utc), override=override)
+
         try:
-            overridden = check_windows(plan, datetime.now(timezone.utc),
-                                       override=bool(_flag(env, "KP_OVERRIDE_WINDOWS")))
-        except PlanRefused as denied:
+            overridden = gate(plan)
+            for reason in overridden:
+                emit.log("WARN", f"{reason}: promoting anyway, as asked (recorded in the history)")
+            # asked again once the lease is held: waiting may have led into a window
+            plan, result = apply_locked(
+                client, plan, replan=replan, on_replan=planned_again, gate=gate,
+                holder=_text(env, "KP_HOLDER") or lock.default_holder("kestra-promote task"),
+                trigger=_text(env, "KP_TRIGGER") or "kestra", ref=_text(env, "KP_REF"),
+                extra={"window_override": overridden[0]} if overridden else None)
+        except WindowDenied as denied:
             # not a failure: the windows did their job; the execution says so and writes nothing
             emit.log("WARN", str(denied))
             _write_reports(workdir, report.render_problems_markdown(str(denied), denied.problems),
@@ -360,13 +373,6 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
                           "reason": denied.problems[0].message, **_counts(plan)})
             return 0, notify.Event(plan.name, "denied", str(denied), plan.commit, target,
                                    drifted=notify.drifted(plan))
-        for reason in overridden:
-            emit.log("WARN", f"{reason}: promoting anyway, as asked (recorded in the history)")
-        plan, result = apply_locked(
-            client, plan, replan=replan, on_replan=planned_again,
-            holder=_text(env, "KP_HOLDER") or lock.default_holder("kestra-promote task"),
-            trigger=_text(env, "KP_TRIGGER") or "kestra", ref=_text(env, "KP_REF"),
-            extra={"window_override": overridden[0]} if overridden else None)
         seen.append(plan)
         if result.ok:
             _record_delivery(env, client)

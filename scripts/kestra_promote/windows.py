@@ -61,14 +61,15 @@ def _field(text: str, low: int, high: int, names: Sequence[str] = ()) -> tuple[f
         word = word.lower()
         if word in names:
             return names.index(word) + (low if low == 1 else 0)
-        if not word.isdigit():
+        if not (word.isascii() and word.isdigit()):
             raise ValueError(f"{word!r} is not a number")
         return int(word)
 
     for part in text.split(","):
-        base, _, step_text = part.partition("/")
-        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
-        if step_text and step is None:
+        base, slash, step_text = part.partition("/")
+        step = int(step_text) if step_text.isascii() and step_text.isdigit() and \
+            int(step_text) > 0 else None
+        if slash and step is None:
             raise ValueError(f"step {step_text!r} must be a whole number above 0")
         if base == "*":
             start, end = low, high
@@ -111,6 +112,8 @@ def parse_duration(text: str) -> timedelta:
     if not text.strip() or match is None:
         raise ValueError(f"{text!r} is not a duration such as 30m, 2h, 1d12h")
     days, hours, minutes = (int(g or 0) for g in match.groups())
+    if max(days, hours, minutes) > 100_000:  # beyond what a timedelta holds, far beyond 31 days
+        raise ValueError(f"{text!r} must be above zero and at most 31 days")
     duration = timedelta(days=days, hours=hours, minutes=minutes)
     if not timedelta(0) < duration <= MAX_DURATION:
         raise ValueError(f"{text!r} must be above zero and at most 31 days")
@@ -118,6 +121,9 @@ def parse_duration(text: str) -> timedelta:
 
 
 def parse_zone(text: str) -> ZoneInfo:
+    if text.lower() in ("localtime", "posixrules", "factory") or text.startswith(("/", ".")):
+        # the machine's own zone would make the schedule depend on where the run happens
+        raise ValueError(f"{text!r} is not a time zone name such as UTC or Europe/Paris")
     try:
         return ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError):
@@ -169,11 +175,13 @@ class Window:
                 continue
             for hour in sorted(self.schedule.hours):
                 for minute in sorted(self.schedule.minutes):
-                    candidate = datetime(day.year, day.month, day.day, hour, minute,
-                                         tzinfo=self.zone)
-                    if candidate > now and self.schedule.matches(
-                            candidate.astimezone(timezone.utc).astimezone(self.zone)):
-                        return candidate
+                    # a wall-clock time daylight saving repeats happens twice (fold 0, then 1)
+                    for fold in (0, 1):
+                        candidate = datetime(day.year, day.month, day.day, hour, minute,
+                                             tzinfo=self.zone, fold=fold)
+                        if candidate > now and self.schedule.matches(
+                                candidate.astimezone(timezone.utc).astimezone(self.zone)):
+                            return candidate
         return None
 
 
