@@ -60,8 +60,9 @@ def test_defaults_without_a_file(tmp_path: Path):
         pytest.param("prnue: true\n", "kestra-promote.yml:1:1: unknown key 'prnue' in the settings "
                      "(did you mean 'prune'?)", id="misspelt-key"),
         pytest.param("colour: red\n", "kestra-promote.yml:1:1: unknown key 'colour' in the settings; "
-                     "allowed: branch, drift, flows, labels, max_deletions, name, namespace_files, "
-                     "namespaces, protected_namespaces, prune, state_namespace, tags", id="unknown-key"),
+                     "allowed: approval, branch, drift, flows, labels, max_deletions, name, namespace_files, "
+                     "namespaces, protected_namespaces, prune, state_namespace, tags, windows",
+                     id="unknown-key"),
         pytest.param("prune: yes please\n", "kestra-promote.yml:1:8: 'prune' must be true or false",
                      id="prune-not-bool"),
         pytest.param("max_deletions: -1\n", "kestra-promote.yml:1:16: 'max_deletions' must be a "

@@ -41,6 +41,7 @@ PLUGIN_TYPES = {
     "io.kestra.plugin.core.flow.Loop": "kestra-io/kestra (core, 2.0)",
     "io.kestra.plugin.core.flow.ForEach": "kestra-io/kestra (core, 1.3)",
     "io.kestra.plugin.core.log.Log": "kestra-io/kestra (core)",
+    "io.kestra.plugin.core.flow.Pause": "kestra-io/kestra (core)",
     "io.kestra.plugin.core.runner.Process": "kestra-io/kestra (core task runner)",
     "io.kestra.plugin.core.trigger.Schedule": "kestra-io/kestra (core)",
     "io.kestra.plugin.core.trigger.Webhook": "kestra-io/kestra (core)",
@@ -142,7 +143,8 @@ def test_flows_follow_the_rules_of_both_versions(path: Path):
     assert "json(" not in text
     ids = [t["id"] for t in _tasks(flow)]
     assert len(ids) == len(set(ids)) and all(re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_-]*", i) for i in ids)
-    for spec in flow.get("inputs") or []:
+    pauses = [i for t in _tasks(flow) for i in t.get("onResume") or []]
+    for spec in [*(flow.get("inputs") or []), *pauses]:
         assert set(spec) <= INPUT_KEYS, spec
         assert spec["type"] in rules.INPUT_TYPES
         if spec["type"] == "SELECT":
@@ -671,3 +673,60 @@ def test_the_promotion_notifies_with_a_link_to_its_execution(production):
         assert all("XXXXsecretXXXX" not in line for _, _, line in again.logs)
     finally:
         receiver.server.server_close()
+
+
+def _require_approval(repo: GitRepo) -> None:
+    repo.git("checkout", "-q", "master")
+    repo.write("kestra-promote.yml", "name: demo\napproval: required\n")
+    repo.commit("approval required")
+
+
+def test_an_approved_apply_writes_nothing_before_the_resume_then_exactly_the_plan(production):
+    fake, repo, emulator = production
+    _require_approval(repo)
+    during: list[list[str]] = []
+    execution = emulator.execute({"mode": "apply"}, on_pause=lambda: during.append(
+        _user_writes(fake)), resume={"decision": "approve", "approver": "alice"})
+    assert execution.state == "SUCCESS", execution.logs
+    assert during == [[]]  # paused: nothing written yet
+    assert execution.outputs["promote"]["vars"]["action"] == "awaiting-approval"
+    assert "Waiting for approval" in execution.outputs["promote"]["outputFiles"]["report.md"] \
+        .read_text()
+    assert execution.outputs["apply_approved"]["vars"]["action"] == "applied"
+    assert execution.flow_outputs["action"] == "applied"
+    assert fake.current()[("company.team", "hello")] == flow_yaml("company.team", "hello")
+    with target_history(fake) as runs:
+        assert runs[-1]["approved_by"] == "alice" and runs[-1]["approved_at"]
+
+
+@pytest.mark.parametrize("how", ["rejected", "timed out"])
+def test_a_rejected_or_timed_out_approval_writes_nothing(production, how: str):
+    fake, repo, emulator = production
+    _require_approval(repo)
+    resume = {"decision": "reject"} if how == "rejected" else None
+    execution = emulator.execute({"mode": "apply"}, resume=resume)
+    assert execution.state == ("SUCCESS" if how == "rejected" else "CANCELLED"), execution.logs
+    assert execution.states.get("apply_approved") in (None, "SKIPPED")
+    assert _user_writes(fake) == []
+
+
+def test_an_approval_is_refused_when_production_changed_during_the_pause(production):
+    fake, repo, emulator = production
+    _require_approval(repo)
+    assert emulator.execute({"mode": "apply"}, resume={"decision": "approve"}).state == "SUCCESS"
+    repo.write("flows/hello.yml", flow_yaml("company.team", "hello", "v2"))
+    repo.commit("v2")
+
+    def edited_in_the_ui() -> None:
+        fake.seed_flow(flow_yaml("company.team", "hello", "hotfix"))
+
+    writes = len(fake.writes())
+    execution = emulator.execute({"mode": "apply"}, on_pause=edited_in_the_ui,
+                                 resume={"decision": "approve", "approver": "bob"})
+    assert execution.state == "FAILED"
+    assert "changed since the plan was made" in execution.outputs["apply_approved"][
+        "outputFiles"]["report.md"].read_text()
+    assert fake.current()[("company.team", "hello")] == flow_yaml("company.team", "hello",
+                                                                   "hotfix")
+    assert [w for w in fake.writes()[writes:] if "/flows" in w.path] == []  # (the UI's edit is
+    #                                                                   seeded, not requested)

@@ -229,3 +229,4 @@ def test_the_machines_own_zone_is_not_a_zone(zone: str):
 def test_an_enormous_duration_is_refused_cleanly():
     with pytest.raises(ValueError, match="at most 31 days"):
         parse_duration("99999999999d")
+

@@ -626,6 +626,12 @@ def _apply(args: argparse.Namespace, connection: Connection, output: Output,
 
         show(plan)
         seen.append(plan)
+        if not saved and plan.config is not None and plan.config.approval == "required" and \
+                not (plan.is_empty and plan.managed_after is None):
+            raise PlanRefused(
+                "the settings require approval: save the plan (plan --out FILE), have it "
+                "reviewed, then apply that file; nothing was written",
+                [Problem("approval: required in the settings")])
         overridden = check_windows(plan, datetime.now(timezone.utc),
                                    override=args.override_windows)
         if overridden:

@@ -26,6 +26,7 @@ from .windows import Window
 
 CONFIG_FILE = "kestra-promote.yml"
 DRIFT_POLICIES = ("overwrite", "fail", "keep")
+APPROVALS = ("off", "required")
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]*")
 # Kestra's rule for namespaces (the Flow model): lower case, checked against the whole value
 NAMESPACE_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
@@ -163,6 +164,7 @@ class Config:
     tags: str | None = None
     state_namespace: str = "system"
     windows: tuple[Window, ...] = ()  # sync windows: when a promotion may write
+    approval: str = "off"  # required: in Kestra, an apply waits for a person to approve its plan
     allow_deletions: int | None = None  # --allow-deletions: this run's own deletion limit
     path: str | None = None  # the file it was read from, if any
 
@@ -185,6 +187,7 @@ class Config:
 _KEYS = {
     "name", "flows", "namespace_files", "namespaces", "prune", "max_deletions",
     "protected_namespaces", "drift", "labels", "branch", "tags", "state_namespace", "windows",
+    "approval",
 }
 _WINDOW_KEYS = {"name", "kind", "schedule", "duration", "timezone"}
 
@@ -396,7 +399,7 @@ def parse_config(text: str, path: str) -> Config:
         key = str(key_node.value)
         if key not in _KEYS:
             reader.unknown(key_node, _KEYS, "the settings")
-        elif key in ("name", "drift", "branch", "tags", "state_namespace"):
+        elif key in ("name", "drift", "branch", "tags", "state_namespace", "approval"):
             values[key] = reader.text(node, key)
             if key == "state_namespace" and values[key] is not None and \
                     (why := check_namespace(values[key])) is not None:
@@ -429,6 +432,10 @@ def parse_config(text: str, path: str) -> Config:
     if values.get("drift") is not None and values["drift"] not in DRIFT_POLICIES:
         reader.fail(None, f"'drift' must be one of {', '.join(DRIFT_POLICIES)}, not {values['drift']!r}")
         values["drift"] = None
+    if values.get("approval") is not None and values["approval"] not in APPROVALS:
+        reader.fail(None, f"'approval' must be one of {', '.join(APPROVALS)}, not "
+                          f"{values['approval']!r}")
+        values["approval"] = None
     if values.get("name") is not None and not _NAME.fullmatch(values["name"]):
         reader.fail(None, f"'name' {values['name']!r} must use letters, digits, '_' and '-'")
     if "branch" in values and "tags" in values:

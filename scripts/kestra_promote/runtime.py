@@ -28,13 +28,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, TextIO
 
-from . import gitremote, lock, notify, report, webhook
+from . import gitremote, lock, notify, planfile, report, webhook
 from .apply import Interrupted, apply_locked, check_windows, ensure_allowed, ensure_valid
 from .client import DEFAULT_MAX_BODY, Connection, KestraClient, connect
 from .errors import (KestraPromoteError, NotFound, PlanRefused, SettingsError, TargetRejected,
                      WindowDenied)
 from .live import namespace_tree
-from .models import Plan
+from .models import ApplyResult, Plan
 from .origin import origin
 from .promotion import open_promotion
 from .source import check_namespace, read_settings
@@ -277,7 +277,8 @@ def _notifier(env: Mapping[str, str]) -> notify.Notifier | None:
 def task_promote(env: Mapping[str, str], emit: Emitter, *, workdir: Path) -> int:
     """Plan, apply or report status of the clone against the target; an apply is notified when
     KP_NOTIFY_URL is set (a failed notification is a warning, never a failure)."""
-    notifier = _notifier(env) if (_text(env, "KP_MODE") or "").lower() == "apply" else None
+    notifier = _notifier(env) if (_text(env, "KP_MODE") or "").lower() in (
+        "apply", "apply-saved") else None
     seen: list[Plan] = []
 
     def tell(event: notify.Event) -> None:
@@ -305,8 +306,10 @@ def task_promote(env: Mapping[str, str], emit: Emitter, *, workdir: Path) -> int
 def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Plan],
              target: str) -> tuple[int, notify.Event | None]:
     mode = (_text(env, "KP_MODE") or "plan").lower()
-    if mode not in ("plan", "apply", "status"):
-        raise SettingsError(f"KP_MODE must be plan, apply or status, not {mode!r}")
+    if mode not in ("plan", "apply", "status", "apply-saved"):
+        raise SettingsError(f"KP_MODE must be plan, apply, apply-saved or status, not {mode!r}")
+    if mode == "apply-saved":
+        return _apply_saved(env, emit, workdir, seen, target)
     allow = _text(env, "KP_ALLOW_DELETIONS")
     folder = workdir / (_text(env, "KP_SOURCE") or "repo")
     config = read_settings(folder, _text(env, "KP_CONFIG")).with_overrides(
@@ -343,39 +346,114 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
                           "commit": plan.commit or "", **_counts(plan)})
             emit.log("INFO", report.summary_line(plan))
             return 0, None
+        gate = _gate(env)
+        if config.approval == "required" and not (plan.is_empty and plan.managed_after is None):
+            return _await_approval(client, connection, plan, gate, emit, workdir, target)
 
         def planned_again(plan: Plan) -> None:
             emit.log("WARN", "the target changed while the plan was made: planned again")
             emit.text(report.render_plan_text(plan))
 
-        override = bool(_flag(env, "KP_OVERRIDE_WINDOWS"))
-
-        def gate(plan: Plan) -> tuple[str, ...]:
-            return check_windows(plan, datetime.now(timezone.utc), override=override)
-
-        try:
-            overridden = gate(plan)
-            for reason in overridden:
-                emit.log("WARN", f"{reason}: promoting anyway, as asked (recorded in the history)")
-            # asked again once the lease is held: waiting may have led into a window
-            plan, result = apply_locked(
-                client, plan, replan=replan, on_replan=planned_again, gate=gate,
-                holder=_text(env, "KP_HOLDER") or lock.default_holder("kestra-promote task"),
-                trigger=_text(env, "KP_TRIGGER") or "kestra", ref=_text(env, "KP_REF"),
-                extra={"window_override": overridden[0]} if overridden else None)
-        except WindowDenied as denied:
-            # not a failure: the windows did their job; the execution says so and writes nothing
-            emit.log("WARN", str(denied))
-            _write_reports(workdir, report.render_problems_markdown(str(denied), denied.problems),
-                           report.problems_to_dict(str(denied), denied.problems,
-                                                   commit=plan.commit))
-            emit.outputs({"action": "denied", "ok": False, "commit": plan.commit or "",
-                          "reason": denied.problems[0].message, **_counts(plan)})
-            return 0, notify.Event(plan.name, "denied", str(denied), plan.commit, target,
-                                   drifted=notify.drifted(plan))
+        outcome = _apply_gated(emit, workdir, plan, target, gate, lambda extra: apply_locked(
+            client, plan, replan=replan, on_replan=planned_again, gate=gate,
+            holder=_text(env, "KP_HOLDER") or lock.default_holder("kestra-promote task"),
+            trigger=_text(env, "KP_TRIGGER") or "kestra", ref=_text(env, "KP_REF"),
+            extra=extra))
+        if isinstance(outcome, notify.Event):
+            return 0, outcome
+        plan, result = outcome
         seen.append(plan)
         if result.ok:
             _record_delivery(env, client)
+    return _applied(emit, workdir, plan, result, target)
+
+
+def _gate(env: Mapping[str, str]) -> Callable[[Plan], tuple[str, ...]]:
+    """The sync windows' check for this run (``KP_OVERRIDE_WINDOWS`` overrides)."""
+    override = bool(_flag(env, "KP_OVERRIDE_WINDOWS"))
+    return lambda plan: check_windows(plan, datetime.now(timezone.utc), override=override)
+
+
+def _apply_gated(emit: Emitter, workdir: Path, plan: Plan, target: str,
+                 gate: Callable[[Plan], tuple[str, ...]],
+                 apply: Callable[[dict[str, Any] | None], tuple[Plan, ApplyResult]],
+                 extra: Mapping[str, Any] | None = None
+                 ) -> tuple[Plan, ApplyResult] | notify.Event:
+    """``apply`` unless the sync windows deny it now (asked again once the lease is held:
+    waiting may lead into a window); a denial is no failure: it is said, and nothing written."""
+    try:
+        overridden = gate(plan)
+        for reason in overridden:
+            emit.log("WARN", f"{reason}: promoting anyway, as asked (recorded in the history)")
+        record = {**(extra or {}), **({"window_override": overridden[0]} if overridden else {})}
+        return apply(record or None)
+    except WindowDenied as denied:
+        return _denied(emit, workdir, plan, target, denied)
+
+
+def _denied(emit: Emitter, workdir: Path, plan: Plan, target: str, denied: WindowDenied
+            ) -> notify.Event:
+    emit.log("WARN", str(denied))
+    _write_reports(workdir, report.render_problems_markdown(str(denied), denied.problems),
+                   report.problems_to_dict(str(denied), denied.problems, commit=plan.commit))
+    emit.outputs({"action": "denied", "ok": False, "commit": plan.commit or "",
+                  "reason": denied.problems[0].message, **_counts(plan)})
+    return notify.Event(plan.name, "denied", str(denied), plan.commit, target,
+                        drifted=notify.drifted(plan))
+
+
+def _await_approval(client: KestraClient, connection: Connection, plan: Plan,
+                    gate: Callable[[Plan], tuple[str, ...]], emit: Emitter, workdir: Path,
+                    target: str) -> tuple[int, notify.Event | None]:
+    """``approval: required``: validate the plan on the target and save it (plan.json) for the
+    flow's Pause; the approved plan is applied as it is (``apply-saved``). Nothing is written."""
+    ensure_allowed(plan)
+    for warning in ensure_valid(client, plan.pending):
+        emit.log("WARN", str(warning))
+    try:
+        gate(plan)  # a plan the windows deny now is not put up for approval
+    except WindowDenied as denied:
+        return 0, _denied(emit, workdir, plan, target, denied)
+    planfile.save(plan, str(workdir / "plan.json"), url=connection.url, tenant=connection.tenant)
+    _write_reports(workdir, report.render_plan_markdown(plan)
+                   + "\n**Waiting for approval: resume the execution to apply exactly this plan."
+                     "**\n", report.plan_to_dict(plan))
+    emit.outputs({"action": "awaiting-approval", "needs_approval": True, "ok": True,
+                  "commit": plan.commit or "", **_counts(plan)})
+    emit.log("INFO", f"{report.summary_line(plan)} Waiting for approval: nothing is written "
+                     "until a person resumes this execution.")
+    return 0, None
+
+
+def _apply_saved(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Plan],
+                 target: str) -> tuple[int, notify.Event | None]:
+    """Apply exactly the approved plan (KP_PLAN), refused if the target changed since; who
+    approved and when go into the history."""
+    connection = _connection(env)
+    plan, url, tenant = planfile.load(str(workdir / (_text(env, "KP_PLAN") or "plan.json")))
+    if (url, tenant) != (connection.url.rstrip("/"), connection.tenant):
+        raise SettingsError(f"the approved plan was made for {url} (tenant {tenant}), not for "
+                            f"{connection.url} (tenant {connection.tenant})")
+    seen.append(plan)
+    emit.text(report.render_plan_text(plan))
+    approval = {"approved_by": _text(env, "KP_APPROVED_BY") or "someone (not named)",
+                "approved_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    emit.log("INFO", f"approved by {approval['approved_by']}: applying exactly the saved plan")
+    with connect(connection) as client:
+        gate = _gate(env)
+        outcome = _apply_gated(emit, workdir, plan, target, gate, lambda extra: apply_locked(
+            client, plan, gate=gate,
+            holder=_text(env, "KP_HOLDER") or lock.default_holder("kestra-promote task"),
+            trigger=_text(env, "KP_TRIGGER") or "kestra", ref=_text(env, "KP_REF"),
+            extra=extra), approval)
+        if isinstance(outcome, notify.Event):
+            return 0, outcome
+        plan, result = outcome
+    return _applied(emit, workdir, plan, result, target)
+
+
+def _applied(emit: Emitter, workdir: Path, plan: Plan, result: ApplyResult, target: str
+             ) -> tuple[int, notify.Event | None]:
     emit.text(report.render_result_text(result))
     _write_reports(workdir, report.render_plan_markdown(plan, result=result),
                    report.result_to_dict(result))

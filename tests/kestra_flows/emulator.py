@@ -37,6 +37,10 @@ MARKER = re.compile(r"^::(\{.*})::$")
 LOG_LEVELS = {"ERROR", "WARN", "INFO", "DEBUG", "TRACE"}
 
 
+class PauseTimedOut(Exception):
+    """A Pause reached its duration without being resumed."""
+
+
 class TaskFailed(Exception):
     pass
 
@@ -68,6 +72,8 @@ class Emulator:
     # namespace -> {flow id: source}, what PushFlows exports (exact namespace)
     flows: Callable[[str], Mapping[str, str]] = lambda namespace: {}
     loop_values: dict[str, Any] = field(default_factory=dict)  # current Loop/ForEach item
+    resume: Mapping[str, Any] | None = None  # how a Pause is resumed (see execute)
+    on_pause: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self.flow = yaml.safe_load(self.flow_path.read_text())
@@ -127,9 +133,18 @@ class Emulator:
     def _trigger(self, kind: str) -> dict[str, Any]:
         return next(t for t in self.flow.get("triggers") or [] if t["type"].endswith(kind))
 
-    def execute(self, inputs: Mapping[str, Any] | None = None) -> Execution:
-        """A manual execution from the UI's Execute button."""
-        return self._run(dict(inputs or {}))
+    def execute(self, inputs: Mapping[str, Any] | None = None, *,
+                resume: Mapping[str, Any] | None = None,
+                on_pause: Callable[[], None] | None = None) -> Execution:
+        """A manual execution from the UI's Execute button. At a Pause, ``on_pause`` runs (what
+        happens while the execution waits), then the execution is resumed with ``resume`` (the
+        onResume inputs, and ``by``: who resumed it) or, without it, reaches the Pause's
+        timeout."""
+        self.resume, self.on_pause = resume, on_pause
+        try:
+            return self._run(dict(inputs or {}))
+        finally:
+            self.resume, self.on_pause = None, None
 
     def schedule(self) -> Execution:
         trigger = self._trigger("trigger.Schedule")
@@ -157,6 +172,10 @@ class Emulator:
         try:
             self._tasks(self.flow["tasks"], execution, None)
             execution.state = "SUCCESS"
+        except PauseTimedOut as exc:  # behavior CANCEL: the execution ends there, nothing after
+            execution.state = "CANCELLED"
+            execution.logs.append(("execution", "WARN", str(exc)))
+            return execution
         except TaskFailed as exc:
             execution.state = "FAILED"
             execution.logs.append(("execution", "ERROR", str(exc)))
@@ -180,6 +199,7 @@ class Emulator:
                 "io.kestra.plugin.core.flow.Loop": self._loop,
                 "io.kestra.plugin.core.flow.ForEach": self._loop,
                 "io.kestra.plugin.core.log.Log": self._log,
+                "io.kestra.plugin.core.flow.Pause": self._pause,
             }.get(task["type"])
             if handler is None:
                 raise AssertionError(f"the emulator does not run {task['type']}")
@@ -192,6 +212,23 @@ class Emulator:
                 execution.states[task["id"]] = "FAILED"
                 raise
             execution.states.setdefault(task["id"], "SUCCESS")
+
+    def _pause(self, task: dict, execution: Execution, workdir: Path | None) -> None:
+        """Pause: outputs ``onResume`` (each input's value, or its default) and ``resumed``
+        (by, on, to); a Pause that is not resumed ends at its timeout (behavior CANCEL only)."""
+        if self.on_pause is not None:
+            self.on_pause()
+        if self.resume is None:
+            assert task.get("behavior") == "CANCEL", "the emulator times out CANCEL pauses only"
+            raise PauseTimedOut(f"{task['id']}: not resumed within {task.get('pauseDuration')}")
+        given = {k: v for k, v in self.resume.items() if k != "by"}
+        inputs = {i["id"]: i for i in task.get("onResume") or []}
+        unknown = set(given) - set(inputs)
+        if unknown:
+            raise TaskFailed(f"Unknown resume inputs {sorted(unknown)}")
+        values = {name: given.get(name, spec.get("defaults")) for name, spec in inputs.items()}
+        execution.outputs[task["id"]] = {"onResume": values, "resumed": {
+            "by": self.resume.get("by"), "on": "2026-11-26T10:05:00", "to": "SUCCESS"}}
 
     def _log(self, task: dict, execution: Execution, workdir: Path | None) -> None:
         level = task.get("level", "INFO")
@@ -317,8 +354,14 @@ class Emulator:
                 if any(fnmatch.fnmatch(relative, g) for g in files.get("include") or ["**"]):
                     (folder / relative).parent.mkdir(parents=True, exist_ok=True)
                     (folder / relative).write_bytes(content)
+        produced = {str(path): path for path in execution.files.values()}
         for name, content in self.render(task.get("inputFiles") or {}, execution).items():
-            (folder / name).write_text(content if content is not None else "")
+            # an earlier task's output file (Kestra: its internal-storage URI) gives its content
+            source = content if isinstance(content, Path) else produced.get(str(content))
+            if source is not None:
+                (folder / name).write_bytes(source.read_bytes())
+            else:
+                (folder / name).write_text(content if content is not None else "")
         env = {k: str(v) for k, v in self.render(task.get("env") or {}, execution).items()}
         script = ["set -e", *task.get("beforeCommands", []), *task["commands"]]
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
