@@ -4,6 +4,7 @@ every entry point against the fake server, with real Git repositories."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -182,8 +183,8 @@ def test_credentials_come_only_from_secrets():
             for key, value in (task.get("env") or {}).items():
                 if any(word in key for word in ("PASSWORD", "TOKEN", "SECRET", "USERNAME")):
                     # a secret, possibly read only on the runs that need it
-                    assert re.fullmatch(r"\{\{ (inputs\.\w+ == '\w+' \? )?secret\('[A-Z_]+'\)"
-                                        r"( : '')? \}\}", value), key
+                    assert re.fullmatch(r"\{\{ ((inputs|outputs\.decide\.vars)\.\w+ == '\w+' \? )?"
+                                        r"secret\('[A-Z_]+'\)( : '')? \}\}", value), key
 
 
 def test_webhook_content_never_reaches_code():
@@ -730,3 +731,100 @@ def test_an_approval_is_refused_when_production_changed_during_the_pause(product
                                                                    "hotfix")
     assert [w for w in fake.writes()[writes:] if "/flows" in w.path] == []  # (the UI's edit is
     #                                                                   seeded, not requested)
+
+
+def _promotion_writes(fake: FakeKestra) -> list[str]:
+    """Writes since the bootstrap, but the settings the test itself set."""
+    return [w for w in _user_writes(fake) if "/kv/promote_" not in w]
+
+
+def _pull_request_head(repo: GitRepo, ref: str, message: str) -> str:
+    """A commit on a request's branch, and the provider's ref to its head (refs/pull/N/head)."""
+    repo.git("checkout", "-q", "-B", "feature", "master")
+    repo.write("flows/hello.yml", flow_yaml("company.team", "hello", message))
+    head = repo.commit(message)
+    repo.git("update-ref", ref, head)
+    repo.git("checkout", "-q", "master")
+    return head
+
+
+@pytest.fixture
+def reviewing(production):
+    """Production with pull requests enabled, posting to a fake provider API."""
+    from fake_git_provider import FakeProvider
+
+    fake, repo, emulator = production
+    providers = {name: FakeProvider(name) for name in ("github", "gitlab", "gitea")}
+    with contextlib.ExitStack() as stack:
+        urls = {name: stack.enter_context(serve(p)) for name, p in providers.items()}  # type: ignore[arg-type]
+        emulator.secrets = {**SECRET_VALUES, "KESTRA_PROMOTE_REVIEW_TOKEN": "t0ken-of-the-bot"}
+        _set(fake, "promote_pull_requests", "true")
+        yield fake, repo, emulator, providers, urls
+
+
+GITHUB_PR = {"X-GitHub-Event": ["pull_request"], "Content-Type": ["application/json"]}
+
+
+def test_a_pull_request_is_planned_and_posted_once_per_head_never_applied(reviewing):
+    fake, repo, emulator, providers, urls = reviewing
+    _set(fake, "promote_review_repo", "acme/flows")
+    _set(fake, "promote_review_api", urls["github"])
+    github = providers["github"]
+    first = _pull_request_head(repo, "refs/pull/2/head", "first try")
+    for payload, head in (("pull_request-1.json", first), ("pull_request-2.json", None)):
+        if head is None:  # a push to the request's branch: synchronize
+            head = _pull_request_head(repo, "refs/pull/2/head", "second try")
+        body = (FIXTURES / "webhooks/github" / payload).read_bytes()
+        execution = emulator.webhook("hook-key-0123456789",
+                                     _signed(GITHUB_PR, "X-Hub-Signature-256", "sha256=", body),
+                                     body)
+        assert execution is not None and execution.state == "SUCCESS", execution and execution.logs
+        decided = execution.outputs["decide"]["vars"]
+        # the head comes from Git, not from the payload (whose head is another repository's)
+        assert decided["decision"] == "review" and decided["checkout"] == head
+        assert execution.outputs["promote"]["vars"]["action"] == "plan"
+        assert github.statuses[-1]["sha"] == head and github.statuses[-1]["state"] == "success"
+    assert len(github.comments) == 1 and "company.team/hello" in github.comments[0]["body"]
+    assert len(github.statuses) == 2
+    assert _promotion_writes(fake) == []  # planned, never applied
+
+
+@pytest.mark.parametrize(("provider", "ref", "payload", "headers"), [
+    ("gitlab", "refs/merge-requests/1/head", "gitlab/merge_request-1.json",
+     {"X-Gitlab-Event": ["Merge Request Hook"], "X-Gitlab-Token": ["s3cret"]}),
+    ("gitea", "refs/pull/2/head", "gitea/pull_request-1.json",
+     {"X-Gitea-Event": ["pull_request"], "Authorization": ["Bearer s3cret"]}),
+])
+def test_gitlab_and_gitea_requests_are_planned_and_posted(reviewing, provider: str, ref: str,
+                                                          payload: str, headers: dict):
+    fake, repo, emulator, providers, urls = reviewing
+    _set(fake, "promote_review_repo", "group/flows" if provider == "gitlab" else "acme/flows")
+    _set(fake, "promote_review_api", urls[provider] + ("/api/v4" if provider == "gitlab"
+                                                       else "/api/v1"))
+    head = _pull_request_head(repo, ref, "reviewed")
+    body = (FIXTURES / "webhooks" / payload).read_bytes()
+    execution = emulator.webhook("hook-key-0123456789",
+                                 {**headers, "Content-Type": ["application/json"]}, body)
+    assert execution is not None and execution.state == "SUCCESS", execution and execution.logs
+    assert execution.outputs["decide"]["vars"]["checkout"] == head
+    (comment,) = providers[provider].comments
+    assert "company.team/hello" in comment["body"]
+    assert providers[provider].statuses[-1]["sha"] == head
+    assert _promotion_writes(fake) == []
+
+
+def test_pull_requests_are_ignored_unless_enabled_or_into_another_branch(reviewing):
+    fake, repo, emulator, providers, urls = reviewing
+    _pull_request_head(repo, "refs/pull/2/head", "ignored")
+    body = (FIXTURES / "webhooks/github/pull_request-1.json").read_bytes()
+    headers = _signed(GITHUB_PR, "X-Hub-Signature-256", "sha256=", body)
+    _set(fake, "promote_branch", "main")  # the request goes into master
+    execution = emulator.webhook("hook-key-0123456789", headers, body)
+    assert execution is not None and execution.outputs["decide"]["vars"]["decision"] == "ignore"
+    assert "into 'master': this promotion follows branch 'main'" in \
+        execution.outputs["decide"]["vars"]["reason"]
+    _set(fake, "promote_branch", "master")
+    _set(fake, "promote_pull_requests", "false")
+    execution = emulator.webhook("hook-key-0123456789", headers, body)
+    assert execution is not None and execution.outputs["decide"]["vars"]["decision"] == "ignore"
+    assert providers["github"].comments == [] and _promotion_writes(fake) == []

@@ -265,3 +265,35 @@ def test_a_deeply_nested_body_is_a_clean_ignore_not_a_traceback(tmp_path: Path):
                   str(tmp_path / "body.json"))
     assert cli.code == 1 and "cannot read the request: RecursionError" in cli.err
     assert "Traceback" not in cli.err
+
+
+@pytest.mark.parametrize(("payload", "headers", "expected"), [
+    ("github/pull_request-1.json", {"X-GitHub-Event": "pull_request"}, "refs/pull/2/head"),
+    ("github/pull_request-2.json", {"X-GitHub-Event": "pull_request"}, "refs/pull/2/head"),
+    ("github/pull_request-4.json", {"X-GitHub-Event": "pull_request"}, "refs/pull/2/head"),
+    ("github/pull_request-3.json", {"X-GitHub-Event": "pull_request"}, None),  # closed
+    ("gitlab/merge_request-1.json", {"X-Gitlab-Event": "Merge Request Hook"},
+     "refs/merge-requests/1/head"),
+    ("gitea/pull_request-1.json", {"X-Gitea-Event": "pull_request"}, "refs/pull/2/head"),
+])
+def test_pull_request_events_are_reviewed_by_number_only(payload: str, headers: dict,
+                                                         expected: str | None):
+    body = json.loads((FIXTURES / "webhooks" / payload).read_text())
+    decision = decide(headers, body, target=Target(branch="master"), pull_requests=True)
+    if expected is None:
+        assert decision.decision == "ignore"
+    else:
+        # the ref to ask Git for: never the head commit or branch the payload names
+        assert (decision.decision, decision.ref, decision.commit) == ("review", expected, None)
+    # and without the setting, a pull request is no push: ignored
+    off = decide(headers, body, target=Target(branch="master"))
+    assert off.decision == "ignore"
+
+
+def test_a_pull_request_number_that_is_not_one_is_ignored():
+    body = json.loads((FIXTURES / "webhooks/github/pull_request-1.json").read_text())
+    for number in ("2", -1, True, 10**12, None):
+        forged = {**body, "number": number}
+        decision = decide({"X-GitHub-Event": "pull_request"}, forged,
+                          target=Target(branch="master"), pull_requests=True)
+        assert decision.decision == "ignore", number

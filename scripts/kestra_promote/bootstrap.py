@@ -26,7 +26,8 @@ ROLES = ("prod", "dev")
 SETTINGS = {
     "prod": ("promote_repo_url", "promote_branch", "promote_tags", "promote_path",
              "promote_target_url", "promote_tenant", "promote_webhook_provider", "promote_notify",
-             "promote_notify_format", "promote_ui_url", "promote_approval_timeout"),
+             "promote_notify_format", "promote_ui_url", "promote_approval_timeout",
+             "promote_pull_requests", "promote_review_api", "promote_review_repo"),
     "dev": ("commit_repo_url", "commit_author_name", "commit_author_email", "commit_kestra_url",
             "commit_tenant"),
 }
@@ -41,6 +42,8 @@ SECRETS = {
                                           "Gitea/Forgejo Authorization header); webhook runs only"),
         ("KESTRA_PROMOTE_NOTIFY_URL", "the incoming webhook notifications are posted to; read "
                                       "only when the setting promote_notify is set"),
+        ("KESTRA_PROMOTE_REVIEW_TOKEN", "a Git provider token that comments on pull requests and "
+                                        "sets commit statuses; pull-request runs only"),
     ),
     "dev": (
         ("KESTRA_PROMOTE_GIT_USERNAME", "user that pushes review branches"),

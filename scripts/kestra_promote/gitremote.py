@@ -71,12 +71,14 @@ def _http_refs(url: str, username: str | None, password: str | None,
         raise SettingsError(f"cannot list the tags of the repository: {exc}") from None
 
 
-def _local_refs(path: str) -> dict[str, str]:
+def _local_refs(path: str, pattern: str = "--tags") -> dict[str, str]:
     try:
         # never a prompt (a password, an unknown host key): a task has nobody to answer it
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0",
                "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")}
-        done = subprocess.run(["git", "ls-remote", "--tags", "--", path], capture_output=True,
+        done = subprocess.run(["git", "ls-remote", *([pattern] if pattern == "--tags" else []),
+                               "--", path, *([] if pattern == "--tags" else [pattern])],
+                              capture_output=True,
                               text=True, check=False, timeout=60, stdin=subprocess.DEVNULL,
                               env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -93,6 +95,18 @@ def _local_refs(path: str) -> dict[str, str]:
         elif name:
             refs.setdefault(name, sha)
     return refs
+
+
+def ref_commit(url: str, ref: str, *, username: str | None = None,
+               password: str | None = None,
+               transport: httpx.BaseTransport | None = None) -> str | None:
+    """The commit ``ref`` (a full ref name) points to in the repository at ``url`` now, or
+    None when it has no such ref."""
+    if url.startswith(("http://", "https://")):
+        refs = _http_refs(url, username, password, transport)
+    else:
+        refs = _local_refs(url[len("file://"):] if url.startswith("file://") else url, ref)
+    return refs.get(ref)
 
 
 def list_tags(url: str, *, username: str | None = None, password: str | None = None,

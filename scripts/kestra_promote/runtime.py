@@ -17,6 +17,7 @@ settings in env vars; this module reads them as data.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, TextIO
 
-from . import gitremote, lock, notify, planfile, report, webhook
+from . import gitremote, lock, notify, planfile, report, review, webhook
 from .apply import Interrupted, apply_locked, check_windows, ensure_allowed, ensure_valid
 from .client import DEFAULT_MAX_BODY, Connection, KestraClient, connect
 from .errors import (KestraPromoteError, NotFound, PlanRefused, SettingsError, TargetRejected,
@@ -198,8 +199,11 @@ def task_decide(env: Mapping[str, str], emit: Emitter) -> int:
         decision = webhook.decide(headers, body, target=target,
                                   secret=_text(env, "KP_WEBHOOK_SECRET"),
                                   require_signature=bool(_flag(env, "KP_REQUIRE_SIGNATURE")),
-                                  expect=_text(env, "KP_PROVIDER"))
+                                  expect=_text(env, "KP_PROVIDER"),
+                                  pull_requests=bool(_flag(env, "KP_PULL_REQUESTS")))
         delivery = webhook.delivery_id(headers)
+        if decision.decision == "review":
+            return _review(env, emit, decision, trigger)
         if decision.decision == "sync" and _replayed(env, delivery):
             decision = Decision("ignore", f"delivery {delivery} was promoted before: a replay "
                                 "changes nothing", decision.provider, decision.event)
@@ -227,13 +231,34 @@ def task_decide(env: Mapping[str, str], emit: Emitter) -> int:
                     trigger, "tag", newest)
 
 
+def _review(env: Mapping[str, str], emit: Emitter, decision: webhook.Decision,
+            trigger: str) -> int:
+    """A pull request to plan: its head commit as the repository has it now (the payload's
+    number only names the request), cloned and planned against production, never applied."""
+    url = _text(env, "KP_REPO_URL")
+    if not url:
+        raise SettingsError("KP_REPO_URL is not set: the flows read it from promote_repo_url")
+    assert decision.ref is not None
+    head = gitremote.ref_commit(url, decision.ref, username=_text(env, "KP_GIT_USERNAME"),
+                                password=_text(env, "KP_GIT_PASSWORD"))
+    if head is None or not re.fullmatch(r"[0-9a-f]{40}", head):
+        return _decided(emit, webhook.Decision(
+            "ignore", f"{decision.reason}; but the repository has no {decision.ref}",
+            decision.provider, decision.event, verified=decision.verified), trigger, "", "")
+    request = decision.ref.split("/")[2]
+    emit.outputs({"request": request, "post": "gitlab" if decision.provider == "gitlab"
+                  else "github" if decision.provider == "github" else "gitea"})
+    return _decided(emit, dataclasses.replace(decision, commit=head), trigger, "commit", head)
+
+
 def _decided(emit: Emitter, decision: webhook.Decision, trigger: str, kind: str,
              checkout: str) -> int:
-    synced = decision.decision == "sync"
+    synced = decision.decision in ("sync", "review")
     values = {**decision.to_dict(), "trigger": trigger, "kind": kind if synced else "",
               "checkout": checkout if synced else ""}
     emit.outputs({k: ("" if v is None else v) for k, v in values.items()})
-    level = {"sync": "INFO", "ignore": "INFO", "reject": "ERROR"}[decision.decision]
+    level = {"sync": "INFO", "review": "INFO", "ignore": "INFO",
+             "reject": "ERROR"}[decision.decision]
     if synced and trigger == "webhook" and not decision.verified:
         level = "WARN"  # promoted on the URL key alone: say so where people look
     emit.log(level, f"{decision.decision}: {decision.reason}")
@@ -337,11 +362,25 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
         for warning in plan.warnings:
             emit.log("WARN", str(warning))
         if mode == "plan":
-            warnings = ensure_valid(client, plan.pending)
-            for warning in warnings:
-                emit.log("WARN", str(warning))
+            posting = _posting(env)  # a pull request's plan: posted on it
+            error: KestraPromoteError | None = None
+            try:
+                warnings = ensure_valid(client, plan.pending)
+                for warning in warnings:
+                    emit.log("WARN", str(warning))
+                ensure_allowed(plan)
+            except (TargetRejected, PlanRefused) as refused:
+                error = refused
             _write_reports(workdir, report.render_plan_markdown(plan), report.plan_to_dict(plan))
-            ensure_allowed(plan)
+            if posting is not None:
+                try:
+                    review.publish(posting, plan, getattr(error, "problems", ()),
+                                   str(error) if error is not None else None,
+                                   note=lambda text: emit.log("INFO", text))
+                except review.ReviewError as exc:
+                    emit.log("WARN", f"posting the plan to {posting.provider} failed: {exc}")
+            if error is not None:
+                raise error
             emit.outputs({"action": "plan" if not plan.is_empty else "no-changes", "ok": True,
                           "commit": plan.commit or "", **_counts(plan)})
             emit.log("INFO", report.summary_line(plan))
@@ -366,6 +405,25 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
         if result.ok:
             _record_delivery(env, client)
     return _applied(emit, workdir, plan, result, target)
+
+
+def _posting(env: Mapping[str, str]) -> review.Review | None:
+    """Where to post the plan (KP_POST: github, gitlab or gitea), from the flow's settings."""
+    provider = _text(env, "KP_POST")
+    if not provider:
+        return None
+    api = _text(env, "KP_POST_API") or review.DEFAULT_API.get(provider)
+    repo, number = _text(env, "KP_POST_REPO"), _text(env, "KP_POST_REQUEST")
+    token, sha = _text(env, "KP_REVIEW_TOKEN"), _text(env, "KP_POST_SHA")
+    if provider not in review.PROVIDERS or not (api and repo and number and number.isdigit()
+                                                and token and sha):
+        raise SettingsError("posting a pull request's plan needs promote_review_api (Gitea), "
+                            "promote_review_repo and the secret KESTRA_PROMOTE_REVIEW_TOKEN")
+    if (why := review.check_repo(provider, repo)) is not None:
+        raise SettingsError(f"promote_review_repo: {why}")
+    ui, execution = _text(env, "KP_UI_URL"), _text(env, "KP_EXECUTION")
+    link = f"{ui.rstrip('/')}/ui/{execution}" if ui and execution else None
+    return review.Review(provider, api, repo, int(number), sha, token, link)
 
 
 def _gate(env: Mapping[str, str]) -> Callable[[Plan], tuple[str, ...]]:

@@ -40,7 +40,7 @@ def valid_ref_name(ref: str) -> bool:
 
 @dataclass(frozen=True)
 class Decision:
-    decision: str  # sync | ignore | reject
+    decision: str  # sync | review (plan a pull request and post it) | ignore | reject
     reason: str
     provider: str = "unknown"
     event: str = ""
@@ -272,9 +272,48 @@ def _refs(provider: str, event: str, body: Mapping[str, Any]) -> tuple[str | Non
     return None, [(pushed, after, deleted)]
 
 
+# what opening, updating (a push to its branch) or reopening a pull request is called
+_REVIEW_ACTIONS = {"github": {"opened", "synchronize", "reopened"},
+                   "gitea": {"opened", "synchronized", "reopened"},
+                   "forgejo": {"opened", "synchronized", "reopened"},
+                   "gitlab": {"open", "update", "reopen"}}
+
+
+def pull_request(provider: str, event: str, body: Mapping[str, Any]
+                 ) -> tuple[int, str] | None:
+    """(number, base branch) of a pull/merge request opened, updated or reopened; None for any
+    other event. Only the number is used, to ask Git for the request's head: never a commit
+    or a branch the payload names."""
+    if provider == "gitlab":
+        attributes = body.get("object_attributes") or {}
+        if body.get("object_kind") != "merge_request" or not isinstance(attributes, Mapping) \
+                or attributes.get("action") not in _REVIEW_ACTIONS["gitlab"]:
+            return None
+        number, base = attributes.get("iid"), attributes.get("target_branch")
+    elif provider in ("github", "gitea", "forgejo"):
+        if event != "pull_request" or body.get("action") not in _REVIEW_ACTIONS[provider]:
+            return None
+        request = body.get("pull_request") or {}
+        number = body.get("number")
+        base = ((request.get("base") or {}) if isinstance(request, Mapping) else {}).get("ref")
+    else:
+        return None
+    if not isinstance(number, int) or isinstance(number, bool) or not 0 < number < 10**9 \
+            or not isinstance(base, str):
+        return None
+    return number, base
+
+
+def head_ref(provider: str, number: int) -> str:
+    """The ref under which the provider keeps a request's head commit."""
+    return (f"refs/merge-requests/{number}/head" if provider == "gitlab"
+            else f"refs/pull/{number}/head")
+
+
 def decide(
     headers: Mapping[str, Any], body: Any, *, target: Target, secret: str | None = None,
     raw: bytes | None = None, require_signature: bool = False, expect: str | None = None,
+    pull_requests: bool = False,
 ) -> Decision:
     """What to do with one webhook request (``body`` parsed, or ``raw`` bytes, or both).
 
@@ -296,6 +335,14 @@ def decide(
     verified = bool(checked)
     if not isinstance(body, Mapping):
         return Decision("ignore", "the body is not a JSON object", provider, event, verified=verified)
+    if pull_requests and (request := pull_request(provider, event, body)) is not None:
+        number, base = request
+        if target.branch is None or base != target.branch:
+            return Decision("ignore", f"pull request #{number} into {base!r}: this promotion "
+                            f"follows {target.describe()}", provider, event, verified=verified)
+        return Decision("review", f"pull request #{number} into {base!r}: planned against "
+                        "production and posted on the request", provider, event,
+                        head_ref(provider, number), None, verified)
     ignored, refs = _refs(provider, event, body)
     if ignored:
         return Decision("ignore", ignored, provider, event, verified=verified)

@@ -37,6 +37,15 @@ MARKER = re.compile(r"^::(\{.*})::$")
 LOG_LEVELS = {"ERROR", "WARN", "INFO", "DEBUG", "TRACE"}
 
 
+def _truthy(value: Any) -> bool:
+    """Kestra's TruthUtils.isTruthy (1.3 and 2.0): anything but "false", "0", "-0", "" (once
+    trimmed) and null is true."""
+    if value is None:
+        return False
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return text.strip() not in ("false", "0", "-0", "")
+
+
 class PauseTimedOut(Exception):
     """A Pause reached its duration without being resumed."""
 
@@ -203,7 +212,7 @@ class Emulator:
             }.get(task["type"])
             if handler is None:
                 raise AssertionError(f"the emulator does not run {task['type']}")
-            if "runIf" in task and self.render(task["runIf"], execution) not in (True, "true"):
+            if "runIf" in task and not _truthy(self.render(task["runIf"], execution)):
                 execution.states[task["id"]] = "SKIPPED"
                 continue
             try:
@@ -235,8 +244,7 @@ class Emulator:
         execution.logs.append((task["id"], level, str(self.render(task["message"], execution))))
 
     def _if(self, task: dict, execution: Execution, workdir: Path | None) -> None:
-        condition = self.render(task["condition"], execution)
-        branch = "then" if condition in (True, "true") else "else"
+        branch = "then" if _truthy(self.render(task["condition"], execution)) else "else"
         self._tasks(task.get(branch) or [], execution, workdir)
 
     def _working_directory(self, task: dict, execution: Execution, workdir: Path | None) -> None:
