@@ -828,3 +828,42 @@ def test_pull_requests_are_ignored_unless_enabled_or_into_another_branch(reviewi
     execution = emulator.webhook("hook-key-0123456789", headers, body)
     assert execution is not None and execution.outputs["decide"]["vars"]["decision"] == "ignore"
     assert providers["github"].comments == [] and _promotion_writes(fake) == []
+
+
+def test_production_can_require_approval_whatever_a_commit_says(production):
+    fake, repo, emulator = production
+    _set(fake, "promote_approval", "required")  # the repository's settings say nothing
+    execution = emulator.execute({"mode": "apply"})  # nobody resumes: the pause times out
+    assert execution.state == "CANCELLED"
+    assert execution.outputs["promote"]["vars"]["action"] == "awaiting-approval"
+    assert _promotion_writes(fake) == []
+
+
+def test_a_plan_file_changed_during_the_pause_is_not_applied(production):
+    fake, repo, emulator = production
+    _require_approval(repo)
+
+    def tampered() -> None:
+        path = next(emulator.workspace.rglob("plan.json"))
+        data = json.loads(path.read_text())
+        data["name"] = "other"  # any change; even with its digest recomputed by hand
+        data["digest"] = "sha256:" + "0" * 64
+        path.write_text(json.dumps(data))
+
+    execution = emulator.execute({"mode": "apply"}, on_pause=tampered,
+                                 resume={"decision": "approve", "approver": "mallory"})
+    assert execution.state == "FAILED"
+    assert "not the one that was put up for approval" in " ".join(
+        line for _, _, line in execution.logs)
+    assert _user_writes(fake) == []
+
+
+def test_the_history_shows_who_approved(production):
+    fake, repo, emulator = production
+    _require_approval(repo)
+    name = "alice\n**bold** \x1b[31mred"
+    assert emulator.execute({"mode": "apply"}, resume={"decision": "approve",
+                                                       "approver": name}).state == "SUCCESS"
+    with target_history(fake) as runs:
+        assert "\n" not in runs[-1]["approved_by"] and "\x1b" not in runs[-1]["approved_by"]
+        assert runs[-1]["approved_by"].startswith("alice **bold**")

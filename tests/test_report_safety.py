@@ -349,3 +349,13 @@ def test_json_keeps_names_and_diffs_as_they_are_and_its_encoding_splits_no_line(
     assert data["changes"][0]["file"] == HOSTILE and data["changes"][0]["diff"] == HOSTILE
     encoded = json.dumps(data, indent=2)  # as the CLI writes it
     assert not UNSAFE.findall(encoded) and json.loads(encoded) == data
+
+
+def test_the_history_shows_approvals_and_overrides_escaped():
+    history = Inventory("default", history=(
+        {"time": "2026-11-26T10:00:00Z", "commit": SHA, "trigger": "manual", "result": "applied",
+         "created": 1, "updated": 0, "deleted": 0, "approved_by": "alice\x1b[2J",
+         "approved_at": "2026-11-26T10:05:00", "window_override": "denied by window 'freeze'"},))
+    text = report.render_history_text(history, "default")
+    assert "  approved by alice\\x1b[2J at 2026-11-26T10:05:00\n" in text
+    assert "  overrode the sync windows: denied by window 'freeze'\n" in text

@@ -26,7 +26,7 @@ ROLES = ("prod", "dev")
 SETTINGS = {
     "prod": ("promote_repo_url", "promote_branch", "promote_tags", "promote_path",
              "promote_target_url", "promote_tenant", "promote_webhook_provider", "promote_notify",
-             "promote_notify_format", "promote_ui_url", "promote_approval_timeout",
+             "promote_notify_format", "promote_ui_url", "promote_approval", "promote_approval_timeout",
              "promote_pull_requests", "promote_review_api", "promote_review_repo"),
     "dev": ("commit_repo_url", "commit_author_name", "commit_author_email", "commit_kestra_url",
             "commit_tenant"),

@@ -87,7 +87,9 @@ class Event:
 
     @property
     def problem(self) -> bool:
-        return self.outcome in ("failed", "refused", "denied") or self.drifted > 0
+        """Worth a message: something went wrong, or a person must act."""
+        return self.outcome in ("failed", "refused", "denied", "awaiting-approval") \
+            or self.drifted > 0
 
 
 def drifted(plan: Plan | None) -> int:
@@ -113,7 +115,9 @@ def _text(event: Event, link: str | None) -> str:
     verb = {"applied": "promoted", "no-changes": "checked: nothing to change",
             "failed": "FAILED, rolled back" if event.rolled_back else "FAILED",
             "refused": "REFUSED, nothing written",
-            "denied": "DENIED by a sync window, nothing written"}.get(event.outcome, event.outcome)
+            "denied": "DENIED by a sync window, nothing written",
+            "awaiting-approval": "WAITING FOR APPROVAL: resume the execution to apply this plan"
+            }.get(event.outcome, event.outcome)
     lines = [f"kestra-promote {event.name}: {verb}"
              + (f" (commit {event.commit[:12]})" if event.commit else "")]
     if any(event.counts.values()):

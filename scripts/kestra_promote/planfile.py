@@ -151,6 +151,16 @@ def save(plan: Plan, path: str, *, url: str, tenant: str) -> None:
         handle.write(text)
 
 
+def recorded_digest(path: str) -> str | None:
+    """The digest a saved plan file records (None when it records none)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    digest = data.get("digest") if isinstance(data, dict) else None
+    return digest if isinstance(digest, str) else None
+
+
 def load(path: str) -> tuple[Plan, str, str]:
     """(plan, target URL, tenant) from a saved plan file."""
     try:

@@ -351,6 +351,9 @@ def render_history_text(inventory: Inventory | None, name: str) -> str:
                     f"{_inline(run.get('deleted', 0)):>7}")
         if run.get("window_override"):
             rows.append(f"  overrode the sync windows: {_inline(run['window_override'])}")
+        if run.get("approved_by"):
+            rows.append(f"  approved by {_inline(run['approved_by'])} at "
+                        f"{_inline(run.get('approved_at', ''))}")
     return _finish("\n".join(rows) + "\n")
 
 

@@ -386,7 +386,10 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
             emit.log("INFO", report.summary_line(plan))
             return 0, None
         gate = _gate(env)
-        if config.approval == "required" and not (plan.is_empty and plan.managed_after is None):
+        # the repository's setting, or production's own (promote_approval): a commit cannot
+        # switch off an approval that production requires
+        required = "required" in (config.approval, (_text(env, "KP_APPROVAL") or "").lower())
+        if required and not (plan.is_empty and plan.managed_after is None):
             return _await_approval(client, connection, plan, gate, emit, workdir, target)
 
         def planned_again(plan: Plan) -> None:
@@ -472,15 +475,20 @@ def _await_approval(client: KestraClient, connection: Connection, plan: Plan,
         gate(plan)  # a plan the windows deny now is not put up for approval
     except WindowDenied as denied:
         return 0, _denied(emit, workdir, plan, target, denied)
-    planfile.save(plan, str(workdir / "plan.json"), url=connection.url, tenant=connection.tenant)
+    saved = workdir / "plan.json"
+    planfile.save(plan, str(saved), url=connection.url, tenant=connection.tenant)
     _write_reports(workdir, report.render_plan_markdown(plan)
                    + "\n**Waiting for approval: resume the execution to apply exactly this plan."
                      "**\n", report.plan_to_dict(plan))
+    # the digest goes into the execution itself (not the file's storage): the approved task
+    # applies that plan.json only
     emit.outputs({"action": "awaiting-approval", "needs_approval": True, "ok": True,
+                  "plan_digest": planfile.recorded_digest(str(saved)),
                   "commit": plan.commit or "", **_counts(plan)})
     emit.log("INFO", f"{report.summary_line(plan)} Waiting for approval: nothing is written "
                      "until a person resumes this execution.")
-    return 0, None
+    return 0, notify.Event(plan.name, "awaiting-approval", "", plan.commit, target,
+                           dict(_counts(plan)), notify.drifted(plan))
 
 
 def _apply_saved(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Plan],
@@ -488,14 +496,21 @@ def _apply_saved(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: lis
     """Apply exactly the approved plan (KP_PLAN), refused if the target changed since; who
     approved and when go into the history."""
     connection = _connection(env)
-    plan, url, tenant = planfile.load(str(workdir / (_text(env, "KP_PLAN") or "plan.json")))
+    path = str(workdir / (_text(env, "KP_PLAN") or "plan.json"))
+    expected = _text(env, "KP_PLAN_DIGEST")
+    if not expected or planfile.recorded_digest(path) != expected:
+        raise SettingsError("the plan to apply is not the one that was put up for approval "
+                            "(its digest differs): nothing was written")
+    plan, url, tenant = planfile.load(path)
     if (url, tenant) != (connection.url.rstrip("/"), connection.tenant):
         raise SettingsError(f"the approved plan was made for {url} (tenant {tenant}), not for "
                             f"{connection.url} (tenant {connection.tenant})")
     seen.append(plan)
     emit.text(report.render_plan_text(plan))
-    approval = {"approved_by": _text(env, "KP_APPROVED_BY") or "someone (not named)",
-                "approved_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    named = " ".join((_text(env, "KP_APPROVED_BY") or "").split())[:100]  # one short line
+    approval = {"approved_by": safe_text(named) or "someone (not named)",
+                "approved_at": _text(env, "KP_APPROVED_AT")
+                or datetime.now(timezone.utc).isoformat(timespec="seconds")}
     emit.log("INFO", f"approved by {approval['approved_by']}: applying exactly the saved plan")
     with connect(connection) as client:
         gate = _gate(env)
