@@ -207,3 +207,37 @@ def test_an_invalid_api_address_is_a_warning_not_a_crash(repo: GitRepo, target: 
                      env={**target.env, "KESTRA_PROMOTE_REVIEW_TOKEN": TOKEN})
     assert result.code == 0 and "Warning: posting the plan to gitea failed" in result.err
     assert "Traceback" not in result.err
+
+
+def test_production_content_that_did_not_come_from_the_repository_is_never_shown(
+        repo: GitRepo, target: Target, provider: tuple[FakeProvider, str]):
+    fake, _ = provider
+    assert target.fake is not None
+    # someone else's flow in production, never promoted from here, holding something private
+    target.fake.seed_flow(flow_yaml("company.payroll", "salaries", "'s3cr3t-dsn'"))
+    repo.write("kestra-promote.yml", "name: analytics\n")
+    repo.write("flows/mine.yml", flow_yaml("company.team", "mine"))
+    repo.commit()
+    assert run_cli("apply", str(repo.path), env=target.env).code == 0
+    with target.client() as client:  # and a hotfix made in production's UI
+        client.update_flow("company.team", "mine", flow_yaml("company.team", "mine", "'hotfix-pw'"))
+    # a pull request that claims the other flow and changes ours
+    repo.write("flows/salaries.yml", flow_yaml("company.payroll", "salaries", "mine now"))
+    repo.write("flows/mine.yml", flow_yaml("company.team", "mine", "v2"))
+    _plan(repo, target, provider, repo.commit())
+    body = fake.comments[-1]["body"]
+    assert "s3cr3t-dsn" not in body and "hotfix-pw" not in body
+    assert "diff(s) not shown: production's copy did not come from this repository" in body
+
+
+def test_diffs_of_what_this_repository_deployed_are_shown(repo: GitRepo, target: Target,
+                                                          provider: tuple[FakeProvider, str]):
+    fake, _ = provider
+    repo.write("kestra-promote.yml", "name: analytics\n")
+    repo.write("flows/mine.yml", flow_yaml("company.team", "mine", "'first words'"))
+    repo.commit()
+    assert run_cli("apply", str(repo.path), env=target.env).code == 0
+    repo.write("flows/mine.yml", flow_yaml("company.team", "mine", "'second words'"))
+    assert _plan(repo, target, provider, repo.commit()).code == 0
+    body = fake.comments[-1]["body"]
+    assert "first words" in body and "second words" in body and "not shown" not in body

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from . import __version__, report
-from .models import Plan, Problem
+from .models import Plan, Problem, Reason
 
 PROVIDERS = ("github", "gitlab", "gitea")
 DEFAULT_API = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4"}
@@ -73,15 +73,43 @@ def _quiet(text: str) -> str:
     return text.replace("@", "@\u2060")
 
 
+# diffs whose production side came from this repository (what it deployed, unedited since)
+_SHOWN = (Reason.CHANGED_IN_GIT, Reason.LEFT_GIT)
+
+
+def public(plan: Plan) -> tuple[Plan, int]:
+    """``plan`` as a pull request may show it, and how many diffs that leaves out. A diff shows
+    production's copy of a flow: whoever reads the request may read it only when that copy came
+    from this repository, i.e. for an object this source manages, unedited since it deployed
+    it, in a plan nothing refuses (a request's own settings could claim another source's name).
+    Anything else (drift, flows of others, refused plans) is listed without its diff."""
+    inventory = plan.inventory_before
+    managed = {*inventory.flows, *inventory.files} if inventory is not None else set()
+    hidden = 0
+    changes = []
+    for change in plan.changes:
+        if change.diff and (plan.refusals or change.reason not in _SHOWN
+                            or change.key not in managed):
+            change = dataclasses.replace(change, diff="")
+            hidden += 1
+        changes.append(change)
+    return dataclasses.replace(plan, changes=tuple(changes)), hidden
+
+
 def comment_body(plan: Plan, problems: Sequence[Problem], error: str | None, limit: int,
                  link: str | None, size: Callable[[str], int] = len) -> str:
     """The plan in Markdown, with what refuses it, under ``limit`` (as ``size`` counts)."""
+    plan, hidden = public(plan)
+    withheld = (f"{hidden} diff(s) not shown: production's copy did not come from this "
+                "repository (edited in production, another source's, or a refused plan)"
+                if hidden else "")
     def render(shown: Plan, note: str = "") -> str:
         text = report.render_plan_markdown(shown)
         if error is not None:
             text += "\n" + report.render_problems_markdown(error, problems)
-        if note:
-            text += f"\n_{note}_\n"
+        for line in (withheld, note):
+            if line:
+                text += f"\n_{line}_\n"
         if link:
             text += f"\n[The whole run]({link})\n"
         return f"{marker(plan.name)}\n{_quiet(text)}"

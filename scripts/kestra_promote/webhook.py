@@ -338,7 +338,8 @@ def decide(
     if pull_requests and (request := pull_request(provider, event, body)) is not None:
         number, base = request
         if target.branch is None or base != target.branch:
-            return Decision("ignore", f"pull request #{number} into {base!r}: this promotion "
+            shown = base if len(base) <= 100 else base[:100] + "..."  # the payload's text
+            return Decision("ignore", f"pull request #{number} into {shown!r}: this promotion "
                             f"follows {target.describe()}", provider, event, verified=verified)
         return Decision("review", f"pull request #{number} into {base!r}: planned against "
                         "production and posted on the request", provider, event,
