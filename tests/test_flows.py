@@ -708,6 +708,8 @@ def test_a_rejected_or_timed_out_approval_writes_nothing(production, how: str):
     execution = emulator.execute({"mode": "apply"}, resume=resume)
     assert execution.state == ("SUCCESS" if how == "rejected" else "CANCELLED"), execution.logs
     assert execution.states.get("apply_approved") in (None, "SKIPPED")
+    if how == "rejected":
+        assert execution.flow_outputs["action"] == "rejected"
     assert _user_writes(fake) == []
 
 
