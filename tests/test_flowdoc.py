@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import FIXTURES
+from conftest import FIXTURES, source_from
 from kestra_promote import flowdoc, yamlnodes
 from kestra_promote.config import Config
 from kestra_promote.desired import prepare
 from kestra_promote.errors import SourceError
-from kestra_promote.models import DesiredFlow, FlowKey
-from kestra_promote.source import Source
+from kestra_promote.models import FlowKey
 
 VALIDS = FIXTURES / "flows/kestra-tests/valid/core/src/test/resources/flows/valids"
 RENAME = {"io.kestra": "company"}
@@ -227,17 +226,8 @@ def test_dependencies_are_the_flows_called_or_listened_to():
     }
 
 
-def _source(*flows: tuple[str, str]) -> Source:
-    parsed = {}
-    for path, text in flows:
-        root = yaml.safe_load(text)
-        key = FlowKey(root["namespace"], root["id"])
-        parsed[key] = DesiredFlow(key, text, path)
-    return Source(root="/", config=Config(), flows=parsed)
-
-
 def test_prepare_renames_labels_and_filters():
-    source = _source(("a.yml", "id: a\nnamespace: dev.company\ntasks: [{id: t}]\n"),
+    source = source_from(("a.yml", "id: a\nnamespace: dev.company\ntasks: [{id: t}]\n"),
                      ("b.yml", "id: b\nnamespace: dev.other\ntasks: [{id: t}]\n"))
     desired = prepare(source, Config(rename={"dev": ""}, labels=LABEL, include=("company",)))
     (flow,) = desired.flows.values()
@@ -248,7 +238,7 @@ def test_prepare_renames_labels_and_filters():
 
 
 def test_a_rename_that_makes_two_flows_one_is_an_error():
-    source = _source(("a.yml", "id: a\nnamespace: dev.company\ntasks: [{id: t}]\n"),
+    source = source_from(("a.yml", "id: a\nnamespace: dev.company\ntasks: [{id: t}]\n"),
                      ("b.yml", "id: a\nnamespace: company\ntasks: [{id: t}]\n"))
     with pytest.raises(SourceError) as caught:
         prepare(source, Config(rename={"dev.company": "company"}))
@@ -258,7 +248,7 @@ def test_a_rename_that_makes_two_flows_one_is_an_error():
 
 
 def test_a_rename_to_an_invalid_namespace_is_an_error():
-    source = _source(("a.yml", "id: a\nnamespace: dev\ntasks: [{id: t}]\n"))
+    source = source_from(("a.yml", "id: a\nnamespace: dev\ntasks: [{id: t}]\n"))
     with pytest.raises(SourceError) as caught:
         prepare(source, Config(rename={"dev": ""}))
     assert "a.yml: dev/a: after renaming 'dev': namespace is empty" in [
@@ -268,7 +258,7 @@ def test_a_rename_to_an_invalid_namespace_is_an_error():
 def test_a_rename_that_leaves_a_namespace_file_no_namespace_is_an_error():
     from kestra_promote.models import DesiredFile, FileKey
 
-    source = _source(("a.yml", "id: a\nnamespace: dev.company\ntasks: [{id: t}]\n"))
+    source = source_from(("a.yml", "id: a\nnamespace: dev.company\ntasks: [{id: t}]\n"))
     key = FileKey("dev", "/x.py")
     source.files[key] = DesiredFile(key, b"x", "files/dev/x.py")
     with pytest.raises(SourceError) as caught:
@@ -280,7 +270,7 @@ def test_a_rename_that_leaves_a_namespace_file_no_namespace_is_an_error():
 def test_namespace_files_outside_include_are_left_out():
     from kestra_promote.models import DesiredFile, FileKey
 
-    source = _source(("a.yml", "id: a\nnamespace: company\ntasks: [{id: t}]\n"))
+    source = source_from(("a.yml", "id: a\nnamespace: company\ntasks: [{id: t}]\n"))
     inside, outside = FileKey("company", "/x.py"), FileKey("other", "/secret-tool.py")
     for key in (inside, outside):
         source.files[key] = DesiredFile(key, b"x", f"files/{key.namespace}{key.path}")
