@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from . import inventory as inv
 from . import bulk, lock, store
 from .client import PART_OVERHEAD, KestraClient
-from .compare import source_hash
+from .compare import same_content
 from .errors import (
     ApiError,
     KestraError,
@@ -239,21 +239,15 @@ def _current(client: KestraClient, key: FlowKey | FileKey) -> str | bytes | None
         return None
 
 
-def _same(a: str | bytes | None, b: str | bytes | None) -> bool:
-    if isinstance(a, str) and isinstance(b, str):
-        return source_hash(a) == source_hash(b)
-    return a == b
-
-
 def _undo_once(client: KestraClient, change: Change) -> None:
     """Make the target hold ``change.before`` again, acting on what it holds now: safe to repeat
     (a step that already happened is seen as done), and never over a version this run did not
     write (someone edited the object since)."""
     key, before, after = change.key, change.before, change.after
     current = _current(client, key)
-    if _same(current, before):
+    if same_content(current, before):
         return  # never landed, or already undone
-    if not _same(current, after):
+    if not same_content(current, after):
         raise _NewerOnTarget()
     if before is None:
         if isinstance(key, FileKey):
@@ -355,7 +349,7 @@ def _check_befores(plan: Plan, live: LiveState) -> None:
         have = live.flows.get(key) if isinstance(key, FlowKey) else live.files.get(key)
         now = None if have is None else (have.source if isinstance(have, LiveFlow)
                                           else have.content)
-        if not _same(now, change.before):
+        if not same_content(now, change.before):
             raise StalePlan(f"{key}: the target does not hold what the plan says this change "
                             "replaces; nothing was written: run plan again")
 

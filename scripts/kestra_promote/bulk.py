@@ -39,7 +39,7 @@ import zipfile
 from typing import Callable, Sequence
 
 from .client import PART_OVERHEAD, KestraClient, batches
-from .compare import content_hash, source_hash
+from .compare import content_hash, same_content, source_hash
 from .errors import ApiError, KestraError, NotFound, TransportError, UnexpectedResponse
 from .live import read_files, read_flows
 from .models import Action, Change, FileKey, FlowKey
@@ -276,9 +276,9 @@ def undo_flows(client: KestraClient, changes: Sequence[Change], prefixes: tuple[
     to_import: list[int] = []
     for index, change in enumerate(changes):
         now = holding.get(change.key)  # type: ignore[arg-type]
-        if _same(now, change.before):
+        if same_content(now, change.before):
             settled[index] = None  # never landed, or already undone
-        elif not _same(now, change.after):
+        elif not same_content(now, change.after):
             settled[index] = ("the target now holds a version this run did not write (edited "
                               "since): left as it is")
         elif change.before is None:
@@ -303,9 +303,3 @@ def undo_flows(client: KestraClient, changes: Sequence[Change], prefixes: tuple[
         except KestraError:
             pass
     return settled
-
-
-def _same(a: str | None, b: str | bytes | None) -> bool:
-    if isinstance(a, str) and isinstance(b, str):
-        return source_hash(a) == source_hash(b)
-    return a is None and b is None

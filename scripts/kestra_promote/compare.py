@@ -43,6 +43,14 @@ def content_hash(data: bytes) -> str:
     return _digest(data)
 
 
+def same_content(a: str | bytes | None, b: str | bytes | None) -> bool:
+    """Whether two contents are the same object's same version: sources as Kestra compares
+    them (``normalize``), file bytes exactly, and None (no object) only with None."""
+    if isinstance(a, str) and isinstance(b, str):
+        return source_hash(a) == source_hash(b)
+    return a == b
+
+
 def origin_hash(fingerprint: str, text: str) -> str:
     """A flow file's text (as Git holds it) under the settings and code that turn it into what
     is deployed (``fingerprint``): equal hashes give equal results."""

@@ -287,14 +287,18 @@ def _write_reports(folder: Path, markdown: str, data: dict[str, Any]) -> None:
     (folder / "report.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
-def _notifier(env: Mapping[str, str]) -> notify.Notifier | None:
-    """From KP_NOTIFY_URL (a secret), KP_NOTIFY_ON, KP_NOTIFY_FORMAT; the link to this
-    execution from KP_UI_URL (production's UI) and KP_EXECUTION (its tenant/executions/... path)."""
+def _execution_link(env: Mapping[str, str]) -> str | None:
+    """This execution's page: KP_UI_URL (production's UI) and KP_EXECUTION (its
+    tenant/executions/... path), as Kestra's UriProvider builds it; None without a UI URL."""
     ui, execution = _text(env, "KP_UI_URL"), _text(env, "KP_EXECUTION")
-    link = f"{ui.rstrip('/')}/ui/{execution}" if ui and execution else None
+    return f"{ui.rstrip('/')}/ui/{execution}" if ui and execution else None
+
+
+def _notifier(env: Mapping[str, str]) -> notify.Notifier | None:
+    """From KP_NOTIFY_URL (a secret), KP_NOTIFY_ON, KP_NOTIFY_FORMAT, linking this execution."""
     try:
         return notify.notifier_from(_text(env, "KP_NOTIFY_URL"), _text(env, "KP_NOTIFY_FORMAT"),
-                                    _text(env, "KP_NOTIFY_ON"), link)
+                                    _text(env, "KP_NOTIFY_ON"), _execution_link(env))
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
 
@@ -424,9 +428,7 @@ def _posting(env: Mapping[str, str]) -> review.Review | None:
                             "promote_review_repo and the secret KESTRA_PROMOTE_REVIEW_TOKEN")
     if (why := review.check_repo(provider, repo)) is not None:
         raise SettingsError(f"promote_review_repo: {why}")
-    ui, execution = _text(env, "KP_UI_URL"), _text(env, "KP_EXECUTION")
-    link = f"{ui.rstrip('/')}/ui/{execution}" if ui and execution else None
-    return review.Review(provider, api, repo, int(number), sha, token, link)
+    return review.Review(provider, api, repo, int(number), sha, token, _execution_link(env))
 
 
 def _gate(env: Mapping[str, str]) -> Callable[[Plan], tuple[str, ...]]:
