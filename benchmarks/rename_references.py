@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from kestra_promote import flowdoc, yamlnodes  # noqa: E402
+from kestra_promote.flows import flowdoc  # noqa: E402
+from kestra_promote import yamlnodes
 
 CORPORA = {
     "2.0": ROOT / "tests/fixtures/flows/kestra-2.0/valid",

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, TextIO
 
-from kestra_promote import bootstrap, report
-from kestra_promote.client import Connection, connect
+from kestra_promote.kestra_task import bootstrap
+from kestra_promote import report
+from kestra_promote.target.client import Connection, connect
 from kestra_promote.errors import KestraPromoteError
 
 from .gitea import Gitea, GiteaError

@@ -18,12 +18,13 @@ from typing import Iterator
 import pytest
 import yaml
 from fake_kestra import FakeKestra, serve
-from kestra_promote.cli import main
-from kestra_promote.client import Connection, KestraClient, connect
+from kestra_promote.cli.main import main
+from kestra_promote.target.client import Connection, KestraClient, connect
 from kestra_promote.config import Config
 from kestra_promote.models import DesiredFlow, FlowKey
-from kestra_promote.source import Source
+from kestra_promote.git.source import Source
 
+ROOT = Path(__file__).resolve().parent.parent  # the repository
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL_URL = os.environ.get("KESTRA_PROMOTE_TEST_URL")
 REAL_AUTH = {
@@ -75,7 +76,7 @@ class Target:
 
     def sources(self, namespace_root: str) -> dict[tuple[str, str], str]:
         """(namespace, id) -> source of the live flows under a namespace root."""
-        from kestra_promote.live import read_live_state
+        from kestra_promote.target.live import read_live_state
 
         with self.client() as client:
             live = read_live_state(client, [namespace_root])

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fake_kestra import FakeKestra, serve
 from kestra_promote import errors
-from kestra_promote.client import Connection, connect
+from kestra_promote.target.client import Connection, connect
 
 FLOW = ("id: etl\nnamespace: company.team\ntasks:\n  - id: t\n"
         "    type: io.kestra.plugin.core.log.Log\n    message: hi\n")

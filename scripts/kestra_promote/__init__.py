@@ -4,13 +4,12 @@ The public API, functions first: read a source folder, read the target's live st
 apply, render. Everything else is an implementation detail.
 """
 
-__version__ = "0.1.0"
-
-from .apply import apply_locked, apply_plan, validate_on_target  # noqa: E402
-from .client import Connection, KestraClient, connect  # noqa: E402
-from .config import Config, load_config  # noqa: E402
-from .desired import Desired, prepare  # noqa: E402
-from .errors import (  # noqa: E402
+from .version import __version__
+from .engine.apply import apply_locked, apply_plan, validate_on_target
+from .target.client import Connection, KestraClient, connect
+from .config import Config, load_config
+from .flows.desired import Desired, prepare
+from .errors import (
     ApiError,
     KestraError,
     KestraPromoteError,
@@ -22,9 +21,9 @@ from .errors import (  # noqa: E402
     TransportError,
     UnexpectedResponse,
 )
-from .lock import Locked  # noqa: E402
-from .live import read_live_state  # noqa: E402
-from .models import (  # noqa: E402
+from .target.lock import Locked
+from .target.live import read_live_state
+from .models import (
     Action,
     ApplyResult,
     Change,
@@ -39,8 +38,8 @@ from .models import (  # noqa: E402
     Plan,
     Problem,
 )
-from .plan import plan  # noqa: E402
-from .source import Source, read_source  # noqa: E402
+from .engine.plan import plan
+from .git.source import Source, read_source
 
 __all__ = [
     "Action",

@@ -19,10 +19,10 @@ from typing import Any, Mapping
 
 import yaml
 
-from . import windows, yamlnodes
-from .errors import SourceError
-from .models import Problem
-from .windows import Window
+from kestra_promote import schedule, yamlnodes
+from kestra_promote.errors import SourceError
+from kestra_promote.keys import Problem
+from kestra_promote.schedule import Window
 
 CONFIG_FILE = "kestra-promote.yml"
 DRIFT_POLICIES = ("overwrite", "fail", "keep")
@@ -315,8 +315,8 @@ def _windows(reader: _Reader, node: yaml.Node) -> tuple[Window, ...] | None:
             bad = True
             continue
         parsed = {}
-        for key, parse in (("kind", _window_kind), ("schedule", windows.parse_cron),
-                           ("duration", windows.parse_duration), ("timezone", windows.parse_zone)):
+        for key, parse in (("kind", _window_kind), ("schedule", schedule.parse_cron),
+                           ("duration", schedule.parse_duration), ("timezone", schedule.parse_zone)):
             where, text = values[key]
             if text is None:
                 bad = True
@@ -335,7 +335,7 @@ def _windows(reader: _Reader, node: yaml.Node) -> tuple[Window, ...] | None:
 
 
 def _window_kind(text: str) -> str:
-    if text not in windows.KINDS:
+    if text not in schedule.KINDS:
         raise ValueError(f"{text!r} must be allow or deny")
     return text
 

@@ -25,10 +25,9 @@ contain credentials.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
-if TYPE_CHECKING:
-    from .models import Problem
+from kestra_promote.keys import Problem
 
 
 class KestraPromoteError(Exception):

@@ -7,74 +7,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Union
+from typing import Any, Mapping
 
-if TYPE_CHECKING:
-    from .config import Config
-
-
-@dataclass(frozen=True, order=True)
-class FlowKey:
-    """A flow's identity on a Kestra instance (per tenant)."""
-
-    namespace: str
-    id: str
-
-    kind = "flow"
-
-    def __str__(self) -> str:
-        return f"{self.namespace}/{self.id}"
-
-
-@dataclass(frozen=True, order=True)
-class FileKey:
-    """A namespace file's identity: its namespace and absolute path (``/a/b.py``)."""
-
-    namespace: str
-    path: str
-
-    kind = "file"
-
-    def __str__(self) -> str:
-        return f"{self.namespace}:{self.path}"
-
-
-ObjectKey = Union[FlowKey, FileKey]
-
-
-def sort_key(key: ObjectKey) -> tuple[str, str, str]:
-    name = key.id if isinstance(key, FlowKey) else key.path
-    return (key.kind, key.namespace, name)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the input, located as precisely as we can."""
-
-    message: str
-    path: str | None = None
-    line: int | None = None
-    column: int | None = None
-    flow: FlowKey | None = None
-
-    def __str__(self) -> str:
-        where = self.path or ""
-        if where and self.line is not None:
-            where += f":{self.line}"
-            if self.column is not None:
-                where += f":{self.column}"
-        parts = [p for p in (where, str(self.flow) if self.flow else "") if p]
-        return ": ".join([*parts, self.message])
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "path": self.path,
-            "line": self.line,
-            "column": self.column,
-            "namespace": self.flow.namespace if self.flow else None,
-            "id": self.flow.id if self.flow else None,
-            "message": self.message,
-        }
+from kestra_promote.config import Config
+from kestra_promote.keys import FileKey, FlowKey, ObjectKey, Problem, sort_key  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import html
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
-from .models import (
+from kestra_promote.models import (
     Action,
     ApplyResult,
     Change,
@@ -30,7 +30,7 @@ from .models import (
     Reason,
     Status,
 )
-from .textsafe import defuse_markers, safe_text
+from kestra_promote.textsafe import defuse_markers, safe_text
 
 FORMAT_VERSION = "1"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 from fake_kestra import FakeKestra, mock_transport
-from kestra_promote.bulk import archive
-from kestra_promote.client import Connection, KestraClient, connect
+from kestra_promote.target.bulk import archive
+from kestra_promote.target.client import Connection, KestraClient, connect
 
 _ZIP = archive([("a/c.py", b"x")])
 

@@ -1,0 +1,607 @@
+"""Execute a plan, all or nothing: validate on the target, write in order, record, or revert.
+
+Nothing is written unless the target accepts every flow the plan creates or updates and no
+safeguard refuses the plan. If a write fails (after the client's retries), every change already
+made in this run is reverted in reverse order, and each object's outcome says what happened.
+The inventory is written last, only when everything else succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import signal
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from kestra_promote.target import inventory as inv
+from kestra_promote.target import bulk, lock, store
+from kestra_promote.target.client import PART_OVERHEAD, KestraClient
+from kestra_promote.compare import same_content
+from kestra_promote.errors import (
+    ApiError,
+    KestraError,
+    NotFound,
+    PlanRefused,
+    StalePlan,
+    TargetRejected,
+    TransportError,
+    WindowDenied,
+    is_already_exists,
+)
+from kestra_promote.target.live import read_live_state
+from kestra_promote.models import (
+    Action,
+    ApplyResult,
+    Change,
+    DesiredFlow,
+    FileKey,
+    FlowKey,
+    Inventory,
+    LiveFlow,
+    LiveState,
+    Outcome,
+    Plan,
+    Problem,
+    Status,
+)
+from kestra_promote.engine.plan import live_hashes, refusals
+from kestra_promote.gates.windows import decide
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[Outcome, int, int], None]  # (outcome, number, total); number 0 = a revert
+
+
+def validate_on_target(
+    client: KestraClient, flows: Sequence[DesiredFlow], *, at_least: int = 0
+) -> tuple[list[Problem], list[Problem]]:
+    """(problems, warnings) the target's own validation finds in ``flows`` (``at_least``: see
+    ``KestraClient.validate_flows``)."""
+    if not flows:
+        return [], []
+    entries = client.validate_flows([(flow.path, flow.source) for flow in flows],
+                                    at_least=at_least)
+    problems, warnings = [], []
+    for flow, entry in zip(flows, entries, strict=True):
+        if entry.get("constraints"):
+            # "Validation error: " then one "path: message" per line (FlowService.validate)
+            text = str(entry["constraints"]).removeprefix("Validation error: ")
+            for line in text.splitlines() or [text]:
+                if line.strip():
+                    problems.append(Problem(line.strip(), flow.path, flow=flow.key))
+        for note in entry.get("warnings") or []:
+            warnings.append(Problem(f"warning: {note}", flow.path, flow=flow.key))
+        for dep in entry.get("deprecationPaths") or []:
+            warnings.append(Problem(f"deprecated: {dep}", flow.path, flow=flow.key))
+    return problems, warnings
+
+
+def check_on_target(client: KestraClient, flows: Sequence[DesiredFlow], *,
+                    note: str = "", at_least: int = 0) -> list[Problem]:
+    """Raise TargetRejected (its message ending with ``note``) unless the target accepts every
+    flow; returns the warnings the target reported, if any."""
+    problems, warnings = validate_on_target(client, flows, at_least=at_least)
+    if problems:
+        rejected = len({p.flow for p in problems})
+        raise TargetRejected(f"the target rejected {rejected} of {len(flows)} flow(s){note}",
+                             problems)
+    return warnings
+
+
+def ensure_valid(client: KestraClient, changes: Sequence[Change], *, at_least: int = 0
+                 ) -> list[Problem]:
+    """Raise TargetRejected unless the target accepts every flow written by ``changes``; the
+    last validation request is at least ``at_least`` bytes (the probe of the largest body).
+
+    Returns the warnings the target reported, if any.
+    """
+    flows = [
+        DesiredFlow(c.key, c.after, c.path or str(c.key))
+        for c in changes
+        if isinstance(c.key, FlowKey) and c.action in (Action.CREATE, Action.UPDATE)
+        and isinstance(c.after, str)
+    ]
+    return check_on_target(client, flows, note="; nothing was written", at_least=at_least)
+
+
+def preflight(client: KestraClient, plan: Plan) -> list[Problem]:
+    """Everything that refuses a plan before any write: safeguards, objects too large to send,
+    the target's own validation of every flow to create or update, and whether the target (or
+    a proxy before it) takes the largest body the run will send. Returns the target's warnings."""
+    ensure_allowed(plan)
+    ensure_fits(plan, client.max_body)
+    largest = largest_body(plan, client.max_body, bulk.plan_steps(client, plan.pending))
+    warnings = ensure_valid(client, plan.pending, at_least=largest)
+    client.probe(largest)  # already done by the validation, unless it had nothing to validate
+    return warnings
+
+
+def _write_size(change: Change) -> int:
+    """The body of the request that writes ``change`` (none for a deletion)."""
+    if change.action not in (Action.CREATE, Action.UPDATE) or change.after is None:
+        return 0
+    data = change.after.encode() if isinstance(change.after, str) else change.after
+    return len(data) + (PART_OVERHEAD if isinstance(change.key, FileKey) else 0)
+
+
+def ensure_fits(plan: Plan, limit: int) -> None:
+    """Raise PlanRefused when an object is too large to be sent in one request body."""
+    problems = [Problem(f"{size} bytes, more than the request body limit of {limit} "
+                        "(--max-request-bytes, KESTRA_MAX_REQUEST_BYTES): it cannot be sent",
+                        change.path, flow=change.key if isinstance(change.key, FlowKey) else None)
+                for change in plan.pending if (size := _write_size(change)) > limit]
+    if problems:
+        raise PlanRefused(f"{len(problems)} object(s) too large to send; nothing was written",
+                          problems)
+
+
+def largest_body(plan: Plan, limit: int, steps: Sequence[Sequence[int]] = ()) -> int:
+    """The largest request body applying ``plan`` sends: a write, a bulk write, or a value of the
+    inventory (with a run record as large as any)."""
+    sizes = [_write_size(change) for change in plan.pending]
+    sizes += [bulk.body_size(plan.pending, step) for step in steps if len(step) > 1]
+    if plan.managed_after is not None:
+        sample = {"time": "2026-01-01T00:00:00+00:00", "commit": "0" * 40, "trigger": "x" * 64,
+                  "result": "applied", "created": 10**6, "updated": 10**6, "deleted": 10**6,
+                  "ref": "x" * 200, "dirty": True}
+        head, parts = store.to_values(inv.with_run(plan.managed_after, sample), limit)
+        sizes += [store.size_of(value) for value in (head, *parts.values())]
+    return min(max(sizes, default=0), limit)
+
+
+def check_windows(plan: Plan, now: datetime, *, override: bool = False) -> tuple[str, ...]:
+    """The sync windows' say on applying ``plan`` at ``now``: PlanRefused while they deny it
+    (nothing is written), unless ``override``. Returns what goes into the run's history: the
+    denial it overrode, if any. A plan that writes nothing is never denied."""
+    windows = plan.config.windows if plan.config is not None else ()
+    if not windows or (plan.is_empty and plan.managed_after is None):
+        return ()
+    verdict = decide(windows, now)
+    if verdict.allowed:
+        return ()
+    if not override:
+        raise WindowDenied(f"the plan is {verdict.reason}; nothing was written (an explicit "
+                          "override promotes anyway, and is recorded in the history)",
+                          [Problem(verdict.reason)])
+    return (verdict.reason,)
+
+
+def ensure_allowed(plan: Plan) -> None:
+    if plan.refusals:
+        raise PlanRefused(
+            f"the plan is refused ({len(plan.refusals)} reason(s)); nothing was written",
+            [Problem(reason) for reason in plan.refusals],
+        )
+
+
+def _write(client: KestraClient, change: Change) -> str:
+    """Perform one change; returns the past-tense verb for the report."""
+    key, action, after = change.key, change.action, change.after
+    if action is Action.DELETE:
+        try:
+            if isinstance(key, FileKey):
+                client.delete_namespace_file(key.namespace, key.path)
+            else:
+                client.delete_flow(key.namespace, key.id)
+        except NotFound:
+            # already gone: deleted by someone else, or by an earlier attempt whose answer was
+            # lost before the client retried; either way the target is as the plan wants it
+            pass
+        return "deleted"
+    if isinstance(key, FileKey):
+        assert isinstance(after, bytes)
+        client.upload_namespace_file(key.namespace, key.path, after)
+        return "created" if action is Action.CREATE else "updated"
+    if action is Action.CREATE:
+        assert isinstance(after, str)
+        try:
+            client.create_flow(after)
+        except ApiError as exc:
+            if is_already_exists(exc):
+                raise KestraError(
+                    f"{key} was created on the target after the plan was made; plan again"
+                ) from exc
+            raise
+        return "created"
+    if action is Action.UPDATE:
+        assert isinstance(after, str)
+        client.update_flow(key.namespace, key.id, after)
+        return "updated"
+    raise ValueError(f"nothing to write for {action}")
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal asked the run to stop (SIGINT, SIGTERM): what was written is reverted first."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _NewerOnTarget(Exception):
+    """The target holds a version of the object this run did not write: never overwrite it."""
+
+
+REVERT_ATTEMPTS = 4
+
+
+def _current(client: KestraClient, key: FlowKey | FileKey) -> str | bytes | None:
+    """What the target holds now (None: nothing)."""
+    try:
+        if isinstance(key, FileKey):
+            return client.download_namespace_file(key.namespace, key.path)
+        return str(client.get_flow(key.namespace, key.id)["source"])
+    except NotFound:
+        return None
+
+
+def _undo_once(client: KestraClient, change: Change) -> None:
+    """Make the target hold ``change.before`` again, acting on what it holds now: safe to repeat
+    (a step that already happened is seen as done), and never over a version this run did not
+    write (someone edited the object since)."""
+    key, before, after = change.key, change.before, change.after
+    current = _current(client, key)
+    if same_content(current, before):
+        return  # never landed, or already undone
+    if not same_content(current, after):
+        raise _NewerOnTarget()
+    if before is None:
+        if isinstance(key, FileKey):
+            client.delete_namespace_file(key.namespace, key.path)
+        else:
+            client.delete_flow(key.namespace, key.id)
+    elif isinstance(key, FileKey):
+        assert isinstance(before, bytes)
+        client.upload_namespace_file(key.namespace, key.path, before)
+    elif current is None:
+        assert isinstance(before, str)
+        client.create_flow(before)
+    else:
+        assert isinstance(before, str)
+        client.update_flow(key.namespace, key.id, before)
+
+
+def _transient(exc: KestraError) -> bool:
+    return isinstance(exc, TransportError) or (isinstance(exc, ApiError) and (
+        exc.status >= 500 or exc.status == 429 or is_already_exists(exc)))
+
+
+def _undo(client: KestraClient, change: Change, sleep: Callable[[float], None]) -> str | None:
+    """Undo one change, retrying what may be transient; None when done, else why not."""
+    for attempt in range(REVERT_ATTEMPTS):
+        try:
+            _undo_once(client, change)
+            return None
+        except _NewerOnTarget:
+            return ("the target now holds a version this run did not write (edited since): left "
+                    "as it is")
+        except KestraError as exc:
+            if not _transient(exc) or attempt == REVERT_ATTEMPTS - 1:
+                return f"undoing it failed: {exc}"
+            sleep(0.25 * 2 ** attempt)
+    return None  # pragma: no cover - the loop always returns
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[list[int]]:
+    """While reverting, a further Ctrl-C or SIGTERM is noted, not obeyed: an interrupted revert
+    is exactly the half-applied state the revert exists to prevent."""
+    noted: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, lambda number, frame: noted.append(number))
+    try:
+        yield noted
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run_record(plan: Plan, *, trigger: str, now: datetime, ref: str | None = None
+               ) -> dict[str, Any]:
+    counts = plan.summary
+    record = {"time": now.isoformat(timespec="seconds"), "commit": plan.commit, "trigger": trigger,
+              "result": "applied", "created": counts["create"], "updated": counts["update"],
+              "deleted": counts["delete"]}
+    if ref:
+        record["ref"] = ref
+    return record
+
+
+def _after(plan: Plan, record: Mapping[str, Any]) -> Inventory:
+    assert plan.managed_after is not None
+    return inv.with_run(plan.managed_after, record)
+
+
+def _restore_inventory(client: KestraClient, plan: Plan, attempted: Inventory) -> None:
+    """Put back what the inventory was before ``attempted`` was (maybe partly) written."""
+    written = dataclasses.replace(
+        attempted, parts=tuple(store.to_values(attempted, client.max_body)[1]))
+    if plan.inventory_before is None:
+        store.delete(client, plan.scope.state_namespace, plan.name, written)
+    else:
+        store.write(client, plan.scope.state_namespace, plan.inventory_before, previous=written)
+
+
+def check_current(plan: Plan, live: LiveState) -> None:
+    """Raise StalePlan, naming what changed, unless the target is as the plan saw it."""
+    now = live_hashes(live)
+    changed = sorted(k for k in set(plan.live_hashes) | set(now)
+                     if plan.live_hashes.get(k) != now.get(k))
+    if changed:
+        shown = ", ".join(changed[:10]) + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
+        raise StalePlan(f"the target changed since the plan was made ({shown}); nothing was "
+                        "written: run plan again")
+
+
+def _check_befores(plan: Plan, live: LiveState) -> None:
+    """Every change replaces exactly what the target holds: a saved plan's "before" is what a
+    failed run would restore, and what the safeguards judge (the promotion-flow label)."""
+    for change in plan.pending:
+        key = change.key
+        have = live.flows.get(key) if isinstance(key, FlowKey) else live.files.get(key)
+        now = None if have is None else (have.source if isinstance(have, LiveFlow)
+                                          else have.content)
+        if not same_content(now, change.before):
+            raise StalePlan(f"{key}: the target does not hold what the plan says this change "
+                            "replaces; nothing was written: run plan again")
+
+
+def read_scope(client: KestraClient, plan: Plan) -> LiveState:
+    """The target as the plan's own reads saw it: the same requests, read again."""
+    scope = plan.scope
+    known = {inv.kv_key(plan.name): plan.inventory_before} if plan.inventory_before else {}
+    return read_live_state(client, scope.flow_prefixes, scope.file_namespaces,
+                           state_namespace=scope.state_namespace, name=plan.name, known=known)
+
+
+def _inventory_unchanged(client: KestraClient, plan: Plan) -> Inventory | None:
+    """Refuse to overwrite an inventory another run wrote since the plan (read right before);
+    returns it, as stored."""
+    current = store.read(client, plan.scope.state_namespace, inv.kv_key(plan.name),
+                         plan.inventory_before)
+    if current != plan.inventory_before:
+        raise KestraError(f"the inventory {inv.kv_key(plan.name)} was changed by another run "
+                          "since the plan was made: not overwritten; plan again")
+    return current
+
+
+def apply_plan(
+    client: KestraClient, plan: Plan, *, on_progress: Progress | None = None,
+    trigger: str = "cli", ref: str | None = None, now: datetime | None = None,
+    sleep: Callable[[float], None] = time.sleep, extra: Mapping[str, Any] | None = None,
+    checked: Sequence[Problem] | None = None, heartbeat: Callable[[], None] | None = None,
+) -> ApplyResult:
+    """Validate, check the target did not change since the plan, then perform every pending
+    change in order; all of them, or none. ``extra`` goes into the run's history record;
+    ``checked``: the warnings of a ``preflight`` already done for this plan."""
+    pending = plan.pending
+    warnings = checked if checked is not None else preflight(client, plan)
+    if pending or plan.managed_after is not None:
+        # an edit made on the target between the plan and now (in the UI, say) would be
+        # overwritten unseen, and reverted to plan-time content on a failure: look again
+        live = read_scope(client, plan)
+        check_current(plan, live)
+        _check_befores(plan, live)
+        if plan.config is not None:  # and the safeguards, against the target as it is now
+            ensure_allowed(dataclasses.replace(plan, refusals=tuple(refusals(
+                plan.changes, source_empty=plan.source_objects == 0, config=plan.config,
+                others=live.others, own=live.inventory))))
+    show = on_progress or (lambda outcome, number, total: None)
+    # from the first write to the end of the revert, Ctrl-C and SIGTERM are noted, not obeyed:
+    # the write in flight finishes, then the run stops and undoes what it wrote, and says so
+    with _signals_deferred() as noted:
+        results, applied, failure, uncertain = _write_all(client, pending, show, noted,
+                                                          heartbeat or (lambda: None), sleep,
+                                                          plan.scope.flow_prefixes)
+        interrupted = _signal_name(noted[0]) if noted else ""
+        inventory_status: Status | None = None
+        inventory_message = ""
+        if plan.managed_after is not None:
+            if failure:
+                inventory_status, inventory_message = Status.SKIPPED, "not written: the run failed"
+            else:
+                record = {**run_record(plan, trigger=trigger, ref=ref,
+                                       now=now or datetime.now(timezone.utc)), **(extra or {})}
+                inventory_status, inventory_message, failure = _record(client, plan, record)
+                if noted and failure is None:  # the signal came with the last write: still stop
+                    failure = f"interrupted ({_signal_name(noted[0])})"
+                    inventory_status, inventory_message = Status.FAILED, failure
+                    try:
+                        _restore_inventory(client, plan, _after(plan, record))
+                    except KestraError as again:
+                        inventory_status = Status.NOT_REVERTED
+                        inventory_message += f"; restoring the previous inventory failed: {again}"
+                interrupted = _signal_name(noted[0]) if noted else ""
+        if failure:
+            _revert_all(client, results, applied, uncertain, show, sleep,
+                        plan.scope.flow_prefixes)
+    outcomes = [results.get(i) or Outcome(c, Status.SKIPPED, "not attempted: an earlier write failed")
+                for i, c in enumerate(pending)]
+    return ApplyResult(plan=plan, outcomes=tuple(outcomes), warnings=tuple(warnings),
+                       inventory=inventory_status, inventory_message=inventory_message,
+                       interrupted=interrupted)
+
+
+def _signal_name(signum: int) -> str:
+    return signal.Signals(signum).name
+
+
+def _write_all(client: KestraClient, pending: Sequence[Change], show: Progress, noted: list[int],
+               heartbeat: Callable[[], None], sleep: Callable[[float], None] = time.sleep,
+               prefixes: tuple[str, ...] = ()) -> tuple[dict[int, Outcome], list[int], str | None, set[int]]:
+    """Write in order until a failure or a signal: (outcomes, applied indexes, failure, the
+    failed indexes that may have landed anyway). Runs of flows go in bulk requests (``bulk``)."""
+    results: dict[int, Outcome] = {}
+    applied: list[int] = []
+    for step in bulk.plan_steps(client, pending):
+        failure, uncertain = _write_step(client, pending, step, results, applied, sleep,
+                                         prefixes, noted)
+        for index in step:
+            show(results[index], index + 1, len(pending))
+        if failure is not None:
+            return results, applied, failure, uncertain
+        if noted:
+            return results, applied, f"interrupted ({_signal_name(noted[0])})", set()
+        try:
+            heartbeat()
+        except KestraError as exc:  # a lease that cannot be kept: stop, as after a failure
+            return results, applied, f"keeping the lock failed: {exc}", set()
+    return results, applied, None, set()
+
+
+def _write_step(client: KestraClient, pending: Sequence[Change], step: Sequence[int],
+                results: dict[int, Outcome], applied: list[int],
+                sleep: Callable[[float], None] = time.sleep, prefixes: tuple[str, ...] = (),
+                noted: Sequence[int] = ()) -> tuple[str | None, set[int]]:
+    """One request's worth of changes: (the failure if any, the indexes that may have landed
+    though they failed)."""
+    if len(step) == 1:
+        index, change = step[0], pending[step[0]]
+        try:
+            results[index] = Outcome(change, Status.APPLIED, _write(client, change))
+            applied.append(index)
+            return None, set()
+        except KestraError as exc:
+            results[index] = Outcome(change, Status.FAILED, str(exc))
+            log.error("%s %s failed: %s", change.action.value, change.key, exc)
+            # the undo looks before it acts: a write that may have landed is undone if it did
+            return (f"{change.action.value} {change.key} failed: {exc}",
+                    {index} if bulk.maybe_landed(exc) else set())
+    what = {"import": "import of", "delete": "deletion of"}.get(
+        str(bulk.kind(pending[step[0]])), "upload of")
+    objects = f"{len(step)} {'files' if isinstance(pending[step[0]].key, FileKey) else 'flows'}"
+    try:
+        refused = bulk.write(client, pending, step)
+    except KestraError as exc:
+        # a bulk request stopped half way, or its answer was lost: any of it may have landed
+        for index in step:
+            results[index] = Outcome(pending[index], Status.FAILED, str(exc))
+        log.error("%s %s failed: %s", what, objects, exc)
+        message = f"{what} {objects} failed: {exc}"
+        if bulk.still_running(exc):  # the undo must see all the server did
+            try:
+                settled = bulk.settle(client, [pending[i] for i in step], prefixes, sleep,
+                                      stop=lambda: bool(noted))
+            except KestraError as again:
+                log.warning("reading the target after the failed %s %s failed: %s", what,
+                            objects, again)
+                settled = False
+            if not settled:
+                note = ("; the server may still have been carrying it out when the run was "
+                        "reverted: check the target with `plan`")
+                message += note
+                for index in step:
+                    results[index] = Outcome(pending[index], Status.FAILED, str(exc) + note)
+        return message, set(step)
+    for index in step:
+        change = pending[index]
+        if index in refused:
+            results[index] = Outcome(change, Status.FAILED, "the target's import did not take it "
+                                     "(its answer gives no reason)")
+        else:
+            verb = {Action.CREATE: "created", Action.UPDATE: "updated"}.get(change.action,
+                                                                            "deleted")
+            results[index] = Outcome(change, Status.APPLIED, verb)
+            applied.append(index)
+    if refused:
+        return (f"the target did not import {len(refused)} of {len(step)} flows "
+                f"({', '.join(str(pending[i].key) for i in refused[:5])})"), set()
+    return None, set()
+
+
+def _record(client: KestraClient, plan: Plan, record: Mapping[str, Any]
+            ) -> tuple[Status, str, str | None]:
+    """Write the inventory, last: (status, message, failure if any)."""
+    try:
+        current = _inventory_unchanged(client, plan)
+    except KestraError as exc:  # not written: nothing of ours to put back there
+        return Status.FAILED, str(exc), f"writing the inventory failed: {exc}"
+    after = _after(plan, record)
+    try:
+        store.write(client, plan.scope.state_namespace, after, previous=current)
+        return Status.APPLIED, "", None
+    except KestraError as exc:
+        status, message = Status.FAILED, str(exc)
+        try:  # the write may have landed before the error: put the old one back
+            _restore_inventory(client, plan, after)
+        except KestraError as again:
+            status = Status.NOT_REVERTED
+            message += f"; restoring the previous inventory failed: {again}"
+        return status, message, f"writing the inventory failed: {exc}"
+
+
+def _revert_all(client: KestraClient, results: dict[int, Outcome], applied: list[int],
+                uncertain: set[int], show: Progress, sleep: Callable[[float], None],
+                prefixes: tuple[str, ...]) -> None:
+    """Undo every applied change, newest first, and every failed one that may have landed.
+    Flows are undone in bulk when there are several (the target read once, then bulk requests),
+    anything left one by one; every undo acts on what the target holds."""
+    maybe = sorted(i for i in uncertain if results[i].status is Status.FAILED)
+    targets = [*reversed(applied), *maybe]
+    flows = [i for i in targets if isinstance(results[i].change.key, FlowKey)]
+    settled: dict[int, str | None] = {}
+    if len(flows) >= bulk.BULK_MIN:
+        try:
+            done = bulk.undo_flows(client, [results[i].change for i in flows], prefixes)
+            settled = {flows[position]: why for position, why in done.items()}
+        except KestraError as exc:  # reading the target failed: one by one, each read first
+            log.warning("reverting in bulk failed (%s): reverting one by one", exc)
+    for index in targets:
+        change = results[index].change
+        why = settled[index] if index in settled else _undo(client, change, sleep)
+        if index in maybe:
+            if why is not None:
+                results[index] = Outcome(change, Status.NOT_REVERTED,
+                                         f"{results[index].message}; it may have landed, and "
+                                         f"{why}", change.before)
+            continue
+        if why is None:
+            results[index] = Outcome(change, Status.REVERTED,
+                                     f"{results[index].message}, then reverted")
+        else:
+            results[index] = Outcome(change, Status.NOT_REVERTED,
+                                     f"{results[index].message}, but not reverted: {why}",
+                                     change.before)
+            log.error("reverting %s %s: %s", change.action.value, change.key, why)
+        show(results[index], 0, len(applied))
+
+
+def apply_locked(
+    client: KestraClient, plan: Plan, *, replan: Callable[[], Plan] | None = None,
+    on_replan: Callable[[Plan], None] | None = None, holder: str,
+    lock_wait: float = lock.DEFAULT_WAIT, gate: Callable[[Plan], None] | None = None,
+    **options: Any,
+) -> tuple[Plan, ApplyResult]:
+    """``apply_plan`` under the target's lease (when there is anything to write), planning once
+    more with ``replan`` when the target changed since ``plan`` was made: another run, or an edit
+    in the UI, is then seen (as drift, say) before anything is written. Returns the plan applied.
+    """
+    checked = preflight(client, plan)  # a refused or invalid plan never takes the lease
+    if plan.is_empty:
+        return plan, apply_plan(client, plan, checked=checked, **options)
+    namespace = plan.scope.state_namespace
+    with lock.held(client, namespace, holder, wait=lock_wait) as lease:
+        # ``gate`` (the sync windows) is asked again once the lease is held: waiting for
+        # another run may have taken the run into a window that denies it
+        if gate is not None:
+            gate(plan)
+        options["heartbeat"] = lock.Keeper(client, namespace, lease)
+        try:
+            return plan, apply_plan(client, plan, checked=checked, **options)
+        except StalePlan:
+            if replan is None:
+                raise
+            plan = replan()
+            if on_replan is not None:
+                on_replan(plan)
+            if gate is not None:
+                gate(plan)
+            return plan, apply_plan(client, plan, **options)

@@ -1,0 +1,152 @@
+"""Install the promotion into a Kestra instance, with the promotion itself.
+
+The project's own flows (``flows/prod`` for the instance that promotes, ``flows/dev`` or, on
+Kestra 1.x, ``flows/dev-1.3`` for a development instance) and the helper package (``scripts/``,
+as namespace files, which both sides run) are promoted like any flows repository: planned, validated on the target, applied all or nothing,
+and recorded in an inventory of their own. Running it twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from kestra_promote.engine.apply import Progress, apply_plan
+from kestra_promote.target.client import KestraClient
+from kestra_promote.config import Config, NamespaceFiles
+from kestra_promote.flows.desired import prepare
+from kestra_promote.errors import NotFound, SettingsError
+from kestra_promote.target.live import read_for
+from kestra_promote.models import ApplyResult, Plan
+from kestra_promote.engine.plan import plan as make_plan
+from kestra_promote.git.source import check_namespace, read_source
+
+ROLES = ("prod", "dev")
+SETTINGS = {
+    "prod": ("promote_repo_url", "promote_branch", "promote_tags", "promote_path",
+             "promote_target_url", "promote_tenant", "promote_webhook_provider", "promote_notify",
+             "promote_notify_format", "promote_ui_url", "promote_approval", "promote_approval_timeout",
+             "promote_pull_requests", "promote_review_api", "promote_review_repo"),
+    "dev": ("commit_repo_url", "commit_author_name", "commit_author_email", "commit_kestra_url",
+            "commit_tenant"),
+}
+SECRETS = {
+    "prod": (
+        ("KESTRA_PROMOTE_GIT_USERNAME", "user that clones the flows repository (read-only access)"),
+        ("KESTRA_PROMOTE_GIT_TOKEN", "its token or password"),
+        ("KESTRA_PROMOTE_USERNAME", "Kestra user the promotion writes with (this instance)"),
+        ("KESTRA_PROMOTE_PASSWORD", "its password"),
+        ("KESTRA_PROMOTE_WEBHOOK_KEY", "the key in the webhook URL: long and random"),
+        ("KESTRA_PROMOTE_WEBHOOK_SECRET", "the secret the Git provider sends (GitLab token, "
+                                          "Gitea/Forgejo Authorization header); webhook runs only"),
+        ("KESTRA_PROMOTE_NOTIFY_URL", "the incoming webhook notifications are posted to; read "
+                                      "only when the setting promote_notify is set"),
+        ("KESTRA_PROMOTE_REVIEW_TOKEN", "a Git provider token that comments on pull requests and "
+                                        "sets commit statuses; pull-request runs only"),
+    ),
+    "dev": (
+        ("KESTRA_PROMOTE_GIT_USERNAME", "user that pushes review branches"),
+        ("KESTRA_PROMOTE_GIT_TOKEN", "its token or password (write access)"),
+        ("KESTRA_PROMOTE_USERNAME", "Kestra user that lists this instance's namespaces"),
+        ("KESTRA_PROMOTE_PASSWORD", "its password"),
+    ),
+}
+
+
+def project_root(explicit: str | None = None) -> Path:
+    """The kestra-promote project folder holding ``flows/`` and ``scripts/``."""
+    candidates = [Path(explicit)] if explicit else [Path(__file__).resolve().parents[2], Path.cwd()]
+    for folder in candidates:
+        if (folder / "flows" / "prod").is_dir() and (folder / "scripts" / "kestra_promote").is_dir():
+            return folder.resolve()
+    raise SettingsError("cannot find the kestra-promote project (flows/ and scripts/): run from a "
+                        "clone of it, or pass --project DIR")
+
+
+def flows_folder(role: str, version: str) -> str:
+    """The project folder holding ``role``'s flows for a Kestra ``version``: the development
+    side loops over namespaces, with Loop on 2.0 and ForEach on 1.x (no loop task is in both)."""
+    major = version.split(".", 1)[0]
+    if role == "dev" and major.isdigit() and int(major) < 2:
+        return "flows/dev-1.3"
+    return f"flows/{role}"
+
+
+def bootstrap_config(role: str, namespace: str, version: str = "2.0") -> Config:
+    """The settings that promote the project's own flows (and package) into ``namespace`` of a
+    Kestra ``version``."""
+    if role not in ROLES:
+        raise SettingsError(f"--role must be one of {', '.join(ROLES)}")
+    if (why := check_namespace(namespace)) is not None:
+        raise SettingsError(f"--namespace: {why}")
+    # both roles run the package (production promotes, development lists its namespaces), each
+    # its own copy, so that both roles can share an instance and a namespace (an object belongs
+    # to one promotion source): production's at the root, development's under /dev/
+    files = (NamespaceFiles("scripts", "system", "/" if role == "prod" else "/dev"),)
+    return Config(
+        name=f"kestra-promote-{role}", flows=(flows_folder(role, version),), namespace_files=files,
+        rename={"system": namespace} if namespace != "system" else {},
+        state_namespace=namespace, protected_namespaces=(), path="(bootstrap)")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    plan: Plan
+    settings: dict[str, str]  # KV settings that differ from what the target holds
+
+
+def prepare_bootstrap(client: KestraClient, project: Path, role: str, namespace: str,
+                      settings: Mapping[str, str | None]) -> Prepared:
+    bootstrap_config(role, namespace)  # bad arguments fail before any request
+    unknown = sorted(set(settings) - set(SETTINGS.get(role, ())))
+    if unknown:
+        raise SettingsError(f"unknown setting(s) {', '.join(unknown)} for the {role} role; "
+                            f"known: {', '.join(SETTINGS[role])}")
+    config = bootstrap_config(role, namespace, str(client.configs().get("version") or "2.0"))
+    source = read_source(project, config=config)
+    desired = prepare(source, config)
+    live = read_for(client, desired, config)
+    changed = {}
+    for key, value in settings.items():
+        if value is None:
+            continue
+        try:
+            current = client.kv_get(namespace, key)
+        except NotFound:
+            current = None
+        if current != value:
+            changed[key] = value
+    return Prepared(make_plan(desired, live, config, commit=source.commit), changed)
+
+
+def write_settings(client: KestraClient, namespace: str, settings: Mapping[str, str]) -> None:
+    for key, value in settings.items():
+        client.kv_put(namespace, key, value, description="kestra-promote setting")
+
+
+def install(client: KestraClient, project: Path, role: str, namespace: str,
+            settings: Mapping[str, str | None], *, on_progress: Progress | None = None,
+            ) -> tuple[Prepared, ApplyResult]:
+    """Plan, apply (all or nothing), then write the settings that differ."""
+    prepared = prepare_bootstrap(client, project, role, namespace, settings)
+    result = apply_plan(client, prepared.plan, on_progress=on_progress, trigger="bootstrap")
+    if result.ok:
+        write_settings(client, namespace, prepared.settings)
+    return prepared, result
+
+
+def instructions(url: str, tenant: str, namespace: str, role: str) -> str:
+    """What to do next: the webhook URL to register and the secrets the flows expect."""
+    lines = []
+    if role == "prod":
+        hook = (f"{url.rstrip('/')}/api/v1/{tenant}/executions/webhook/{namespace}/promote/"
+                "<KESTRA_PROMOTE_WEBHOOK_KEY>")
+        lines += ["Webhook URL to register in the Git provider (push events, JSON; set its secret "
+                  "to KESTRA_PROMOTE_WEBHOOK_SECRET):", f"  {hook}", ""]
+    lines.append("Secrets the flows expect (open source: environment variables SECRET_<NAME> of "
+                 "the Kestra server, base64-encoded):")
+    lines += [f"  {name:<32} {meaning}" for name, meaning in SECRETS[role]]
+    lines += ["", f"Settings (KV store of namespace {namespace!r}): "
+              + ", ".join(SETTINGS[role]) + "."]
+    return "\n".join(lines) + "\n"

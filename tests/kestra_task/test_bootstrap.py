@@ -1,0 +1,78 @@
+"""`kestra-promote bootstrap`: the promotion installs itself, once."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import Target, run_cli
+
+pytestmark = pytest.mark.fake_only
+
+
+def test_bootstrap_deploys_flows_and_package_then_changes_nothing(target: Target):
+    fake = target.fake
+    assert fake is not None
+    first = run_cli("bootstrap", "--set", "promote_repo_url=https://git.example.com/flows.git",
+                    env=target.env)
+    assert first.code == 0, first.err
+    flows = fake.current()
+    assert set(flows) == {("system", "promote"), ("system", "promote-check")}
+    files = fake.files[("main", "system")]
+    assert "/kestra_promote/cli/main.py" in files and "/kestra_promote/__main__.py" in files
+    assert not [p for p in files if "__pycache__" in p or p.endswith(".pyc") or "egg-info" in p]
+    assert fake.kv[("main", "system")]["promote_repo_url"]["value"] == \
+        "https://git.example.com/flows.git"
+    assert "/api/v1/main/executions/webhook/system/promote/<KESTRA_PROMOTE_WEBHOOK_KEY>" in first.out
+    assert "KESTRA_PROMOTE_WEBHOOK_SECRET" in first.out
+
+    writes = len(fake.writes())
+    second = run_cli("bootstrap", "--set", "promote_repo_url=https://git.example.com/flows.git",
+                     env=target.env)
+    assert second.code == 0 and "No changes." in second.out
+    assert len(fake.writes()) == writes
+
+
+def test_bootstrap_into_another_namespace_and_the_dev_role(target: Target):
+    fake = target.fake
+    assert fake is not None
+    assert run_cli("bootstrap", "--namespace", "ops.promotion", env=target.env).code == 0
+    assert set(fake.current()) == {("ops.promotion", "promote"), ("ops.promotion", "promote-check")}
+    assert "/kestra_promote/engine/plan.py" in fake.files[("main", "ops.promotion")]
+    assert "kestra-promote.kestra-promote-prod" in fake.kv[("main", "ops.promotion")]
+    dev = run_cli("bootstrap", "--role", "dev", "--namespace", "ops.promotion", env=target.env)
+    assert dev.code == 0, dev.err
+    assert ("ops.promotion", "commit-to-git") in fake.current()
+    assert "Webhook URL" not in dev.out
+
+
+def test_plan_only_writes_nothing(target: Target):
+    fake = target.fake
+    assert fake is not None
+    result = run_cli("bootstrap", "--plan-only", "--set", "promote_branch=release", env=target.env)
+    assert result.code == 0
+    assert "+ create    system/promote" in result.out
+    assert "~ setting   system/promote_branch = release" in result.out
+    assert fake.writes() == []
+
+
+def test_bad_bootstrap_arguments():
+    assert run_cli("bootstrap", "--url", "http://k", "--namespace", "Bad").code == 1
+    bad_setting = run_cli("bootstrap", "--url", "http://127.0.0.1:9", "--set", "nope=1")
+    assert bad_setting.code == 1 and "unknown setting(s) nope for the prod role" in bad_setting.err
+
+
+@pytest.mark.parametrize(("version", "loop"), [("1.3.19", "ForEach"), ("2.0.3", "Loop")])
+def test_the_dev_role_installs_the_flow_of_the_targets_version(version: str, loop: str):
+    from conftest import FAKE_PASSWORD, FAKE_USER
+    from fake_kestra import FakeKestra, serve
+
+    fake = FakeKestra(version=version)
+    with serve(fake) as url:
+        result = run_cli("bootstrap", "--role", "dev", "--url", url, "--username", FAKE_USER,
+                         "--password", FAKE_PASSWORD)
+    assert result.code == 0, result.err
+    source = fake.current()[("system", "commit-to-git")]
+    assert f"type: io.kestra.plugin.core.flow.{loop}\n" in source
+    # development's copy of the package, apart from production's (see the flow's `cd dev`)
+    assert "/dev/kestra_promote/kestra_task/runtime.py" in fake.files[("main", "system")]
+    assert "/kestra_promote/kestra_task/runtime.py" not in fake.files[("main", "system")]
+    assert "KESTRA_PROMOTE_USERNAME" in result.out

@@ -1,0 +1,118 @@
+"""One promotion at a time: the lease in the target's KV store."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from conftest import Target
+from kestra_promote.target import lock
+
+pytestmark = pytest.mark.fake_only
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+
+
+class Clock:
+    """Time that moves only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = T0
+        self.slept: list[float] = []
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += timedelta(seconds=seconds)
+
+
+def test_a_second_run_waits_then_fails_naming_the_holder(target: Target):
+    clock = Clock()
+    with target.client() as client:
+        first = lock.acquire(client, "system", "apply by alice@ci-1 (pid 7)", clock=clock,
+                             sleep=clock.sleep)
+        with pytest.raises(lock.Locked) as caught:
+            lock.acquire(client, "system", "apply by bob@ci-2 (pid 8)", wait=10, clock=clock,
+                         sleep=clock.sleep)
+        assert "apply by alice@ci-1 (pid 7), started 2026-11-26T12:00:00+00:00" in str(caught.value)
+        assert "kestra-promote unlock" in str(caught.value)
+        assert 10 <= sum(clock.slept) <= 14  # it waited the time it was given, no longer
+        lock.release(client, "system", first)
+        second = lock.acquire(client, "system", "apply by bob@ci-2 (pid 8)", clock=clock,
+                              sleep=clock.sleep)
+        assert lock.read(client, "system") == second
+
+
+def test_a_crashed_runs_lease_expires(target: Target):
+    clock = Clock()
+    with target.client() as client:
+        lock.acquire(client, "system", "crashed run", ttl=timedelta(minutes=5), clock=clock,
+                     sleep=clock.sleep)
+        clock.now += timedelta(minutes=6)  # never released
+        taken = lock.acquire(client, "system", "next run", clock=clock, sleep=clock.sleep)
+        assert taken.holder == "next run"
+
+
+def test_two_runs_writing_at_once_only_one_goes_on(target: Target):
+    clock = Clock()
+    with target.client() as client:
+        other = lock.new_lease("the other run", T0)
+
+        def race(seconds: float) -> None:  # the other run writes while we settle
+            if not clock.slept:
+                lock._write(client, "system", other)
+            clock.sleep(seconds)
+
+        with pytest.raises(lock.Locked) as caught:
+            lock.acquire(client, "system", "this run", wait=5, clock=clock, sleep=race)
+        assert "the other run" in str(caught.value)
+        assert lock.read(client, "system") == other  # ours never overwrote theirs afterwards
+
+
+def test_release_only_removes_our_own_lease_and_unlock_removes_any(target: Target):
+    clock = Clock()
+    with target.client() as client:
+        mine = lock.acquire(client, "system", "this run", ttl=timedelta(minutes=1), clock=clock,
+                            sleep=clock.sleep)
+        clock.now += timedelta(minutes=2)
+        theirs = lock.acquire(client, "system", "next run", clock=clock, sleep=clock.sleep)
+        lock.release(client, "system", mine)  # ours expired and was taken: leave theirs
+        assert lock.read(client, "system") == theirs
+        assert lock.break_lock(client, "system") == theirs
+        assert lock.read(client, "system") is None
+
+
+def test_the_lease_carries_a_ttl_so_kestra_drops_it(target: Target):
+    assert target.fake is not None
+    with target.client() as client:
+        lock.acquire(client, "system", "run", ttl=timedelta(minutes=30), settle=0)
+    put = [r for r in target.fake.requests if r.method == "PUT" and r.path.endswith(lock.KEY)]
+    assert put and put[0].headers["ttl"] == "PT1800S"
+
+
+def test_a_failure_while_taking_the_lease_leaves_none_behind(target: Target):
+    clock = Clock()
+    with target.client() as client:
+        def fail(seconds: float) -> None:
+            raise KeyboardInterrupt  # Ctrl-C while settling
+
+        with pytest.raises(KeyboardInterrupt):
+            lock.acquire(client, "system", "run", clock=clock, sleep=fail)
+        assert lock.read(client, "system") is None
+
+
+def test_a_long_run_renews_its_lease(target: Target):
+    clock = Clock()
+    with target.client() as client:
+        lease = lock.acquire(client, "system", "long run", ttl=timedelta(minutes=10), clock=clock,
+                             sleep=clock.sleep)
+        keeper = lock.Keeper(client, "system", lease, ttl=timedelta(minutes=10), clock=clock)
+        clock.now += timedelta(minutes=4)
+        keeper()  # not yet half gone: nothing written
+        assert lock.read(client, "system") == lease
+        clock.now += timedelta(minutes=2)
+        keeper()
+        renewed = lock.read(client, "system")
+        assert renewed is not None and renewed.token == lease.token
+        assert renewed.expires == (clock.now + timedelta(minutes=10)).replace(microsecond=0)
