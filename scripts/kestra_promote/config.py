@@ -167,6 +167,8 @@ class Config:
     approval: str = "off"  # required: in Kestra, an apply waits for a person to approve its plan
     allow_deletions: int | None = None  # --allow-deletions: this run's own deletion limit
     path: str | None = None  # the file it was read from, if any
+    # the settings the file gives (not defaults); what a policy may refuse a commit to loosen
+    explicit: frozenset[str] = field(default=frozenset(), compare=False)
 
     def includes(self, namespace: str) -> bool:
         """Whether this source manages ``namespace``: no ``include``, or a pattern covers it."""
@@ -184,15 +186,15 @@ class Config:
         return replace(self, **values)
 
 
-_KEYS = {
+SETTINGS = {
     "name", "flows", "namespace_files", "namespaces", "prune", "max_deletions",
     "protected_namespaces", "drift", "labels", "branch", "tags", "state_namespace", "windows",
     "approval",
 }
-_WINDOW_KEYS = {"name", "kind", "schedule", "duration", "timezone"}
+_WINDOWSETTINGS = {"name", "kind", "schedule", "duration", "timezone"}
 
 
-class _Reader:
+class Reader:
     def __init__(self, path: str) -> None:
         self.path = path
         self.problems: list[Problem] = []
@@ -288,7 +290,7 @@ class _Reader:
         return result
 
 
-def _windows(reader: _Reader, node: yaml.Node) -> tuple[Window, ...] | None:
+def _windows(reader: Reader, node: yaml.Node) -> tuple[Window, ...] | None:
     """``windows``: a list of {name, kind, schedule, duration, timezone}, each checked."""
     if not isinstance(node, yaml.SequenceNode):
         reader.fail(node, "'windows' must be a list of windows (kind, schedule, duration, "
@@ -340,7 +342,7 @@ def _window_kind(text: str) -> str:
     return text
 
 
-def _namespace_files(reader: _Reader, node: yaml.Node) -> tuple[NamespaceFiles, ...] | None:
+def _namespace_files(reader: Reader, node: yaml.Node) -> tuple[NamespaceFiles, ...] | None:
     if not isinstance(node, yaml.SequenceNode):
         reader.fail(node, "'namespace_files' must be a list of {source, namespace, target}")
         return None
@@ -378,57 +380,62 @@ def _namespace_files(reader: _Reader, node: yaml.Node) -> tuple[NamespaceFiles, 
     return tuple(entries)
 
 
-def parse_config(text: str, path: str) -> Config:
-    """Settings from the text of a config file; raise SourceError listing every problem."""
-    reader = _Reader(path)
+def compose_settings(text: str, path: str) -> tuple[Reader, yaml.MappingNode | None]:
+    """A settings file's root mapping (None when the file is empty) and the reader that
+    collects its problems; raise SourceError when it is not one YAML mapping."""
+    reader = Reader(path)
     try:
         documents = yamlnodes.compose_documents(text)
     except yamlnodes.YamlSyntaxError as exc:
         raise SourceError(f"invalid settings file {path}", [
             Problem(str(exc), path, exc.line, exc.column)]) from exc
     if not documents:
-        return Config(path=path)
+        return reader, None
     root = documents[0]
     if len(documents) > 1 or not isinstance(root, yaml.MappingNode):
         raise SourceError(f"invalid settings file {path}",
                           [Problem("expected one mapping of settings", path)])
     for dup in yamlnodes.duplicate_keys(root):
         reader.fail(dup, f"duplicate key {dup.value!r}")
-    values: dict[str, Any] = {}
-    for key_node, node in root.value:
-        key = str(key_node.value)
-        if key not in _KEYS:
-            reader.unknown(key_node, _KEYS, "the settings")
-        elif key in ("name", "drift", "branch", "tags", "state_namespace", "approval"):
-            values[key] = reader.text(node, key)
-            if key == "state_namespace" and values[key] is not None and \
-                    (why := check_namespace(values[key])) is not None:
-                reader.fail(node, f"'state_namespace': {why}")
-        elif key == "flows":
-            values[key] = reader.texts(node, key)
-        elif key == "protected_namespaces":
-            values[key] = reader.patterns(node, key)
-        elif key == "prune":
-            values[key] = reader.boolean(node, key)
-        elif key == "max_deletions":
-            values[key] = reader.integer(node, key)
-        elif key == "labels":
-            values[key] = reader.labels(node)
-        elif key == "namespace_files":
-            values[key] = _namespace_files(reader, node)
-        elif key == "windows":
-            values[key] = _windows(reader, node)
-        elif key == "namespaces":
-            if not isinstance(node, yaml.MappingNode):
-                reader.fail(node, "'namespaces' must be a mapping with 'include' and/or 'rename'")
-                continue
-            for sub_key, sub in node.value:
-                if sub_key.value == "include":
-                    values["include"] = reader.patterns(sub, "namespaces.include")
-                elif sub_key.value == "rename":
-                    values["rename"] = reader.rename(sub)
-                else:
-                    reader.unknown(sub_key, {"include", "rename"}, "'namespaces'")
+    return reader, root
+
+
+def read_setting(reader: Reader, key: str, node: yaml.Node, values: dict[str, Any]) -> None:
+    """Read the value of the known setting ``key`` (one of SETTINGS) into ``values``."""
+    if key in ("name", "drift", "branch", "tags", "state_namespace", "approval"):
+        values[key] = reader.text(node, key)
+        if key == "state_namespace" and values[key] is not None and \
+                (why := check_namespace(values[key])) is not None:
+            reader.fail(node, f"'state_namespace': {why}")
+    elif key == "flows":
+        values[key] = reader.texts(node, key)
+    elif key == "protected_namespaces":
+        values[key] = reader.patterns(node, key)
+    elif key == "prune":
+        values[key] = reader.boolean(node, key)
+    elif key == "max_deletions":
+        values[key] = reader.integer(node, key)
+    elif key == "labels":
+        values[key] = reader.labels(node)
+    elif key == "namespace_files":
+        values[key] = _namespace_files(reader, node)
+    elif key == "windows":
+        values[key] = _windows(reader, node)
+    elif key == "namespaces":
+        if not isinstance(node, yaml.MappingNode):
+            reader.fail(node, "'namespaces' must be a mapping with 'include' and/or 'rename'")
+            return
+        for sub_key, sub in node.value:
+            if sub_key.value == "include":
+                values["include"] = reader.patterns(sub, "namespaces.include")
+            elif sub_key.value == "rename":
+                values["rename"] = reader.rename(sub)
+            else:
+                reader.unknown(sub_key, {"include", "rename"}, "'namespaces'")
+
+
+def check_choices(reader: Reader, values: dict[str, Any]) -> None:
+    """The settings whose values are one of a few words: a wrong one is a problem, then unset."""
     if values.get("drift") is not None and values["drift"] not in DRIFT_POLICIES:
         reader.fail(None, f"'drift' must be one of {', '.join(DRIFT_POLICIES)}, not {values['drift']!r}")
         values["drift"] = None
@@ -436,6 +443,21 @@ def parse_config(text: str, path: str) -> Config:
         reader.fail(None, f"'approval' must be one of {', '.join(APPROVALS)}, not "
                           f"{values['approval']!r}")
         values["approval"] = None
+
+
+def parse_config(text: str, path: str) -> Config:
+    """Settings from the text of a config file; raise SourceError listing every problem."""
+    reader, root = compose_settings(text, path)
+    if root is None:
+        return Config(path=path)
+    values: dict[str, Any] = {}
+    for key_node, node in root.value:
+        key = str(key_node.value)
+        if key not in SETTINGS:
+            reader.unknown(key_node, SETTINGS, "the settings")
+        else:
+            read_setting(reader, key, node, values)
+    check_choices(reader, values)
     if values.get("name") is not None and not _NAME.fullmatch(values["name"]):
         reader.fail(None, f"'name' {values['name']!r} must use letters, digits, '_' and '-'")
     if "branch" in values and "tags" in values:
@@ -443,7 +465,8 @@ def parse_config(text: str, path: str) -> Config:
     if reader.problems:
         raise SourceError(f"{len(reader.problems)} problem(s) in settings file {path}",
                           reader.problems)
-    return Config(path=path, **{k: v for k, v in values.items() if v is not None})
+    given = {k: v for k, v in values.items() if v is not None}
+    return Config(path=path, explicit=frozenset(given), **given)
 
 
 def file_kind(mode: int) -> str:
