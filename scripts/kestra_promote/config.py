@@ -191,7 +191,7 @@ SETTINGS = {
     "protected_namespaces", "drift", "labels", "branch", "tags", "state_namespace", "windows",
     "approval",
 }
-_WINDOWSETTINGS = {"name", "kind", "schedule", "duration", "timezone"}
+_WINDOW_KEYS = {"name", "kind", "schedule", "duration", "timezone"}
 
 
 class Reader:
