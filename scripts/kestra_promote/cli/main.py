@@ -17,30 +17,26 @@ import os
 import signal
 import sys
 import threading
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence, TextIO
+from typing import Mapping, Sequence, TextIO
 
 from kestra_promote.version import __version__
 from kestra_promote.kestra_task import bootstrap, runtime
-from kestra_promote.git import gitref
 from kestra_promote.target import inventory, lock, store
 from kestra_promote.gates import notify, review, webhook
 from kestra_promote.engine import planfile
 from kestra_promote import report
 from kestra_promote.engine.apply import (
     Interrupted,
-    Progress,
     apply_locked,
     check_windows,
     check_on_target,
     ensure_allowed,
     ensure_valid,
 )
-from kestra_promote.target.client import DEFAULT_MAX_BODY, Connection, KestraClient, connect
-from kestra_promote.config import CONFIG_FILE, DRIFT_POLICIES, Config, check_name, check_namespace
-from kestra_promote.flows.desired import Desired, prepare
+from kestra_promote.target.client import Connection, KestraClient, connect
+from kestra_promote.config import DRIFT_POLICIES, check_name, check_namespace
 from kestra_promote.errors import (
     KestraError,
     KestraPromoteError,
@@ -49,35 +45,30 @@ from kestra_promote.errors import (
     TargetRejected,
     WindowDenied,
 )
-from kestra_promote.target.live import read_for, read_inventories
+from kestra_promote.target.live import read_inventories
 from kestra_promote.models import (
     ApplyResult,
     FlowKey,
     Inventory,
     ObjectKey,
-    Outcome,
     Plan,
     Problem,
     Status,
     sort_key,
 )
-from kestra_promote.git.origin import origin, uncommitted
 from kestra_promote.engine.plan import adopt_origin_refusal
-from kestra_promote.engine.plan import plan as make_plan
-from kestra_promote.engine.promotion import Promotion, open_promotion
-from kestra_promote.git.source import Source, read_settings, read_source
 from kestra_promote.textsafe import safe_text
-
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
-ENV = {
-    "url": "KESTRA_URL",
-    "tenant": "KESTRA_TENANT",
-    "username": "KESTRA_USERNAME",
-    "password": "KESTRA_PASSWORD",
-    "token": "KESTRA_API_TOKEN",
-    "max_request_bytes": "KESTRA_MAX_REQUEST_BYTES",
-}
-PROGRESS_THRESHOLD = 10  # progress lines only for applies long enough to want them
+from kestra_promote.cli.common import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    check_committed,
+    compute_plan,
+    connection_from,
+    load,
+    require,
+)
+from kestra_promote.cli.output import Output, progress, report_error, show_plan, show_result
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,46 +76,6 @@ class _Parser(argparse.ArgumentParser):
         # exit 1, not argparse's 2: 2 means "changes pending" for --detailed-exitcode
         self.print_usage(sys.stderr)
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
-
-
-@dataclass
-class Output:
-    """Where people-facing text goes: results on stdout, diagnostics and progress on stderr."""
-
-    out: TextIO
-    err: TextIO
-    format: str = "text"
-    summary_file: str | None = None  # $GITHUB_STEP_SUMMARY: Markdown is appended there too
-
-    @property
-    def color(self) -> bool:
-        return self.format == "text" and self.out.isatty() and "NO_COLOR" not in os.environ
-
-    def write(self, text: str) -> None:
-        self.out.write(safe_text(text))
-
-    def write_rendered(self, text: str) -> None:
-        """A report renderer's text: already safe, and its colour codes are to be kept."""
-        self.out.write(text if self.color else safe_text(text))
-
-    def json(self, data: object) -> None:
-        self.out.write(json.dumps(data, indent=2) + "\n")  # ASCII: no raw control character
-
-    def note(self, text: str) -> None:
-        self.err.write(safe_text(text) + "\n")  # messages and names may come from Git
-
-    def step_summary(self, render: Callable[[], str]) -> None:
-        """Append a Markdown report to the CI job summary, if there is one. A summary that
-        cannot be written is a warning: the run itself (perhaps already applied) is what
-        counts, and its result must still be reported."""
-        if not self.summary_file:
-            return
-        try:
-            with open(self.summary_file, "a", encoding="utf-8") as handle:
-                handle.write(render() + "\n")
-        except OSError as exc:
-            self.note(f"Warning: cannot write the job summary GITHUB_STEP_SUMMARY "
-                      f"({exc.strerror or exc})")
 
 
 # -- arguments ----------------------------------------------------------------------------------
@@ -344,158 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def connection_from(args: argparse.Namespace, env: Mapping[str, str]) -> Connection | None:
-    """Connection settings from flags, then environment variables; None without a URL."""
-
-    def pick(name: str) -> str | None:
-        value = getattr(args, name, None)
-        return value if value else env.get(ENV[name]) or None
-
-    if args.insecure and args.ca_bundle:  # bad usage, with or without a URL (exit 1)
-        from kestra_promote.target.client import INSECURE_WITH_CA
-
-        raise SettingsError(INSECURE_WITH_CA)
-    url = pick("url")
-    if not url:
-        return None
-    return Connection(
-        url=url,
-        tenant=pick("tenant") or "main",
-        username=pick("username"),
-        password=pick("password"),
-        token=pick("token"),
-        verify=not args.insecure,
-        ca_bundle=args.ca_bundle,
-        timeout=args.timeout,
-        max_body=_max_body(pick("max_request_bytes")),
-    )
-
-
-def _max_body(value: object) -> int:
-    if value is None:
-        return DEFAULT_MAX_BODY
-    try:
-        return int(str(value))
-    except ValueError:
-        raise SettingsError(f"KESTRA_MAX_REQUEST_BYTES must be a number of bytes, not {value!r}"
-                            ) from None
-
-
-def _require(connection: Connection | None) -> Connection:
-    if connection is None:
-        raise SettingsError("no target: pass --url or set KESTRA_URL")
-    return connection
-
-
-# -- the pipeline -------------------------------------------------------------------------------
-
-
-@dataclass
-class Loaded:
-    source: Source
-    config: Config
-    desired: Desired  # with a target: without the flows of files its inventory knows
-    origin: str | None  # the repository (and folder) SOURCE comes from
-    from_ref: bool  # read from --ref: exactly a commit
-    promotion: Promotion | None = None  # with a target: how to plan against it
-
-
-@contextlib.contextmanager
-def _load(args: argparse.Namespace, client: KestraClient | None = None) -> Iterator[Loaded]:
-    """Read SOURCE (or the tree of --ref), apply the settings and the flags that override them;
-    with ``client``, for a plan against that target (see ``promotion``)."""
-    with contextlib.ExitStack() as stack:
-        folder, commit = args.source, None
-        if args.ref is not None:  # `--ref ""` or `--ref=--` is a mistake, not "no ref"
-            ref = args.ref if isinstance(args.ref, str) else ""
-            folder, commit = stack.enter_context(gitref.checkout(args.source, ref))
-        config = read_settings(folder, args.config).with_overrides(
-            name=check_name(args.name) if args.name else None,
-            rename=dict(args.rename) if args.rename else None,
-            prune=getattr(args, "prune", None),
-            allow_deletions=getattr(args, "allow_deletions", None),
-            drift=getattr(args, "drift", None),
-        )
-        where = origin(args.source)
-        if client is not None:
-            promotion = open_promotion(client, folder, config, commit=commit, origin=where)
-            yield Loaded(promotion.source, config, promotion.desired, where, commit is not None,
-                         promotion)
-            return
-        source = read_source(folder, commit=commit, config=config)
-        yield Loaded(source, config, prepare(source, config), where, commit is not None)
-
-
-def _compute_plan(client: KestraClient, loaded: Loaded, adopt: bool = False,
-                  dirty: bool = False) -> Plan:
-    if loaded.promotion is not None:
-        return loaded.promotion.plan(adopt=adopt, dirty=dirty)
-    live = read_for(client, loaded.desired, loaded.config)
-    plan = make_plan(loaded.desired, live, loaded.config, commit=loaded.source.commit,
-                     origin=loaded.origin, adopt=adopt)
-    return dataclasses.replace(plan, dirty=dirty)
-
-
-def _check_committed(args: argparse.Namespace, loaded: Loaded, output: Output) -> dict[str, bool]:
-    """Refuse files that differ from the commit (the history would claim the commit holds
-    them), unless --allow-dirty; what to add to the run's history record."""
-    if loaded.from_ref or loaded.source.commit is None:
-        return {}  # exactly a commit, or not a Git checkout (nothing claimed)
-    read = loaded.source.paths
-    config = loaded.source.config
-    # what the promotion would read too: a flow deleted or added there, the settings, the
-    # ignore rules
-    scopes = [(folder, (".yml", ".yaml")) for folder in config.flows]
-    scopes += [(entry.source, ()) for entry in config.namespace_files]
-    scopes += [(CONFIG_FILE, ()), (".kestraignore", ())]
-    changed = uncommitted(loaded.source.root, read, scopes)
-    if changed is None:
-        output.note("Warning: cannot tell whether SOURCE has uncommitted changes (no git "
-                    "command): the history records its commit as promoted")
-        return {}
-    if not changed:
-        return {}
-    shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
-    if not args.allow_dirty:
-        raise SettingsError(f"{len(changed)} file(s) the promotion reads differ from commit "
-                            f"{loaded.source.commit[:12]} ({shown}): commit them, or pass "
-                            "--allow-dirty (the history then records the run as dirty)")
-    output.note(f"Warning: promoting {len(changed)} uncommitted file(s) ({shown}); the history "
-                "records the run as dirty")
-    return {"dirty": True}
-
-
-def _progress(output: Output, total_hint: int) -> Progress:
-    def show(outcome: Outcome, number: int, total: int) -> None:
-        if number == 0:
-            output.note(f"[revert] {outcome.status.value} {outcome.change.key}")
-        elif total_hint >= PROGRESS_THRESHOLD:
-            word = outcome.message if outcome.status.value == "applied" else outcome.status.value
-            output.note(f"[{number}/{total}] {word} {outcome.change.key}")
-
-    return show
-
-
-def _show_plan(output: Output, plan: Plan, warnings: Sequence[Problem] = (),
-               error: KestraPromoteError | None = None) -> None:
-    full = dataclasses.replace(plan, warnings=(*plan.warnings, *warnings))
-    if output.format == "json":  # one document, with the error that stopped the run if any
-        data = report.plan_to_dict(full)
-        if error is not None:
-            data.update(report.problems_to_dict(str(error), getattr(error, "problems", ()),
-                                                commit=plan.commit))
-        output.json(data)
-    elif output.format == "markdown":
-        output.write(report.render_plan_markdown(full))
-    else:
-        output.write_rendered(report.render_plan_text(full, color=output.color))
-    output.step_summary(lambda: report.render_plan_markdown(full))
-
-
 def cmd_validate(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
     if args.offline:
         connection = None  # nothing leaves this machine, whatever KESTRA_URL says
-    with _load(args) as loaded:
+    with load(args) as loaded:
         flows = list(loaded.desired.flows.values())
         warnings = list(loaded.desired.warnings)
         if connection is not None:
@@ -520,13 +323,13 @@ def cmd_validate(args: argparse.Namespace, connection: Connection | None, output
 
 
 def cmd_plan(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
-    connection = _require(connection)
+    connection = require(connection)
     posting = _review_of(args) if args.post else None  # before any work: the options are right
-    with connect(connection) as client, _load(args, client) as loaded:
+    with connect(connection) as client, load(args, client) as loaded:
         # a saved plan is applied later, from no checkout: check the files against the commit
         # now, as apply would
-        dirty = bool(_check_committed(args, loaded, output)) if args.out else False
-        plan = _compute_plan(client, loaded, args.adopt, dirty=dirty)
+        dirty = bool(check_committed(args, loaded, output)) if args.out else False
+        plan = compute_plan(client, loaded, args.adopt, dirty=dirty)
         error: KestraPromoteError | None = None
         warnings: Sequence[Problem] = ()
         try:
@@ -536,7 +339,7 @@ def cmd_plan(args: argparse.Namespace, connection: Connection | None, output: Ou
             error = refused
     # the diff is what someone fixing the flows needs most (moving 1.3 flows to 2.0, say): the
     # plan first, then what refuses it
-    _show_plan(output, plan, warnings, error)
+    show_plan(output, plan, warnings, error)
     if posting is not None:
         _post_plan(posting, output, dataclasses.replace(plan, warnings=(*plan.warnings,
                                                                         *warnings)), error)
@@ -588,7 +391,7 @@ def _saved_plan(path: str, connection: Connection) -> Plan:
 
 
 def cmd_apply(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
-    connection = _require(connection)
+    connection = require(connection)
     env = args.env
     try:
         notifier = notify.notifier_from(
@@ -632,9 +435,9 @@ def _apply(args: argparse.Namespace, connection: Connection, output: Output,
             plan = _saved_plan(args.source, connection)
             extra = {"dirty": True} if plan.dirty else {}
         else:
-            loaded = stack.enter_context(_load(args, client))
-            extra = _check_committed(args, loaded, output)
-            replan = functools.partial(_compute_plan, client, loaded, args.adopt,
+            loaded = stack.enter_context(load(args, client))
+            extra = check_committed(args, loaded, output)
+            replan = functools.partial(compute_plan, client, loaded, args.adopt,
                                        dirty=bool(extra))
             plan = replan()
 
@@ -664,10 +467,10 @@ def _apply(args: argparse.Namespace, connection: Connection, output: Output,
         plan, result = apply_locked(
             client, plan, replan=replan, on_replan=lambda p: show(p, again=True), gate=gate,
             holder=lock.default_holder(f"kestra-promote apply ({args.trigger})"),
-            lock_wait=args.lock_wait, on_progress=_progress(output, len(plan.pending)),
+            lock_wait=args.lock_wait, on_progress=progress(output, len(plan.pending)),
             trigger=args.trigger, ref=args.ref, extra=extra)
     seen.append(plan)
-    _show_result(output, plan, result)
+    show_result(output, plan, result)
     if result.interrupted:
         output.note(f"Interrupted ({result.interrupted}): "
                     + ("every change was reverted; the target is as it was." if
@@ -677,20 +480,10 @@ def _apply(args: argparse.Namespace, connection: Connection, output: Output,
     return (EXIT_OK if result.ok else EXIT_ERROR), plan, result
 
 
-def _show_result(output: Output, plan: Plan, result: ApplyResult) -> None:
-    if output.format == "json":
-        output.json(report.result_to_dict(result))
-    elif output.format == "markdown":
-        output.write(report.render_plan_markdown(plan, result=result))
-    elif result.outcomes or result.inventory is not None:
-        output.write_rendered("\n" + report.render_result_text(result, color=output.color))
-    output.step_summary(lambda: report.render_plan_markdown(plan, result=result))
-
-
 def cmd_adopt(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
-    connection = _require(connection)
+    connection = require(connection)
     previous = check_name(args.previous, "--from")
-    with _load(args) as loaded, connect(connection) as client:
+    with load(args) as loaded, connect(connection) as client:
         config = loaded.config
         namespace = config.state_namespace
         if previous == config.name:
@@ -779,7 +572,7 @@ def _adoption_text(previous: str, name: str, namespace: str, moving: Sequence[Ob
 def cmd_unlock(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
     if (why := check_namespace(args.state_namespace)) is not None:
         raise SettingsError(f"--state-namespace: {why}")
-    with connect(_require(connection)) as client:
+    with connect(require(connection)) as client:
         removed = lock.break_lock(client, args.state_namespace)
     if removed is None:
         output.write(f"No lock on the target (state namespace {args.state_namespace!r}).\n")
@@ -789,9 +582,9 @@ def cmd_unlock(args: argparse.Namespace, connection: Connection | None, output: 
 
 
 def cmd_status(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
-    connection = _require(connection)
-    with connect(connection) as client, _load(args, client) as loaded:
-        plan = _compute_plan(client, loaded, args.adopt)
+    connection = require(connection)
+    with connect(connection) as client, load(args, client) as loaded:
+        plan = compute_plan(client, loaded, args.adopt)
     if output.format == "json":
         output.json({
             "format_version": report.FORMAT_VERSION, "name": plan.name, "commit": plan.commit,
@@ -805,8 +598,8 @@ def cmd_status(args: argparse.Namespace, connection: Connection | None, output: 
 
 
 def cmd_history(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
-    connection = _require(connection)
-    with _load(args) as loaded, connect(connection) as client:
+    connection = require(connection)
+    with load(args) as loaded, connect(connection) as client:
         config = loaded.config
         own, _ = read_inventories(client, config.state_namespace, config.name)
     if output.format == "json":
@@ -836,7 +629,7 @@ def cmd_webhook(args: argparse.Namespace, connection: Connection | None, output:
 
 
 def cmd_bootstrap(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
-    connection = _require(connection)
+    connection = require(connection)
     project = bootstrap.project_root(args.project)
     with connect(connection) as client:
         if args.plan_only:
@@ -845,7 +638,7 @@ def cmd_bootstrap(args: argparse.Namespace, connection: Connection | None, outpu
         else:
             prepared, result = bootstrap.install(
                 client, project, args.role, args.namespace, dict(args.set),
-                on_progress=_progress(output, 0))
+                on_progress=progress(output, 0))
         output.write_rendered(report.render_plan_text(prepared.plan, color=output.color))
         for key, value in prepared.settings.items():
             output.write(f"  ~ setting   {args.namespace}/{key} = {value}\n")
@@ -866,19 +659,6 @@ def cmd_task(args: argparse.Namespace, connection: Connection | None, output: Ou
 
 COMMANDS = {"adopt": cmd_adopt, "unlock": cmd_unlock, "bootstrap": cmd_bootstrap, "task": cmd_task, "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "status": cmd_status,
             "history": cmd_history, "webhook": cmd_webhook}
-
-
-def _report_error(output: Output, error: KestraPromoteError) -> None:
-    problems = getattr(error, "problems", ())
-    message = str(error)
-    if output.format == "json":
-        output.json(report.problems_to_dict(message, problems))
-        output.note(f"Error: {message}")
-    elif output.format == "markdown":
-        output.write(report.render_problems_markdown(message, problems))
-        output.note(f"Error: {message}")
-    else:
-        output.err.write(report.render_problems_text(message, problems))
 
 
 def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None,
@@ -905,7 +685,7 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
             output.note(f"Warning: {warning}")
         return COMMANDS[args.command](args, connection, output)
     except KestraPromoteError as error:
-        _report_error(output, error)
+        report_error(output, error)
         return EXIT_ERROR
     except KeyboardInterrupt as interrupt:  # before anything was written, or after the revert
         output.note("Interrupted.")
