@@ -323,7 +323,7 @@ def test_a_failed_lookup_is_an_error_never_unchanged(repo: GitRepo, target: Targ
 def test_text_on_a_terminal_is_escaped_too_but_report_colours_are_kept():
     import io
 
-    from kestra_promote.cli.main import Output
+    from kestra_promote.cli.output import Output
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

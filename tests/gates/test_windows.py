@@ -179,7 +179,7 @@ def test_windows_in_the_settings_are_checked_where_they_are_written(repo: GitRep
 @pytest.mark.fake_only
 def test_a_window_that_opens_while_the_run_waits_for_the_lease_still_denies(
         repo: GitRepo, target: Target, monkeypatch: pytest.MonkeyPatch):
-    from kestra_promote.cli import main as cli
+    from kestra_promote.cli import apply as cli_apply
     from kestra_promote.errors import WindowDenied
     from kestra_promote.models import Problem
 
@@ -192,7 +192,7 @@ def test_a_window_that_opens_while_the_run_waits_for_the_lease_still_denies(
                                "written", [Problem("denied by window 'freeze' until later")])
         return ()
 
-    monkeypatch.setattr(cli, "check_windows", windows_then_denied)
+    monkeypatch.setattr(cli_apply, "check_windows", windows_then_denied)
     repo.write("flows/a.yml", flow_yaml("company.team", "a"))
     repo.commit()
     result = run_cli("apply", str(repo.path), env=target.env)

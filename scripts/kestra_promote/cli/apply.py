@@ -1,0 +1,133 @@
+"""``kestra-promote apply``: plan (or load a saved plan), pass the gates (approval,
+sync windows), write the changes under the target's lease, and notify.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+from datetime import datetime, timezone
+
+from kestra_promote import report
+from kestra_promote.engine import planfile
+from kestra_promote.engine.apply import apply_locked, check_windows
+from kestra_promote.errors import (
+    KestraPromoteError,
+    PlanRefused,
+    SettingsError,
+    TargetRejected,
+    WindowDenied,
+)
+from kestra_promote.gates import notify
+from kestra_promote.models import ApplyResult, Plan, Problem, Status
+from kestra_promote.target import lock
+from kestra_promote.target.client import Connection, connect
+from kestra_promote.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    check_committed,
+    compute_plan,
+    load,
+    require,
+)
+from kestra_promote.cli.output import Output, progress, show_result
+
+
+def _saved_plan(path: str, connection: Connection) -> Plan:
+    plan, url, tenant = planfile.load(path)
+    if (url, tenant) != (connection.url.rstrip("/"), connection.tenant):
+        raise SettingsError(f"{path} was made for {url} (tenant {tenant}), not for "
+                            f"{connection.url} (tenant {connection.tenant}): plan again")
+    return plan  # apply_plan reads the target again and checks the plan against it
+
+
+def cmd_apply(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
+    connection = require(connection)
+    env = args.env
+    try:
+        notifier = notify.notifier_from(
+            env.get("KESTRA_PROMOTE_NOTIFY_URL"),
+            args.notify_format or env.get("KESTRA_PROMOTE_NOTIFY_FORMAT"),
+            args.notify_on or env.get("KESTRA_PROMOTE_NOTIFY_ON"),
+            args.notify_link or env.get("KESTRA_PROMOTE_NOTIFY_LINK"))
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    seen: list[Plan] = []
+
+    def tell(event: notify.Event) -> None:
+        if (why := notify.send(notifier, event)) is not None:
+            output.note(f"Warning: {why} (the promotion itself is not affected)")
+
+    def failed(outcome: str, error: KestraPromoteError) -> notify.Event:
+        plan = seen[-1] if seen else None
+        return notify.Event(plan.name if plan else (args.name or "default"), outcome, str(error),
+                            plan.commit if plan else None, notify.safe_target(connection.url),
+                            drifted=notify.drifted(plan))
+
+    try:
+        code, plan, result = _apply(args, connection, output, seen)
+    except (PlanRefused, TargetRejected) as error:
+        tell(failed("denied" if isinstance(error, WindowDenied) else "refused", error))
+        raise
+    except KestraPromoteError as error:
+        tell(failed("failed", error))
+        raise
+    tell(notify.event_of(plan, result, connection.url))
+    return code
+
+
+def _apply(args: argparse.Namespace, connection: Connection, output: Output,
+           seen: list[Plan]) -> tuple[int, Plan, ApplyResult]:
+    saved = args.source.endswith(".json") and os.path.isfile(args.source)
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(connect(connection))
+        replan = None
+        if saved:
+            plan = _saved_plan(args.source, connection)
+            extra = {"dirty": True} if plan.dirty else {}
+        else:
+            loaded = stack.enter_context(load(args, client))
+            extra = check_committed(args, loaded, output)
+            replan = functools.partial(compute_plan, client, loaded, args.adopt,
+                                       dirty=bool(extra))
+            plan = replan()
+
+        def show(plan: Plan, again: bool = False) -> None:
+            if again:  # edited on the target (in the UI, say) while this run planned
+                output.note("The target changed while the plan was made: planned again.")
+            if output.format == "text":
+                output.write_rendered(report.render_plan_text(plan, color=output.color))
+
+        show(plan)
+        seen.append(plan)
+        if not saved and plan.config is not None and plan.config.approval == "required" and \
+                not (plan.is_empty and plan.managed_after is None):
+            raise PlanRefused(
+                "the settings require approval: save the plan (plan --out FILE), have it "
+                "reviewed, then apply that file; nothing was written",
+                [Problem("approval: required in the settings")])
+        overridden = check_windows(plan, datetime.now(timezone.utc),
+                                   override=args.override_windows)
+        if overridden:
+            output.note(f"Warning: {overridden[0]}; promoting anyway (--override-windows), as the "
+                        "history will record")
+            extra = {**extra, "window_override": overridden[0]}
+        def gate(plan: Plan) -> None:
+            check_windows(plan, datetime.now(timezone.utc), override=args.override_windows)
+
+        plan, result = apply_locked(
+            client, plan, replan=replan, on_replan=lambda p: show(p, again=True), gate=gate,
+            holder=lock.default_holder(f"kestra-promote apply ({args.trigger})"),
+            lock_wait=args.lock_wait, on_progress=progress(output, len(plan.pending)),
+            trigger=args.trigger, ref=args.ref, extra=extra)
+    seen.append(plan)
+    show_result(output, plan, result)
+    if result.interrupted:
+        output.note(f"Interrupted ({result.interrupted}): "
+                    + ("every change was reverted; the target is as it was." if
+                       not result.count(Status.NOT_REVERTED) else "see what could not be "
+                       "reverted above."))
+        return (143 if result.interrupted == "SIGTERM" else 130), plan, result
+    return (EXIT_OK if result.ok else EXIT_ERROR), plan, result

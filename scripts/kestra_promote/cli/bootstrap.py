@@ -1,0 +1,38 @@
+"""``kestra-promote bootstrap``: install the promotion flows (and, for
+production, this package) into a Kestra instance, then print what is left to set up.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from kestra_promote import report
+from kestra_promote.kestra_task import bootstrap
+from kestra_promote.target.client import Connection, connect
+from kestra_promote.cli.common import EXIT_ERROR, EXIT_OK, require
+from kestra_promote.cli.output import Output, progress
+
+
+def cmd_bootstrap(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
+    connection = require(connection)
+    project = bootstrap.project_root(args.project)
+    with connect(connection) as client:
+        if args.plan_only:
+            prepared = bootstrap.prepare_bootstrap(client, project, args.role, args.namespace,
+                                                   dict(args.set))
+        else:
+            prepared, result = bootstrap.install(
+                client, project, args.role, args.namespace, dict(args.set),
+                on_progress=progress(output, 0))
+        output.write_rendered(report.render_plan_text(prepared.plan, color=output.color))
+        for key, value in prepared.settings.items():
+            output.write(f"  ~ setting   {args.namespace}/{key} = {value}\n")
+        if args.plan_only:
+            return EXIT_OK
+        if result.outcomes or result.inventory is not None:
+            output.write_rendered("\n" + report.render_result_text(result, color=output.color))
+        if not result.ok:
+            return EXIT_ERROR
+    output.write("\n" + bootstrap.instructions(connection.url, connection.tenant, args.namespace,
+                                               args.role))
+    return EXIT_OK
