@@ -76,9 +76,9 @@ def test_a_push_of_a_tag_promotes_the_newest_tag_the_repository_lists(tmp_path):
                              "KP_WEBHOOK_BODY": str(tmp_path / "b.json")}, tmp_path)
     assert code == 0
     assert (outputs["decision"], outputs["kind"], outputs["checkout"]) == (
-        "sync", "tag", "v2.0.0-rc.1")
+        "sync", "tag", "v1.10")  # a release candidate is not a release
     assert outputs["verified"] is True
-    assert outputs["reason"].endswith("the newest tag matching 'v*' is 'v2.0.0-rc.1'")
+    assert outputs["reason"].endswith("the newest tag matching 'v*' is 'v1.10'")
     repo.git("tag", "-a", "v2.0.0", "-m", "release")  # a release comes after its candidates
     code, outputs = _decide({"KP_TRIGGER": "schedule", "KP_TAGS": "v*",
                              "KP_REPO_URL": str(repo.path)}, tmp_path)

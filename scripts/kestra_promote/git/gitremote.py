@@ -2,9 +2,12 @@
 
 A webhook says "something changed", never what to promote: when the promotion follows tags, it
 promotes the newest tag matching the pattern, by version order, as the repository lists it, not
-the tag a request names. Listing refs needs no clone: over HTTP(S), Git's "smart" protocol
-advertises every ref in one GET (``info/refs?service=git-upload-pack``); a local repository,
-or one reached over SSH (with the worker's own key), is asked with ``git ls-remote``.
+the tag a request names. Only tags whose names are versions count (``v1.10.0`` for ``v*``, never
+``vscode-spike`` or ``vnext``), and pre-releases only when the caller allows them.
+
+Listing refs needs no clone: over HTTP(S), Git's "smart" protocol advertises every ref in one
+GET (``info/refs?service=git-upload-pack``); a local repository, or one reached over SSH (with
+the worker's own key), is asked with ``git ls-remote``.
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ from typing import Iterable
 import httpx
 
 from kestra_promote.errors import SettingsError
-
-_VERSION_PART = re.compile(r"\d+|[^\d.+-]+")
 
 
 def _pkt_lines(data: bytes) -> Iterable[bytes]:
@@ -122,20 +123,103 @@ def list_tags(url: str, *, username: str | None = None, password: str | None = N
             if name.startswith("refs/tags/")}
 
 
-def version_key(tag: str) -> tuple:
-    """Version order: numbers compare as numbers (v1.10 after v1.9), and a pre-release
-    (v2.0.0-rc.1) comes before its release (v2.0.0)."""
-    core, dash, pre = tag.partition("-")
-    core = core.partition("+")[0]
+# A tag is a candidate only when its name parses as a version. The default rule: the literal
+# part of the tag pattern before its first wildcard (``v`` for ``v*``, ``release-`` for
+# ``release-*``, nothing for ``*``), then this, to the end of the name:
+VERSION_RULE = (
+    r"(?P<major>[0-9]+)(?:\.(?P<minor>[0-9]+)(?:\.(?P<patch>[0-9]+))?)?"  # 1, 1.2 or 1.2.3
+    r"(?:-(?P<prerelease>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"  # -rc.1: a pre-release
+    r"(?:\+(?P<build>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"  # +build.5: metadata, not ordered
+)
+"""The version part of the default tag rule (SemVer-like: ``MAJOR[.MINOR[.PATCH]]``, digits
+only, an optional ``-PRERELEASE`` and ``+BUILD``, each dot-separated letters, digits and
+hyphens). A caller's own rule is a regular expression matched against the whole tag name with
+the same named groups: ``major`` (required), ``minor``, ``patch``, ``prerelease``, ``build``."""
 
-    def parts(text: str) -> tuple:
-        return tuple((0, int(p), "") if p.isdigit() else (1, 0, p)
-                     for p in _VERSION_PART.findall(text))
-
-    return (parts(core), 0 if dash else 1, parts(pre))
+_IDENTIFIERS = re.compile(r"[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*")
+_VERSION_GROUPS = ("major", "minor", "patch", "prerelease", "build")
 
 
-def newest_tag(tags: Iterable[str], pattern: str) -> str | None:
-    """The newest tag matching ``pattern`` (fnmatch), by version order; None if none does."""
-    matching = [t for t in tags if fnmatch.fnmatchcase(t, pattern)]
-    return max(matching, key=lambda t: (version_key(t), t)) if matching else None
+def _literal_prefix(pattern: str) -> str:
+    """The literal part of an fnmatch pattern before its first wildcard, less the digits and
+    dots it ends with (they are the version's: ``v1.*`` has the prefix ``v``)."""
+    literal = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    return literal.rstrip("0123456789.")
+
+
+def version_rule(pattern: str = "", version: str | None = None) -> re.Pattern[str]:
+    """The rule a tag's name must match in full to be a version: the caller's regular
+    expression ``version`` if given, else the literal prefix of ``pattern`` then
+    :data:`VERSION_RULE`. A ``version`` that does not compile, or has no ``major`` group, is a
+    :class:`SettingsError` naming it."""
+    if version is None:
+        return re.compile(re.escape(_literal_prefix(pattern)) + VERSION_RULE)
+    try:
+        rule = re.compile(version)
+    except (re.error, TypeError) as exc:
+        raise SettingsError(f"the tag version regex {version!r} is not a valid regular "
+                            f"expression: {exc}") from None
+    if "major" not in rule.groupindex:
+        raise SettingsError(f"the tag version regex {version!r} has no named group 'major' "
+                            "(it may also name minor, patch, prerelease and build), e.g. "
+                            r"v(?P<major>\d+)\.(?P<minor>\d+)")
+    unknown = sorted(set(rule.groupindex) - set(_VERSION_GROUPS))
+    if unknown:
+        raise SettingsError(f"the tag version regex {version!r} names group(s) "
+                            f"{', '.join(unknown)}: only {', '.join(_VERSION_GROUPS)} are known")
+    return rule
+
+
+def _identifier_key(identifier: str) -> tuple:
+    # SemVer: numeric identifiers compare as numbers and rank below alphanumeric ones
+    return (0, int(identifier), "") if identifier.isdigit() else (1, 0, identifier)
+
+
+def version_key(tag: str, rule: re.Pattern[str] | None = None) -> tuple | None:
+    """The precedence of ``tag``'s version, or None when its name is not a version under
+    ``rule`` (default: whatever precedes its first digit, then :data:`VERSION_RULE`).
+
+    Numbers compare as numbers (v1.10 after v1.9, v10.0 after v2.0.0), a missing minor or
+    patch is 0 (v1 and v1.0 are the same version), a pre-release (v2.0.0-rc.1) comes before its
+    release, and pre-releases order by SemVer precedence (rc.2 before rc.10, numeric
+    identifiers before alphanumeric ones, a shorter list of identifiers first when all before
+    are equal). Build metadata plays no part."""
+    if rule is None:
+        rule = version_rule(re.split(r"[0-9]", tag, maxsplit=1)[0])
+    found = rule.fullmatch(tag)
+    if found is None:
+        return None
+    groups = {name: found.group(name) if name in rule.groupindex else None
+              for name in _VERSION_GROUPS}
+    numbers = [groups["major"], groups["minor"] or "0", groups["patch"] or "0"]
+    if not all(n.isascii() and n.isdigit() for n in numbers):
+        return None
+    pre = groups["prerelease"] or ""
+    if pre and not _IDENTIFIERS.fullmatch(pre):
+        return None
+    identifiers = tuple(_identifier_key(i) for i in pre.split(".")) if pre else ()
+    return (tuple(int(n) for n in numbers), 0 if pre else 1, identifiers)
+
+
+def newest_tag(tags: Iterable[str], pattern: str, *, version: str | None = None,
+               prereleases: bool = False) -> str | None:
+    """The newest tag matching ``pattern`` (fnmatch) whose name is a version, by version order;
+    None if there is none.
+
+    Only tags whose whole name matches the version rule are candidates (see
+    :func:`version_rule`: the caller's regex ``version``, else the pattern's literal prefix then
+    :data:`VERSION_RULE`), so a stray ``vscode-spike`` or ``vnext`` never matches ``v*`` as a
+    version. Pre-releases are left out unless ``prereleases`` is true. Tags are ordered by
+    version only (:func:`version_key`), never by their letters; tags of the same version
+    (``v1.0`` and ``v1.0.0``, or build metadata apart) are told apart by their names, the
+    greatest in plain string order winning (``v1.0.0`` over ``v1.0``)."""
+    rule = version_rule(pattern, version)
+    candidates = []
+    for tag in tags:
+        if not fnmatch.fnmatchcase(tag, pattern):
+            continue
+        key = version_key(tag, rule)
+        if key is None or (key[1] == 0 and not prereleases):
+            continue
+        candidates.append((key, tag))
+    return max(candidates)[1] if candidates else None
