@@ -130,8 +130,9 @@ def test_the_readme_names_the_stacks_ports_and_urls():
     named = {int(p) for p in re.findall(r"http://localhost:(\d+)", readme)}
     assert named <= set(_host_ports().values()), named
     assert {8080, 8090, 3000} <= named
+    docs = readme + "".join(page.read_text() for page in sorted((ROOT / "docs").glob("*.md")))
     paths = re.findall(r"`((?:examples|flows/prod|flows/dev|stack|scripts|tests|\.ci)/[^`\s]*)`",
-                       readme)
+                       docs)
     assert len(paths) > 10
     for path in paths + [".env.example", "docker-compose.yml"]:
         assert (ROOT / path.rstrip("/")).exists(), path

@@ -443,11 +443,11 @@ def test_labels_shared_through_an_anchor_are_a_problem_not_a_silent_change():
     assert prepare(source_from(("a.yml", same)), Config(labels={"system.readOnly": "true"})).flows
 
 
-# -- the table, the README and Kestra's own test flows --------------------------------------
+# -- the table, the docs and Kestra's own test flows ----------------------------------------
 
-def test_the_readme_lists_every_property_of_the_table():
-    readme = (FIXTURES.parent.parent / "README.md").read_text()
-    rows = set(re.findall(r"^ *\| (`[^|]+`) \| ([^|]+) \| ([^|]+) \| ([^|]+) \|$", readme, re.M))
+def test_the_docs_list_every_property_of_the_table():
+    page = (FIXTURES.parent.parent / "docs" / "how-it-works.md").read_text()
+    rows = set(re.findall(r"^ *\| (`[^|]+`) \| ([^|]+) \| ([^|]+) \| ([^|]+) \|$", page, re.M))
     for prop in flowdoc.NAMESPACE_PROPERTIES:
         types = f"`{prop.types[0].removeprefix(flowdoc.CORE)}`" if prop.types else "any task"
         assert any(path == f"`{prop.path}`" and where.startswith(types)

@@ -194,10 +194,10 @@ def test_webhook_content_never_reaches_code():
     assert flow["concurrency"] == {"limit": 1, "behavior": "QUEUE"}
 
 
-def test_the_readme_documents_every_secret_and_setting():
-    readme = (ROOT / "README.md").read_text()
+def test_the_docs_document_every_secret_and_setting():
+    page = (ROOT / "docs" / "promotion-inside-kestra.md").read_text()
     for name in DOCUMENTED_SECRETS | DOCUMENTED_SETTINGS:
-        assert f"`{name}`" in readme, name
+        assert f"`{name}`" in page, name
 
 
 # -- emulated runs ----------------------------------------------------------------------------
