@@ -111,6 +111,10 @@ class _Bad(Exception):
 def _kind(value: object) -> str:
     if value is None:
         return "nothing"
+    if isinstance(value, str) and not value.strip():
+        return "an empty text"
+    if isinstance(value, list) and not value:
+        return "an empty list"
     return {bool: "true/false", int: "a number", float: "a number", str: "a text",
             list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
 
@@ -173,7 +177,8 @@ def _label_key(value: object, key: str) -> str:
 
 def _count(value: object, key: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise _Bad(f"{key!r} must be a whole number, 0 or more, not {_kind(value)}")
+        shown = value if isinstance(value, int) and not isinstance(value, bool) else _kind(value)
+        raise _Bad(f"{key!r} must be a whole number, 0 or more, not {shown}")
     return value
 
 

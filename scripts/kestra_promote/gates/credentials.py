@@ -102,9 +102,10 @@ def find(root: yaml.Node, text: str, ignore_keys: Collection[str] = ()) -> Itera
     found: list[Finding] = []
 
     def visit(node: yaml.Node, key: str | None, credential: str | None) -> None:
-        if id(node) in seen:  # an alias names a node already looked at
+        if id(node) in seen:  # an alias names a collection or a flagged text already seen
             return
-        seen.add(id(node))
+        if not isinstance(node, yaml.ScalarNode):
+            seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             webhook, secret_input = _is_webhook(node), _is_secret_input(node)
             for key_node, value_node in node.value:
@@ -127,8 +128,10 @@ def find(root: yaml.Node, text: str, ignore_keys: Collection[str] = ()) -> Itera
             if line is not None:
                 found.append(Finding(node, line, "holds a clear-text private key (PEM block)"
                                      + (f" under {key!r}" if key else "")))
+                seen.add(id(node))
             elif credential and (value := _literal(node)) is not None and is_clear_text(value):
                 found.append(Finding(node, yamlnodes.position(node)[0], credential))
+                seen.add(id(node))
 
     visit(root, None, None)
     found.sort(key=lambda finding: (finding.line, finding.node.start_mark.column))
