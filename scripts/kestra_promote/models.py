@@ -181,6 +181,10 @@ class Plan:
     config: Config | None = None
     source_objects: int = 0  # flows and files in the source (an empty one never prunes)
     dirty: bool = False  # planned from files that differ from the commit (--allow-dirty)
+    policy: str = ""  # production's policy as planned under, in one line ("" where none is read)
+    # each safeguard's effective value, as shown, and where it came from (policy, repository,
+    # policy and repository, default)
+    safeguards: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def pending(self) -> tuple[Change, ...]:

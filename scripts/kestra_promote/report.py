@@ -167,6 +167,9 @@ def plan_to_dict(plan: Plan, *, warnings: Sequence[Problem] = ()) -> dict[str, A
         "inventory_update": plan.managed_after is not None,
         "refusals": list(plan.refusals),
         "warnings": [w.to_dict() for w in (*plan.warnings, *warnings)],
+        "policy": plan.policy or None,
+        "safeguards": {key: {"value": value, "from": origin}
+                       for key, (value, origin) in plan.safeguards.items()},
     }
 
 
@@ -233,13 +236,24 @@ def _note(change: Change) -> str:
     return "" if _DEFAULT_REASON.get(change.action) is change.reason else change.reason.value
 
 
+def _policy_lines(plan: Plan) -> list[str]:
+    """Production's policy and each safeguard's value with where it came from; nothing when
+    no policy was read (the settings are then the repository's, as always)."""
+    if not plan.policy:
+        return []
+    lines = [f"Policy: {_inline(plan.policy)}\n"]
+    lines += [f"  {key}: {_inline(value)} (from {origin})\n"
+              for key, (value, origin) in plan.safeguards.items()]
+    return lines
+
+
 def render_plan_text(plan: Plan, *, color: bool = False, show_diffs: bool = True) -> str:
     flows = sum(1 for c in plan.changes if c.kind == "flow" and c.after is not None)
     files = sum(1 for c in plan.changes if c.kind == "file" and c.after is not None)
     origin = (f"Git commit {short(plan.commit)}" if plan.commit
               else "Source folder (not a Git checkout)")
     counted = f"{flows} flow(s)" + (f", {files} namespace file(s)" if files else "")
-    out = [f"{origin}: {counted}.\n"]
+    out = [f"{origin}: {counted}.\n", *_policy_lines(plan)]
     shown = [c for c in plan.changes if c.action is not Action.UNCHANGED]
     if shown:
         width = max(len(_inline(c.key)) for c in shown)
@@ -464,6 +478,10 @@ def render_plan_markdown(plan: Plan, *, result: ApplyResult | None = None) -> st
     out.append("| " + " | ".join(a.value for a in Action) + " |\n"
                "|" + "---:|" * len(Action) + "\n")
     out.append("| " + " | ".join(str(counts[a.value]) for a in Action) + " |\n\n")
+    if plan.policy:
+        out.append(f"Policy: {_md_text(plan.policy)}\n\n"
+                   + "".join(f"- {_md_code(key)}: {_md_text(value)} (from {origin})\n"
+                             for key, (value, origin) in plan.safeguards.items()) + "\n")
     statuses = {o.change.key: o for o in result.outcomes} if result else {}
     shown = [c for c in plan.changes if c.action is not Action.UNCHANGED]
     if shown:

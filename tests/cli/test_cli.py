@@ -50,12 +50,13 @@ def test_second_apply_sends_no_write_and_no_validation(repo: GitRepo, target: Ta
     assert run_cli("apply", str(repo.path), env=target.env).code == 0
     second = fake.requests[before:]
     assert [(r.method, r.path) for r in second] == [
+        ("GET", "/api/v1/main/namespaces/system/kv/kestra_promote_policy"),  # the policy
         ("GET", "/api/v1/main/kv"),  # the promotion sources' inventories
         ("GET", "/api/v1/main/namespaces/system/kv/kestra-promote.default"),
         ("GET", "/api/v1/main/flows/export/by-query"),
     ]
-    assert second[0].query["filters[namespace][EQUALS]"] == ["system"]
-    assert second[2].query == {"filters[namespace][PREFIX]": [root_ns]}
+    assert second[1].query["filters[namespace][EQUALS]"] == ["system"]
+    assert second[3].query == {"filters[namespace][PREFIX]": [root_ns]}
     assert fake.revision_count(f"{root_ns}.team", "etl") == 1
 
 
@@ -257,7 +258,8 @@ def test_wrong_tenant_on_open_source_is_a_clear_error(repo: GitRepo, target: Tar
     repo.write("a.yml", flow_yaml("company", "a"))
     result = run_cli("plan", str(repo.path), "--tenant", "acme", env=target.env)
     assert result.code == 1
-    assert "GET /api/v1/acme/kv failed with HTTP 400" in result.err
+    assert "GET /api/v1/acme/namespaces/system/kv/kestra_promote_policy failed with HTTP 400" \
+        in result.err
     assert "Tenant must be 'main' for OSS version" in result.err
 
 

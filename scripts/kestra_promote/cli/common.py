@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Iterator, Mapping
 
@@ -16,6 +17,7 @@ from kestra_promote.engine.plan import plan as make_plan
 from kestra_promote.engine.promotion import Promotion, open_promotion
 from kestra_promote.errors import SettingsError
 from kestra_promote.flows.desired import Desired, prepare
+from kestra_promote.gates import policy_store
 from kestra_promote.git import gitref
 from kestra_promote.git.origin import origin, uncommitted
 from kestra_promote.git.source import Source, read_settings, read_source
@@ -109,7 +111,12 @@ def load(args: argparse.Namespace, client: KestraClient | None = None) -> Iterat
         )
         where = origin(args.source)
         if client is not None:
-            promotion = open_promotion(client, folder, config, commit=commit, origin=where)
+            env = getattr(args, "env", {})
+            namespace = policy_store.namespace_from(env.get(policy_store.NAMESPACE_VARIABLE))
+            promotion = open_promotion(client, folder, config, commit=commit, origin=where,
+                                       policy=functools.partial(
+                                           policy_store.read, client, namespace,
+                                           env.get(policy_store.PIN_VARIABLE)))
             yield Loaded(promotion.source, config, promotion.desired, where, commit is not None,
                          promotion)
             return

@@ -31,6 +31,7 @@ from kestra_promote.cli.apply import cmd_apply
 from kestra_promote.cli.bootstrap import cmd_bootstrap
 from kestra_promote.cli.history import cmd_history
 from kestra_promote.cli.plan import cmd_plan
+from kestra_promote.cli.policy import cmd_policy
 from kestra_promote.cli.status import cmd_status
 from kestra_promote.cli.task import cmd_task
 from kestra_promote.cli.unlock import cmd_unlock
@@ -255,6 +256,18 @@ def build_parser() -> argparse.ArgumentParser:
                           "(repeatable)")
     cmd.add_argument("--plan-only", action="store_true", help="show what would change; write nothing")
 
+    cmd = sub.add_parser("policy", parents=[target], help="production's policy: set, show or "
+                         "unset the rules a promoted commit cannot change", description="Store "
+                         "production's policy on the target (validated, under the lease), show "
+                         "it with its digest and whether it matches the pin "
+                         "KESTRA_PROMOTE_POLICY_DIGEST, or remove it.")
+    cmd.add_argument("action", choices=("set", "show", "unset"), help="what to do")
+    cmd.add_argument("file", nargs="?", metavar="FILE", help="with set: the policy's YAML file")
+    cmd.add_argument("--namespace", metavar="NAMESPACE", help="where the policy is kept "
+                     "(default: $KESTRA_PROMOTE_POLICY_NAMESPACE, else system)")
+    cmd.add_argument("--lock-wait", type=float, default=lock.DEFAULT_WAIT, metavar="SECONDS",
+                     help="how long to wait for a promotion of the target to finish")
+
     cmd = sub.add_parser("history", parents=[target, source], help="past promotions recorded "
                          "on the target", description="List the runs recorded in this source's "
                          "inventory on the target, newest first.")
@@ -264,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "adopt": cmd_adopt,
             "unlock": cmd_unlock, "status": cmd_status, "webhook": cmd_webhook, "task": cmd_task,
-            "bootstrap": cmd_bootstrap, "history": cmd_history}
+            "bootstrap": cmd_bootstrap, "history": cmd_history, "policy": cmd_policy}
 
 
 def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None,

@@ -23,7 +23,11 @@ from kestra_promote.errors import KestraError
 from kestra_promote.target.live import Inventories, read_for, read_inventories
 from kestra_promote.models import Plan
 from kestra_promote.engine.plan import plan as make_plan
+from kestra_promote.gates import checks
+from kestra_promote.gates.policy import SAFEGUARDS, Effective, effective, source_refusals
+from kestra_promote.gates.policy_store import Stored
 from kestra_promote.git.source import Source, read_source
+from kestra_promote.models import WRITES, Action
 
 
 @dataclass
@@ -37,6 +41,8 @@ class Promotion:
     origin: str | None  # the repository (and folder) the source comes from
     read_all: Callable[[], Desired]  # everything parsed, as without the inventory
     inventories: Inventories | None = None  # read before the files; used by the first plan
+    stored: Stored | None = None  # production's policy, as read from the target
+    merged: Effective | None = None  # the repository's settings under that policy
 
     def plan(self, *, adopt: bool = False, dirty: bool = False) -> Plan:
         first, self.inventories = self.inventories, None
@@ -44,12 +50,55 @@ class Promotion:
         desired = resolve(self.desired, self.config, live.flows, live.inventory, self.read_all)
         planned = make_plan(desired, live, self.config, commit=self.source.commit,
                             origin=self.origin, adopt=adopt)
-        return dataclasses.replace(planned, dirty=dirty)
+        planned = dataclasses.replace(planned, dirty=dirty)
+        stored = self.stored
+        if stored is None or (stored.policy is None and stored.mismatch is None):
+            return planned  # no policy: the repository's settings, as always
+        return self._under_policy(planned, desired)
+
+    def _under_policy(self, planned: Plan, desired: Desired) -> Plan:
+        """The plan with production's policy applied: what the commit may not loosen, who may
+        write where, and the checks on every created or updated flow, all as refusals."""
+        assert self.stored is not None and self.merged is not None
+        policy = self.stored.policy
+        refused = [f"production's policy: {self.stored.mismatch}"] if self.stored.mismatch else []
+        refused += self.merged.refusals
+        writes = [c for c in planned.changes if c.action in WRITES]
+        refused += source_refusals(policy, self.config.name, self.origin,
+                                   {c.key.namespace for c in writes})
+        if policy is not None and policy.checks:
+            written = [desired.flows[c.key] for c in writes
+                       if c.action in (Action.CREATE, Action.UPDATE) and c.key in desired.flows]
+            refused += [str(v) for v in checks.evaluate(policy.checks, written,
+                                                        source_name=self.config.name,
+                                                        changes=len(writes))]
+        shown = {key: (_shown(getattr(self.config, key)), self.merged.origins[key])
+                 for key in SAFEGUARDS}
+        return dataclasses.replace(
+            planned, refusals=(*planned.refusals, *refused),
+            warnings=(*planned.warnings, *self.merged.warnings),
+            policy=self.stored.status(), safeguards=shown)
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, tuple):
+        return ", ".join(w.name if hasattr(w, "name") else str(w) for w in value) or "(none)"
+    return str(value)
 
 
 def open_promotion(client: KestraClient, folder: str | os.PathLike[str], config: Config, *,
-                   commit: str | None = None, origin: str | None = None) -> Promotion:
-    """Read ``folder`` (with ``config``, overrides applied) for a plan against ``client``."""
+                   commit: str | None = None, origin: str | None = None,
+                   policy: Callable[[], Stored] | None = None) -> Promotion:
+    """Read ``folder`` (with ``config``, overrides applied) for a plan against ``client``, under
+    production's ``policy`` when one was read (its safeguards win over the commit's looser
+    ones, and its state namespace is where the inventories are read). ``policy`` reads it."""
+    try:
+        stored = policy() if policy is not None else None
+    except KestraError:
+        read_source(folder, commit=commit, config=config)  # the files' problems come first
+        raise
+    merged = effective(stored.policy if stored else None, config)
+    config = merged.config
     try:
         inventories: Inventories | None = read_inventories(client, config.state_namespace,
                                                            config.name)
@@ -62,4 +111,4 @@ def open_promotion(client: KestraClient, folder: str | os.PathLike[str], config:
         return prepare(read_source(folder, commit=commit, config=config), config)
 
     return Promotion(client, config, source, prepare(source, config), origin, read_all,
-                     inventories)
+                     inventories, stored, merged)

@@ -1,0 +1,79 @@
+"""``kestra-promote policy set|show|unset``: production's policy, stored on the target by its
+admin, never read from the commit being promoted.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kestra_promote.config import read_regular_file
+from kestra_promote.errors import SettingsError
+from kestra_promote.gates import policy_store
+from kestra_promote.gates.policy import POLICY_KEY
+from kestra_promote.target import lock
+from kestra_promote.target.client import Connection, connect
+from kestra_promote.cli.common import EXIT_OK, require
+from kestra_promote.cli.output import Output
+
+_PIN_HINT = (f"Pin it where flows cannot write: the Kestra secret {policy_store.PIN_VARIABLE} "
+             f"of the promotion flows (open source: the server's environment variable "
+             f"SECRET_{policy_store.PIN_VARIABLE}, base64-encoded) and, in CI, the variable "
+             f"{policy_store.PIN_VARIABLE}.")
+
+
+def cmd_policy(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
+    namespace = policy_store.namespace_from(args.namespace or args.env.get(
+        policy_store.NAMESPACE_VARIABLE))
+    with connect(require(connection)) as client:
+        if args.action == "show":
+            stored = policy_store.read(client, namespace, args.env.get(policy_store.PIN_VARIABLE))
+            _show(output, stored)
+            return EXIT_OK
+        holder = lock.default_holder(f"kestra-promote policy {args.action}")
+        if args.action == "set":
+            if not args.file:
+                raise SettingsError("policy set needs the policy's file: kestra-promote policy "
+                                    "set FILE")
+            text = _read(args.file)
+            with lock.held(client, namespace, holder, wait=args.lock_wait):
+                policy = policy_store.store(client, namespace, text, args.file)
+            output.write(f"Stored production's policy in the KV store of {namespace!r} "
+                         f"({POLICY_KEY}).\nDigest: {policy.digest}\n{_PIN_HINT}\n")
+            return EXIT_OK
+        with lock.held(client, namespace, holder, wait=args.lock_wait):
+            removed = policy_store.remove(client, namespace)
+        output.write(("Removed production's policy" if removed else "No policy was stored")
+                     + f" (KV {namespace}/{POLICY_KEY}). Set the pin "
+                     f"{policy_store.PIN_VARIABLE} to none, or remove it.\n")
+    return EXIT_OK
+
+
+def _read(path: str) -> str:
+    try:
+        return read_regular_file(Path(path)).decode("utf-8")
+    except OSError as exc:
+        raise SettingsError(f"cannot read the policy {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"the policy {path} is not UTF-8 text (byte {exc.start})") from exc
+
+
+def _show(output: Output, stored: policy_store.Stored) -> None:
+    policy = stored.policy
+    if output.format == "json":
+        output.json({"namespace": stored.namespace, "key": POLICY_KEY, "status": stored.status(),
+                     "digest": policy.digest if policy else None, "pinned": stored.pinned,
+                     "mismatch": stored.mismatch,
+                     "policy": policy.describe() if policy else None,
+                     "text": policy.text if policy else None})
+        return
+    if output.format == "markdown":
+        body = f"**Production policy:** {stored.status()}\n"
+        if policy is not None:
+            fence = "````" if "```" in policy.text else "```"
+            body += f"\n{fence}yaml\n{policy.text.rstrip()}\n{fence}\n"
+        output.write(body)
+        return
+    output.write(f"Production policy: {stored.status()}\n")
+    if policy is not None:
+        output.write("\n" + policy.text.rstrip() + "\n")
