@@ -57,9 +57,10 @@ class Desired:
 # -- what a flow file gives, known without parsing it ---------------------------------------------
 
 # the code that reads a flow file and turns it into what is deployed: a change to any of it may
-# change the result, so it is part of every origin hash
-_READERS = ("source", "desired", "flowdoc", "references", "renaming", "yamlnodes", "config",
-            "compare", "models")
+# change the result, so it is part of every origin hash (modules named below the package)
+_READERS = ("git.source", "flows.desired", "flows.flowdoc", "flows.references", "flows.renaming",
+            "yamlnodes", "config", "compare", "models", "keys")
+_PACKAGE = __name__.split(".")[0]
 
 
 @functools.lru_cache(maxsize=1)
@@ -67,7 +68,7 @@ def _code_fingerprint() -> str:
     digest = hashlib.sha256(f"{__version__} {yaml.__version__} {yamlnodes.Loader.__name__}"
                             .encode())
     for name in _READERS:
-        module = sys.modules.get(f"{__package__}.{name}")
+        module = sys.modules.get(f"{_PACKAGE}.{name}")
         try:
             digest.update(Path(str(getattr(module, "__file__", ""))).read_bytes())
         except OSError:  # not read from files (a zip, a frozen build): the version decides
