@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from kestra_promote.target import inventory as inv
 from kestra_promote.target import bulk, lock, store
-from kestra_promote.target.client import PART_OVERHEAD, KestraClient
+from kestra_promote.target.client import KestraClient
+from kestra_promote.target.transport import PART_OVERHEAD
 from kestra_promote.compare import same_content
 from kestra_promote.errors import (
     ApiError,

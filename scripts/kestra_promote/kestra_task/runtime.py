@@ -41,7 +41,8 @@ from kestra_promote.engine.apply import (
     ensure_allowed,
     ensure_valid,
 )
-from kestra_promote.target.client import DEFAULT_MAX_BODY, Connection, KestraClient, connect
+from kestra_promote.target.client import Connection, KestraClient, connect
+from kestra_promote.target.transport import DEFAULT_MAX_BODY
 from kestra_promote.errors import (
     KestraPromoteError,
     NotFound,
