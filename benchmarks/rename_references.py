@@ -5,7 +5,7 @@ Usage: python benchmarks/rename_references.py [FOLDER ...]
 
 Each flow is renamed by the top segment of its own namespace (`io.kestra.tests` with
 {"io": "renamed"}), so every namespace under that root is covered, and each namespace-like value
-is counted by the property holding it (a row of `flowdoc.NAMESPACE_PROPERTIES`, or, for a value
+is counted by the property holding it (a row of `references.NAMESPACE_PROPERTIES`, or, for a value
 in no such property, the key holding it) and by what renaming does with it:
   rewritten  the value is renamed in place
   reported   not rewritten, with a warning: an expression, a prefix or pattern covering renamed
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from kestra_promote.flows import flowdoc  # noqa: E402
+from kestra_promote.flows import references, renaming  # noqa: E402
 from kestra_promote import yamlnodes
 
 CORPORA = {
@@ -33,10 +33,10 @@ CORPORA = {
     "1.3": ROOT / "tests/fixtures/flows/kestra-1.3/valid",
 }
 COLUMNS = ("rewritten", "reported", "follows", "untouched")
-_OUTCOME_COLUMN = {flowdoc.REWRITTEN: "rewritten", flowdoc.FOLLOWS: "follows"}
+_OUTCOME_COLUMN = {renaming.REWRITTEN: "rewritten", renaming.FOLLOWS: "follows"}
 
 
-def property_of(finding: flowdoc.Finding) -> str:
+def property_of(finding: renaming.Finding) -> str:
     """The table row holding the value ("Subflow task: namespace"), or the key holding it."""
     ref = finding.reference
     if ref is None or ref.prop is None:
@@ -56,15 +56,15 @@ def measure(folder: Path) -> Counter[tuple[str, str]]:
             continue
         rename = {namespace.split(".")[0]: "renamed"}
         judged = set()
-        for finding in flowdoc.rename_findings(root, rename):
+        for finding in renaming.rename_findings(root, rename):
             judged.add(id(finding.node))
-            if finding.reference is None and finding.outcome != flowdoc.LEFT:
+            if finding.reference is None and finding.outcome != renaming.LEFT:
                 continue  # the flow's own namespace
             column = _OUTCOME_COLUMN.get(finding.outcome, "reported")
             counts[property_of(finding), column] += 1
-        for ref in flowdoc.references(root):
+        for ref in references.references(root):
             if id(ref.node) not in judged:
-                counts[property_of(flowdoc.Finding("", ref.node, ref.path, None, ref)),
+                counts[property_of(renaming.Finding("", ref.node, ref.path, None, ref)),
                        "untouched"] += 1
     return counts
 

@@ -55,6 +55,15 @@ def test_every_subpackage_says_what_it_owns():
         assert doc and len(doc.split()) >= 20, f"{init.parent.name}/ has no docstring"
 
 
+MAX_MODULE_LINES = 620  # "about 600": a module past this wants splitting along its concerns
+
+
+def test_every_module_is_about_600_lines_or_less():
+    sizes = {str(p.relative_to(PACKAGE)): len(p.read_text(encoding="utf-8").splitlines())
+             for p in PACKAGE.rglob("*.py")}
+    assert {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES} == {}
+
+
 def _copy_tree(source: Path, dest: Path) -> None:
     for path in source.rglob("*.py"):
         target = dest / path.relative_to(source)

@@ -147,6 +147,15 @@ def mapping_get(node: yaml.Node, key: str) -> yaml.Node | None:
     return None
 
 
+def mapping_entry(owner: yaml.Node, key: str) -> tuple[yaml.Node | None, int]:
+    """The value of ``key`` in the mapping ``owner`` and the index of its entry (-1: none)."""
+    if isinstance(owner, yaml.MappingNode):
+        for index, (key_node, value) in enumerate(owner.value):
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+                return value, index
+    return None, -1
+
+
 def scalar_text(node: yaml.Node | None) -> str | None:
     """The text of a scalar node (how Kestra reads ids: ``123`` is the string "123")."""
     if isinstance(node, yaml.ScalarNode) and node.tag != "tag:yaml.org,2002:null":

@@ -305,7 +305,7 @@ def test_the_installed_command_logs_requests_but_no_secret(repo: GitRepo, target
     done = subprocess.run([sys.executable, "-m", "kestra_promote", "apply", str(repo.path), "-v"],
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert "DEBUG kestra_promote.target.client: POST /api/v1/main/flows -> 200" in done.stderr
+    assert "DEBUG kestra_promote.target.transport: POST /api/v1/main/flows -> 200" in done.stderr
     assert "Apply complete: 1 created" in done.stdout
     assert secret not in done.stdout + done.stderr
     assert base64.b64encode(f"admin@kestra.io:{secret}".encode()).decode() not in done.stderr

@@ -17,7 +17,7 @@ from conftest import ROOT, GitRepo, Target, flow_yaml, run_cli
 from fake_kestra import FakeKestra, serve
 from kestra_promote.target import bulk
 from kestra_promote.engine.apply import apply_plan
-from kestra_promote.target.client import DEFAULT_MAX_BODY
+from kestra_promote.target.transport import DEFAULT_MAX_BODY
 from kestra_promote.config import Config
 from kestra_promote.flows.desired import prepare
 from kestra_promote.errors import StalePlan, TargetRejected

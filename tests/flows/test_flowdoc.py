@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import FIXTURES, source_from
-from kestra_promote.flows import flowdoc
+from kestra_promote.flows import flowdoc, references, renaming
 from kestra_promote import yamlnodes
 from kestra_promote.config import Config
 from kestra_promote.flows.desired import prepare
@@ -22,7 +22,7 @@ RENAME = {"io.kestra": "company"}
 def _edit(text: str, rename=RENAME, labels=None) -> tuple[str, list[str]]:
     root = yamlnodes.compose_documents(text)[0]
     warnings: list[str] = []
-    edits = flowdoc.rename_edits(text, root, rename, lambda ref, msg: warnings.append(msg))
+    edits = renaming.rename_edits(text, root, rename, lambda ref, msg: warnings.append(msg))
     edits += flowdoc.label_edits(text, root, labels or {})
     return flowdoc.apply_edits(text, edits), warnings
 
@@ -48,7 +48,7 @@ def _flows_with_references() -> list[Path]:
     chosen = []
     for path in paths:
         root = yamlnodes.compose_documents(path.read_text())[0]
-        if any(not ref.templated for ref in flowdoc.references(root)):
+        if any(not ref.templated for ref in references.references(root)):
             chosen.append(path)
     return chosen
 
@@ -63,7 +63,7 @@ def _id(path: Path) -> str:
 def test_the_corpus_covers_every_kind_of_reference():
     kinds = set()
     for path in REFERRING:
-        for ref in flowdoc.references(yamlnodes.compose_documents(path.read_text())[0]):
+        for ref in references.references(yamlnodes.compose_documents(path.read_text())[0]):
             kinds.add(ref.what.split(" ")[0])
     assert {"Subflow", "ForEachItem", "ExecutionFlow", "ExecutionNamespace", "Flow"} <= kinds
     assert len(REFERRING) >= 20
@@ -75,13 +75,13 @@ def test_renaming_changes_exactly_the_namespace_scalars(path: Path):
     new_text, _ = _edit(old_text)
     root = yamlnodes.compose_documents(old_text)[0]
     own = yamlnodes.scalar_text(yamlnodes.mapping_get(root, "namespace")) or ""
-    values = [own] + [ref.namespace for ref in flowdoc.references(root) if not ref.templated]
-    expected = sum(1 for v in values if flowdoc.rename_namespace(v, RENAME) != v)
+    values = [own] + [ref.namespace for ref in references.references(root) if not ref.templated]
+    expected = sum(1 for v in values if renaming.rename_namespace(v, RENAME) != v)
     # the structure: every value that changed is a namespace, renamed; nothing else moved
     differences = _leaf_differences(yaml.safe_load(old_text), yaml.safe_load(new_text))
     assert len(differences) == expected, differences
     for where, old, new in differences:
-        assert isinstance(old, str) and flowdoc.rename_namespace(old, RENAME) == new, where
+        assert isinstance(old, str) and renaming.rename_namespace(old, RENAME) == new, where
     # the text: same lines, comments included; changed lines differ only by the namespace
     old_lines, new_lines = old_text.splitlines(), new_text.splitlines()
     assert len(old_lines) == len(new_lines)
@@ -115,7 +115,7 @@ def test_every_2_0_depends_on_reference_is_found():
         expected = [dep for trigger in flow.get("triggers") or []
                     if trigger.get("type") == "io.kestra.plugin.core.trigger.Flow"
                     for dep in trigger.get("dependsOn") or [] if dep.get("namespace")]
-        refs = [r for r in flowdoc.references(yamlnodes.compose_documents(path.read_text())[0])
+        refs = [r for r in references.references(yamlnodes.compose_documents(path.read_text())[0])
                 if r.what.startswith("Flow trigger")]
         assert [(r.namespace, r.flow_id) for r in refs] == [
             (d["namespace"], d.get("flowId")) for d in expected], path.name
@@ -129,11 +129,11 @@ def test_a_2_0_flow_trigger_is_renamed_with_its_comments_and_ordered_after_its_u
     assert warnings == []
     assert "io.kestra.tests" not in new_text
     root = yamlnodes.compose_documents(new_text)[0]
-    deps = flowdoc.dependencies(root)
+    deps = references.dependencies(root)
     assert deps and all(dep.namespace.startswith("company") for dep in deps)
     # dependsOn of a Dag task (task ids) is not a flow reference
     dag = (KESTRA_2_0 / "dag.yaml").read_text()
-    assert flowdoc.references(yamlnodes.compose_documents(dag)[0]) == []
+    assert references.references(yamlnodes.compose_documents(dag)[0]) == []
 
 
 def test_preconditions_flows_and_namespace_filters_are_renamed():
@@ -163,7 +163,7 @@ def test_expressions_are_never_rewritten_and_are_reported():
     ],
 )
 def test_rename_namespace(before: str, rename: dict, after: str):
-    assert flowdoc.rename_namespace(before, rename) == after
+    assert renaming.rename_namespace(before, rename) == after
 
 
 def test_quoting_style_is_kept():
@@ -221,7 +221,7 @@ def test_labels_are_added_without_touching_the_rest(before: str, after: str):
 
 def test_dependencies_are_the_flows_called_or_listened_to():
     text = (VALIDS / "trigger-multiplecondition-listener.yaml").read_text()
-    assert flowdoc.dependencies(yamlnodes.compose_documents(text)[0]) == {
+    assert references.dependencies(yamlnodes.compose_documents(text)[0]) == {
         FlowKey("io.kestra.tests.trigger", "trigger-multiplecondition-flow-a"),
         FlowKey("io.kestra.tests.trigger", "trigger-multiplecondition-flow-b"),
     }

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 from conftest import source_from
-from kestra_promote.flows import flowdoc
+from kestra_promote.flows import flowdoc, renaming
 from kestra_promote import yamlnodes
 from kestra_promote.config import Config
 from kestra_promote.flows.desired import dependencies_of, prepare
@@ -34,7 +34,7 @@ def loader(request, monkeypatch):
 def _edit(text: str, rename=RENAME, labels=None) -> tuple[str, list[str]]:
     root = yamlnodes.compose_documents(text)[0]
     warnings: list[str] = []
-    edits = flowdoc.rename_edits(text, root, rename, lambda ref, msg: warnings.append(msg))
+    edits = renaming.rename_edits(text, root, rename, lambda ref, msg: warnings.append(msg))
     edits += flowdoc.label_edits(text, root, labels or {})
     new_text = flowdoc.apply_edits(text, edits)
     flowdoc.verify_edits(root, new_text, edits, labels or {})
@@ -126,7 +126,7 @@ def test_a_flow_with_a_line_separator_is_renamed_end_to_end():
 def test_an_edit_that_changes_anything_else_is_refused():
     text = "id: a\nnamespace: dev.company\n" + SUBFLOW
     root = yamlnodes.compose_documents(text)[0]
-    edits = flowdoc.rename_edits(text, root, RENAME, lambda ref, msg: None)
+    edits = renaming.rename_edits(text, root, RENAME, lambda ref, msg: None)
     at = text.index("flowId: b") + len("flowId: ")
     wrong = [*edits, flowdoc.Edit(at, at + 1, "bbb")]  # not a renamed namespace
     with pytest.raises(flowdoc.EditRefused) as caught:
@@ -140,7 +140,7 @@ def test_an_edit_that_changes_anything_else_is_refused():
 def test_a_renamed_value_written_wrong_is_refused():
     text = "id: a\nnamespace: dev.company\n" + SUBFLOW
     root = yamlnodes.compose_documents(text)[0]
-    edits = flowdoc.rename_edits(text, root, RENAME, lambda ref, msg: None)
+    edits = renaming.rename_edits(text, root, RENAME, lambda ref, msg: None)
     wrong = [flowdoc.Edit(e.start, e.end, e.text + "x", e.node, e.value) for e in edits]
     with pytest.raises(flowdoc.EditRefused) as caught:
         flowdoc.verify_edits(root, flowdoc.apply_edits(text, wrong), wrong, {})
@@ -285,7 +285,7 @@ def test_a_flow_namespace_block_scalar_over_several_lines_is_a_problem():
     text = "id: a\nnamespace: >-\n  dev.company\n  .team\n" + SUBFLOW
     root = yamlnodes.compose_documents(text)[0]
     with pytest.raises(flowdoc.EditRefused) as caught:
-        flowdoc.rename_edits(text, root, {"dev": "prod"}, lambda ref, msg: None)
+        renaming.rename_edits(text, root, {"dev": "prod"}, lambda ref, msg: None)
     assert caught.value.problems == [
         ("the flow's namespace 'dev.company .team' is a block scalar ('|' or '>') kestra-promote "
          "cannot rename: write the namespace on one line", 2)]
@@ -362,8 +362,8 @@ def test_every_fixture_flow_renamed_and_labelled_changes_only_what_is_meant():
                 if before == after and type(before) is type(after) or where.startswith(".labels"):
                     continue
                 if not (isinstance(before, str) and after in (
-                        flowdoc.rename_namespace(before, rename),
-                        flowdoc._rename_pattern(before, rename))):
+                        renaming.rename_namespace(before, rename),
+                        renaming._rename_pattern(before, rename))):
                     failures.append((path.name, variant, where, before, after))
             checked += 1
     assert failures == [] and checked > 2000

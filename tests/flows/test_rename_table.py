@@ -1,4 +1,4 @@
-"""Renaming every namespace property of Kestra's core plugins (flowdoc.NAMESPACE_PROPERTIES), in
+"""Renaming every namespace property of Kestra's core plugins (references.NAMESPACE_PROPERTIES), in
 the plugins and in pluginDefaults; the one warning per flow about namespace-like values left as
 written; YAML anchors and aliases."""
 
@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 from conftest import FIXTURES, source_from
-from kestra_promote.flows import flowdoc
+from kestra_promote.flows import flowdoc, references, renaming
 from kestra_promote import yamlnodes
 from kestra_promote.config import Config
 from kestra_promote.flows.desired import dependencies_of, prepare
@@ -27,7 +27,7 @@ COMMENT = "  # the namespace it works on"
 def _edit(text: str, rename=RENAME) -> tuple[str, list[str]]:
     root = yamlnodes.compose_documents(text)[0]
     warnings: list[str] = []
-    edits = flowdoc.rename_edits(text, root, rename, lambda ref, message: warnings.append(message))
+    edits = renaming.rename_edits(text, root, rename, lambda ref, message: warnings.append(message))
     return flowdoc.apply_edits(text, edits), warnings
 
 
@@ -46,8 +46,8 @@ def _nested(path: str, value: str, indent: int) -> list[str]:
     return [f"{pad}{head}:"] + _nested(rest, value, indent + 2)
 
 
-def _plugin_lines(prop: flowdoc.NamespaceProperty, value: str, indent: int) -> list[str]:
-    if prop.kind == flowdoc.FILTER:  # 1.3 preconditions.where[].filters[]
+def _plugin_lines(prop: references.NamespaceProperty, value: str, indent: int) -> list[str]:
+    if prop.kind == references.FILTER:  # 1.3 preconditions.where[].filters[]
         filter_lines = ["field: NAMESPACE", "type: EQUAL_TO", f"value: {value}"]
         lines = _nested(prop.path, filter_lines[0], indent)
         pad = " " * (len(lines[-1]) - len(lines[-1].lstrip(" -")))
@@ -60,7 +60,7 @@ def _plugin_lines(prop: flowdoc.NamespaceProperty, value: str, indent: int) -> l
     return lines
 
 
-def _flow(prop: flowdoc.NamespaceProperty, plugin_type: str, value: str) -> str:
+def _flow(prop: references.NamespaceProperty, plugin_type: str, value: str) -> str:
     """A flow using ``plugin_type`` (a task, a trigger, or a condition of a Schedule trigger)
     with ``value`` at ``prop.path``."""
     header = "id: parent\nnamespace: dev.company  # the flow's own\n"
@@ -81,7 +81,7 @@ def _flow(prop: flowdoc.NamespaceProperty, plugin_type: str, value: str) -> str:
 
 def _cases() -> list:
     cases = []
-    for prop in flowdoc.NAMESPACE_PROPERTIES:
+    for prop in references.NAMESPACE_PROPERTIES:
         for plugin_type in prop.types or ("io.kestra.plugin.core.flow.WorkingDirectory",):
             name = plugin_type.removeprefix("io.kestra.")
             cases.append(pytest.param(prop, plugin_type, id=f"{name}:{prop.path}"))
@@ -107,7 +107,7 @@ def test_each_property_keeps_its_quoting(prop, plugin_type):
     assert f"'{RENAMED}'" in new_text and VALUE not in new_text
 
 
-@pytest.mark.parametrize("prop", [p for p in flowdoc.NAMESPACE_PROPERTIES if p.types],
+@pytest.mark.parametrize("prop", [p for p in references.NAMESPACE_PROPERTIES if p.types],
                          ids=lambda p: f"{p.types[0].removeprefix('io.kestra.')}:{p.path}")
 def test_each_property_is_renamed_in_plugin_defaults(prop):
     values = _plugin_lines(prop, VALUE + COMMENT, 6)
@@ -136,11 +136,11 @@ def test_each_property_renamed_to_nothing_is_a_problem_not_an_empty_namespace(pr
     text = _flow(prop, plugin_type, VALUE + COMMENT)
     line, where, problem = _renamed_to_nothing(text)
     assert line == text[:text.index(VALUE)].count("\n") + 1
-    assert where.endswith("filters[].value" if prop.kind == flowdoc.FILTER else prop.path)
+    assert where.endswith("filters[].value" if prop.kind == references.FILTER else prop.path)
     assert problem.path == "a.yml" and problem.flow == FlowKey("dev.company", "parent")
 
 
-@pytest.mark.parametrize("prop", [p for p in flowdoc.NAMESPACE_PROPERTIES if p.types],
+@pytest.mark.parametrize("prop", [p for p in references.NAMESPACE_PROPERTIES if p.types],
                          ids=lambda p: f"{p.types[0].removeprefix('io.kestra.')}:{p.path}")
 def test_each_property_renamed_to_nothing_in_plugin_defaults_is_a_problem(prop):
     values = _plugin_lines(prop, VALUE, 6)
@@ -172,7 +172,7 @@ pluginDefaults:
     assert warnings == []
     assert new_text == text.replace("dev.company", "company")
     # the flows it calls, for the order of writes, take the namespace from the defaults too
-    assert flowdoc.dependencies(yamlnodes.compose_documents(new_text)[0]) == {
+    assert references.dependencies(yamlnodes.compose_documents(new_text)[0]) == {
         FlowKey("company.children", "child-a"), FlowKey("company.children", "child-b")}
 
 
@@ -448,8 +448,8 @@ def test_labels_shared_through_an_anchor_are_a_problem_not_a_silent_change():
 def test_the_docs_list_every_property_of_the_table():
     page = (FIXTURES.parent.parent / "docs" / "how-it-works.md").read_text()
     rows = set(re.findall(r"^ *\| (`[^|]+`) \| ([^|]+) \| ([^|]+) \| ([^|]+) \|$", page, re.M))
-    for prop in flowdoc.NAMESPACE_PROPERTIES:
-        types = f"`{prop.types[0].removeprefix(flowdoc.CORE)}`" if prop.types else "any task"
+    for prop in references.NAMESPACE_PROPERTIES:
+        types = f"`{prop.types[0].removeprefix(references.CORE)}`" if prop.types else "any task"
         assert any(path == f"`{prop.path}`" and where.startswith(types)
                    and all(f"`{older}`" in where for older in prop.types[1:])
                    and versions.strip() == prop.versions

@@ -7,7 +7,8 @@ import json
 
 import pytest
 from kestra_promote.errors import SettingsError
-from kestra_promote.kestra_task.runtime import Emitter, classify_ref, task_decide
+from kestra_promote.kestra_task.emit import Emitter
+from kestra_promote.kestra_task.runtime import classify_ref, task_decide
 from kestra_promote.gates.webhook import Target
 
 MAIN = Target("main")

@@ -2,8 +2,8 @@
 
 Nothing is written unless the target accepts every flow the plan creates or updates and no
 safeguard refuses the plan. If a write fails (after the client's retries), every change already
-made in this run is reverted in reverse order, and each object's outcome says what happened.
-The inventory is written last, only when everything else succeeded.
+made in this run is reverted in reverse order (``revert``), and each object's outcome says what
+happened. The inventory is written last, only when everything else succeeded.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from kestra_promote.target import inventory as inv
 from kestra_promote.target import bulk, lock, store
-from kestra_promote.target.client import PART_OVERHEAD, KestraClient
+from kestra_promote.target.client import KestraClient
+from kestra_promote.target.transport import PART_OVERHEAD
 from kestra_promote.compare import same_content
 from kestra_promote.errors import (
     ApiError,
@@ -28,7 +29,6 @@ from kestra_promote.errors import (
     PlanRefused,
     StalePlan,
     TargetRejected,
-    TransportError,
     WindowDenied,
     is_already_exists,
 )
@@ -49,6 +49,7 @@ from kestra_promote.models import (
     Status,
 )
 from kestra_promote.engine.plan import live_hashes, refusals
+from kestra_promote.engine.revert import revert_all
 from kestra_promote.gates.windows import decide
 
 log = logging.getLogger(__name__)
@@ -222,70 +223,6 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-class _NewerOnTarget(Exception):
-    """The target holds a version of the object this run did not write: never overwrite it."""
-
-
-REVERT_ATTEMPTS = 4
-
-
-def _current(client: KestraClient, key: FlowKey | FileKey) -> str | bytes | None:
-    """What the target holds now (None: nothing)."""
-    try:
-        if isinstance(key, FileKey):
-            return client.download_namespace_file(key.namespace, key.path)
-        return str(client.get_flow(key.namespace, key.id)["source"])
-    except NotFound:
-        return None
-
-
-def _undo_once(client: KestraClient, change: Change) -> None:
-    """Make the target hold ``change.before`` again, acting on what it holds now: safe to repeat
-    (a step that already happened is seen as done), and never over a version this run did not
-    write (someone edited the object since)."""
-    key, before, after = change.key, change.before, change.after
-    current = _current(client, key)
-    if same_content(current, before):
-        return  # never landed, or already undone
-    if not same_content(current, after):
-        raise _NewerOnTarget()
-    if before is None:
-        if isinstance(key, FileKey):
-            client.delete_namespace_file(key.namespace, key.path)
-        else:
-            client.delete_flow(key.namespace, key.id)
-    elif isinstance(key, FileKey):
-        assert isinstance(before, bytes)
-        client.upload_namespace_file(key.namespace, key.path, before)
-    elif current is None:
-        assert isinstance(before, str)
-        client.create_flow(before)
-    else:
-        assert isinstance(before, str)
-        client.update_flow(key.namespace, key.id, before)
-
-
-def _transient(exc: KestraError) -> bool:
-    return isinstance(exc, TransportError) or (isinstance(exc, ApiError) and (
-        exc.status >= 500 or exc.status == 429 or is_already_exists(exc)))
-
-
-def _undo(client: KestraClient, change: Change, sleep: Callable[[float], None]) -> str | None:
-    """Undo one change, retrying what may be transient; None when done, else why not."""
-    for attempt in range(REVERT_ATTEMPTS):
-        try:
-            _undo_once(client, change)
-            return None
-        except _NewerOnTarget:
-            return ("the target now holds a version this run did not write (edited since): left "
-                    "as it is")
-        except KestraError as exc:
-            if not _transient(exc) or attempt == REVERT_ATTEMPTS - 1:
-                return f"undoing it failed: {exc}"
-            sleep(0.25 * 2 ** attempt)
-    return None  # pragma: no cover - the loop always returns
-
-
 @contextlib.contextmanager
 def _signals_deferred() -> Iterator[list[int]]:
     """While reverting, a further Ctrl-C or SIGTERM is noted, not obeyed: an interrupted revert
@@ -421,8 +358,8 @@ def apply_plan(
                         inventory_message += f"; restoring the previous inventory failed: {again}"
                 interrupted = _signal_name(noted[0]) if noted else ""
         if failure:
-            _revert_all(client, results, applied, uncertain, show, sleep,
-                        plan.scope.flow_prefixes)
+            revert_all(client, results, applied, uncertain, show, sleep,
+                       plan.scope.flow_prefixes)
     outcomes = [results.get(i) or Outcome(c, Status.SKIPPED, "not attempted: an earlier write failed")
                 for i, c in enumerate(pending)]
     return ApplyResult(plan=plan, outcomes=tuple(outcomes), warnings=tuple(warnings),
@@ -536,42 +473,6 @@ def _record(client: KestraClient, plan: Plan, record: Mapping[str, Any]
             status = Status.NOT_REVERTED
             message += f"; restoring the previous inventory failed: {again}"
         return status, message, f"writing the inventory failed: {exc}"
-
-
-def _revert_all(client: KestraClient, results: dict[int, Outcome], applied: list[int],
-                uncertain: set[int], show: Progress, sleep: Callable[[float], None],
-                prefixes: tuple[str, ...]) -> None:
-    """Undo every applied change, newest first, and every failed one that may have landed.
-    Flows are undone in bulk when there are several (the target read once, then bulk requests),
-    anything left one by one; every undo acts on what the target holds."""
-    maybe = sorted(i for i in uncertain if results[i].status is Status.FAILED)
-    targets = [*reversed(applied), *maybe]
-    flows = [i for i in targets if isinstance(results[i].change.key, FlowKey)]
-    settled: dict[int, str | None] = {}
-    if len(flows) >= bulk.BULK_MIN:
-        try:
-            done = bulk.undo_flows(client, [results[i].change for i in flows], prefixes)
-            settled = {flows[position]: why for position, why in done.items()}
-        except KestraError as exc:  # reading the target failed: one by one, each read first
-            log.warning("reverting in bulk failed (%s): reverting one by one", exc)
-    for index in targets:
-        change = results[index].change
-        why = settled[index] if index in settled else _undo(client, change, sleep)
-        if index in maybe:
-            if why is not None:
-                results[index] = Outcome(change, Status.NOT_REVERTED,
-                                         f"{results[index].message}; it may have landed, and "
-                                         f"{why}", change.before)
-            continue
-        if why is None:
-            results[index] = Outcome(change, Status.REVERTED,
-                                     f"{results[index].message}, then reverted")
-        else:
-            results[index] = Outcome(change, Status.NOT_REVERTED,
-                                     f"{results[index].message}, but not reverted: {why}",
-                                     change.before)
-            log.error("reverting %s %s: %s", change.action.value, change.key, why)
-        show(results[index], 0, len(applied))
 
 
 def apply_locked(

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import yaml
 
-from kestra_promote.flows import flowdoc
+from kestra_promote.flows import references
 from kestra_promote import yamlnodes
 from kestra_promote.compare import content_hash, normalize, source_hash
 from kestra_promote.config import Config
@@ -240,7 +240,7 @@ def order_changes(changes: list[Change], desired: Desired) -> tuple[list[Change]
             root = yamlnodes.compose_documents(before)[0] if isinstance(before, str) else None
         except yamlnodes.YamlSyntaxError:
             root = None
-        live_deps[key] = flowdoc.dependencies(root) if root is not None else set()
+        live_deps[key] = references.dependencies(root) if root is not None else set()
     removed, removed_cycle = topological(deleted_flows, live_deps)
     file_deletions = [c for c in changes if c.kind == "file" and c.action is Action.DELETE]
     ordered = (sorted(files, key=lambda c: sort_key(c.key)) + [by_key[k] for k in written]

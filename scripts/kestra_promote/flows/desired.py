@@ -2,7 +2,8 @@
 
 Applies the settings to the flows read from Git: namespace renaming (of each flow and of the
 references inside it), added labels, and the ``namespaces.include`` filter. Edits are
-format-preserving (see ``flowdoc``). Also works out which flows a flow depends on, for ordering.
+format-preserving (see ``renaming`` and ``flowdoc``). Also works out which flows a flow depends
+on, for ordering.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Callable, Mapping
 import yaml
 
 from kestra_promote.version import __version__
-from kestra_promote.flows import flowdoc
+from kestra_promote.flows import flowdoc, references, renaming
 from kestra_promote import yamlnodes
 from kestra_promote.compare import origin_hash, source_hash
 from kestra_promote.config import Config
@@ -56,8 +57,10 @@ class Desired:
 # -- what a flow file gives, known without parsing it ---------------------------------------------
 
 # the code that reads a flow file and turns it into what is deployed: a change to any of it may
-# change the result, so it is part of every origin hash
-_READERS = ("source", "desired", "flowdoc", "yamlnodes", "config", "compare", "models")
+# change the result, so it is part of every origin hash (modules named below the package)
+_READERS = ("git.source", "flows.desired", "flows.flowdoc", "flows.references", "flows.renaming",
+            "yamlnodes", "config", "compare", "models", "keys")
+_PACKAGE = __name__.split(".")[0]
 
 
 @functools.lru_cache(maxsize=1)
@@ -65,7 +68,7 @@ def _code_fingerprint() -> str:
     digest = hashlib.sha256(f"{__version__} {yaml.__version__} {yamlnodes.Loader.__name__}"
                             .encode())
     for name in _READERS:
-        module = sys.modules.get(f"{__package__}.{name}")
+        module = sys.modules.get(f"{_PACKAGE}.{name}")
         try:
             digest.update(Path(str(getattr(module, "__file__", ""))).read_bytes())
         except OSError:  # not read from files (a zip, a frozen build): the version decides
@@ -153,7 +156,7 @@ def dependencies_of(flow: DesiredFlow) -> frozenset[FlowKey]:
         # conditions), written out unless a double-quoted key spells it with escapes
         return frozenset()
     root = yamlnodes.compose_documents(flow.source)[0]
-    return frozenset(flowdoc.dependencies(root)) - {flow.key}
+    return frozenset(references.dependencies(root)) - {flow.key}
 
 
 def _transform(flow: DesiredFlow, config: Config, warnings: list[Problem],
@@ -162,18 +165,18 @@ def _transform(flow: DesiredFlow, config: Config, warnings: list[Problem],
         return flow  # nothing to edit: the text is sent as Git holds it
     root = yamlnodes.compose_documents(flow.source)[0]
     assert isinstance(root, yaml.MappingNode)
-    namespace = flowdoc.rename_namespace(flow.key.namespace, config.rename)
+    namespace = renaming.rename_namespace(flow.key.namespace, config.rename)
     if (why := check_namespace(namespace)) is not None:
         problems.append(Problem(f"after renaming {flow.key.namespace!r}: {why}", flow.path,
                                 flow=flow.key))
         return None
     key = FlowKey(namespace, flow.key.id)  # how the plan names the flow: so do its messages
 
-    def warn(ref: flowdoc.Reference, message: str) -> None:
+    def warn(ref: references.Reference, message: str) -> None:
         warnings.append(Problem(message, flow.path, line=ref.line, flow=key))
 
     try:
-        edits = flowdoc.rename_edits(flow.source, root, config.rename, warn)
+        edits = renaming.rename_edits(flow.source, root, config.rename, warn)
         edits += flowdoc.label_edits(flow.source, root, config.labels)
         text = flowdoc.apply_edits(flow.source, edits)
         # a safety net for the text surgery: the new text says what the old one says, but for
@@ -244,7 +247,7 @@ def prepare(source: Source, config: Config | None = None) -> Desired:
     excluded = prepared.excluded
     files: dict[FileKey, DesiredFile] = {}
     for file in source.files.values():
-        file_key = FileKey(flowdoc.rename_namespace(file.key.namespace, config.rename),
+        file_key = FileKey(renaming.rename_namespace(file.key.namespace, config.rename),
                            file.key.path)
         if (why := check_namespace(file_key.namespace)) is not None:
             problems.append(Problem(f"after renaming {file.key.namespace!r}: {why}", file.path))

@@ -4,23 +4,19 @@ Every ``*.yml`` / ``*.yaml`` file below the folder is a flow, except hidden file
 (``.git``, ``.github``, ...) and paths matched by ``.kestraignore``. Each file holds exactly one
 flow; its identity is the ``namespace`` and ``id`` written in it, not its file name.
 
-What is excluded stays excluded whatever path leads to it: a symlink is judged by where it
-really points (inside the folder, not hidden, not ignored, not the settings file, not another
-``namespace_files`` folder), and any oddity of the file system (loops, unreadable folders,
-FIFOs, files that vanish) is reported as a problem of the path where it was met.
+What is excluded stays excluded whatever path leads to it (symlinks are judged by where they
+really point, see ``sourcetree``), and any oddity of the file system is reported as a problem of
+the path where it was met.
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import posixpath
 import re
-import stat
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Mapping
 
 import yaml
 
@@ -34,7 +30,6 @@ from kestra_promote.config import (
     check_identity,
     check_namespace,
     check_namespace_path,
-    file_kind,
     is_flows_path,
     load_config,
     read_regular_file,
@@ -42,6 +37,7 @@ from kestra_promote.config import (
 from kestra_promote.errors import SourceError
 from kestra_promote.git.gitinfo import read_commit
 from kestra_promote.git.ignore import IGNORE_FILE, IgnoreRules
+from kestra_promote.git.sourcetree import SourceTree, is_within, realpath, reason
 from kestra_promote.models import DesiredFile, DesiredFlow, FileKey, FlowKey, KnownFile, Problem
 
 __all__ = [
@@ -61,246 +57,6 @@ def check_flow_id(value: str) -> str | None:
     """Why ``value`` is not a valid flow id, or None."""
     return check_identity(value, "flow id", FLOW_ID_PATTERN, FLOW_ID_MAX,
                           "letters, digits, '.', '_' and '-'")
-
-
-def _is_within(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-    except ValueError:
-        return False
-    return True
-
-
-def _reason(exc: OSError) -> str:
-    return exc.strerror or str(exc)
-
-
-def _realpath(path: Path) -> Path:
-    """``path`` with every symlink resolved as far as it goes; never raises."""
-    return Path(os.path.realpath(path))
-
-
-class _Tree:
-    """The source folder as the reader sees it: what is hidden or ignored, where the settings
-    and the namespace_files folders are, and every problem met while walking it."""
-
-    def __init__(self, root: Path, rules: IgnoreRules, settings: Iterable[Path],
-                 problems: list[Problem]) -> None:
-        self.root = root
-        self.rules = rules
-        self.settings = frozenset(settings)
-        self.problems = problems
-        # real folders uploaded as namespace files (set once they are known)
-        self.file_folders: frozenset[Path] = frozenset()
-
-    def rel(self, path: Path) -> str:
-        """``path`` (inside the root) relative to it, with forward slashes; "" for the root."""
-        rel = path.relative_to(self.root).as_posix()
-        return "" if rel == "." else rel
-
-    def report(self, message: str, rel: str) -> None:
-        self.problems.append(Problem(message, rel or "."))
-
-    def excluded(self, rel: str, *, is_dir: bool) -> str | None:
-        """Why the path ``rel`` is never read ("hidden", "ignored"), or None. Every folder on the
-        way counts, as when walking down to it."""
-        parts = rel.split("/") if rel else []
-        if any(part.startswith(".") for part in parts):
-            return "hidden"
-        for depth in range(1, len(parts) + 1):
-            if self.rules.ignored("/".join(parts[:depth]), is_dir=is_dir or depth < len(parts)):
-                return "ignored"
-        return None
-
-    def innermost_folder(self, path: Path, folders: Iterable[Path]) -> Path | None:
-        """The innermost of ``folders`` holding ``path`` (or equal to it)."""
-        best: Path | None = None
-        for folder in folders:
-            if _is_within(path, folder) and (best is None or _is_within(folder, best)):
-                best = folder
-        return best
-
-    # -- symlinks --------------------------------------------------------------------------
-
-    def resolve_link(self, link: Path, rel: str) -> tuple[Path, os.stat_result] | None:
-        """Where the symlink ``link`` really leads, and what is there; None (reported) when it
-        leads nowhere."""
-        try:
-            real = Path(os.path.realpath(link, strict=True))
-            return real, os.stat(real)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                self.report("symlink loop; refusing to follow it", rel)
-            elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
-                self.report("broken symlink", rel)
-            else:
-                self.report(f"cannot follow symlink: {_reason(exc)}", rel)
-        except (RuntimeError, ValueError) as exc:  # loops on some versions, odd names
-            self.report(f"cannot follow symlink: {exc}", rel)
-        return None
-
-    def target_allowed(self, rel: str, holder: Path, real: Path, *, is_dir: bool,
-                       own: Path | None, for_flows: bool) -> bool:
-        """Whether the symlink at ``rel`` (in the real folder ``holder``) may lead to ``real``;
-        when not, the problem is reported. ``own``: the folder being read (flows or
-        namespace_files)."""
-        if not _is_within(real, self.root):
-            self.report("symlink to a folder outside the source folder" if is_dir else
-                        "symlink points outside the source folder; refusing to read it", rel)
-            return False
-        target = self.rel(real) or "."
-        if is_dir and _is_within(holder, real):
-            self.report(f"symlink to {target!r}, a folder holding it: a loop; refusing to follow "
-                        "it", rel)
-            return False
-        why = self.excluded(self.rel(real), is_dir=is_dir)
-        if why == "hidden":
-            self.report(f"symlink to {target!r}, which is hidden; refusing to read it", rel)
-            return False
-        if why == "ignored":
-            self.report(f"symlink to {target!r}, which .kestraignore excludes; refusing to read "
-                        "it", rel)
-            return False
-        if real in self.settings:
-            self.report(f"symlink to the settings file {target!r}; refusing to read it", rel)
-            return False
-        if for_flows:
-            # a namespace_files folder holding the flows folder itself does not count
-            folder = self.innermost_folder(real, (
-                f for f in self.file_folders if own is None or not _is_within(own, f)))
-            if folder is not None:
-                self.report(f"symlink to {target!r}, in the namespace_files folder "
-                            f"{self.rel(folder)!r}; refusing to read it as a flow", rel)
-                return False
-        else:
-            folder = self.innermost_folder(real, self.file_folders)
-            if folder is not None and folder != own:
-                self.report(f"symlink to {target!r}, in another namespace_files folder "
-                            f"({self.rel(folder) or '.'!r}); refusing to read it", rel)
-                return False
-        return True
-
-    def resolve_kept(self, link: Path, rel: str) -> tuple[Path, os.stat_result, bool] | None:
-        """(real path, its stat, is a folder) of the symlink ``link``, unless the link's own
-        path is ignored (or it leads nowhere, reported)."""
-        if self.rules.ignored(rel, is_dir=False) and self.rules.ignored(rel, is_dir=True):
-            return None
-        resolved = self.resolve_link(link, rel)
-        if resolved is None:
-            return None
-        real, info = resolved
-        is_dir = stat.S_ISDIR(info.st_mode)
-        return None if self.rules.ignored(rel, is_dir=is_dir) else (real, info, is_dir)
-
-    def follow(self, link: Path, rel: str, holder: Path, wanted: Callable[[str], bool], *,
-               own: Path | None, for_flows: bool) -> Path | None:
-        """The real file the symlink ``link`` leads to, when it is to be read; symlinked
-        folders are checked but not followed (their files are read where they really are)."""
-        kept = self.resolve_kept(link, rel)
-        if kept is None:
-            return None
-        real, info, is_dir = kept
-        if not is_dir and not wanted(rel):
-            return None
-        if not self.target_allowed(rel, holder, real, is_dir=is_dir, own=own,
-                                   for_flows=for_flows):
-            return None
-        if is_dir:
-            return None
-        if not stat.S_ISREG(info.st_mode):
-            self.report(f"symlink to {self.rel(real)!r}, {file_kind(info.st_mode)}, not a "
-                        "regular file; refusing to read it", rel)
-            return None
-        return real
-
-    # -- walking ---------------------------------------------------------------------------
-
-    def walk(self, start: Path, wanted: Callable[[str], bool], *, skip: frozenset[Path],
-             own: Path | None = None, for_flows: bool) -> Iterator[tuple[Path, str]]:
-        """(real path to read, path relative to the root) of every file under the real folder
-        ``start`` that ``wanted`` accepts (by its path). Hidden files and folders, ignored paths,
-        the settings file and folders in ``skip`` are left out; every oddity is reported."""
-        stack = [start]
-        while stack:
-            folder = stack.pop()
-            prefix = self.rel(folder)
-            try:
-                with os.scandir(folder) as listing:
-                    entries = sorted(listing, key=lambda e: e.name)
-            except OSError as exc:
-                self.report(f"cannot read folder: {_reason(exc)}", prefix)
-                continue
-            subfolders = []
-            for entry in entries:
-                name = entry.name
-                if name.startswith("."):
-                    continue
-                rel = f"{prefix}/{name}" if prefix else name
-                full = folder / name
-                try:
-                    is_link = entry.is_symlink()
-                    info = None if is_link else entry.stat(follow_symlinks=False)
-                except OSError as exc:  # e.g. removed since the folder was listed
-                    self.report(f"cannot read: {_reason(exc)}", rel)
-                    continue
-                if info is None:
-                    if full in skip:
-                        continue
-                    real = self.follow(full, rel, folder, wanted, own=own, for_flows=for_flows)
-                    if real is not None:
-                        yield real, rel
-                elif stat.S_ISDIR(info.st_mode):
-                    if full not in skip and not self.rules.ignored(rel, is_dir=True):
-                        subfolders.append(full)
-                elif self.rules.ignored(rel, is_dir=False) or not wanted(rel) \
-                        or full in self.settings:
-                    continue
-                elif not stat.S_ISREG(info.st_mode):
-                    self.report(f"{file_kind(info.st_mode)}, not a regular file; refusing to "
-                                "read it", rel)
-                else:
-                    yield full, rel
-            stack.extend(reversed(subfolders))
-
-    def folder(self, relative: str, what: str) -> Path | None:
-        """The real folder a setting names (relative to the root), or None, reported."""
-        logical = self.root / relative
-        path = _realpath(logical)
-        if not _is_within(path, self.root):
-            self.report_setting(f"{what} folder {relative!r} is outside the source folder")
-            return None
-        try:
-            info = os.stat(path)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                self.report_setting(f"{what} folder {relative!r} is a symlink loop")
-            elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
-                self.report_setting(f"{what} folder {relative!r} does not exist")
-            else:
-                self.report_setting(f"{what} folder {relative!r} cannot be read: {_reason(exc)}")
-            return None
-        if not stat.S_ISDIR(info.st_mode):
-            self.report_setting(f"{what} folder {relative!r} does not exist")
-            return None
-        written = posixpath.normpath(relative.replace(os.sep, "/"))
-        written = "" if written == "." or written.startswith("..") else written
-        real = self.rel(path)
-        for rel in (written, real):
-            why = self.excluded(rel, is_dir=True)
-            if why is None:
-                continue
-            leads = f" leads to {real or '.'!r}, which" if rel == real != written else ""
-            if why == "hidden":
-                self.report_setting(f"{what} folder {relative!r}{leads} is hidden: hidden files "
-                                    "and folders are never read")
-            else:
-                self.report_setting(f"{what} folder {relative!r}{leads} is excluded by "
-                                    ".kestraignore")
-            return None
-        return path
-
-    def report_setting(self, message: str) -> None:
-        self.problems.append(Problem(message, CONFIG_FILE))
 
 
 def _problem_at(message: str, rel: str, node: yaml.Node | None, key: FlowKey | None) -> Problem:
@@ -390,7 +146,7 @@ def _read_text(path: Path, rel: str) -> tuple[str | None, Problem | None]:
     try:
         data = read_regular_file(path)
     except OSError as exc:
-        return None, Problem(f"cannot read file: {_reason(exc)}", rel)
+        return None, Problem(f"cannot read file: {reason(exc)}", rel)
     try:
         return data.decode("utf-8-sig"), None
     except UnicodeDecodeError as exc:
@@ -428,7 +184,7 @@ def _is_flow_file(rel: str) -> bool:
     return rel.lower().endswith(FLOW_SUFFIXES)
 
 
-def _per_namespace_children(tree: _Tree, entry: NamespaceFiles, start: Path,
+def _per_namespace_children(tree: SourceTree, entry: NamespaceFiles, start: Path,
                             ) -> tuple[list[_FileFolder], list[tuple[Path, str]]]:
     """The namespace folders directly below ``start`` (``source: folder/*``), and the symlinks
     among them, to be judged once every namespace_files folder is known."""
@@ -438,7 +194,7 @@ def _per_namespace_children(tree: _Tree, entry: NamespaceFiles, start: Path,
         with os.scandir(start) as listing:
             entries = sorted(listing, key=lambda e: e.name)
     except OSError as exc:
-        tree.report(f"cannot read folder: {_reason(exc)}", tree.rel(start))
+        tree.report(f"cannot read folder: {reason(exc)}", tree.rel(start))
         return folders, links
     for child in entries:
         rel = tree.rel(start / child.name)
@@ -448,7 +204,7 @@ def _per_namespace_children(tree: _Tree, entry: NamespaceFiles, start: Path,
             is_link = child.is_symlink()
             is_dir = not is_link and child.is_dir(follow_symlinks=False)
         except OSError as exc:
-            tree.report(f"cannot read: {_reason(exc)}", rel)
+            tree.report(f"cannot read: {reason(exc)}", rel)
             continue
         if is_link:
             links.append((start / child.name, rel))
@@ -464,7 +220,7 @@ def _per_namespace_children(tree: _Tree, entry: NamespaceFiles, start: Path,
     return folders, links
 
 
-def _linked_namespace_folder(tree: _Tree, entry: NamespaceFiles, link: Path, rel: str,
+def _linked_namespace_folder(tree: SourceTree, entry: NamespaceFiles, link: Path, rel: str,
                              ) -> _FileFolder | None:
     """A namespace folder of ``source: folder/*`` that is a symlink: read where it leads, when
     that is an allowed folder of no other namespace_files entry."""
@@ -485,7 +241,7 @@ def _linked_namespace_folder(tree: _Tree, entry: NamespaceFiles, link: Path, rel
     return _FileFolder(entry, link.name, real)
 
 
-def _file_folders(tree: _Tree, config: Config) -> tuple[list[_FileFolder], frozenset[Path]]:
+def _file_folders(tree: SourceTree, config: Config) -> tuple[list[_FileFolder], frozenset[Path]]:
     """Every folder uploaded as namespace files, and the paths the flows must not be read
     from (those folders, as written in the settings and as they really are)."""
     origin = config.path or CONFIG_FILE
@@ -518,7 +274,7 @@ def _file_folders(tree: _Tree, config: Config) -> tuple[list[_FileFolder], froze
     return folders, frozenset(tree.file_folders | written)
 
 
-def _read_flows(tree: _Tree, config: Config, skip: frozenset[Path],
+def _read_flows(tree: SourceTree, config: Config, skip: frozenset[Path],
                 known: Callable[[str], str | None]) -> tuple[list[tuple[str, str]], list[KnownFile]]:
     """The (path, text) of every flow file to parse, and the files ``known`` recognises (it
     gives their origin hash) which need no parsing."""
@@ -566,12 +322,12 @@ def parse_flows(texts: Iterable[tuple[str, str]], problems: list[Problem]
     return {key: copies[0] for key, copies in sorted(by_key.items())}
 
 
-def _read_files(tree: _Tree, folders: list[_FileFolder], taken: frozenset[Path]
+def _read_files(tree: SourceTree, folders: list[_FileFolder], taken: frozenset[Path]
                 ) -> dict[FileKey, DesiredFile]:
     files: dict[FileKey, DesiredFile] = {}
     for folder in folders:
         # a namespace_files folder inside this one holds files of its own
-        skip = frozenset(p for p in taken if p != folder.path and _is_within(p, folder.path))
+        skip = frozenset(p for p in taken if p != folder.path and is_within(p, folder.path))
         base = tree.rel(folder.path)
         for path, rel in tree.walk(folder.path, lambda _: True, skip=skip, own=folder.path,
                                    for_flows=False):
@@ -590,7 +346,7 @@ def _read_files(tree: _Tree, folders: list[_FileFolder], taken: frozenset[Path]
             try:
                 files[key] = DesiredFile(key, read_regular_file(path), rel)
             except OSError as exc:
-                tree.report(f"cannot read file: {_reason(exc)}", rel)
+                tree.report(f"cannot read file: {reason(exc)}", rel)
     return dict(sorted(files.items()))
 
 
@@ -601,7 +357,7 @@ def _ignore_rules(root: Path, problems: list[Problem]) -> IgnoreRules:
     try:
         text = read_regular_file(path).decode("utf-8")
     except OSError as exc:
-        problems.append(Problem(f"cannot read file: {_reason(exc)}", IGNORE_FILE))
+        problems.append(Problem(f"cannot read file: {reason(exc)}", IGNORE_FILE))
         return IgnoreRules([])
     except UnicodeDecodeError as exc:
         problems.append(Problem(f"not UTF-8 text (byte {exc.start}): save the file as UTF-8",
@@ -611,7 +367,7 @@ def _ignore_rules(root: Path, problems: list[Problem]) -> IgnoreRules:
 
 
 def _source_root(folder: str | os.PathLike[str]) -> Path:
-    root = _realpath(Path(folder))
+    root = realpath(Path(folder))
     if not root.is_dir():
         raise SourceError(
             f"source folder {str(folder)!r} does not exist or is not a folder",
@@ -641,10 +397,10 @@ def read_source(
     rules = _ignore_rules(root, problems)
     # settings files are neither flows nor namespace files: the usual one at the root, and one
     # given with --config
-    settings = {_realpath(root / CONFIG_FILE)}
+    settings = {realpath(root / CONFIG_FILE)}
     if config.path not in (None, CONFIG_FILE):
-        settings.add(_realpath(Path(str(config.path))))
-    tree = _Tree(root, rules, settings, problems)
+        settings.add(realpath(Path(str(config.path))))
+    tree = SourceTree(root, rules, settings, problems)
     folders, taken = _file_folders(tree, config)
     texts, recognised = _read_flows(tree, config, taken, known or (lambda text: None))
     flows = parse_flows(texts, problems)

@@ -38,7 +38,8 @@ import time
 import zipfile
 from typing import Callable, Sequence
 
-from kestra_promote.target.client import PART_OVERHEAD, KestraClient, batches
+from kestra_promote.target.client import KestraClient
+from kestra_promote.target.transport import PART_OVERHEAD, batches
 from kestra_promote.compare import content_hash, same_content, source_hash
 from kestra_promote.errors import (
     ApiError,
