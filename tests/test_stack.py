@@ -4,12 +4,15 @@ Kestra servers and a fake Git server), the example repository and the README's p
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -26,15 +29,33 @@ SERVICES = COMPOSE["services"]
 ENV_EXAMPLE = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
                    if line and not line.startswith("#"))
 
+DEV_SIDE = {"kestra-dev", "postgres-dev"}
+PROD_SIDE = {"kestra-prod", "postgres-prod"}
+# on both networks: the Git server (development pushes, production clones and gets its webhook)
+# and the bootstrap (installs both instances, then exits)
+BOTH_SIDES = {"gitea", "bootstrap"}
 
-def test_the_compose_file_is_valid_for_docker_compose():
+
+@functools.lru_cache(maxsize=1)
+def _resolved() -> dict[str, Any]:
+    """The compose file as `docker-compose config` resolves it, with no .env and no variable of
+    the calling shell: what `docker compose up -d` starts on a fresh clone."""
     if shutil.which("docker-compose") is None:
         if os.environ.get("CI"):
             pytest.fail("docker-compose is not installed: .ci/run installs it")
         pytest.skip("docker-compose is not installed here (CI installs it)")
-    done = subprocess.run(["docker-compose", "-f", "docker-compose.yml", "config", "-q"], cwd=ROOT,
-                          capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as folder:
+        empty = Path(folder) / "empty.env"
+        empty.write_text("")
+        done = subprocess.run(["docker-compose", "-f", "docker-compose.yml", "--env-file",
+                               str(empty), "config"], cwd=ROOT, capture_output=True, text=True,
+                              env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
     assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)
+
+
+def test_the_compose_file_is_valid_for_docker_compose():
+    assert set(_resolved()["services"]) == set(SERVICES)
 
 
 def test_every_image_is_pinned_to_an_exact_tag():
@@ -54,11 +75,33 @@ def test_databases_and_servers_have_healthchecks_and_the_bootstrap_waits_for_the
     assert SERVICES["kestra-prod"]["depends_on"]["postgres-prod"]["condition"] == "service_healthy"
 
 
+# -- ports --------------------------------------------------------------------------------------
+
+
+def _published(port: Any) -> tuple[str, int]:
+    """(host address, host port) of one published port as `docker-compose config` writes it:
+    "IP:HOST:CONTAINER/tcp", or the long form (compose v2, or v1 without an address)."""
+    if isinstance(port, dict):
+        return str(port.get("host_ip") or "0.0.0.0"), int(port["published"])
+    parts = str(port).split("/")[0].split(":")
+    if len(parts) == 3:
+        return parts[0], int(parts[1])
+    return "0.0.0.0", int(parts[0])
+
+
+def test_every_port_is_published_on_127_0_0_1_only():
+    published = {name: [_published(p) for p in service.get("ports", [])]
+                 for name, service in _resolved()["services"].items()}
+    assert {name: ports for name, ports in published.items() if ports} == {
+        "kestra-dev": [("127.0.0.1", 8080)], "kestra-prod": [("127.0.0.1", 8090)],
+        "gitea": [("127.0.0.1", 3000)]}
+
+
 def _host_ports() -> dict[str, int]:
     ports = {}
     for name, service in SERVICES.items():
         for mapping in service.get("ports", []):
-            host = re.match(r"^(?:\$\{[A-Z_]+:-(\d+)\}|(\d+)):\d+$", mapping)
+            host = re.match(r"^127\.0\.0\.1:(?:\$\{[A-Z_]+:-(\d+)\}|(\d+)):\d+$", mapping)
             assert host, mapping
             ports[name] = int(host.group(1) or host.group(2))
     return ports
@@ -76,6 +119,51 @@ def test_ports_and_volumes_are_distinct():
                 seen[source] = name
     assert set(COMPOSE["volumes"]) == {"postgres-dev-data", "kestra-dev-storage",
                                        "postgres-prod-data", "kestra-prod-storage", "gitea-data"}
+
+
+# -- networks -----------------------------------------------------------------------------------
+
+
+def _networks() -> dict[str, set[str]]:
+    """Each service's networks; a service without any is on compose's `default` network."""
+    out = {}
+    for name, service in _resolved()["services"].items():
+        if service.get("network_mode") == "none":
+            out[name] = set()
+        else:
+            assert "network_mode" not in service, (name, service["network_mode"])
+            out[name] = set(service.get("networks") or {"default": None})
+    return out
+
+
+def test_development_and_production_share_no_network_but_the_git_server():
+    networks = _networks()
+    members: dict[str, set[str]] = {}
+    for name, joined in networks.items():
+        for network in joined:
+            members.setdefault(network, set()).add(name)
+    # a container resolves and reaches exactly the services of its networks
+    reach = {name: set().union(*(members[n] for n in joined)) - {name} if joined else set()
+             for name, joined in networks.items()}
+    for name in DEV_SIDE:
+        assert not reach[name] & PROD_SIDE, (name, reach[name] & PROD_SIDE)
+        assert reach[name] <= DEV_SIDE | BOTH_SIDES, (name, reach[name])
+    for name in PROD_SIDE:
+        assert reach[name] <= PROD_SIDE | BOTH_SIDES, (name, reach[name])
+    assert members == {"dev": DEV_SIDE | BOTH_SIDES, "prod": PROD_SIDE | BOTH_SIDES}
+    # the one-shot service that only touches the Git server's volume has no network at all
+    assert networks["gitea-admin"] == set()
+
+
+def test_the_git_server_calls_production_only_and_runs_nothing_pushed():
+    gitea = SERVICES["gitea"]["environment"]
+    assert gitea["GITEA__webhook__ALLOWED_HOST_LIST"] == "kestra-prod"
+    # only the admin creates repositories or organisations, so only the admin's hold webhooks
+    assert gitea["GITEA__repository__MAX_CREATION_LIMIT"] == "0"
+    assert gitea["GITEA__service__DEFAULT_ALLOW_CREATE_ORGANIZATION"] == "false"
+    assert gitea["GITEA__service__DISABLE_REGISTRATION"] == "true"
+    assert gitea["GITEA__actions__ENABLED"] == "false"
+    assert gitea["GITEA__server__DISABLE_SSH"] == "true"
 
 
 def _kestra_config(name: str) -> dict:
@@ -106,7 +194,7 @@ def test_the_dev_instance_reaches_its_own_api_at_kestra_url():
     # PushFlows (plugin-git 3, Kestra 2.0) calls the API at kestra.url from inside the container
     url = _kestra_config("kestra-dev")["kestra"]["url"]
     assert url == "http://localhost:8080/"
-    assert SERVICES["kestra-dev"]["ports"] == ["${KESTRA_DEV_PORT:-8080}:8080"]
+    assert SERVICES["kestra-dev"]["ports"] == ["127.0.0.1:${KESTRA_DEV_PORT:-8080}:8080"]
 
 
 def test_no_secret_value_but_the_documented_local_defaults():
