@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import json
 import os
 import re
 import shutil
@@ -244,7 +245,8 @@ def test_the_stack_bootstrap_installs_everything_once():
         repo = gitea.repos[("kestra", "flows")]
         assert set(repo["files"]) >= {"kestra-promote.yml", "flows/dev.company/orders.yml",
                                       "files/dev.company.team/scripts/etl.py"}
-        assert repo["commits"] == [{"message": "Example flows", "branch": "main"}]
+        assert repo["commits"] == [{"message": "Example flows", "branch": "main",
+                                    "author": "kestra"}]
         (hook,) = repo["hooks"]
         assert hook["config"]["url"] == (
             f"{prod_url}/api/v1/main/executions/webhook/system/promote/"
@@ -294,14 +296,39 @@ def test_the_gitea_calls_match_gitea_endpoints():
     with serve(gitea) as url:  # type: ignore[arg-type]
         client = Gitea.connect(url, "kestra", "Gitea-Admin-2026")
         assert client.healthy() and client.repository("kestra", "flows") is None
+        assert client.user("someone") is None
+        client.create_user("someone", password="password-1", email="someone@example.com")
+        client.set_user("someone", password="password-2")
+        assert client.user("someone")["is_admin"] is False
         client.create_repository("flows", description="d", branch="main")
         client.commit_files("kestra", "flows", {"a.txt": b"x"}, branch="main", message="m")
         assert client.repository("kestra", "flows")["empty"] is False
+        assert client.permission("kestra", "flows", "someone") == "none"
+        client.add_collaborator("kestra", "flows", "someone", "write")
+        assert client.branch_protection("kestra", "flows", "main") is None
+        client.create_branch_protection("kestra", "flows", "main", {"enable_push": False})
+        client.edit_branch_protection("kestra", "flows", "main", {"required_approvals": 1})
+        assert client.branch_protection("kestra", "flows", "main")["required_approvals"] == 1
         client.close()
     assert [(r.method, r.path) for r in gitea.requests] == [
         ("GET", "/api/healthz"), ("GET", "/api/v1/repos/kestra/flows"),
+        ("GET", "/api/v1/users/someone"), ("POST", "/api/v1/admin/users"),
+        ("PATCH", "/api/v1/admin/users/someone"), ("GET", "/api/v1/users/someone"),
         ("POST", "/api/v1/user/repos"), ("POST", "/api/v1/repos/kestra/flows/contents"),
-        ("GET", "/api/v1/repos/kestra/flows")]
+        ("GET", "/api/v1/repos/kestra/flows"),
+        ("GET", "/api/v1/repos/kestra/flows/collaborators/someone/permission"),
+        ("PUT", "/api/v1/repos/kestra/flows/collaborators/someone"),
+        ("GET", "/api/v1/repos/kestra/flows/branch_protections/main"),
+        ("POST", "/api/v1/repos/kestra/flows/branch_protections"),
+        ("PATCH", "/api/v1/repos/kestra/flows/branch_protections/main"),
+        ("GET", "/api/v1/repos/kestra/flows/branch_protections/main")]
+    bodies = {(r.method, r.path): json.loads(r.body) for r in gitea.requests if r.body}
+    # Gitea 1.22's EditUserOption requires login_name and source_id; a new user must not be
+    # asked to change its password (Git over HTTP would refuse it)
+    edit = bodies[("PATCH", "/api/v1/admin/users/someone")]
+    assert edit["login_name"] == "someone" and edit["source_id"] == 0 and edit["admin"] is False
+    assert bodies[("POST", "/api/v1/admin/users")]["must_change_password"] is False
+    assert bodies[("POST", "/api/v1/repos/kestra/flows/branch_protections")]["rule_name"] == "main"
 
 
 # -- the example repository --------------------------------------------------------------------
