@@ -26,6 +26,7 @@ from .gitea import Gitea, GiteaError
 PROJECT = Path(__file__).resolve().parents[1]
 OWNER_REPO = "flows"
 BRANCH = "main"
+PROVIDER = "gitea"  # promote_webhook_provider: a request claiming another provider is refused
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,8 @@ def main(env: Mapping[str, str] | None = None, out: TextIO = sys.stdout,
         wait_until(gitea.healthy, "the Git server", timeout=timeout)
         ensure_repository(gitea, stack, out)
         ok = install(stack, stack.prod_url, "prod",
-                     {"promote_repo_url": stack.repo_url, "promote_branch": BRANCH}, out,
+                     {"promote_repo_url": stack.repo_url, "promote_branch": BRANCH,
+                      "promote_webhook_provider": PROVIDER}, out,
                      transports.get(stack.prod_url))
         ok = install(stack, stack.dev_url, "dev", {"commit_repo_url": stack.repo_url}, out,
                      transports.get(stack.dev_url)) and ok

@@ -258,6 +258,8 @@ def test_the_stack_bootstrap_installs_everything_once():
         assert set(dev.current()) == {("system", "commit-to-git")}
         assert prod.kv[("main", "system")]["promote_repo_url"]["value"] == \
             f"{gitea_url}/kestra/flows.git"
+        # a request that claims to come from another provider cannot skip Gitea's secret
+        assert prod.kv[("main", "system")]["promote_webhook_provider"]["value"] == "gitea"
         assert dev.kv[("main", "system")]["commit_repo_url"]["value"] == \
             f"{gitea_url}/kestra/flows.git"
         assert "The loop is ready" in out.getvalue()
