@@ -98,10 +98,10 @@ class Stack:
 
     def protection(self) -> dict[str, Any]:
         """main's branch protection (CreateBranchProtectionOption): nobody pushes to it, so it
-        changes only by a merged pull request; only the reviewer merges, after the reviewer's
-        own approval (Gitea refuses an author's approval of their own request); a push after
-        the approval dismisses it; an admin cannot merge past the rule (Gitea 1.23 and later;
-        1.22 ignores the field)."""
+        changes only by a merged pull request; only the reviewer merges, and only after an
+        approval of the reviewer's (development's Git user can neither approve nor merge); a
+        push after the approval dismisses it; a rejection blocks the merge; an admin cannot
+        merge past the rule (Gitea 1.23 and later; 1.22 ignores the field)."""
         reviewer = [self.git_reviewer.username]
         return {"enable_push": False, "enable_push_whitelist": False,
                 "enable_merge_whitelist": True, "merge_whitelist_usernames": reviewer,

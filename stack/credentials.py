@@ -146,8 +146,8 @@ def check(values: Mapping[str, str]) -> None:
     for name in SECRET_NAMES:
         other = owner.setdefault(values[name], name)
         if other != name and party[other] != party[name]:
-            problems.append(f"{other} and {name} are equal: a {party[name]} value must not "
-                            f"open {party[other]}")
+            problems.append(f"{other} and {name} are equal: {party[other]} and {party[name]} "
+                            "must share no secret")
     if problems:
         raise CredentialsError("; ".join(problems))
 

@@ -28,6 +28,7 @@ import yaml
 from conftest import FAKE_PASSWORD, FAKE_USER, run_cli
 from fake_gitea import FakeGitea
 from fake_kestra import FakeKestra, serve
+from kestra_promote.kestra_task.bootstrap import SECRETS as FLOW_SECRETS
 
 from stack import bootstrap as stack_bootstrap
 from stack import credentials as stack_credentials
@@ -385,10 +386,9 @@ def test_the_credentials_of_development_hold_nothing_of_production(tmp_path):
         assert (tmp_path / party / "postgres-password").read_text() == \
             values[f"POSTGRES_{side}_PASSWORD"]
     # the secrets each flow reads are the ones its instance gets (kestra-promote bootstrap's list)
-    from kestra_promote.kestra_task.bootstrap import SECRETS
     for party in ("dev", "prod"):
         env = _sourced(tmp_path / party / "kestra.env")
-        needed = {name for name, _ in SECRETS[party]} - {"KESTRA_PROMOTE_NOTIFY_URL",
+        needed = {name for name, _ in FLOW_SECRETS[party]} - {"KESTRA_PROMOTE_NOTIFY_URL",
                                                          "KESTRA_PROMOTE_REVIEW_TOKEN"}
         assert {k.removeprefix("SECRET_") for k in env if k.startswith("SECRET_")} == needed
     admin = _sourced(tmp_path / "bootstrap" / "gitea-admin.env")
@@ -402,7 +402,9 @@ def test_the_credentials_of_development_hold_nothing_of_production(tmp_path):
     ({"GITEA_DEV_PASSWORD": "shared-secret", "GITEA_ADMIN_PASSWORD": "shared-secret"},
      "GITEA_DEV_PASSWORD and GITEA_ADMIN_PASSWORD are equal"),
     ({"KESTRA_PROD_ADMIN_PASSWORD": "Admin1234!x", "PROMOTE_WEBHOOK_SECRET": "Admin1234!x",
-      "POSTGRES_DEV_PASSWORD": "Admin1234!x"}, "a prod value must not open dev"),
+      "POSTGRES_DEV_PASSWORD": "Admin1234!x"},
+     "POSTGRES_DEV_PASSWORD and KESTRA_PROD_ADMIN_PASSWORD are equal: dev and prod must share no "
+     "secret"),
     ({"GITEA_DEV_USER": "kestra"}, "must be four different users"),
     ({"KESTRA_PROD_ADMIN_PASSWORD": "short"}, "KESTRA_PROD_ADMIN_PASSWORD needs 8 characters"),
     ({"KESTRA_DEV_ADMIN_PASSWORD": "alllowercase1"}, "an upper-case letter"),
