@@ -868,3 +868,48 @@ def test_the_history_shows_who_approved(production):
     with target_history(fake) as runs:
         assert "\n" not in runs[-1]["approved_by"] and "\x1b" not in runs[-1]["approved_by"]
         assert runs[-1]["approved_by"].startswith("alice **bold**")
+
+
+def _policy(fake: FakeKestra, text: str) -> None:
+    """Production's admin stores a policy where the promotion reads it (its own namespace)."""
+    url = fake.kv[("main", "system")]["promote_target_url"]["value"]
+    done = run_cli("policy", "set", str(_write_policy(text)), "--url", url, "--username",
+                   FAKE_USER, "--password", FAKE_PASSWORD)
+    assert done.code == 0, done.err
+
+
+def _write_policy(text: str) -> Path:
+    import tempfile
+
+    handle = tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False, encoding="utf-8")
+    with handle:
+        handle.write(text)
+    return Path(handle.name)
+
+
+def test_inside_kestra_a_commit_that_deletes_windows_is_still_denied(production):
+    fake, repo, emulator = production
+    repo.write("kestra-promote.yml", "name: demo\nwindows:\n  - {name: mine, kind: deny, "
+                                     "schedule: '0 0 1 1 *', duration: 1m, timezone: UTC}\n")
+    repo.commit("a window of the repository")
+    _policy(fake, "windows:\n  - {name: year-end, kind: deny, schedule: '* * * * *', "
+                  "duration: 31d, timezone: UTC}\n")
+    repo.write("kestra-promote.yml", "name: demo\n")  # the commit drops `windows:`
+    repo.commit("no more windows")
+    execution = emulator.schedule()
+    assert ("company.team", "hello") not in fake.current()
+    assert "year-end" in execution.files["report.md"].read_text()
+
+
+def test_inside_kestra_a_commits_state_namespace_is_ignored(production):
+    fake, repo, emulator = production
+    _policy(fake, "state_namespace: system\n")
+    repo.write("kestra-promote.yml", "name: demo\nstate_namespace: teamb\n")
+    repo.commit("hide from the other teams")
+    planned = emulator.execute()  # a plan shows where each safeguard came from
+    shown = " ".join(message for _, _, message in planned.logs)
+    assert "state_namespace: system (from policy)" in shown
+    execution = emulator.execute({"mode": "apply"})
+    assert execution.state == "SUCCESS", execution.logs
+    assert "kestra-promote.demo" in fake.kv[("main", "system")]
+    assert ("main", "teamb") not in fake.kv

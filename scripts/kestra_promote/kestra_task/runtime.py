@@ -18,6 +18,7 @@ settings in env vars; this module reads them as data.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -56,6 +57,7 @@ from kestra_promote.models import ApplyResult, Plan
 from kestra_promote.git.origin import origin
 from kestra_promote.kestra_task.emit import Emitter, KestraLogHandler
 from kestra_promote.engine.promotion import open_promotion
+from kestra_promote.gates import policy_store
 from kestra_promote.git.source import check_namespace, read_settings
 from kestra_promote.textsafe import safe_text
 
@@ -313,7 +315,13 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
     for warning in connection.warnings():  # --insecure and clear-text credentials, as the CLI
         emit.log("WARN", warning)
     with connect(connection) as client:
-        promotion = open_promotion(client, folder, config, origin=origin(folder))
+        # production's policy, kept in the promotion's own namespace unless told otherwise
+        namespace = policy_store.namespace_from(
+            _text(env, policy_store.NAMESPACE_VARIABLE) or _text(env, "KP_DELIVERIES_NAMESPACE"))
+        promotion = open_promotion(client, folder, config, origin=origin(folder),
+                                   policy=functools.partial(
+                                       policy_store.read, client, namespace,
+                                       _text(env, policy_store.PIN_VARIABLE)))
 
         def replan() -> Plan:
             return promotion.plan(adopt=bool(_flag(env, "KP_ADOPT")))
