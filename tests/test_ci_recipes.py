@@ -5,8 +5,9 @@
   a request's branch may change the workflow and print whatever its jobs receive. Only the apply
   job, on a push to main and in a deployment environment, reads it.
 - kestra-promote is installed pinned, never from the checkout under review.
-- A request's jobs publish the plan only as the comment, which withholds production content that
-  did not come from this repository: no job summary, log or artifact with the unfiltered plan.
+- A request's jobs plan only with --post or --public, whose output (log, job summary) shows what
+  the comment shows, withholding production content that did not come from this repository;
+  they never save a plan (--out, which holds everything) nor keep artifacts.
 
 The checkers below read the recipes as YAML; each is also run on small hand-made recipes that
 leak, so that a check which could never fail is caught.
@@ -93,16 +94,12 @@ def _plan_commands(script: str) -> list[str]:
     return [line for line in joined.splitlines() if re.search(r"\bkestra-promote\s+plan\b", line)]
 
 
-def _publishes_unfiltered_plan(script: str, *, summary: bool) -> list[str]:
-    """Plan commands whose own output (every diff, production's side included) is kept: stdout
-    not thrown away, piped or teed, saved with --out, or (GitHub) appended to the job summary."""
-    found = []
-    for command in _plan_commands(script):
-        kept = not re.search(r">\s*/dev/null\s*$", command) or "|" in command \
-            or re.search(r"\s--out\b", command)
-        if kept or (summary and not re.search(r"\benv\s+-u\s+GITHUB_STEP_SUMMARY\b", command)):
-            found.append(command.strip())
-    return found
+def _unfiltered_plans(script: str) -> list[str]:
+    """Plan commands that show the unfiltered plan (every diff, production's side included):
+    neither --post nor --public, or saving the plan with --out."""
+    filtered = re.compile(r"\s--(?:post|public)(?:[\s=]|$)")
+    return [command.strip() for command in _plan_commands(script)
+            if not filtered.search(command) or re.search(r"\s--out(?:[\s=]|$)", command)]
 
 
 # -- GitHub Actions -------------------------------------------------------------------------------
@@ -184,8 +181,8 @@ def github_problems(workflow: dict[Any, Any]) -> list[str]:
             if _environment(job) in apply_environments:
                 problems.append(f"{name}: runs on {trigger} in the environment "
                                 f"{_environment(job)!r}, which holds the write credential")
-            problems += [f"{name}: runs on {trigger} and keeps the unfiltered plan: {command}"
-                         for command in _publishes_unfiltered_plan(script, summary=True)]
+            problems += [f"{name}: runs on {trigger} and shows the unfiltered plan: {command}"
+                         for command in _unfiltered_plans(script)]
             if any("upload-artifact" in str(step.get("uses", ""))
                    for step in job.get("steps") or ()):
                 problems.append(f"{name}: runs on {trigger} and uploads an artifact")
@@ -312,9 +309,8 @@ def gitlab_problems(config: dict[str, Any]) -> list[str]:
             if _environment(job) in apply_environments:
                 problems.append(f"{name}: runs for merge requests in the environment "
                                 f"{_environment(job)!r}, which holds the write credential")
-            problems += [f"{name}: runs for merge requests and keeps the unfiltered plan: "
-                         f"{command}" for command in _publishes_unfiltered_plan(script,
-                                                                                summary=False)]
+            problems += [f"{name}: runs for merge requests and shows the unfiltered plan: "
+                         f"{command}" for command in _unfiltered_plans(script)]
             if "artifacts" in job:
                 problems.append(f"{name}: runs for merge requests and keeps artifacts")
         if name in applies:
@@ -442,7 +438,7 @@ def test_the_github_check_flags_a_password_given_to_a_pull_request_job():
     problems = github_problems(yaml.safe_load(LEAKY_GITHUB))
     assert "promote: runs on pull_request and reads KESTRA_PASSWORD" in problems
     assert any("without an environment" in p for p in problems)
-    assert any("keeps the unfiltered plan" in p for p in problems)
+    assert any("shows the unfiltered plan" in p for p in problems)
 
 
 @pytest.mark.parametrize("workflow, expected", [
@@ -471,11 +467,19 @@ def test_the_github_check_flags_a_password_given_to_a_pull_request_job():
     ("on: push\njobs: {apply: {if: \"github.event_name == 'push'\", environment: production, "
      "steps: [{run: kestra-promote apply .}]}}",
      "apply: writes to production, but not only on a push to main"),
-    # the plan into the job summary
+    # a plan neither posted nor public, even thrown away (the job summary still gets it)
+    ("on: pull_request\njobs: {plan: {steps: [{run: 'kestra-promote plan . > /dev/null'}]}}",
+     "plan: runs on pull_request and shows the unfiltered plan: kestra-promote plan . > "
+     "/dev/null"),
+    # --post-repo is not --post
+    ("on: pull_request\njobs: {plan: {steps: [{run: 'kestra-promote plan . --post-repo a/b'}]}}",
+     "plan: runs on pull_request and shows the unfiltered plan: kestra-promote plan . "
+     "--post-repo a/b"),
+    # a saved plan holds everything
     ("on: pull_request\njobs: {plan: {steps: [{run: 'kestra-promote plan . --post github "
-     "> /dev/null'}]}}",
-     "plan: runs on pull_request and keeps the unfiltered plan: kestra-promote plan . --post "
-     "github > /dev/null"),
+     "--out plan.json'}]}}",
+     "plan: runs on pull_request and shows the unfiltered plan: kestra-promote plan . --post "
+     "github --out plan.json"),
     ("on: push\njobs: {x: {steps: [{run: 'pip install -e .'}]}}",
      "x: installs from the checkout: pip install -e ."),
 ])
@@ -489,6 +493,19 @@ def test_the_github_check_lets_a_push_only_job_read_its_environment_secret():
         "github.ref == 'refs/heads/main'\", environment: production, steps: [{run: "
         "kestra-promote apply ., env: {KESTRA_PASSWORD: '${{ secrets.KESTRA_PASSWORD }}'}}]}}")
     assert github_problems(workflow) == []
+
+
+@pytest.mark.parametrize("command", [
+    "kestra-promote plan . --post github --post-repo a/b --post-request 1 --post-sha c",
+    "kestra-promote plan . --public --format markdown | tee -a plan.md",
+    "kestra-promote plan . --public",
+])
+def test_a_posted_or_public_plan_may_be_shown(command: str):
+    workflow = {"on": "pull_request", "jobs": {"plan": {"steps": [{"run": command}]}}}
+    assert github_problems(workflow) == []
+    config = {"plan": {"rules": [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}],
+                       "script": [command]}}
+    assert gitlab_problems(config) == []
 
 
 LEAKY_GITLAB = """
@@ -512,7 +529,7 @@ def test_the_gitlab_check_flags_a_password_given_to_a_merge_request_job():
     problems = gitlab_problems(yaml.safe_load(LEAKY_GITLAB))
     assert "plan: runs for merge requests and reads KESTRA_PASSWORD" in problems
     assert "plan: runs for merge requests and keeps artifacts" in problems
-    assert "plan: runs for merge requests and keeps the unfiltered plan: kestra-promote plan . " \
+    assert "plan: runs for merge requests and shows the unfiltered plan: kestra-promote plan . " \
            "| tee plan.md" in problems
     assert "apply: applies, but not only on a push to the default branch" in problems
     assert "apply: installs from the checkout: pip install ." in problems
@@ -558,11 +575,14 @@ def test_local_installs(script: str, local: bool):
 # -- the recipes' shell, run with a stand-in kestra-promote -----------------------------------
 
 LEAK = "PRODUCTION-ONLY-DIFF"
+FILTERED = "THE-PLAN-AS-THE-COMMENT-SHOWS-IT"
+# as kestra-promote does: only what the comment shows with --post or --public, else everything
 STUB = f"""#!/bin/sh
 echo "$0 $*" >> "$STUB_LOG"
 echo "token=${{KESTRA_API_TOKEN:-}} basic=${{KESTRA_USERNAME:-}}" >> "$STUB_LOG"
-echo "{LEAK}"
-if [ -n "${{GITHUB_STEP_SUMMARY:-}}" ]; then echo "{LEAK}" >> "$GITHUB_STEP_SUMMARY"; fi
+case " $* " in *" --post "* | *" --public "*) shown="{FILTERED}" ;; *) shown="{LEAK}" ;; esac
+echo "$shown"
+if [ -n "${{GITHUB_STEP_SUMMARY:-}}" ]; then echo "$shown" >> "$GITHUB_STEP_SUMMARY"; fi
 """
 
 
@@ -589,8 +609,8 @@ GITHUB_BASH = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]  # as A
 
 
 @pytest.mark.skipif(not shutil.which("bash"), reason="needs bash")
-def test_github_plan_step_publishes_nothing_but_the_comment(stubs: dict[str, str],
-                                                            tmp_path: Path):
+def test_github_plan_step_shows_only_what_the_comment_shows(stubs: dict[str, str],
+                                                           tmp_path: Path):
     plan = _load("github-actions.yml")["jobs"]["plan"]
     step = next(s for s in plan["steps"] if "kestra-promote plan" in s.get("run", ""))
     summary = tmp_path / "summary.md"
@@ -599,15 +619,15 @@ def test_github_plan_step_publishes_nothing_but_the_comment(stubs: dict[str, str
            "PR_HEAD_SHA": "a" * 40, "KESTRA_API_TOKEN": "read-only"}
     result = _run(GITHUB_BASH, step["run"], env)
     assert result.returncode == 0, result.stderr
-    assert LEAK not in result.stdout + result.stderr
-    assert summary.read_text().startswith("The plan is posted on pull request #7")
-    assert LEAK not in summary.read_text()
+    assert LEAK not in result.stdout + result.stderr and FILTERED in result.stdout
+    assert LEAK not in summary.read_text() and FILTERED in summary.read_text()
     calls = Path(stubs["STUB_LOG"]).read_text()
-    assert "plan . --format markdown --post github --post-repo acme/flows --post-request 7" in calls
+    assert "plan . --post github --post-repo acme/flows --post-request 7" in calls
 
 
 @pytest.mark.skipif(not shutil.which("sh"), reason="needs sh")
-def test_gitlab_plan_job_uses_the_read_only_token_and_keeps_no_output(stubs: dict[str, str]):
+def test_gitlab_plan_job_uses_the_read_only_token_and_shows_only_the_filtered_plan(
+        stubs: dict[str, str]):
     recipe = _load("gitlab-ci.yml")
     # even were a write token in the job's environment (a variable left unscoped), the plan
     # runs with the read-only one
@@ -617,7 +637,7 @@ def test_gitlab_plan_job_uses_the_read_only_token_and_keeps_no_output(stubs: dic
     for line in recipe["plan"]["script"]:
         result = _run(["sh", "-ec"], line, env)
         assert result.returncode == 0, result.stderr
-        assert LEAK not in result.stdout + result.stderr
+        assert LEAK not in result.stdout + result.stderr and FILTERED in result.stdout
     calls = Path(stubs["STUB_LOG"]).read_text()
     assert "token=read-only" in calls and "WRITE" not in calls
 

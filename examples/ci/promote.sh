@@ -10,6 +10,9 @@
 # at a full commit), never from the checkout (pip install ., -e .), which a request may change.
 # The output shows every diff, production's side included: keep it where only those who may
 # read production read it (no public log, no artifact for everyone).
+# To plan a pull request on a CI system that `plan --post` does not support, use a read-only
+# credential and `kestra-promote plan . --public` (never --out): its output shows a diff only
+# where production's copy came from this repository, as a posted plan does.
 set -eu
 
 # A guard against wiring this into a pull-request pipeline by mistake (not a security boundary:

@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     post.add_argument("--post-request", type=int, metavar="N", help="the pull/merge request")
     post.add_argument("--post-sha", metavar="SHA", help="its head commit, for the status")
     post.add_argument("--post-link", metavar="URL", help="where the whole run can be read")
+    post.add_argument("--public", action="store_true",
+                      help="show only what a pull request may (as --post does, without posting): "
+                           "no diff of production's copy that did not come from this repository")
 
     cmd = sub.add_parser("apply", parents=[target, source, policy], help="make the target match "
                          "the source", description="Plan (or load a plan saved with plan --out), "

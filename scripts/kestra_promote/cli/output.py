@@ -14,6 +14,7 @@ from typing import Callable, Sequence, TextIO
 from kestra_promote import report
 from kestra_promote.engine.apply import Progress
 from kestra_promote.errors import KestraPromoteError
+from kestra_promote.gates import review
 from kestra_promote.models import ApplyResult, Outcome, Plan, Problem
 from kestra_promote.textsafe import safe_text
 
@@ -72,19 +73,35 @@ def progress(output: Output, total_hint: int) -> Progress:
 
 
 def show_plan(output: Output, plan: Plan, warnings: Sequence[Problem] = (),
-              error: KestraPromoteError | None = None) -> None:
+              error: KestraPromoteError | None = None, *, public: bool = False) -> None:
+    """The plan on stdout and in the job summary. ``public``: only what a pull request may show
+    (``review.public``: no diff of production's copy that did not come from this repository),
+    saying how many diffs that leaves out, in every format."""
     full = dataclasses.replace(plan, warnings=(*plan.warnings, *warnings))
+    hidden = 0
+    if public:
+        full, hidden = review.public(full)
+    withheld = review.withheld(hidden)
     if output.format == "json":  # one document, with the error that stopped the run if any
         data = report.plan_to_dict(full)
+        if public:
+            data["diffs_not_shown"] = hidden
         if error is not None:
             data.update(report.problems_to_dict(str(error), getattr(error, "problems", ()),
                                                 commit=plan.commit))
         output.json(data)
     elif output.format == "markdown":
-        output.write(report.render_plan_markdown(full))
+        output.write(_markdown_plan(full, withheld))
     else:
         output.write_rendered(report.render_plan_text(full, color=output.color))
-    output.step_summary(lambda: report.render_plan_markdown(full))
+        if withheld:
+            output.write(f"\n{withheld}.\n")
+    output.step_summary(lambda: _markdown_plan(full, withheld))
+
+
+def _markdown_plan(plan: Plan, withheld: str) -> str:
+    text = report.render_plan_markdown(plan)
+    return text + f"\n_{withheld}_\n" if withheld else text
 
 
 def show_result(output: Output, plan: Plan, result: ApplyResult) -> None:

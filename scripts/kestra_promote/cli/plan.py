@@ -1,5 +1,10 @@
 """``kestra-promote plan``: compare SOURCE with the target and show what apply would
 change; optionally save the plan (``--out``) or post it on a pull request (``--post``).
+
+A pull request's plan (``--post``, or ``--public`` where the CI system has no ``--post``) is
+shown everywhere as the comment shows it: no diff of production's copy that did not come from
+this repository, on stdout and in the job summary alike, since whoever reads the request may
+read its CI log. ``--public`` refuses ``--out``: a saved plan holds every diff.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ from kestra_promote.cli.output import Output, show_plan
 
 
 def cmd_plan(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
+    if args.public and args.out:
+        raise SettingsError("--public cannot save the plan (--out): a saved plan holds every "
+                            "diff, production's side of flows edited there included")
+    public = bool(args.post or args.public)
     connection = require(connection)
     posting = _review_of(args) if args.post else None  # before any work: the options are right
     with connect(connection) as client, load(args, client) as loaded:
@@ -43,7 +52,7 @@ def cmd_plan(args: argparse.Namespace, connection: Connection | None, output: Ou
             error = refused
     # the diff is what someone fixing the flows needs most (moving 1.3 flows to 2.0, say): the
     # plan first, then what refuses it
-    show_plan(output, plan, warnings, error)
+    show_plan(output, plan, warnings, error, public=public)
     if posting is not None:
         _post_plan(posting, output, dataclasses.replace(plan, warnings=(*plan.warnings,
                                                                         *warnings)), error)

@@ -97,18 +97,23 @@ def public(plan: Plan) -> tuple[Plan, int]:
     return dataclasses.replace(plan, changes=tuple(changes)), hidden
 
 
+def withheld(hidden: int) -> str:
+    """What a public plan says of the ``hidden`` diffs it leaves out ("" when none)."""
+    return (f"{hidden} diff(s) not shown: production's copy did not come from this "
+            "repository (edited in production, another source's, or a refused plan)"
+            if hidden else "")
+
+
 def comment_body(plan: Plan, problems: Sequence[Problem], error: str | None, limit: int,
                  link: str | None, size: Callable[[str], int] = len) -> str:
     """The plan in Markdown, with what refuses it, under ``limit`` (as ``size`` counts)."""
     plan, hidden = public(plan)
-    withheld = (f"{hidden} diff(s) not shown: production's copy did not come from this "
-                "repository (edited in production, another source's, or a refused plan)"
-                if hidden else "")
+    note_withheld = withheld(hidden)
     def render(shown: Plan, note: str = "") -> str:
         text = report.render_plan_markdown(shown)
         if error is not None:
             text += "\n" + report.render_problems_markdown(error, problems)
-        for line in (withheld, note):
+        for line in (note_withheld, note):
             if line:
                 text += f"\n_{line}_\n"
         if link:
