@@ -76,3 +76,13 @@ def test_the_dev_role_installs_the_flow_of_the_targets_version(version: str, loo
     assert "/dev/kestra_promote/kestra_task/runtime.py" in fake.files[("main", "system")]
     assert "/kestra_promote/kestra_task/runtime.py" not in fake.files[("main", "system")]
     assert "KESTRA_PROMOTE_USERNAME" in result.out
+
+
+def test_the_project_is_found_from_the_installed_package_wherever_the_command_runs(
+        tmp_path, monkeypatch):
+    from kestra_promote.kestra_task.bootstrap import project_root
+
+    monkeypatch.chdir(tmp_path)  # not the project folder
+    root = project_root()
+    assert (root / "flows" / "prod" / "promote.yml").is_file()
+    assert (root / "scripts" / "kestra_promote" / "kestra_task" / "bootstrap.py").is_file()

@@ -56,7 +56,7 @@ SECRETS = {
 
 def project_root(explicit: str | None = None) -> Path:
     """The kestra-promote project folder holding ``flows/`` and ``scripts/``."""
-    candidates = [Path(explicit)] if explicit else [Path(__file__).resolve().parents[2], Path.cwd()]
+    candidates = [Path(explicit)] if explicit else [Path(__file__).resolve().parents[3], Path.cwd()]
     for folder in candidates:
         if (folder / "flows" / "prod").is_dir() and (folder / "scripts" / "kestra_promote").is_dir():
             return folder.resolve()
