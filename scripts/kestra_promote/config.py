@@ -179,11 +179,12 @@ class Config:
         return any(namespace_matches(namespace, p) for p in self.protected_namespaces)
 
     def with_overrides(self, **overrides: Any) -> Config:
-        """A copy with the given settings replaced (None values are ignored)."""
+        """A copy with the given settings replaced (None values are ignored); they count as
+        given, like the file's own keys."""
         values = {k: v for k, v in overrides.items() if v is not None}
         if "rename" in values:
             values["rename"] = {**self.rename, **values["rename"]}
-        return replace(self, **values)
+        return replace(self, explicit=self.explicit | set(values), **values)
 
 
 SETTINGS = {

@@ -155,3 +155,13 @@ def test_an_empty_policy_is_no_rule_at_all():
     policy = parse_policy("")
     assert policy == Policy("")
     assert effective(policy, repo("max_deletions: 99\n")).refusals == ()
+
+
+def test_a_flag_counts_like_the_settings_file():
+    policy = parse_policy("drift: keep\n")
+    stricter = effective(policy, repo().with_overrides(drift="fail"))
+    assert stricter.refusals == () and stricter.config.drift == "fail"
+    assert stricter.origins["drift"] == "policy and repository"
+    looser = effective(policy, repo().with_overrides(drift="overwrite"))
+    assert "'drift'" in looser.refusals[0] and "a flag of this run" in looser.refusals[0]
+    assert looser.config.drift == "keep"

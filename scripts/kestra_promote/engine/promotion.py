@@ -21,13 +21,12 @@ from kestra_promote.config import Config
 from kestra_promote.flows.desired import Desired, prepare, recogniser, resolve
 from kestra_promote.errors import KestraError
 from kestra_promote.target.live import Inventories, read_for, read_inventories
-from kestra_promote.models import Plan
 from kestra_promote.engine.plan import plan as make_plan
 from kestra_promote.gates import checks
 from kestra_promote.gates.policy import SAFEGUARDS, Effective, effective, source_refusals
 from kestra_promote.gates.policy_store import Stored
 from kestra_promote.git.source import Source, read_source
-from kestra_promote.models import WRITES, Action
+from kestra_promote.models import WRITES, Action, Plan
 
 
 @dataclass

@@ -220,26 +220,20 @@ class Effective:
 def effective(policy: Policy | None, config: Config) -> Effective:
     """``config`` (a commit's settings, flags applied) under ``policy``."""
     given = config.explicit
-    if policy is None:
-        return Effective(config, {k: "repository" if k in given else "default"
-                                  for k in SAFEGUARDS})
-    rules_ = policy.safeguards
+    rules_ = policy.safeguards if policy is not None else {}
+    overridable = policy.allowed_overrides if policy is not None else frozenset()
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}
     refusals: list[str] = []
     warnings: list[Problem] = []
     where = config.path or settings.CONFIG_FILE
 
-    def loosens(key: str, why: str) -> None:
-        refusals.append(f"{where}: {key!r} {why}, looser than production's policy; only a "
-                        f"stricter value is allowed (or the policy's allowed_overrides)")
-
     for key in SAFEGUARDS:
         mine, theirs = getattr(config, key), rules_.get(key)
         if key not in rules_:
             origins[key] = "repository" if key in given else "default"
             continue
-        if key in policy.allowed_overrides and key in given:
+        if key in overridable and key in given:
             origins[key] = "repository"
             continue
         if key not in given:
@@ -253,13 +247,15 @@ def effective(policy: Policy | None, config: Config) -> Effective:
             continue
         merged, why = _tighten(key, theirs, mine)
         if why:
-            loosens(key, why)
+            refusals.append(f"{where} (or a flag of this run): {key!r} {why}, looser than "
+                            "production's policy; only a stricter value is allowed (or the "
+                            "policy's allowed_overrides)")
             values[key], origins[key] = theirs, "policy"
         else:
             values[key] = merged
             origins[key] = "policy" if merged == theirs else "policy and repository"
     if config.allow_deletions is not None and "max_deletions" in rules_ \
-            and "max_deletions" not in policy.allowed_overrides \
+            and "max_deletions" not in overridable \
             and config.allow_deletions > rules_["max_deletions"]:
         refusals.append(f"--allow-deletions {config.allow_deletions} is more than production's "
                         f"policy allows (max_deletions {rules_['max_deletions']})")
