@@ -1,7 +1,9 @@
 """Read a source folder (a Git checkout) into the flows Git wants, or fail listing every problem.
 
 Every ``*.yml`` / ``*.yaml`` file below the folder is a flow, except hidden files and folders
-(``.git``, ``.github``, ...) and paths matched by ``.kestraignore``. Each file holds exactly one
+(``.git``, ``.github``, ...) and paths matched by ``.kestraignore``. Compiled Python code
+(``__pycache__`` folders, ``*.pyc`` and ``*.pyo`` files) is never read, as a flow or as a
+namespace file. Each file holds exactly one
 flow; its identity is the ``namespace`` and ``id`` written in it, not its file name.
 
 What is excluded stays excluded whatever path leads to it (symlinks are judged by where they
@@ -37,7 +39,7 @@ from kestra_promote.config import (
 from kestra_promote.errors import SourceError
 from kestra_promote.git.gitinfo import read_commit
 from kestra_promote.git.ignore import IGNORE_FILE, IgnoreRules
-from kestra_promote.git.sourcetree import SourceTree, is_within, realpath, reason
+from kestra_promote.git.sourcetree import SourceTree, is_compiled, is_within, realpath, reason
 from kestra_promote.models import DesiredFile, DesiredFlow, FileKey, FlowKey, KnownFile, Problem
 
 __all__ = [
@@ -198,7 +200,7 @@ def _per_namespace_children(tree: SourceTree, entry: NamespaceFiles, start: Path
         return folders, links
     for child in entries:
         rel = tree.rel(start / child.name)
-        if child.name.startswith("."):
+        if child.name.startswith(".") or is_compiled(child.name, is_dir=False):
             continue
         try:
             is_link = child.is_symlink()

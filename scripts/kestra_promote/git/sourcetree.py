@@ -1,8 +1,9 @@
-"""The source folder as the reader sees it: what is hidden or ignored, and where symlinks lead.
+"""The source folder as the reader sees it: what is hidden, ignored or compiled, and where
+symlinks lead.
 
 What is excluded stays excluded whatever path leads to it: a symlink is judged by where it
 really points (inside the folder, not hidden, not ignored, not the settings file, not another
-``namespace_files`` folder), and any oddity of the file system (loops, unreadable folders,
+``namespace_files`` folder, not compiled code), and any oddity of the file system (loops, unreadable folders,
 FIFOs, files that vanish) is reported as a problem of the path where it was met. ``SourceTree``
 walks the folders ``source`` reads flows and namespace files from, and finds the folders the
 settings name.
@@ -20,6 +21,19 @@ from typing import Callable, Iterable, Iterator
 from kestra_promote.config import CONFIG_FILE, file_kind
 from kestra_promote.git.ignore import IgnoreRules
 from kestra_promote.models import Problem
+
+
+# Python's compiled code: never read from a source, so neither a promotion nor the bootstrap
+# uploads it (a .pyc in the promotion's namespace files would run in place of its source)
+COMPILED_FOLDER = "__pycache__"
+COMPILED_SUFFIXES = (".pyc", ".pyo")
+
+
+def is_compiled(name: str, *, is_dir: bool) -> bool:
+    """Whether the file or folder ``name`` is Python's compiled code: a ``__pycache__`` folder
+    (or file), a ``*.pyc`` or ``*.pyo`` file; in any case."""
+    folded = name.casefold()
+    return folded == COMPILED_FOLDER or (not is_dir and folded.endswith(COMPILED_SUFFIXES))
 
 
 def is_within(path: Path, root: Path) -> bool:
@@ -61,11 +75,14 @@ class SourceTree:
         self.problems.append(Problem(message, rel or "."))
 
     def excluded(self, rel: str, *, is_dir: bool) -> str | None:
-        """Why the path ``rel`` is never read ("hidden", "ignored"), or None. Every folder on the
-        way counts, as when walking down to it."""
+        """Why the path ``rel`` is never read ("hidden", "compiled", "ignored"), or None. Every
+        folder on the way counts, as when walking down to it."""
         parts = rel.split("/") if rel else []
         if any(part.startswith(".") for part in parts):
             return "hidden"
+        if any(is_compiled(part, is_dir=is_dir or depth < len(parts))
+               for depth, part in enumerate(parts, 1)):
+            return "compiled"
         for depth in range(1, len(parts) + 1):
             if self.rules.ignored("/".join(parts[:depth]), is_dir=is_dir or depth < len(parts)):
                 return "ignored"
@@ -115,6 +132,10 @@ class SourceTree:
         why = self.excluded(self.rel(real), is_dir=is_dir)
         if why == "hidden":
             self.report(f"symlink to {target!r}, which is hidden; refusing to read it", rel)
+            return False
+        if why == "compiled":
+            self.report(f"symlink to {target!r}, which is compiled Python code; refusing to "
+                        "read it", rel)
             return False
         if why == "ignored":
             self.report(f"symlink to {target!r}, which .kestraignore excludes; refusing to read "
@@ -178,7 +199,8 @@ class SourceTree:
              own: Path | None = None, for_flows: bool) -> Iterator[tuple[Path, str]]:
         """(real path to read, path relative to the root) of every file under the real folder
         ``start`` that ``wanted`` accepts (by its path). Hidden files and folders, ignored paths,
-        the settings file and folders in ``skip`` are left out; every oddity is reported."""
+        compiled Python code (``__pycache__``, ``*.pyc``, ``*.pyo``), the settings file and folders
+        in ``skip`` are left out; every oddity is reported."""
         stack = [start]
         while stack:
             folder = stack.pop()
@@ -192,8 +214,8 @@ class SourceTree:
             subfolders = []
             for entry in entries:
                 name = entry.name
-                if name.startswith("."):
-                    continue
+                if name.startswith(".") or is_compiled(name, is_dir=False):
+                    continue  # (a folder named like a compiled file too: nothing to read there)
                 rel = f"{prefix}/{name}" if prefix else name
                 full = folder / name
                 try:
@@ -252,6 +274,9 @@ class SourceTree:
             if why == "hidden":
                 self.report_setting(f"{what} folder {relative!r}{leads} is hidden: hidden files "
                                     "and folders are never read")
+            elif why == "compiled":
+                self.report_setting(f"{what} folder {relative!r}{leads} holds compiled Python "
+                                    "code (__pycache__), which is never read")
             else:
                 self.report_setting(f"{what} folder {relative!r}{leads} is excluded by "
                                     ".kestraignore")
