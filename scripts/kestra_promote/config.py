@@ -167,6 +167,11 @@ class Config:
     approval: str = "off"  # required: in Kestra, an apply waits for a person to approve its plan
     allow_deletions: int | None = None  # --allow-deletions: this run's own deletion limit
     path: str | None = None  # the file it was read from, if any
+    # Set by the run, never read from a settings file or a policy: the namespace the promotion
+    # runs from (its package's namespace files are sealed there), and whether this is
+    # bootstrap's own installation of that package, the one plan that may write them
+    promotion_namespace: str = "system"
+    installs_promotion: bool = False
     # the settings the file gives (not defaults); what a policy may refuse a commit to loosen
     explicit: frozenset[str] = field(default=frozenset(), compare=False)
 

@@ -39,6 +39,7 @@ from kestra_promote.models import (
     sort_key,
 )
 from kestra_promote.flows.order import topological
+from kestra_promote.gates.sealed import package_refusals
 from kestra_promote.git.origin import same_origin
 from kestra_promote.textsafe import safe_text
 
@@ -178,8 +179,9 @@ def refusals(changes: Sequence[Change], *, source_empty: bool, config: Config,
     """Reasons to refuse the whole plan: nothing is written when there is any.
 
     Checked when a plan is made and again, against the target as it is then, when a saved plan
-    is applied: a plan file edited by hand cannot delete what this source does not manage."""
-    found = []
+    is applied: a plan file edited by hand cannot delete what this source does not manage, nor
+    write the promotion's own package."""
+    found = _sealed(changes, config)
     for change in changes:
         if change.action is Action.DRIFTED and change.reason in (Reason.DRIFT_REFUSED,
                                                                  Reason.LEFT_GIT_DRIFT_REFUSED):
@@ -214,6 +216,12 @@ def refusals(changes: Sequence[Change], *, source_empty: bool, config: Config,
         if isinstance(change.before, str) and PROMOTION_LABEL in _labels(change.before):
             found.append(f"prune refused for {change.key}: it runs the promotion itself")
     return found
+
+
+def _sealed(changes: Sequence[Change], config: Config) -> list[str]:
+    """The promotion's package in its own namespace is written by bootstrap alone."""
+    return [] if config.installs_promotion else package_refusals(changes,
+                                                                 config.promotion_namespace)
 
 
 # -- order ----------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from kestra_promote.schedule import Window
 
 FORMAT = "kestra-promote/plan/4"  # 3: 128-bit hashes; 4: the sync windows it must obey
 _POLICY = ("name", "prune", "max_deletions", "allow_deletions", "protected_namespaces", "drift",
-           "include", "state_namespace", "windows")
+           "include", "state_namespace", "windows", "promotion_namespace")
 
 
 def _encode(value: str | bytes | None) -> dict[str, str] | None:

@@ -26,7 +26,7 @@ from kestra_promote.gates import checks
 from kestra_promote.gates.policy import SAFEGUARDS, Effective, effective, source_refusals
 from kestra_promote.gates.policy_store import Stored
 from kestra_promote.git.source import Source, read_source
-from kestra_promote.models import WRITES, Action, Plan
+from kestra_promote.models import WRITES, Action, DesiredFlow, Plan
 
 
 @dataclass
@@ -50,10 +50,21 @@ class Promotion:
         planned = make_plan(desired, live, self.config, commit=self.source.commit,
                             origin=self.origin, adopt=adopt)
         planned = dataclasses.replace(planned, dirty=dirty)
+        planned = self._sealed(planned, desired)
         stored = self.stored
         if stored is None or (stored.policy is None and stored.mismatch is None):
             return planned  # no policy: the repository's settings, as always
         return self._under_policy(planned, desired)
+
+    def _sealed(self, planned: Plan, desired: Desired) -> Plan:
+        """The default check, with or without a policy: no flow written may write into the
+        promotion's own namespace nor read its secrets."""
+        found = checks.evaluate(checks.default_checks(self.config.promotion_namespace),
+                                _written(planned, desired), source_name=self.config.name,
+                                changes=0)
+        if not found:
+            return planned
+        return dataclasses.replace(planned, refusals=(*planned.refusals, *map(str, found)))
 
     def _under_policy(self, planned: Plan, desired: Desired) -> Plan:
         """The plan with production's policy applied: what the commit may not loosen, who may
@@ -66,8 +77,7 @@ class Promotion:
         refused += source_refusals(policy, self.config.name, self.origin,
                                    {c.key.namespace for c in writes})
         if policy is not None and policy.checks:
-            written = [desired.flows[c.key] for c in writes
-                       if c.action in (Action.CREATE, Action.UPDATE) and c.key in desired.flows]
+            written = _written(planned, desired)
             refused += [str(v) for v in checks.evaluate(policy.checks, written,
                                                         source_name=self.config.name,
                                                         changes=len(writes))]
@@ -77,6 +87,12 @@ class Promotion:
             planned, refusals=(*planned.refusals, *refused),
             warnings=(*planned.warnings, *self.merged.warnings),
             policy=self.stored.status(), safeguards=shown)
+
+
+def _written(planned: Plan, desired: Desired) -> list[DesiredFlow]:
+    """The flows the plan creates or updates, as they will be sent."""
+    return [desired.flows[c.key] for c in planned.changes  # type: ignore[index]
+            if c.action in (Action.CREATE, Action.UPDATE) and c.key in desired.flows]
 
 
 def _shown(value: object) -> str:
@@ -98,6 +114,9 @@ def open_promotion(client: KestraClient, folder: str | os.PathLike[str], config:
         raise
     merged = effective(stored.policy if stored else None, config)
     config = merged.config
+    if stored is not None:  # the promotion runs from the policy namespace: sealed there
+        config = dataclasses.replace(config, promotion_namespace=stored.namespace)
+        merged = dataclasses.replace(merged, config=config)
     try:
         inventories: Inventories | None = read_inventories(client, config.state_namespace,
                                                            config.name)

@@ -19,9 +19,14 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import yaml
 
 from kestra_promote import yamlnodes
-from kestra_promote.config import check_label_key, check_namespace_pattern, namespace_matches
+from kestra_promote.config import (
+    check_label_key,
+    check_namespace,
+    check_namespace_pattern,
+    namespace_matches,
+)
 from kestra_promote.errors import SettingsError
-from kestra_promote.gates import credentials
+from kestra_promote.gates import credentials, sealed
 from kestra_promote.keys import FlowKey
 from kestra_promote.models import DesiredFlow
 from kestra_promote.textsafe import safe_text
@@ -35,6 +40,7 @@ RULES: Mapping[str, tuple[str, ...]] = {
     "max_changes": ("max",),
     "triggers_disabled": ("namespaces",),
     "no_clear_credentials": ("ignore_keys", "namespaces"),
+    "sealed_namespaces": ("protect", "secrets"),
 }
 # Top-level flow keys whose mappings are not tasks even with an ``id`` and a ``type``
 _NOT_TASKS = frozenset({"triggers", "inputs", "outputs", "sla", "variables", "labels",
@@ -43,6 +49,9 @@ _NOT_TASKS = frozenset({"triggers", "inputs", "outputs", "sla", "variables", "la
 _PLUGIN_TYPE = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+")
 _TYPE_GLOB = re.compile(r"[A-Za-z0-9_$.*?]+")
 _SOURCE_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]*")  # as config's source names
+_SECRET_PREFIX = re.compile(r"[A-Za-z0-9_]+")
+# The check every plan passes, with or without a policy: the promotion namespace is sealed
+DEFAULT_CHECK = "sealed promotion namespace"
 _SHOWN = 80  # the longest value a message quotes whole
 
 
@@ -61,6 +70,8 @@ class Check:
     sources: tuple[str, ...] = ()  # namespaces: the sources it applies to
     max: int | None = None  # max_changes
     ignore_keys: tuple[str, ...] = ()  # no_clear_credentials: keys never flagged
+    protect: tuple[str, ...] = ()  # sealed_namespaces: namespaces (and those starting with them)
+    secrets: tuple[str, ...] = ()  # sealed_namespaces: prefixes of secret names no flow reads
 
     def applies_to(self, namespace: str) -> bool:
         return not self.namespaces or any(namespace_matches(namespace, p) for p in self.namespaces)
@@ -190,6 +201,24 @@ def _source_names(value: object, key: str) -> tuple[str, ...]:
     return names
 
 
+def _namespace_names(value: object, key: str) -> tuple[str, ...]:
+    names = _texts(value, key)
+    for name in names:
+        if (why := check_namespace(name)) is not None:
+            raise _Bad(f"{key!r}: {why} (a namespace name: it covers every namespace whose "
+                       "name starts with it)")
+    return names
+
+
+def _secret_prefixes(value: object, key: str) -> tuple[str, ...]:
+    prefixes = _texts(value, key)
+    for prefix in prefixes:
+        if not _SECRET_PREFIX.fullmatch(prefix):
+            raise _Bad(f"{key!r}: {_shown(prefix)} is not the start of a secret name: use "
+                       "letters, digits and '_'")
+    return prefixes
+
+
 def _type_rule(key: str) -> Callable[[object, str], tuple[str, ...]]:
     return _namespace_patterns if key == "namespaces" else _type_patterns
 
@@ -202,10 +231,11 @@ _READERS: Mapping[str, Mapping[str, Callable[[object, str], Any]]] = {
     "max_changes": {"max": _count},
     "triggers_disabled": {"namespaces": _namespace_patterns},
     "no_clear_credentials": {"ignore_keys": _texts, "namespaces": _namespace_patterns},
+    "sealed_namespaces": {"protect": _namespace_names, "secrets": _secret_prefixes},
 }
 _REQUIRED: Mapping[str, tuple[str, ...]] = {
     "required_label": ("key",), "namespaces": ("allow",), "max_changes": ("max",),
-    "triggers_disabled": ("namespaces",),
+    "triggers_disabled": ("namespaces",), "sealed_namespaces": ("protect",),
 }
 
 
@@ -441,12 +471,18 @@ def _no_clear_credentials(run: _Run, flow: DesiredFlow, root: yaml.Node) -> None
         run.add(flow, finding.line, f"{finding.message}: {credentials.SUGGESTION}")
 
 
+def _sealed_namespaces(run: _Run, flow: DesiredFlow, root: yaml.Node) -> None:
+    for finding in sealed.find(root, flow.key.namespace, run.check.protect, run.check.secrets):
+        run.add(flow, finding.line, finding.message)
+
+
 _PER_FLOW: Mapping[str, Callable[[_Run, DesiredFlow, yaml.Node], None]] = {
     "required_label": _required_label,
     "task_types": _task_types,
     "trigger_types": _trigger_types,
     "triggers_disabled": _triggers_disabled,
     "no_clear_credentials": _no_clear_credentials,
+    "sealed_namespaces": _sealed_namespaces,
 }
 
 
@@ -491,9 +527,16 @@ def evaluate(checks: Iterable[Check], flows: Iterable[DesiredFlow], *, source_na
     return tuple(violations)
 
 
+def default_checks(namespace: str) -> tuple[Check, ...]:
+    """The checks of every plan, with or without a policy: no flow may write into the promotion
+    ``namespace`` (or one whose name starts with it), nor read the promotion's own secrets."""
+    return (Check(name=DEFAULT_CHECK, rule="sealed_namespaces", protect=(namespace,),
+                  secrets=(sealed.PROMOTION_SECRETS,)),)
+
+
 # -- what the checks are -----------------------------------------------------------------------
 
-def _among(patterns: Sequence[str]) -> str:
+def _among(patterns: Iterable[str]) -> str:
     return ", ".join(patterns)
 
 
@@ -515,6 +558,12 @@ def summary(check: Check) -> str:
         return f"at most {check.max} changes (creations, updates and deletions) in one run"
     if check.rule == "triggers_disabled":
         return f"every trigger of flows{where} must be disabled"
+    if check.rule == "sealed_namespaces":
+        reading = f", nor read the secrets {_among(s + '*' for s in check.secrets)}" \
+            if check.secrets else ""
+        return (f"flows may not write into, start or resume flows in, or listen to "
+                f"{_among(check.protect)} (nor namespaces whose names start with them)"
+                f"{reading}")
     ignoring = f", keys {_among(check.ignore_keys)} aside" if check.ignore_keys else ""
     return f"no clear-text credentials in flows{where}{ignoring}"
 

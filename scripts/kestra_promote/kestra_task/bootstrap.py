@@ -87,7 +87,9 @@ def bootstrap_config(role: str, namespace: str, version: str = "2.0") -> Config:
     return Config(
         name=f"kestra-promote-{role}", flows=(flows_folder(role, version),), namespace_files=files,
         rename={"system": namespace} if namespace != "system" else {},
-        state_namespace=namespace, protected_namespaces=(), path="(bootstrap)")
+        state_namespace=namespace, protected_namespaces=(), path="(bootstrap)",
+        # the one plan that installs the package into the promotion's sealed namespace files
+        promotion_namespace=namespace, installs_promotion=True)
 
 
 @dataclass(frozen=True)
