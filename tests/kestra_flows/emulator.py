@@ -7,8 +7,10 @@ namespace files copied in, inputFiles written, env rendered, commands run by a s
 ``::{json}::`` lines parsed on both streams, other stderr lines logged at ERROR as Kestra does,
 outputFiles collected), git Clone (a real clone of a local repository by ``branch``, ``tag`` or
 ``commit``, as plugin-git does), PushFlows and PushNamespaceFiles (a real commit and push to a
-local repository), If, WorkingDirectory, Loop (2.0) and ForEach (1.3), Log; ``runIf`` skips a
-task. A failing task fails the execution and runs the ``errors`` tasks.
+local repository), If, WorkingDirectory, Loop (2.0) and ForEach (1.3), Log, Return (output
+``value``) and Fail (on a truthy ``condition``); ``runIf`` skips a task. A STRING input's
+``validator`` must match its whole value. A failing task fails the execution and runs the
+``errors`` tasks.
 """
 
 from __future__ import annotations
@@ -131,6 +133,11 @@ class Emulator:
                 raise TaskFailed(f"Missing required input '{name}'")
             if value is not None and spec["type"] == "SELECT" and str(value) not in map(str, spec["values"]):
                 raise TaskFailed(f"Invalid value for input '{name}': {value!r}")
+            if value is not None and spec.get("validator") is not None and \
+                    not re.fullmatch(spec["validator"], str(value)):
+                # StringInput.validate: RegexUtils.matches, Matcher.matches() on the whole value
+                raise TaskFailed(f"Invalid value for input '{name}': it must match the pattern "
+                                 f"`{spec['validator']}`")
             if value is not None and spec["type"] == "INT":
                 value = int(value)
             values[name] = value
@@ -209,6 +216,8 @@ class Emulator:
                 "io.kestra.plugin.core.flow.ForEach": self._loop,
                 "io.kestra.plugin.core.log.Log": self._log,
                 "io.kestra.plugin.core.flow.Pause": self._pause,
+                "io.kestra.plugin.core.debug.Return": self._return,
+                "io.kestra.plugin.core.execution.Fail": self._fail,
             }.get(task["type"])
             if handler is None:
                 raise AssertionError(f"the emulator does not run {task['type']}")
@@ -242,6 +251,19 @@ class Emulator:
     def _log(self, task: dict, execution: Execution, workdir: Path | None) -> None:
         level = task.get("level", "INFO")
         execution.logs.append((task["id"], level, str(self.render(task["message"], execution))))
+
+    def _return(self, task: dict, execution: Execution, workdir: Path | None) -> None:
+        execution.outputs[task["id"]] = {"value": self.render(task.get("format"), execution)}
+
+    def _fail(self, task: dict, execution: Execution, workdir: Path | None) -> None:
+        """Fail.java: without a condition, fail with the message; with one, fail when it renders
+        truthy, the message logged at ERROR."""
+        message = str(self.render(task.get("errorMessage", "Task failure"), execution))
+        if "condition" not in task:
+            raise TaskFailed(message)
+        if _truthy(self.render(task["condition"], execution)):
+            execution.logs.append((task["id"], "ERROR", message))
+            raise TaskFailed("Fail on a condition")
 
     def _if(self, task: dict, execution: Execution, workdir: Path | None) -> None:
         branch = "then" if _truthy(self.render(task["condition"], execution)) else "else"

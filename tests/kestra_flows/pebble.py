@@ -2,8 +2,8 @@
 
 Supported: ``{{ expr }}`` in text; paths (``inputs.x``, ``outputs.task.vars.key``); string,
 number and null/true/false literals; parentheses; ``??`` (null and undefined coalescing); ``==``;
-``cond ? a : b`` (only the chosen branch is evaluated, as in Pebble); filters ``| toJson`` and
-``| join(sep)``; functions ``secret('NAME')`` and ``kv('KEY', errorOnMissing=false)``.
+``~`` (concatenation); ``cond ? a : b`` (only the chosen branch is evaluated, as in Pebble);
+filters ``| toJson``, ``| join(sep)`` and ``| endsWith(text)``; functions ``secret('NAME')`` and ``kv('KEY', errorOnMissing=false)``.
 Anything else raises, so a flow using more than this is noticed.
 """
 
@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any, Callable, Mapping
 
-TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<num>\d+(?:\.\d+)?)|(?P<op>\?\?|==|[().,|=\[\]?:])"
+TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<num>\d+(?:\.\d+)?)|(?P<op>\?\?|==|[().,|=\[\]?:~])"
                    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*))")
 
 
@@ -116,11 +116,18 @@ class _Parser:
             self.pos += 1
 
     def compare(self) -> Any:
-        left = self.filtered()
+        left = self.concat()
         if self.peek() == ("op", "=="):
             self.take("==")
-            return left == self.filtered()
+            return left == self.concat()
         return left
+
+    def concat(self) -> Any:
+        value = self.filtered()
+        while self.peek() == ("op", "~"):
+            self.take("~")
+            value = _text(value) + _text(self.filtered())
+        return value
 
     def filtered(self) -> Any:
         value = self.primary()
@@ -129,6 +136,11 @@ class _Parser:
             name = self.take()[1]
             if name == "toJson":
                 value = json.dumps(value, separators=(",", ":"))
+            elif name == "endsWith":  # EndsWithFilter: input.toString().endsWith(value)
+                self.take("(")
+                suffix = self.ternary()
+                self.take(")")
+                value = _text(value).endswith(_text(suffix))
             elif name == "join":
                 self.take("(")
                 separator = self.ternary()

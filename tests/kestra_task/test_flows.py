@@ -42,6 +42,8 @@ PLUGIN_TYPES = {
     "io.kestra.plugin.core.flow.ForEach": "kestra-io/kestra (core, 1.3)",
     "io.kestra.plugin.core.log.Log": "kestra-io/kestra (core)",
     "io.kestra.plugin.core.flow.Pause": "kestra-io/kestra (core)",
+    "io.kestra.plugin.core.debug.Return": "kestra-io/kestra (core)",
+    "io.kestra.plugin.core.execution.Fail": "kestra-io/kestra (core)",
     "io.kestra.plugin.core.runner.Process": "kestra-io/kestra (core task runner)",
     "io.kestra.plugin.core.trigger.Schedule": "kestra-io/kestra (core)",
     "io.kestra.plugin.core.trigger.Webhook": "kestra-io/kestra (core)",
@@ -476,7 +478,7 @@ def test_commit_to_git_commits_every_namespace_of_the_tree_where_promotion_reads
         execution = emulator.execute({"namespace": "dev.company", "branch": "review"})
     assert execution.state == "SUCCESS", execution.logs
     assert execution.flow_outputs["namespaces"] == "dev.company, dev.company.team"
-    repo.git("checkout", "-q", "review")
+    repo.git("checkout", "-q", "kestra-dev/review")  # under the branch prefix
     assert sorted(p.relative_to(repo.path).as_posix() for p in repo.path.rglob("*")
                   if p.is_file() and ".git" not in p.parts) == [
         "README.md", "files/dev.company.team/scripts/etl.py", "files/dev.company/shared.txt",

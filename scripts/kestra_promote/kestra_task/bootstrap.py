@@ -29,7 +29,7 @@ SETTINGS = {
              "promote_notify_format", "promote_ui_url", "promote_approval", "promote_approval_timeout",
              "promote_pull_requests", "promote_review_api", "promote_review_repo"),
     "dev": ("commit_repo_url", "commit_author_name", "commit_author_email", "commit_kestra_url",
-            "commit_tenant"),
+            "commit_tenant", "commit_branch_prefix", "commit_production_branch"),
 }
 SECRETS = {
     "prod": (
