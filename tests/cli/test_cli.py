@@ -343,7 +343,7 @@ def test_text_on_a_terminal_is_escaped_too_but_report_colours_are_kept():
 def test_json_warnings_carry_the_file_and_line_as_fields(repo: GitRepo, target: Target):
     repo.write("a.yml", flow_yaml("dev.company", "a", extra="variables:\n  x: '{{ 1 }}'\n").replace(
         "tasks:\n", "tasks:\n  - id: call\n    type: io.kestra.plugin.core.flow.Subflow\n"
-        "    namespace: \"{{ inputs.ns }}\"\n    flowId: b\n"))
+        "    namespace: \"company.{{ inputs.ns }}\"\n    flowId: b\n"))
     repo.commit()
     result = run_cli("plan", str(repo.path), "--rename", "dev=", "--format", "json", env=target.env)
     (warning,) = [w for w in json.loads(result.out)["warnings"] if "expression" in w["message"]]
@@ -354,7 +354,7 @@ def test_json_warnings_carry_the_file_and_line_as_fields(repo: GitRepo, target: 
 def test_a_saved_plan_keeps_where_each_warning_is(repo: GitRepo, target: Target, tmp_path):
     repo.write("a.yml", flow_yaml("dev.company", "a").replace(
         "tasks:\n", "tasks:\n  - id: call\n    type: io.kestra.plugin.core.flow.Subflow\n"
-        "    namespace: \"{{ inputs.ns }}\"\n    flowId: b\n"))
+        "    namespace: \"company.{{ inputs.ns }}\"\n    flowId: b\n"))
     repo.commit()
     saved = tmp_path / "plan.json"
     made = run_cli("plan", str(repo.path), "--rename", "dev=", "--out", str(saved), env=target.env)

@@ -86,9 +86,18 @@ def test_the_flows_namespace_written_as_an_expression_is_known(value: str):
     assert _default(_task(KV + "Set", f"key: k\nvalue: v\nnamespace: {value}")) == ()
 
 
-def test_a_namespace_computed_at_run_time_cannot_be_checked():
-    [violation] = _default(_task(KV + "Set", "key: k\nvalue: v\nnamespace: '{{ inputs.ns }}'"))
+@pytest.mark.parametrize("value", ["'{{ inputs.ns }}'", "'sys{{ inputs.x }}'",
+                                   "'system.{{ inputs.x }}'"])
+def test_a_namespace_computed_at_run_time_cannot_be_checked(value: str):
+    [violation] = _default(_task(KV + "Set", f"key: k\nvalue: v\nnamespace: {value}"))
     assert "given by an expression, which cannot be checked" in violation.message
+
+
+@pytest.mark.parametrize("kind", [KV + "Set", "io.kestra.plugin.core.flow.Subflow"])
+def test_a_computed_namespace_that_cannot_be_sealed_passes(kind: str):
+    # whatever the expression gives, the name starts with "company.": never a sealed one
+    props = "key: k\nvalue: v\nflowId: x\nnamespace: 'company.{{ inputs.team }}'"
+    assert _default(_task(kind, props)) == ()
 
 
 def test_other_namespaces_and_other_tasks_pass():

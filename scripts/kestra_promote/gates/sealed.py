@@ -155,6 +155,9 @@ def _namespace(node: yaml.Node | None, flow_namespace: str) -> str | None:
     return None if _EXPRESSION.search(text) else text
 
 
+_UNKNOWN = "an expression"  # what _Finder.resolve says of a namespace that might be sealed
+
+
 class _Finder:
     def __init__(self, flow_namespace: str, sealed: Sequence[str]) -> None:
         self.flow_namespace = flow_namespace
@@ -163,6 +166,20 @@ class _Finder:
 
     def add(self, node: yaml.Node | None, message: str) -> None:
         self.found.append(Finding(_line(node), message))
+
+    def resolve(self, node: yaml.Node) -> str | None:
+        """The namespace ``node`` names; ``_UNKNOWN`` for an expression whose value might be
+        sealed (its text before the first expression could start a sealed name, or a sealed
+        name starts it); None for one that cannot be (``company.{{ inputs.team }}``)."""
+        namespace = _namespace(node, self.flow_namespace)
+        if namespace is not None:
+            return namespace
+        text = _FLOW_NAMESPACE.sub(self.flow_namespace, yamlnodes.scalar_text(node) or "")
+        match = _EXPRESSION.search(text)
+        head = text[:match.start()] if match else ""
+        if any(head.startswith(s) or s.startswith(head) for s in self.sealed):
+            return _UNKNOWN
+        return None
 
     def _sealed(self, what: str, namespace: str, node: yaml.Node | None) -> None:
         if (by := covered(namespace, self.sealed)) is not None:
@@ -175,11 +192,11 @@ class _Finder:
             if default:
                 self._sealed(what, self.flow_namespace, task)
             return
-        namespace = _namespace(node, self.flow_namespace)
-        if namespace is None:
+        namespace = self.resolve(node)
+        if namespace is _UNKNOWN:
             self.add(node, f"{what} a namespace given by an expression, which cannot be checked "
                            "before the run: write the namespace as text")
-        else:
+        elif namespace is not None:
             self._sealed(what, namespace, node)
 
     def purge(self, named: str, task: yaml.Node) -> None:
@@ -206,10 +223,11 @@ class _Finder:
             return
         items = names.value if isinstance(names, yaml.SequenceNode) else [names]
         for item in items:
-            namespace = _namespace(item, self.flow_namespace)
-            if namespace is None:
+            namespace = self.resolve(item)
+            if namespace is _UNKNOWN:
                 self.add(item, f"{what} a namespace given by an expression, which cannot be "
                                "checked before the run: write the namespace as text")
+            if namespace is None or namespace is _UNKNOWN:
                 continue
             self._sealed(what, namespace, item)
             parent = next((s for s in self.sealed if s.startswith(namespace)), None)
@@ -223,16 +241,19 @@ class _Finder:
             node = yamlnodes.mapping_get(mapping, "namespace")
             if node is None or mapping is trigger:
                 continue
-            namespace = _namespace(node, self.flow_namespace)
             what = f"{named} starts this flow on executions in"
-            if namespace is None:
-                self.add(node, f"{what} a namespace given by an expression, which cannot be "
-                               "checked before the run")
-                continue
             comparison = (yamlnodes.scalar_text(yamlnodes.mapping_get(mapping, "comparison"))
                           or "").upper()
             prefix = (yamlnodes.scalar_text(yamlnodes.mapping_get(mapping, "prefix"))
                       or "").lower() == "true"
+            namespace = self.resolve(node)
+            if namespace is None and (comparison in ("PREFIX", "SUFFIX") or prefix):
+                namespace = _namespace(node, self.flow_namespace) or _UNKNOWN
+            if namespace is _UNKNOWN:
+                self.add(node, f"{what} a namespace given by an expression, which cannot be "
+                               "checked before the run")
+            if namespace is None or namespace is _UNKNOWN:
+                continue
             if comparison == "PREFIX" or (prefix and not comparison):
                 reached = next((s for s in self.sealed if s.startswith(namespace)), None)
             elif comparison == "SUFFIX":
