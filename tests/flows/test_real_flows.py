@@ -93,6 +93,39 @@ def _accepted_by_1_3(tmp_path: Path) -> Path:
     return folder
 
 
+# Valid flows that the default check (the sealed promotion namespace, checks.md) refuses to
+# promote: they could act on the promotion's own flows, whatever namespace they end up naming
+SEALED_REFUSED = {
+    # execution.Resume with an executionId: Kestra finds the execution by id alone
+    "core/src/test/resources/flows/valids/resume-execution.yaml": "task 'resume'",
+    # Subflow into "{{inputs.namespace}}": any namespace, the promotion's included
+    "core/src/test/resources/flows/valids/task-flow-dynamic.yaml": "task 'launch'",
+}
+
+
+def _promotable(tmp_path: Path) -> Path:
+    """The flows of `_accepted_by_1_3` that a promotion may write (the default check passes)."""
+    folder = _accepted_by_1_3(tmp_path)
+    for relative in SEALED_REFUSED:
+        (folder / relative).unlink()
+    return folder
+
+
+@pytest.mark.fake_only
+def test_the_default_check_refuses_exactly_the_flows_that_could_act_on_the_promotion(
+        tmp_path: Path):
+    folder = _accepted_by_1_3(tmp_path)
+    fake = _kestra_test_server()
+    with serve(fake) as url:
+        result = run_cli("plan", str(folder), "--url", url, "--username", "admin@kestra.io",
+                         "--password", "Admin1234!")
+    refused = [line.strip() for line in result.out.splitlines()
+               if "[sealed promotion namespace]" in line]
+    assert len(refused) == len(SEALED_REFUSED)
+    for relative, task in SEALED_REFUSED.items():
+        assert any(f"{relative}:" in line and task in line for line in refused), relative
+
+
 @pytest.mark.parametrize("relative", sorted(REJECTED_BY_1_3))
 def test_flows_kestra_1_3_no_longer_accepts_are_rejected_for_that_reason(relative: str):
     flow, errors = rules.check((VALID / relative).read_text(), version="1.3.4",
@@ -130,8 +163,8 @@ def test_every_invalid_flow_is_rejected_with_a_message_naming_it(path: Path, tmp
 
 
 @pytest.mark.fake_only
-def test_apply_206_real_flows_byte_identical_then_no_writes_then_one_update(tmp_path: Path):
-    folder = _accepted_by_1_3(tmp_path)
+def test_apply_204_real_flows_byte_identical_then_no_writes_then_one_update(tmp_path: Path):
+    folder = _promotable(tmp_path)
     repo = GitRepo(folder)
     repo.commit("Kestra's test flows")
     fake = _kestra_test_server()
@@ -139,10 +172,10 @@ def test_apply_206_real_flows_byte_identical_then_no_writes_then_one_update(tmp_
         auth = ["--url", url, "--username", "admin@kestra.io", "--password", "Admin1234!"]
         first = run_cli("apply", str(folder), *auth)
         assert first.code == 0, first.err
-        assert "Apply complete: 206 created, 0 updated, 0 deleted." in first.out
+        assert "Apply complete: 204 created, 0 updated, 0 deleted." in first.out
         source = read_source(folder)
         live = fake.current()
-        assert len(live) == 206
+        assert len(live) == 204
         # byte-identical, except that the server drops a `revision:` line (two files have one)
         with_revision = {k for k, f in source.flows.items()
                          if any(line.startswith("revision:") for line in f.source.splitlines())}
@@ -173,8 +206,8 @@ def test_apply_206_real_flows_byte_identical_then_no_writes_then_one_update(tmp_
 
 
 @pytest.mark.fake_only
-def test_one_real_invalid_flow_among_206_valid_ones_blocks_every_write(tmp_path: Path):
-    folder = _accepted_by_1_3(tmp_path)
+def test_one_real_invalid_flow_among_204_valid_ones_blocks_every_write(tmp_path: Path):
+    folder = _promotable(tmp_path)
     shutil.copy(INVALID / "core/src/test/resources/flows/invalids/invalid-property.yaml",
                 folder / "invalid-property.yaml")
     fake = _kestra_test_server()
@@ -185,6 +218,6 @@ def test_one_real_invalid_flow_among_206_valid_ones_blocks_every_write(tmp_path:
     assert result.err.splitlines() == [
         '  invalid-property.yaml: io.kestra.tests/duplicate: tasks[0].invalid: '
         'Unrecognized field "invalid"',
-        "Error: the target rejected 1 of 207 flow(s); nothing was written",
+        "Error: the target rejected 1 of 205 flow(s); nothing was written",
     ]
     assert fake.writes() == [] and fake.current() == {}

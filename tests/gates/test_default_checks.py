@@ -328,3 +328,15 @@ def test_every_flow_of_the_project_fails_the_check_only_as_the_promotion_itself(
              sorted(Path(ROOT / "flows").glob("*/*.yml"))]
     found = evaluate(default_checks("system"), flows, source_name="main", changes=0)
     assert {v.flow for v in found} == {f.key for f in flows}
+
+
+def test_the_documented_sealed_namespaces_examples_read():
+    for page in ("checks.md", "policy.md"):
+        text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+        blocks = [b for b in text.split("```yaml\n")[1:] if "sealed_namespaces" in b.split("```")[0]]
+        assert blocks, page
+        for block in blocks:
+            policy = yaml.safe_load(block.split("```")[0])
+            parsed = parse_checks(policy["checks"])
+            assert any(c.rule == "sealed_namespaces" and "company.core" in c.protect
+                       for c in parsed), page
