@@ -55,6 +55,7 @@ from kestra_promote.errors import (
 from kestra_promote.target.live import namespace_tree
 from kestra_promote.models import ApplyResult, Plan
 from kestra_promote.git.origin import origin
+from kestra_promote.kestra_task import settings
 from kestra_promote.kestra_task.emit import Emitter, KestraLogHandler
 from kestra_promote.engine.promotion import open_promotion
 from kestra_promote.gates import policy_store
@@ -563,6 +564,9 @@ def run_task(name: str, env: Mapping[str, str], out: TextIO | None = None,
 
 def _run(name: str, env: Mapping[str, str], emit: Emitter, folder: Path) -> int:
     try:
+        env, record = settings.resolve(env)  # the sealed record's settings, when a flow runs it
+        if name == "decide" and record is not None:
+            emit.outputs(settings.flow_outputs(record))
         if name == "promote":
             return task_promote(env, emit, workdir=folder)
         return TASKS[name](env, emit)
