@@ -3,7 +3,9 @@
 The project's own flows (``flows/prod`` for the instance that promotes, ``flows/dev`` or, on
 Kestra 1.x, ``flows/dev-1.3`` for a development instance) and the helper package (``scripts/``,
 as namespace files, which both sides run) are promoted like any flows repository: planned, validated on the target, applied all or nothing,
-and recorded in an inventory of their own. Running it twice changes nothing the second time.
+and recorded in an inventory of their own, which records where they came from (``origin``): the
+project's repository, or its folder outside Git. Running it twice changes nothing the second
+time.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from kestra_promote.errors import NotFound, SettingsError
 from kestra_promote.target.live import read_for
 from kestra_promote.models import ApplyResult, Plan
 from kestra_promote.engine.plan import plan as make_plan
+from kestra_promote.git.origin import origin
 from kestra_promote.git.source import check_namespace, read_source
 
 ROLES = ("prod", "dev")
@@ -117,7 +120,16 @@ def prepare_bootstrap(client: KestraClient, project: Path, role: str, namespace:
             current = None
         if current != value:
             changed[key] = value
-    return Prepared(make_plan(desired, live, config, commit=source.commit), changed)
+    # the objects are the project's: a pull request of another repository is never planned
+    # as this inventory's (see engine.promotion.review_identity); whichever copy of the
+    # project installs them owns them (adopt: no refusal when it is another copy)
+    return Prepared(make_plan(desired, live, config, commit=source.commit,
+                              origin=project_origin(project), adopt=True), changed)
+
+
+def project_origin(project: Path) -> str:
+    """Where the project's objects come from: its repository, or its folder outside Git."""
+    return origin(project) or "file:" + str(project.resolve())
 
 
 def write_settings(client: KestraClient, namespace: str, settings: Mapping[str, str]) -> None:
