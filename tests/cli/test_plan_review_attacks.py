@@ -129,3 +129,16 @@ def test_a_review_outside_git_shows_no_diff_of_an_inventory_without_origin(
     assert SECRET not in result.out + result.err
     plain = run_cli("plan", str(folder), env=target.env)  # in a terminal: everything
     assert plain.code == 0 and SECRET in plain.out
+
+
+def test_a_request_loosening_productions_policy_gets_a_refused_review(
+        repo: GitRepo, target: Target, github: tuple[FakeProvider, str], tmp_path: Path):
+    policy = tmp_path / "policy.yml"
+    policy.write_text("drift: fail\n", encoding="utf-8")
+    assert run_cli("policy", "set", str(policy), env=target.env).code == 0
+    repo.write("kestra-promote.yml", "name: analytics\ndrift: overwrite\n")
+    repo.write("flows/mine.yml", flow_yaml("company.team", "mine"))
+    result = _review(repo, target, github, "post", repo.commit())
+    assert result.code == 1
+    assert "'drift' 'overwrite' keeps fewer of production's edits" in github[0].comments[0]["body"]
+    assert github[0].statuses[-1]["state"] == "failure"
