@@ -849,7 +849,7 @@ def test_pull_requests_are_ignored_unless_enabled_or_into_another_branch(reviewi
     _set(fake, "promote_branch", "main")  # the request goes into master
     execution = emulator.webhook("hook-key-0123456789", headers, body)
     assert execution is not None and execution.outputs["decide"]["vars"]["decision"] == "ignore"
-    assert "into 'master': this promotion follows branch 'main'" in \
+    assert "into another branch: this promotion follows branch 'main'" in \
         execution.outputs["decide"]["vars"]["reason"]
     _set(fake, "promote_branch", "master")
     _set(fake, "promote_pull_requests", "false")

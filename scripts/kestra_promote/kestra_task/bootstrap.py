@@ -3,7 +3,9 @@
 The project's own flows (``flows/prod`` for the instance that promotes, ``flows/dev`` or, on
 Kestra 1.x, ``flows/dev-1.3`` for a development instance) and the helper package (``scripts/``,
 as namespace files, which both sides run) are promoted like any flows repository: planned, validated on the target, applied all or nothing,
-and recorded in an inventory of their own. Running it twice changes nothing the second time.
+and recorded in an inventory of their own, which records where they came from (``origin``): the
+project's repository, or its folder outside Git. Running it twice changes nothing the second
+time.
 
 Production's settings are written as one sealed record (``gates.seal``): the settings, the digest
 of production's policy and the digest of the package just installed. Settings kept one per KV key
@@ -26,6 +28,7 @@ from kestra_promote.gates.policy import digest_of
 from kestra_promote.target.live import read_for
 from kestra_promote.models import ApplyResult, Plan
 from kestra_promote.engine.plan import plan as make_plan
+from kestra_promote.git.origin import origin
 from kestra_promote.git.source import check_namespace, read_source
 
 ROLES = ("prod", "dev")
@@ -116,7 +119,11 @@ def prepare_bootstrap(client: KestraClient, project: Path, role: str, namespace:
     source = read_source(project, config=config)
     desired = prepare(source, config)
     live = read_for(client, desired, config)
-    planned = make_plan(desired, live, config, commit=source.commit)
+    # the objects are the project's: a pull request of another repository is never planned
+    # as this inventory's (see engine.promotion.review_identity); whichever copy of the
+    # project installs them owns them (adopt: no refusal when it is another copy)
+    planned = make_plan(desired, live, config, commit=source.commit,
+                        origin=project_origin(project), adopt=True)
     if role == "prod":
         package = seal.package_digest(seal.namespace_package(
             {key.path: file.content for key, file in desired.files.items()
@@ -156,6 +163,11 @@ def _sealed(client: KestraClient, planned: Plan, namespace: str,
     record = seal.Record(values, digest_of(policy) if policy is not None else seal.NO_POLICY,
                          package)
     return Prepared(planned, changed, record, current != record, tuple(sorted(legacy)))
+
+
+def project_origin(project: Path) -> str:
+    """Where the project's objects come from: its repository, or its folder outside Git."""
+    return origin(project) or "file:" + str(project.resolve())
 
 
 def write_settings(client: KestraClient, namespace: str, settings: Mapping[str, str]) -> None:

@@ -315,6 +315,8 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
     connection = _connection(env)
     for warning in connection.warnings():  # --insecure and clear-text credentials, as the CLI
         emit.log("WARN", warning)
+    # a pull request's plan, posted on it: made as production knows the repository
+    posting = _posting(env) if mode == "plan" else None
     with connect(connection) as client:
         # production's policy, kept in the promotion's own namespace unless told otherwise
         namespace = policy_store.namespace_from(
@@ -322,7 +324,8 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
         promotion = open_promotion(client, folder, config, origin=origin(folder),
                                    policy=functools.partial(
                                        policy_store.read, client, namespace,
-                                       _text(env, policy_store.PIN_VARIABLE)))
+                                       _text(env, policy_store.PIN_VARIABLE)),
+                                   review=posting is not None)
 
         def replan() -> Plan:
             return promotion.plan(adopt=bool(_flag(env, "KP_ADOPT")))
@@ -340,7 +343,6 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
         for warning in plan.warnings:
             emit.log("WARN", str(warning))
         if mode == "plan":
-            posting = _posting(env)  # a pull request's plan: posted on it
             error: KestraPromoteError | None = None
             try:
                 warnings = ensure_valid(client, plan.pending)
