@@ -26,13 +26,11 @@ from kestra_promote import report
 from kestra_promote.target.client import Connection, connect
 from kestra_promote.errors import KestraPromoteError
 
-from . import credentials
+from . import credentials, seal
 from .gitea import Gitea, GiteaError
+from .seal import BRANCH, OWNER_REPO  # the demo's settings: one place, which the seal uses
 
 PROJECT = Path(__file__).resolve().parents[1]
-OWNER_REPO = "flows"
-BRANCH = "main"
-PROVIDER = "gitea"  # promote_webhook_provider: a request claiming another provider is refused
 
 
 @dataclass(frozen=True)
@@ -203,8 +201,8 @@ def install(login: Login, url: str, role: str, settings: Mapping[str, str], out:
 
 
 def prod_settings(stack: Stack) -> dict[str, str]:
-    return {"promote_repo_url": stack.repo_url, "promote_branch": BRANCH,
-            "promote_webhook_provider": PROVIDER}
+    # the same settings the credentials service sealed production's environment with
+    return seal.prod_settings(stack.gitea_url, stack.owner)
 
 
 def dev_settings(stack: Stack) -> dict[str, str]:

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, TextIO
 
+from . import seal
+
 PARTIES = ("dev", "prod", "bootstrap")
 
 
@@ -161,10 +163,12 @@ def shell_exports(variables: Mapping[str, str]) -> str:
     return "".join(f"export {name}={quote(value)}\n" for name, value in variables.items())
 
 
-def kestra_environment(values: Mapping[str, str], party: str) -> dict[str, str]:
+def kestra_environment(values: Mapping[str, str], party: str,
+                       gitea_url: str = seal.GITEA_URL) -> dict[str, str]:
     """What one Kestra container's entrypoint exports: its own login (Micronaut maps
     KESTRA_SERVER_BASIC_AUTH_* to kestra.server.basic-auth.*, DATASOURCES_POSTGRES_PASSWORD to
-    datasources.postgres.password) and the secrets its flows read."""
+    datasources.postgres.password), the secrets its flows read and, for production, the seal of
+    the promotion's settings (ENV_KESTRA_PROMOTE_SEAL: flows read it, none can write it)."""
     side = party.upper()
     variables = {
         "KESTRA_SERVER_BASIC_AUTH_USERNAME": values[f"KESTRA_{side}_ADMIN_USER"],
@@ -180,17 +184,21 @@ def kestra_environment(values: Mapping[str, str], party: str) -> dict[str, str]:
     if party == "prod":
         variables["SECRET_KESTRA_PROMOTE_WEBHOOK_KEY"] = b64(values["PROMOTE_WEBHOOK_KEY"])
         variables["SECRET_KESTRA_PROMOTE_WEBHOOK_SECRET"] = b64(values["PROMOTE_WEBHOOK_SECRET"])
+        variables["ENV_KESTRA_PROMOTE_SEAL"] = seal.seal(
+            seal.prod_settings(gitea_url, values["GITEA_ADMIN_USER"]))
     return variables
 
 
-def files(values: Mapping[str, str]) -> dict[tuple[str, str], tuple[str, int | None]]:
+def files(values: Mapping[str, str], gitea_url: str = seal.GITEA_URL
+          ) -> dict[tuple[str, str], tuple[str, int | None]]:
     """(party, file name) -> (content, the uid that must read it besides root)."""
     out: dict[tuple[str, str], tuple[str, int | None]] = {}
     for party in PARTIES:
         own = {item.name: values[item.name] for item in ITEMS if item.party == party}
         out[(party, "credentials.json")] = (json.dumps(own, indent=2, sort_keys=True) + "\n", None)
     for party in ("dev", "prod"):
-        out[(party, "kestra.env")] = (shell_exports(kestra_environment(values, party)), None)
+        out[(party, "kestra.env")] = (shell_exports(kestra_environment(values, party, gitea_url)),
+                                      None)
         out[(party, "postgres-password")] = (values[f"POSTGRES_{party.upper()}_PASSWORD"],
                                              POSTGRES_UID)
     out[("bootstrap", "gitea-admin.env")] = (shell_exports({
@@ -199,10 +207,10 @@ def files(values: Mapping[str, str]) -> dict[tuple[str, str], tuple[str, int | N
     return out
 
 
-def write(root: Path, values: Mapping[str, str]) -> list[str]:
+def write(root: Path, values: Mapping[str, str], gitea_url: str = seal.GITEA_URL) -> list[str]:
     """Write every file that changed (mode 0600); the names written."""
     written = []
-    for (party, name), (content, uid) in files(values).items():
+    for (party, name), (content, uid) in files(values, gitea_url).items():
         path = root / party / name
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text() != content:
@@ -228,7 +236,7 @@ def main(env: Mapping[str, str] | None = None, root: Path | None = None,
     except CredentialsError as exc:
         out.write(f"credentials refused: {exc}\n")
         return 1
-    written = write(root, values)
+    written = write(root, values, env.get("GITEA_URL") or seal.GITEA_URL)
     out.write(f"credentials: {'wrote ' + ', '.join(written) if written else 'unchanged'}\n")
     return 0
 

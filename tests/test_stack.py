@@ -28,10 +28,12 @@ import yaml
 from conftest import FAKE_PASSWORD, FAKE_USER, run_cli
 from fake_gitea import FakeGitea
 from fake_kestra import FakeKestra, serve
+from kestra_promote.gates import seal as kp_seal
 from kestra_promote.kestra_task.bootstrap import SECRETS as FLOW_SECRETS
 
 from stack import bootstrap as stack_bootstrap
 from stack import credentials as stack_credentials
+from stack import seal as stack_seal
 from stack.gitea import Gitea, GiteaError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -446,7 +448,7 @@ def test_the_kestra_entrypoint_exports_its_credentials_then_starts_kestra(tmp_pa
         assert lines[0] == "server standalone"
         env = dict(line.split("=", 1) for line in lines[1:] if "=" in line)
         assert {k: v for k, v in env.items() if k.startswith(("SECRET_", "KESTRA_SERVER",
-                                                               "DATASOURCES"))} == \
+                                                               "DATASOURCES", "ENV_"))} == \
             _sourced(tmp_path / party / "kestra.env")
         missing = subprocess.run([shell, flag, script.replace("kestra.env", "missing.env"), zero],
                                  env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, capture_output=True)
@@ -525,10 +527,13 @@ def test_the_stack_bootstrap_installs_everything_once(tmp_path):
         assert hook["authorization_header"] == f"Bearer {secret}"
         assert set(prod.current()) == {("system", "promote"), ("system", "promote-check")}
         assert set(dev.current()) == {("system", "commit-to-git")}
-        prod_kv = {k: v["value"] for k, v in prod.kv[("main", "system")].items()
-                   if k.startswith("promote_")}
-        assert prod_kv == {"promote_repo_url": f"{gitea_url}/kestra/flows.git",
-                           "promote_branch": "main", "promote_webhook_provider": "gitea"}
+        record = kp_seal.parse_record(prod.kv[("main", "system")][kp_seal.RECORD_KEY]["value"],
+                                      "test")
+        assert record.settings == {"promote_repo_url": f"{gitea_url}/kestra/flows.git",
+                                   "promote_branch": "main", "promote_webhook_provider": "gitea"}
+        # the seal the credentials service put in production's environment before it started
+        # (standard library only) is the one of the record bootstrap wrote
+        assert stack_seal.seal(stack_seal.prod_settings(gitea_url, "kestra")) == record.seal
         dev_kv = {k: v["value"] for k, v in dev.kv[("main", "system")].items()
                   if k.startswith("commit_")}
         assert dev_kv == {"commit_repo_url": f"{gitea_url}/kestra/flows.git"}
@@ -729,3 +734,15 @@ def test_the_examples_plan_against_an_empty_production_creates_exactly_these():
     assert orders["action"] == "create"
 
 
+
+
+def test_production_starts_sealed_with_the_settings_the_bootstrap_will_write(tmp_path):
+    values = _generate(tmp_path)
+    exported = _sourced(tmp_path / "prod" / "kestra.env")
+    assert exported["ENV_KESTRA_PROMOTE_SEAL"] == stack_seal.seal(
+        stack_seal.prod_settings("http://gitea:3000", values["GITEA_ADMIN_USER"]))
+    assert not any(k.startswith("ENV_") for k in _sourced(tmp_path / "dev" / "kestra.env"))
+    service = SERVICES["credentials"]
+    assert "./scripts:/project/scripts:ro" in service["volumes"]  # the package it seals
+    assert service["environment"]["GITEA_URL"] == "http://gitea:3000"
+    assert SERVICES["bootstrap"]["environment"]["GITEA_URL"] == "http://gitea:3000"

@@ -181,6 +181,8 @@ class Plan:
     config: Config | None = None
     source_objects: int = 0  # flows and files in the source (an empty one never prunes)
     dirty: bool = False  # planned from files that differ from the commit (--allow-dirty)
+    # where the planned source comes from (``git.origin``): whether its inventory is its own
+    origin: str | None = field(default=None, compare=False)
     policy: str = ""  # production's policy as planned under, in one line ("" where none is read)
     # each safeguard's effective value, as shown, and where it came from (policy, repository,
     # policy and repository, default)

@@ -150,9 +150,13 @@ def test_a_marker_quoted_in_a_diff_is_not_the_comment(repo: GitRepo, target: Tar
     repo.write("flows/a.yml", flow_yaml("company.team", "a", f"'{marker('analytics')}'"))
     assert _plan(repo, target, provider, repo.commit()).code == 0
     assert marker("analytics") in fake.comments[0]["body"]  # in the diff
-    repo.write("kestra-promote.yml", "name: analytics\n")
-    # refused (the flow is "other"'s), and posted all the same, as a comment of its own
-    assert _plan(repo, target, provider, repo.commit()).code == 1
+    # another repository's plan for "analytics" (a review of this one is planned as "other",
+    # the name production knows it by): refused (the flow is "other"'s), and posted all the
+    # same, as a comment of its own
+    second = GitRepo(repo.path.parent / "second-repo")
+    second.write("kestra-promote.yml", "name: analytics\n")
+    second.write("flows/a.yml", flow_yaml("company.team", "a"))
+    assert _plan(second, target, provider, second.commit()).code == 1
     # the bot's comment for "other" quotes analytics' marker in its diff: left alone
     assert len(fake.comments) == 2
     assert fake.comments[0]["body"].startswith(marker("other"))

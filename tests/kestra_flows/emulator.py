@@ -85,6 +85,9 @@ class Emulator:
     loop_values: dict[str, Any] = field(default_factory=dict)  # current Loop/ForEach item
     resume: Mapping[str, Any] | None = None  # how a Pause is resumed (see execute)
     on_pause: Callable[[], None] | None = None
+    # the server's ENV_-prefixed variables, as flows see them (``envs``: name without the
+    # prefix, lower case; core/runners/RunContextCache.java)
+    envs: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.flow = yaml.safe_load(self.flow_path.read_text())
@@ -113,7 +116,8 @@ class Emulator:
         context = {"inputs": execution.inputs,
                    "outputs": {k: {"vars": v.get("vars", {}), **v} for k, v in execution.outputs.items()},
                    "flow": {"id": self.flow["id"], "namespace": self.flow["namespace"]},
-                   "execution": {"id": execution.id}, **self.loop_values}
+                   "execution": {"id": execution.id}, "envs": dict(self.envs),
+                   "vars": self.flow.get("variables") or {}, **self.loop_values}
         trigger = trigger if trigger is not None else execution.trigger
         if trigger is not None:
             context["trigger"] = trigger

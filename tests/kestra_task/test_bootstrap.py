@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import Target, run_cli
+from kestra_promote.gates import seal
 
 pytestmark = pytest.mark.fake_only
 
@@ -19,8 +20,10 @@ def test_bootstrap_deploys_flows_and_package_then_changes_nothing(target: Target
     files = fake.files[("main", "system")]
     assert "/kestra_promote/cli/main.py" in files and "/kestra_promote/__main__.py" in files
     assert not [p for p in files if "__pycache__" in p or p.endswith(".pyc") or "egg-info" in p]
-    assert fake.kv[("main", "system")]["promote_repo_url"]["value"] == \
-        "https://git.example.com/flows.git"
+    record = seal.parse_record(fake.kv[("main", "system")][seal.RECORD_KEY]["value"], "test")
+    assert record.settings == {"promote_repo_url": "https://git.example.com/flows.git"}
+    assert "promote_repo_url" not in fake.kv[("main", "system")]  # only the record is read
+    assert f"Set ENV_KESTRA_PROMOTE_SEAL={record.seal} " in first.out
     assert "/api/v1/main/executions/webhook/system/promote/<KESTRA_PROMOTE_WEBHOOK_KEY>" in first.out
     assert "KESTRA_PROMOTE_WEBHOOK_SECRET" in first.out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -16,6 +17,7 @@ import yaml
 from conftest import FAKE_PASSWORD, FAKE_USER, FIXTURES, ROOT, GitRepo, flow_yaml, run_cli
 from fake_kestra import FakeKestra, rules, serve
 from kestra_flows.emulator import Emulator
+from kestra_promote.gates import seal
 from kestra_promote.kestra_task.bootstrap import SECRETS, SETTINGS
 
 FLOWS = sorted((ROOT / "flows").rglob("*.yml"))
@@ -171,7 +173,13 @@ def test_every_expression_refers_to_something_defined(path: Path):
         for name in re.findall(r"secret\('([^']+)'\)", expression):
             assert name in DOCUMENTED_SECRETS, expression
         for name in re.findall(r"kv\('([^']+)'", expression):
-            assert name in DOCUMENTED_SETTINGS, expression
+            # production reads its settings from the sealed record only
+            assert name == seal.RECORD_KEY if path.parent.name == "prod" else \
+                name in DOCUMENTED_SETTINGS, expression
+        for name in re.findall(r"\benvs\.(\w+)", expression):
+            assert name == "kestra_promote_seal", expression
+        for name in re.findall(r"(?<![.\w])vars\.(\w+)", expression):
+            assert name in (flow.get("variables") or {}), expression
         assert "trigger." not in expression or path.stem == "promote", expression
 
 
@@ -228,17 +236,26 @@ def production(tmp_path: Path):
         assert boot.code == 0, boot.err
 
         baseline[id(fake)] = len(fake.writes())
+        assert f"Set ENV_KESTRA_PROMOTE_SEAL={_record(fake).seal}" in boot.out
+        # the server's environment, as the admin sets it from bootstrap's output
+        server[id(fake)] = {"kestra_promote_seal": _record(fake).seal}
 
         def kv(namespace: str, key: str):
             return fake.kv[("main", namespace)][key]["value"]
 
         emulator = Emulator(ROOT / "flows/prod/promote.yml", SECRET_VALUES, kv,
-                            lambda ns: fake.files.get(("main", ns), {}), tmp_path / "runs")
+                            lambda ns: fake.files.get(("main", ns), {}), tmp_path / "runs",
+                            envs=server[id(fake)])
         yield fake, repo, emulator
         emulator.cleanup()
 
 
 baseline: dict[int, int] = {}  # writes the bootstrap made, per fake server
+server: dict[int, dict[str, str]] = {}  # the server's ENV_ variables (envs), per fake server
+
+
+def _record(fake: FakeKestra) -> seal.Record:
+    return seal.parse_record(fake.kv[("main", "system")][seal.RECORD_KEY]["value"], "test")
 
 
 def _user_writes(fake: FakeKestra) -> list[str]:
@@ -370,7 +387,7 @@ def test_the_check_flow_reports_status(production):
     fake, repo, emulator = production
     emulator.execute({"mode": "apply"})
     check = Emulator(ROOT / "flows/prod/promote-check.yml", SECRET_VALUES, emulator.kv,
-                     emulator.namespace_files, emulator.workspace)
+                     emulator.namespace_files, emulator.workspace, envs=emulator.envs)
     with fake._lock:
         fake.seed_flow(flow_yaml("company.team", "stray"))
     execution = check.execute()
@@ -495,8 +512,18 @@ def test_commit_to_git_commits_every_namespace_of_the_tree_where_promotion_reads
                        ("company.team", "/scripts/etl.py"), ("company.team", "etl")]
 
 
-def _set(fake: FakeKestra, key: str, value: str) -> None:
-    """A setting in the promotion's KV store, as `bootstrap --set` writes it (through the API)."""
+def _set(fake: FakeKestra, key: str, value: str, *, reseal: bool = True) -> None:
+    """A setting in the promotion's sealed record, as `bootstrap --set` writes it (through the
+    API), and the server's seal updated as its admin does (``reseal``)."""
+    current = _record(fake)
+    record = dataclasses.replace(current, settings={**current.settings, key: value})
+    _put_kv(fake, seal.RECORD_KEY, record.text())
+    if reseal:
+        server[id(fake)]["kestra_promote_seal"] = record.seal
+
+
+def _put_kv(fake: FakeKestra, key: str, value: object) -> None:
+    """A KV entry of the promotion's namespace written through the API, as any flow may."""
     auth = "Basic " + base64.b64encode(f"{FAKE_USER}:{FAKE_PASSWORD}".encode()).decode()
     answer = fake.handle("PUT", f"/api/v1/main/namespaces/system/kv/{key}",
                          {"Authorization": auth, "Content-Type": "text/plain"},
@@ -738,7 +765,7 @@ def test_an_approval_is_refused_when_production_changed_during_the_pause(product
 
 def _promotion_writes(fake: FakeKestra) -> list[str]:
     """Writes since the bootstrap, but the settings the test itself set."""
-    return [w for w in _user_writes(fake) if "/kv/promote_" not in w]
+    return [w for w in _user_writes(fake) if not w.endswith(f"/kv/{seal.RECORD_KEY}")]
 
 
 def _pull_request_head(repo: GitRepo, ref: str, message: str) -> str:
@@ -824,7 +851,7 @@ def test_pull_requests_are_ignored_unless_enabled_or_into_another_branch(reviewi
     _set(fake, "promote_branch", "main")  # the request goes into master
     execution = emulator.webhook("hook-key-0123456789", headers, body)
     assert execution is not None and execution.outputs["decide"]["vars"]["decision"] == "ignore"
-    assert "into 'master': this promotion follows branch 'main'" in \
+    assert "into another branch: this promotion follows branch 'main'" in \
         execution.outputs["decide"]["vars"]["reason"]
     _set(fake, "promote_branch", "master")
     _set(fake, "promote_pull_requests", "false")
@@ -874,10 +901,13 @@ def test_the_history_shows_who_approved(production):
 
 def _policy(fake: FakeKestra, text: str) -> None:
     """Production's admin stores a policy where the promotion reads it (its own namespace)."""
-    url = fake.kv[("main", "system")]["promote_target_url"]["value"]
+    url = _record(fake).settings["promote_target_url"]
     done = run_cli("policy", "set", str(_write_policy(text)), "--url", url, "--username",
                    FAKE_USER, "--password", FAKE_PASSWORD)
     assert done.code == 0, done.err
+    # the admin sets the new seal in the server's environment, as `policy set` says
+    assert f"Set ENV_KESTRA_PROMOTE_SEAL={_record(fake).seal} " in done.out
+    server[id(fake)]["kestra_promote_seal"] = _record(fake).seal
 
 
 def _write_policy(text: str) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from kestra_promote import report
+from kestra_promote.gates import seal
 from kestra_promote.kestra_task import bootstrap
 from kestra_promote.target.client import Connection, connect
 from kestra_promote.cli.common import EXIT_ERROR, EXIT_OK, require
@@ -27,7 +28,11 @@ def cmd_bootstrap(args: argparse.Namespace, connection: Connection | None, outpu
         output.write_rendered(report.render_plan_text(prepared.plan, color=output.color))
         for key, value in prepared.settings.items():
             output.write(f"  ~ setting   {args.namespace}/{key} = {value}\n")
+        for key in prepared.migrated:
+            output.write(f"  ~ setting   {args.namespace}/{key}: moved into the sealed record\n")
         if args.plan_only:
+            if prepared.record is not None and prepared.record_changed:
+                output.write(f"\nThe settings' new seal would be {prepared.record.seal}.\n")
             return EXIT_OK
         if result.outcomes or result.inventory is not None:
             output.write_rendered("\n" + report.render_result_text(result, color=output.color))
@@ -35,4 +40,8 @@ def cmd_bootstrap(args: argparse.Namespace, connection: Connection | None, outpu
             return EXIT_ERROR
     output.write("\n" + bootstrap.instructions(connection.url, connection.tenant, args.namespace,
                                                args.role))
+    if prepared.record is not None:
+        changed = "changed: " if prepared.record_changed else "unchanged: "
+        output.write("\nThe promotion's settings, policy digest and package are sealed; "
+                     + changed + "\n" + seal.instructions(prepared.record))
     return EXIT_OK

@@ -94,9 +94,11 @@ class Loaded:
 
 
 @contextlib.contextmanager
-def load(args: argparse.Namespace, client: KestraClient | None = None) -> Iterator[Loaded]:
+def load(args: argparse.Namespace, client: KestraClient | None = None, *,
+         review: bool = False) -> Iterator[Loaded]:
     """Read SOURCE (or the tree of --ref), apply the settings and the flags that override them;
-    with ``client``, for a plan against that target (see ``promotion``)."""
+    with ``client``, for a plan against that target (see ``promotion``); ``review``: a pull
+    request's plan, made as production knows the repository (``open_promotion``)."""
     with contextlib.ExitStack() as stack:
         folder, commit = args.source, None
         if args.ref is not None:  # `--ref ""` or `--ref=--` is a mistake, not "no ref"
@@ -116,7 +118,8 @@ def load(args: argparse.Namespace, client: KestraClient | None = None) -> Iterat
             promotion = open_promotion(client, folder, config, commit=commit, origin=where,
                                        policy=functools.partial(
                                            policy_store.read, client, namespace,
-                                           env.get(policy_store.PIN_VARIABLE)))
+                                           env.get(policy_store.PIN_VARIABLE)),
+                                       review=review)
             yield Loaded(promotion.source, config, promotion.desired, where, commit is not None,
                          promotion)
             return

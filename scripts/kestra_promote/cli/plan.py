@@ -4,7 +4,9 @@ change; optionally save the plan (``--out``) or post it on a pull request (``--p
 A pull request's plan (``--post``, or ``--public`` where the CI system has no ``--post``) is
 shown everywhere as the comment shows it: no diff of production's copy that did not come from
 this repository, on stdout and in the job summary alike, since whoever reads the request may
-read its CI log. ``--public`` refuses ``--out``: a saved plan holds every diff.
+read its CI log; it is made as production knows the repository (``open_promotion``'s
+``review``), never as the request's own ``name`` or ``state_namespace`` say. ``--public``
+refuses ``--out``: a saved plan holds every diff.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ def cmd_plan(args: argparse.Namespace, connection: Connection | None, output: Ou
     public = bool(args.post or args.public)
     connection = require(connection)
     posting = _review_of(args) if args.post else None  # before any work: the options are right
-    with connect(connection) as client, load(args, client) as loaded:
+    # a pull request's plan is made as production knows the repository, whatever name or
+    # state namespace the request's own settings give
+    with connect(connection) as client, load(args, client, review=public) as loaded:
         # a saved plan is applied later, from no checkout: check the files against the commit
         # now, as apply would
         dirty = bool(check_committed(args, loaded, output)) if args.out else False

@@ -5,21 +5,21 @@ admin, never read from the commit being promoted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from kestra_promote.config import read_regular_file
 from kestra_promote.errors import SettingsError
-from kestra_promote.gates import policy_store
+from kestra_promote.gates import policy_store, seal
 from kestra_promote.gates.policy import POLICY_KEY
 from kestra_promote.target import lock
-from kestra_promote.target.client import Connection, connect
+from kestra_promote.target.client import Connection, KestraClient, connect
 from kestra_promote.cli.common import EXIT_OK, require
 from kestra_promote.cli.output import Output
 
-_PIN_HINT = (f"Pin it where flows cannot write: the Kestra secret {policy_store.PIN_VARIABLE} "
-             f"of the promotion flows (open source: the server's environment variable "
-             f"SECRET_{policy_store.PIN_VARIABLE}, base64-encoded) and, in CI, the variable "
-             f"{policy_store.PIN_VARIABLE}.")
+_PIN_HINT = (f"Pin it where flows cannot write: in CI, the variable {policy_store.PIN_VARIABLE}; "
+             f"the promotion flows read it from their sealed settings (see below, when "
+             f"bootstrap installed them here).")
 
 
 def cmd_policy(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
@@ -38,15 +38,36 @@ def cmd_policy(args: argparse.Namespace, connection: Connection | None, output: 
             text = _read(args.file)
             with lock.held(client, namespace, holder, wait=args.lock_wait):
                 policy = policy_store.store(client, namespace, text, args.file)
+                record = _reseal(client, namespace, policy.digest)
             output.write(f"Stored production's policy in the KV store of {namespace!r} "
                          f"({POLICY_KEY}).\nDigest: {policy.digest}\n{_PIN_HINT}\n")
+            _tell(output, record)
             return EXIT_OK
         with lock.held(client, namespace, holder, wait=args.lock_wait):
             removed = policy_store.remove(client, namespace)
+            record = _reseal(client, namespace, seal.NO_POLICY)
         output.write(("Removed production's policy" if removed else "No policy was stored")
                      + f" (KV {namespace}/{POLICY_KEY}). Set the pin "
                      f"{policy_store.PIN_VARIABLE} to none, or remove it.\n")
+        _tell(output, record)
     return EXIT_OK
+
+
+def _reseal(client: KestraClient, namespace: str, policy: str) -> seal.Record | None:
+    """The promotion flows' sealed record of this namespace, naming ``policy`` (a digest or
+    none) from now on; None when bootstrap installed no promotion here."""
+    record = seal.read(client, namespace)
+    if record is None or record.policy == policy:
+        return record
+    record = dataclasses.replace(record, policy=policy)
+    seal.write(client, namespace, record)
+    return record
+
+
+def _tell(output: Output, record: seal.Record | None) -> None:
+    if record is not None:
+        output.write("The promotion flows' sealed settings name this policy.\n"
+                     + seal.instructions(record))
 
 
 def _read(path: str) -> str:

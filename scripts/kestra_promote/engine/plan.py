@@ -370,5 +370,5 @@ def plan(desired: Desired, live: LiveState, config: Config, *, commit: str | Non
         live_fingerprint=fingerprint(hashes), live_hashes=hashes, scope=live.scope,
         inventory_before=inventory, managed_after=after if needs_inventory else None,
         refusals=tuple(refused), warnings=tuple(warnings), config=config,
-        source_objects=len(desired.flows) + len(desired.files),
+        source_objects=len(desired.flows) + len(desired.files), origin=origin,
     )

@@ -19,7 +19,8 @@ import httpx
 
 from kestra_promote.version import __version__
 from kestra_promote import report
-from kestra_promote.models import Plan, Problem, Reason
+from kestra_promote.git.origin import same_origin
+from kestra_promote.models import Action, Plan, Problem, Reason
 
 PROVIDERS = ("github", "gitlab", "gitea")
 DEFAULT_API = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4"}
@@ -78,17 +79,33 @@ def _quiet(text: str) -> str:
 _SHOWN = (Reason.CHANGED_IN_GIT, Reason.LEFT_GIT)
 
 
+def attributable(plan: Plan) -> bool:
+    """Whether the plan's inventory is this repository's: it records the origin its objects
+    were promoted from, and that is where this plan's source comes from. An inventory without
+    an origin (one older than origins, one promoted from a folder outside Git) is nobody's."""
+    inventory = plan.inventory_before
+    return bool(inventory is not None and inventory.origin and plan.origin
+                and same_origin(inventory.origin, plan.origin))
+
+
 def public(plan: Plan) -> tuple[Plan, int]:
     """``plan`` as a pull request may show it, and how many diffs that leaves out. A diff shows
     production's copy of a flow: whoever reads the request may read it only when that copy came
     from this repository, i.e. for an object this source manages, unedited since it deployed
-    it, in a plan nothing refuses (a request's own settings could claim another source's name).
-    Anything else (drift, flows of others, refused plans) is listed without its diff."""
+    it, in a plan nothing refuses, with an inventory that records this repository as its origin
+    (a request's own settings could claim another source's name). Anything else (drift, flows
+    of others, refused plans) is listed without its diff. Production's objects that are not
+    this source's (unmanaged) are not listed at all, nor counted: a request naming a namespace
+    must not learn what else production holds there; nor are the objects of an inventory that
+    is not this repository's."""
+    ours = attributable(plan)
     inventory = plan.inventory_before
-    managed = {*inventory.flows, *inventory.files} if inventory is not None else set()
+    managed = {*inventory.flows, *inventory.files} if inventory is not None and ours else set()
     hidden = 0
     changes = []
     for change in plan.changes:
+        if change.action is Action.UNMANAGED or (not ours and change.after is None):
+            continue  # production's, not the request's: never named
         if change.diff and (plan.refusals or change.reason not in _SHOWN
                             or change.key not in managed):
             change = dataclasses.replace(change, diff="")
@@ -100,7 +117,8 @@ def public(plan: Plan) -> tuple[Plan, int]:
 def withheld(hidden: int) -> str:
     """What a public plan says of the ``hidden`` diffs it leaves out ("" when none)."""
     return (f"{hidden} diff(s) not shown: production's copy did not come from this "
-            "repository (edited in production, another source's, or a refused plan)"
+            "repository (edited in production, another source's, an inventory that does not "
+            "record this repository, or a refused plan)"
             if hidden else "")
 
 

@@ -337,13 +337,15 @@ def decide(
         return Decision("ignore", "the body is not a JSON object", provider, event, verified=verified)
     if pull_requests and (request := pull_request(provider, event, body)) is not None:
         number, base = request
+        # the base branch is the payload's text, and a request's own business: it is compared,
+        # never written into a reason (reasons are logged and kept as outputs)
         if target.branch is None or base != target.branch:
-            shown = base if len(base) <= 100 else base[:100] + "..."  # the payload's text
-            return Decision("ignore", f"pull request #{number} into {shown!r}: this promotion "
-                            f"follows {target.describe()}", provider, event, verified=verified)
-        return Decision("review", f"pull request #{number} into {base!r}: planned against "
-                        "production and posted on the request", provider, event,
-                        head_ref(provider, number), None, verified)
+            into = " into another branch" if target.branch is not None else ""
+            return Decision("ignore", f"pull request #{number}{into}: this promotion follows "
+                            f"{target.describe()}", provider, event, verified=verified)
+        return Decision("review", f"pull request #{number} into the followed "
+                        f"{target.describe()}: planned against production and posted on the "
+                        "request", provider, event, head_ref(provider, number), None, verified)
     ignored, refs = _refs(provider, event, body)
     if ignored:
         return Decision("ignore", ignored, provider, event, verified=verified)

@@ -3,12 +3,18 @@
 The project's own flows (``flows/prod`` for the instance that promotes, ``flows/dev`` or, on
 Kestra 1.x, ``flows/dev-1.3`` for a development instance) and the helper package (``scripts/``,
 as namespace files, which both sides run) are promoted like any flows repository: planned, validated on the target, applied all or nothing,
-and recorded in an inventory of their own. Running it twice changes nothing the second time.
+and recorded in an inventory of their own, which records where they came from (``origin``): the
+project's repository, or its folder outside Git. Running it twice changes nothing the second
+time.
+
+Production's settings are written as one sealed record (``gates.seal``): the settings, the digest
+of production's policy and the digest of the package just installed. Settings kept one per KV key
+by earlier versions are carried over into it, and those keys removed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
@@ -17,17 +23,17 @@ from kestra_promote.target.client import KestraClient
 from kestra_promote.config import Config, NamespaceFiles
 from kestra_promote.flows.desired import prepare
 from kestra_promote.errors import NotFound, SettingsError
+from kestra_promote.gates import policy_store, seal
+from kestra_promote.gates.policy import digest_of
 from kestra_promote.target.live import read_for
 from kestra_promote.models import ApplyResult, Plan
 from kestra_promote.engine.plan import plan as make_plan
+from kestra_promote.git.origin import origin
 from kestra_promote.git.source import check_namespace, read_source
 
 ROLES = ("prod", "dev")
 SETTINGS = {
-    "prod": ("promote_repo_url", "promote_branch", "promote_tags", "promote_path",
-             "promote_target_url", "promote_tenant", "promote_webhook_provider", "promote_notify",
-             "promote_notify_format", "promote_ui_url", "promote_approval", "promote_approval_timeout",
-             "promote_pull_requests", "promote_review_api", "promote_review_repo"),
+    "prod": tuple(seal.SETTINGS),
     "dev": ("commit_repo_url", "commit_author_name", "commit_author_email", "commit_kestra_url",
             "commit_tenant", "commit_branch_prefix", "commit_production_branch"),
 }
@@ -88,6 +94,9 @@ def bootstrap_config(role: str, namespace: str, version: str = "2.0") -> Config:
         name=f"kestra-promote-{role}", flows=(flows_folder(role, version),), namespace_files=files,
         rename={"system": namespace} if namespace != "system" else {},
         state_namespace=namespace, protected_namespaces=(), path="(bootstrap)",
+        # what an earlier version installed and this one does not is removed: a module left
+        # behind would still be importable, and break the package's seal
+        prune=True, max_deletions=1000,
         # the one plan that installs the package into the promotion's sealed namespace files
         promotion_namespace=namespace, installs_promotion=True)
 
@@ -95,7 +104,10 @@ def bootstrap_config(role: str, namespace: str, version: str = "2.0") -> Config:
 @dataclass(frozen=True)
 class Prepared:
     plan: Plan
-    settings: dict[str, str]  # KV settings that differ from what the target holds
+    settings: dict[str, str]  # settings that differ from what the target holds
+    record: seal.Record | None = None  # production's sealed record, as it will be
+    record_changed: bool = False
+    migrated: tuple[str, ...] = field(default_factory=tuple)  # one-per-key settings to remove
 
 
 def prepare_bootstrap(client: KestraClient, project: Path, role: str, namespace: str,
@@ -109,6 +121,16 @@ def prepare_bootstrap(client: KestraClient, project: Path, role: str, namespace:
     source = read_source(project, config=config)
     desired = prepare(source, config)
     live = read_for(client, desired, config)
+    # the objects are the project's: a pull request of another repository is never planned
+    # as this inventory's (see engine.promotion.review_identity); whichever copy of the
+    # project installs them owns them (adopt: no refusal when it is another copy)
+    planned = make_plan(desired, live, config, commit=source.commit,
+                        origin=project_origin(project), adopt=True)
+    if role == "prod":
+        package = seal.package_digest(seal.namespace_package(
+            {key.path: file.content for key, file in desired.files.items()
+             if key.namespace == namespace}))
+        return _sealed(client, planned, namespace, settings, package)
     changed = {}
     for key, value in settings.items():
         if value is None:
@@ -119,7 +141,35 @@ def prepare_bootstrap(client: KestraClient, project: Path, role: str, namespace:
             current = None
         if current != value:
             changed[key] = value
-    return Prepared(make_plan(desired, live, config, commit=source.commit), changed)
+    return Prepared(planned, changed)
+
+
+def _sealed(client: KestraClient, planned: Plan, namespace: str,
+            settings: Mapping[str, str | None], package: str) -> Prepared:
+    """Production's record as this bootstrap leaves it: the one the target holds (or, the first
+    time, the settings kept one per KV key), with ``settings`` set on it (an empty value removes
+    one), production's current policy and the package being installed."""
+    current = seal.read(client, namespace)
+    legacy = seal.legacy_settings(client, namespace)
+    values = dict(current.settings) if current is not None else dict(legacy)
+    changed: dict[str, str] = {}
+    for key, value in settings.items():
+        if value is None or values.get(key, "") == value:
+            continue
+        changed[key] = value
+        if value:
+            values[key] = value
+        else:
+            values.pop(key, None)
+    policy = policy_store.read_text(client, namespace)
+    record = seal.Record(values, digest_of(policy) if policy is not None else seal.NO_POLICY,
+                         package)
+    return Prepared(planned, changed, record, current != record, tuple(sorted(legacy)))
+
+
+def project_origin(project: Path) -> str:
+    """Where the project's objects come from: its repository, or its folder outside Git."""
+    return origin(project) or "file:" + str(project.resolve())
 
 
 def write_settings(client: KestraClient, namespace: str, settings: Mapping[str, str]) -> None:
@@ -133,8 +183,15 @@ def install(client: KestraClient, project: Path, role: str, namespace: str,
     """Plan, apply (all or nothing), then write the settings that differ."""
     prepared = prepare_bootstrap(client, project, role, namespace, settings)
     result = apply_plan(client, prepared.plan, on_progress=on_progress, trigger="bootstrap")
-    if result.ok:
+    if not result.ok:
+        return prepared, result
+    if prepared.record is None:
         write_settings(client, namespace, prepared.settings)
+        return prepared, result
+    if prepared.record_changed:
+        seal.write(client, namespace, prepared.record)
+    for key in prepared.migrated:  # now in the record: never read again
+        client.kv_delete(namespace, key)
     return prepared, result
 
 
@@ -149,6 +206,11 @@ def instructions(url: str, tenant: str, namespace: str, role: str) -> str:
     lines.append("Secrets the flows expect (open source: environment variables SECRET_<NAME> of "
                  "the Kestra server, base64-encoded):")
     lines += [f"  {name:<32} {meaning}" for name, meaning in SECRETS[role]]
-    lines += ["", f"Settings (KV store of namespace {namespace!r}): "
-              + ", ".join(SETTINGS[role]) + "."]
+    if role == "prod":
+        lines += ["", "Settings (bootstrap --set KEY=VALUE; one record, KV "
+                  f"{namespace}/{seal.RECORD_KEY}, sealed by the server's "
+                  f"{seal.SERVER_VARIABLE}): " + ", ".join(SETTINGS[role]) + "."]
+    else:
+        lines += ["", f"Settings (KV store of namespace {namespace!r}): "
+                  + ", ".join(SETTINGS[role]) + "."]
     return "\n".join(lines) + "\n"

@@ -55,6 +55,7 @@ from kestra_promote.errors import (
 from kestra_promote.target.live import namespace_tree
 from kestra_promote.models import ApplyResult, Plan
 from kestra_promote.git.origin import origin
+from kestra_promote.kestra_task import settings
 from kestra_promote.kestra_task.emit import Emitter, KestraLogHandler
 from kestra_promote.engine.promotion import open_promotion
 from kestra_promote.gates import policy_store
@@ -314,6 +315,8 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
     connection = _connection(env)
     for warning in connection.warnings():  # --insecure and clear-text credentials, as the CLI
         emit.log("WARN", warning)
+    # a pull request's plan, posted on it: made as production knows the repository
+    posting = _posting(env) if mode == "plan" else None
     with connect(connection) as client:
         # production's policy, kept in the promotion's own namespace unless told otherwise
         namespace = policy_store.namespace_from(
@@ -321,7 +324,8 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
         promotion = open_promotion(client, folder, config, origin=origin(folder),
                                    policy=functools.partial(
                                        policy_store.read, client, namespace,
-                                       _text(env, policy_store.PIN_VARIABLE)))
+                                       _text(env, policy_store.PIN_VARIABLE)),
+                                   review=posting is not None)
 
         def replan() -> Plan:
             return promotion.plan(adopt=bool(_flag(env, "KP_ADOPT")))
@@ -339,7 +343,6 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
         for warning in plan.warnings:
             emit.log("WARN", str(warning))
         if mode == "plan":
-            posting = _posting(env)  # a pull request's plan: posted on it
             error: KestraPromoteError | None = None
             try:
                 warnings = ensure_valid(client, plan.pending)
@@ -563,6 +566,9 @@ def run_task(name: str, env: Mapping[str, str], out: TextIO | None = None,
 
 def _run(name: str, env: Mapping[str, str], emit: Emitter, folder: Path) -> int:
     try:
+        env, record = settings.resolve(env)  # the sealed record's settings, when a flow runs it
+        if name == "decide" and record is not None:
+            emit.outputs(settings.flow_outputs(record))
         if name == "promote":
             return task_promote(env, emit, workdir=folder)
         return TASKS[name](env, emit)

@@ -1,0 +1,182 @@
+"""The promotion's sealed settings: one record that production's admin owns and no flow can
+change undetected.
+
+In open-source Kestra any flow may write any namespace's KV store and namespace files
+(``NamespaceService.isAllowedNamespace`` always answers yes), so the promotion's settings, the
+digest of production's policy and the promotion's own package are worth nothing on their own
+there. They are kept together in one record, the JSON text of the KV entry
+``kestra_promote_settings`` of the promotion namespace, and the record's digest, the *seal*, is
+set in the Kestra server's environment (``ENV_KESTRA_PROMOTE_SEAL``), which no flow can write;
+flows read it as ``envs.kestra_promote_seal`` (Kestra exposes the server's ``ENV_``-prefixed
+variables as ``envs``: core/runners/RunContextCache.java). A run whose record does not match the
+seal refuses before it sends a credential anywhere.
+
+The seal ``none`` runs unsealed, by the admin's explicit choice (the server's environment says
+so); no seal at all is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from kestra_promote.errors import NotFound, SettingsError, UnexpectedResponse
+from kestra_promote.target.client import KestraClient
+
+RECORD_KEY = "kestra_promote_settings"
+SEAL_VARIABLE = "KESTRA_PROMOTE_SEAL"  # the server's ENV_KESTRA_PROMOTE_SEAL; flows: envs.…
+SERVER_VARIABLE = f"ENV_{SEAL_VARIABLE}"
+UNSEALED = "none"
+PACKAGE = "kestra_promote"  # the package's folder among the promotion namespace's files
+NO_POLICY = "none"
+
+# every setting of the production side, with what it means (bootstrap --set KEY=VALUE)
+SETTINGS: dict[str, str] = {
+    "promote_repo_url": "the flows repository to clone (required)",
+    "promote_branch": "the branch followed (default main)",
+    "promote_tags": "follow tags matching this pattern (e.g. v*) instead of a branch",
+    "promote_path": "the repository's folder to promote (default: all of it)",
+    "promote_target_url": "this instance's API, as the promotion reaches it "
+                          "(default http://localhost:8080)",
+    "promote_tenant": "the tenant (default main)",
+    "promote_webhook_provider": "the one Git provider webhooks come from: github, gitlab or "
+                                "gitea (required when a webhook secret is set)",
+    "promote_pull_requests": "true: plan pull requests and post the plan on them",
+    "promote_review_api": "the Git provider's API the plan is posted to (Gitea)",
+    "promote_review_repo": "the repository (owner/name) the plan is posted to",
+    "promote_approval": "required: a person approves every apply",
+    "promote_approval_timeout": "how long an approval waits (ISO 8601, default P1D)",
+    "promote_notify": "problems or always: when to notify KESTRA_PROMOTE_NOTIFY_URL",
+    "promote_notify_format": "slack, teams, google-chat or json",
+    "promote_ui_url": "this instance's UI, to link executions",
+}
+
+
+def digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def package_digest(files: Iterable[tuple[str, bytes]]) -> str:
+    """The digest of a package tree: each file's path (relative, with ``/``) and the digest of
+    its bytes, in path order. The flows compute the same over the files they run."""
+    total = hashlib.sha256()
+    for path, data in sorted(files, key=lambda item: item[0]):
+        total.update(path.encode("utf-8") + b"\0"
+                     + hashlib.sha256(data).hexdigest().encode("ascii") + b"\n")
+    return "sha256:" + total.hexdigest()
+
+
+def namespace_package(files: Mapping[str, bytes]) -> list[tuple[str, bytes]]:
+    """The package's files among namespace files given by absolute path (``/kestra_promote/…``)."""
+    prefix = f"/{PACKAGE}/"
+    return [(path[1:], data) for path, data in files.items() if path.startswith(prefix)]
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the seal pins: settings, production's policy digest and the package digest."""
+
+    settings: Mapping[str, str] = field(default_factory=dict)
+    policy: str = NO_POLICY
+    package: str = ""
+
+    def text(self) -> str:
+        """The canonical JSON text stored and sealed."""
+        return json.dumps({"version": 1, "settings": dict(sorted(self.settings.items())),
+                           "policy": self.policy, "package": self.package},
+                          sort_keys=True, separators=(",", ":"))
+
+    @property
+    def seal(self) -> str:
+        return digest(self.text())
+
+
+def parse_record(text: str, where: str) -> Record:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or data.get("version") != 1:
+        raise SettingsError(f"{where} is not a kestra-promote settings record: run "
+                            "'kestra-promote bootstrap' again")
+    settings = data.get("settings")
+    policy, package = data.get("policy"), data.get("package")
+    if (not isinstance(settings, dict)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in settings.items())
+            or not isinstance(policy, str) or not isinstance(package, str)):
+        raise SettingsError(f"{where} is not a kestra-promote settings record (settings, policy "
+                            "and package must be text): run 'kestra-promote bootstrap' again")
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise SettingsError(f"{where} has unknown setting(s) {', '.join(unknown)}; known: "
+                            f"{', '.join(SETTINGS)}")
+    return Record(dict(settings), policy, package)
+
+
+def verify(text: str | None, seal: str | None, where: str) -> tuple[Record, bool]:
+    """The record ``text`` checked against the server's ``seal``: (record, sealed). Refuses a
+    missing seal, a missing record and a record that is not the sealed one."""
+    seal = (seal or "").strip()
+    if not seal:
+        raise SettingsError(
+            f"this promotion is not sealed: its settings ({where}) can be rewritten by any flow. "
+            f"Set {SERVER_VARIABLE} in the Kestra server's environment to the seal "
+            "'kestra-promote bootstrap' prints (or to none, to run unsealed) and restart it")
+    if not text:
+        raise SettingsError(f"there are no settings ({where} is empty): run "
+                            "'kestra-promote bootstrap --role prod' with --set KEY=VALUE")
+    if seal.lower() == UNSEALED:
+        return parse_record(text, where), False
+    if digest(text) != seal:
+        raise SettingsError(
+            f"the settings ({where}) are not the sealed ones: their digest is {digest(text)}, "
+            f"the server's {SERVER_VARIABLE} is {seal}. Something other than "
+            "'kestra-promote bootstrap' changed them; nothing was done")
+    return parse_record(text, where), True
+
+
+def where(namespace: str) -> str:
+    return f"KV {namespace}/{RECORD_KEY}"
+
+
+def read(client: KestraClient, namespace: str) -> Record | None:
+    """The record the target holds (unchecked: only the server knows the seal)."""
+    try:
+        value = client.kv_get(namespace, RECORD_KEY)
+    except NotFound:
+        return None
+    if not isinstance(value, str):
+        raise UnexpectedResponse(f"the {where(namespace)} entry is not a settings record (a "
+                                 "text value): run 'kestra-promote bootstrap' again")
+    return parse_record(value, where(namespace))
+
+
+def write(client: KestraClient, namespace: str, record: Record) -> None:
+    client.kv_put(namespace, RECORD_KEY, record.text(),
+                  description=f"kestra-promote: the promotion's settings (sealed by the server's "
+                              f"{SERVER_VARIABLE})")
+
+
+def legacy_settings(client: KestraClient, namespace: str) -> dict[str, str]:
+    """Settings kept one per KV key, as earlier versions did: what bootstrap carries over."""
+    found: dict[str, str] = {}
+    keys = set(client.list_kv_keys(namespace))
+    for key in SETTINGS:
+        if key in keys:
+            try:
+                value = client.kv_get(namespace, key)
+            except NotFound:
+                continue
+            if value is not None and str(value).strip():
+                found[key] = value if isinstance(value, str) else json.dumps(value)
+    return found
+
+
+def instructions(record: Record) -> str:
+    """What production's admin does with a new record."""
+    return (f"Seal: {record.seal}\n"
+            f"  Set {SERVER_VARIABLE}={record.seal} in the Kestra server's environment and restart "
+            "it;\n  until then every promotion run refuses (its settings are not the sealed ones).")
+

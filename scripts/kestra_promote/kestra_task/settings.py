@@ -1,0 +1,72 @@
+"""The production flows' settings, from the sealed record only.
+
+The flows hand the task two values: the record as the KV store holds it (``KP_SETTINGS_RECORD``)
+and the seal from the server's environment (``KP_SEAL``). The record is checked against the seal
+(``gates.seal.verify``) and its settings become the task's environment, replacing whatever the
+environment held under those names: a setting never comes from anywhere else.
+
+A caller that gives no ``KP_SEAL`` at all (the command line's ``task`` run by hand, tests) keeps
+its environment as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from kestra_promote.errors import SettingsError
+from kestra_promote.gates import policy_store, seal
+
+# a setting of the record → the environment variable the task reads it from, and its default
+ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "promote_repo_url": ("KP_REPO_URL", ""),
+    "promote_branch": ("KP_BRANCH", "main"),
+    "promote_tags": ("KP_TAGS", ""),
+    "promote_target_url": ("KESTRA_URL", "http://localhost:8080"),
+    "promote_tenant": ("KESTRA_TENANT", "main"),
+    "promote_webhook_provider": ("KP_PROVIDER", ""),
+    "promote_pull_requests": ("KP_PULL_REQUESTS", "false"),
+    "promote_review_api": ("KP_POST_API", ""),
+    "promote_review_repo": ("KP_POST_REPO", ""),
+    "promote_approval": ("KP_APPROVAL", ""),
+    "promote_notify": ("KP_NOTIFY_ON", ""),
+    "promote_notify_format": ("KP_NOTIFY_FORMAT", ""),
+    "promote_ui_url": ("KP_UI_URL", ""),
+}
+APPROVAL_TIMEOUT = "P1D"
+
+
+def sealed(env: Mapping[str, str]) -> bool:
+    """Whether the flow handed over a seal (even an empty one): its settings come from the record."""
+    return "KP_SEAL" in env
+
+
+def resolve(env: Mapping[str, str]) -> tuple[dict[str, str], seal.Record | None]:
+    """The task's environment with the record's settings in it, and the record (None when the
+    caller gave no seal). A bad, missing or unsealed record is a SettingsError."""
+    if not sealed(env):
+        return dict(env), None
+    namespace = (env.get("KP_DELIVERIES_NAMESPACE") or "").strip() or "system"
+    record, _ = seal.verify(env.get("KP_SETTINGS_RECORD"), env.get("KP_SEAL"),
+                            seal.where(namespace))
+    if not record.settings.get("promote_repo_url"):
+        raise SettingsError("the setting promote_repo_url is not set: kestra-promote bootstrap "
+                            "--role prod --set promote_repo_url=URL")
+    resolved = dict(env)
+    for key, (name, default) in ENVIRONMENT.items():
+        resolved[name] = record.settings.get(key) or default
+    path = record.settings.get("promote_path") or ""
+    resolved["KP_SOURCE"] = f"repo/{path.strip('/')}" if path.strip("/") else "repo"
+    resolved[policy_store.PIN_VARIABLE] = record.policy
+    resolved[policy_store.NAMESPACE_VARIABLE] = namespace
+    return resolved, record
+
+
+def flow_outputs(record: seal.Record | None) -> dict[str, str]:
+    """What the later tasks of the flow take from the checked record (never from the KV store
+    again): where to clone from, how long an approval waits, whether to notify."""
+    if record is None:
+        return {}
+    settings = record.settings
+    return {"repo_url": settings.get("promote_repo_url") or "",
+            "approval_timeout": settings.get("promote_approval_timeout") or APPROVAL_TIMEOUT,
+            "notify": settings.get("promote_notify") or ""}

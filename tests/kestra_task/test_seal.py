@@ -1,0 +1,197 @@
+"""The promotion's sealed settings inside Kestra: any flow may write the promotion namespace's KV
+store and files (open source), so a run trusts only what the server's seal names.
+
+Each attack is what a flow of any team could do with a kv.Set or UploadFiles task, reproduced
+here by writing through the fake's API, then running the promotion flows in the emulator."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from conftest import FAKE_PASSWORD, FAKE_USER, ROOT, GitRepo, run_cli
+from fake_kestra import FakeKestra, serve
+from kestra_flows.emulator import Emulator
+from kestra_promote.gates import seal
+from kestra_promote.kestra_task import settings
+from kestra_promote.errors import SettingsError
+from test_flows import SECRET_VALUES, _put_kv, _record, _set, production, server  # noqa: F401
+
+pytestmark = pytest.mark.fake_only
+
+
+@pytest.fixture
+def listener():
+    """Someone else's server, where a rewritten setting would send production's credentials."""
+    other = FakeKestra(username=None, password=None)
+    with serve(other) as url:
+        yield other, url
+
+
+def _failed_with(execution, text: str) -> bool:
+    return execution.state == "FAILED" and any(text in m for m in execution.messages())
+
+
+def test_a_flow_rewriting_the_target_url_gets_no_credentials(production, listener):
+    fake, repo, emulator = production
+    other, url = listener
+    _set(fake, "promote_target_url", url, reseal=False)  # a kv.Set of any flow
+    execution = emulator.schedule()
+    assert _failed_with(execution, "are not the ones ENV_KESTRA_PROMOTE_SEAL seals")
+    assert other.requests == []
+    assert ("company.team", "hello") not in fake.current()
+
+
+def test_a_flow_rewriting_the_repository_url_gets_no_git_token(production, tmp_path):
+    fake, repo, emulator = production
+    elsewhere = GitRepo(tmp_path / "elsewhere")
+    elsewhere.write("flows/x.yml", "id: x\nnamespace: company.team\ntasks: []\n")
+    elsewhere.commit("not reviewed")
+    _set(fake, "promote_repo_url", str(elsewhere.path), reseal=False)
+    execution = emulator.execute({"mode": "apply"})
+    assert _failed_with(execution, "are not the ones ENV_KESTRA_PROMOTE_SEAL seals")
+    assert "workspace" not in execution.states and "clone_branch" not in execution.states
+    assert ("company.team", "x") not in fake.current()
+
+
+def test_settings_kept_one_per_key_are_never_read(production, listener):
+    fake, repo, emulator = production
+    other, url = listener
+    for key, value in (("promote_target_url", url), ("promote_approval", "off"),
+                       ("promote_branch", "kestra-dev")):
+        _put_kv(fake, key, value)  # as earlier versions kept them
+    execution = emulator.execute({"mode": "apply"})
+    assert execution.state == "SUCCESS", execution.logs
+    assert other.requests == [] and ("company.team", "hello") in fake.current()
+
+
+def test_clearing_production_approval_is_refused(production):
+    fake, repo, emulator = production
+    _set(fake, "promote_approval", "required")
+    current = _record(fake)
+    cleared = dataclasses.replace(current, settings={
+        k: v for k, v in current.settings.items() if k != "promote_approval"})
+    _put_kv(fake, seal.RECORD_KEY, cleared.text())
+    execution = emulator.execute({"mode": "apply"})
+    assert _failed_with(execution, "are not the ones ENV_KESTRA_PROMOTE_SEAL seals")
+    assert ("company.team", "hello") not in fake.current()
+
+
+@pytest.mark.parametrize("path", ["/kestra_promote/__pycache__/__init__.cpython-311.pyc",
+                                  "/kestra_promote/sitecustomize.py"])
+def test_files_added_to_the_package_stop_every_run(production, path):
+    fake, repo, emulator = production
+    with fake._lock:
+        fake.files[("main", "system")][path] = b"import os; os.environ.clear()\n"
+    execution = emulator.execute()
+    assert _failed_with(execution, "are not the ones bootstrap installed and sealed")
+    assert "promote" not in execution.outputs
+
+
+def test_a_changed_module_stops_every_run(production):
+    fake, repo, emulator = production
+    path = "/kestra_promote/kestra_task/runtime.py"
+    with fake._lock:
+        files = fake.files[("main", "system")]
+        files[path] = files[path] + b"\nprint('sent elsewhere')\n"
+    execution = emulator.execute({"mode": "apply"})
+    assert _failed_with(execution, "are not the ones bootstrap installed and sealed")
+    assert not any("sent elsewhere" in m for m in execution.messages())
+    assert ("company.team", "hello") not in fake.current()
+
+
+def test_without_a_seal_nothing_runs_and_none_runs_unsealed(production):
+    fake, repo, emulator = production
+    server[id(fake)].clear()
+    execution = emulator.execute()
+    assert _failed_with(execution, "this promotion is not sealed: set ENV_KESTRA_PROMOTE_SEAL")
+    server[id(fake)]["kestra_promote_seal"] = "none"  # the admin's explicit choice
+    execution = emulator.execute({"mode": "apply"})
+    assert execution.state == "SUCCESS", execution.logs
+    assert ("company.team", "hello") in fake.current()
+
+
+def test_a_rewritten_policy_refuses_the_apply(production, tmp_path):
+    fake, repo, emulator = production
+    policy = tmp_path / "policy.yml"
+    policy.write_text("max_deletions: 0\n")
+    done = run_cli("policy", "set", str(policy), "--url",
+                   _record(fake).settings["promote_target_url"], "--username", FAKE_USER,
+                   "--password", FAKE_PASSWORD)
+    assert done.code == 0, done.err
+    server[id(fake)]["kestra_promote_seal"] = _record(fake).seal
+    _put_kv(fake, "kestra_promote_policy", "max_deletions: 50\n")  # a flow loosens it
+    execution = emulator.execute({"mode": "apply"})
+    assert execution.state == "FAILED"
+    assert any("not the one production's pin" in m for m in execution.messages())
+    assert ("company.team", "hello") not in fake.current()
+
+
+def test_the_check_flow_is_sealed_too(production, listener):
+    fake, repo, emulator = production
+    other, url = listener
+    _set(fake, "promote_target_url", url, reseal=False)
+    check = Emulator(ROOT / "flows/prod/promote-check.yml", SECRET_VALUES, emulator.kv,
+                     emulator.namespace_files, emulator.workspace, envs=emulator.envs)
+    execution = check.execute()
+    assert _failed_with(execution, "are not the ones ENV_KESTRA_PROMOTE_SEAL seals")
+    assert other.requests == []
+
+
+def test_both_flows_carry_the_same_launcher():
+    import yaml
+
+    launchers = {yaml.safe_load((ROOT / "flows/prod" / name).read_text())["variables"]["launch"]
+                 for name in ("promote.yml", "promote-check.yml")}
+    assert len(launchers) == 1 and "{{" not in launchers.pop()
+
+
+# -- the record -------------------------------------------------------------------------------
+
+def test_bootstrap_carries_settings_over_into_the_record_once(target):
+    fake = target.fake
+    for key, value in (("promote_repo_url", "https://git.example.com/flows.git"),
+                       ("promote_approval", "required")):
+        _put_kv(fake, key, value)  # as earlier versions' bootstrap wrote them
+    first = run_cli("bootstrap", "--set", "promote_branch=release", env=target.env)
+    assert first.code == 0, first.err
+    assert "system/promote_approval: moved into the sealed record" in first.out
+    record = _record(fake)
+    assert record.settings == {"promote_repo_url": "https://git.example.com/flows.git",
+                               "promote_approval": "required", "promote_branch": "release"}
+    assert "promote_approval" not in fake.kv[("main", "system")]
+    assert record.policy == "none" and record.package.startswith("sha256:")
+    again = run_cli("bootstrap", env=target.env)
+    assert again.code == 0 and "unchanged" in again.out and _record(fake) == record
+    removed = run_cli("bootstrap", "--set", "promote_branch=", env=target.env)
+    assert "promote_branch" not in _record(fake).settings, removed.err
+
+
+def test_the_record_is_verified_before_anything_is_used():
+    record = seal.Record({"promote_repo_url": "https://git.example.com/f.git"}, "none", "p")
+    text = record.text()
+    assert seal.verify(text, record.seal, "KV system/x") == (record, True)
+    assert seal.verify(text, "NONE", "KV system/x") == (record, False)
+    for bad_seal, why in ((None, "not sealed"), ("sha256:00", "are not the sealed ones")):
+        with pytest.raises(SettingsError, match=why):
+            seal.verify(text, bad_seal, "KV system/x")
+    for bad_text in ("", "[]", '{"version": 2}', text.replace('"p"', "1")):
+        with pytest.raises(SettingsError):
+            seal.verify(bad_text, "none", "KV system/x")
+    with pytest.raises(SettingsError, match="unknown setting"):
+        seal.parse_record(seal.Record({"promote_nope": "1"}).text(), "KV system/x")
+
+
+def test_the_task_takes_settings_from_the_record_only():
+    record = seal.Record({"promote_repo_url": "https://git.example.com/f.git",
+                          "promote_path": "/prod/", "promote_approval": "required"}, "none", "p")
+    env, found = settings.resolve({"KP_SEAL": record.seal, "KP_SETTINGS_RECORD": record.text(),
+                                   "KESTRA_URL": "https://attacker.example.com",
+                                   "KP_APPROVAL": ""})
+    assert found == record
+    assert env["KESTRA_URL"] == "http://localhost:8080" and env["KP_APPROVAL"] == "required"
+    assert env["KP_SOURCE"] == "repo/prod" and env["KESTRA_PROMOTE_POLICY_DIGEST"] == "none"
+    assert settings.resolve({"KESTRA_URL": "x"}) == ({"KESTRA_URL": "x"}, None)  # by hand
+    without_repo = seal.Record({}, "none", "p")
+    with pytest.raises(SettingsError, match="promote_repo_url is not set"):
+        settings.resolve({"KP_SEAL": "none", "KP_SETTINGS_RECORD": without_repo.text()})
