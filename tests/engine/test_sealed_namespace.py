@@ -9,7 +9,7 @@ from kestra_promote.config import Config, parse_config
 from kestra_promote.engine.plan import plan, refusals
 from kestra_promote.errors import SourceError
 from kestra_promote.flows.desired import Desired
-from kestra_promote.gates.sealed import is_package_path
+from kestra_promote.gates.sealed_namespace import is_package_path
 from kestra_promote.kestra_task.bootstrap import bootstrap_config
 from kestra_promote.models import (
     Action, Change, DesiredFile, FileKey, LiveFile, LiveState, Reason, Scope,

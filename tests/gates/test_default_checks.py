@@ -13,7 +13,7 @@ from kestra_promote.errors import SettingsError
 from kestra_promote.gates.checks import (
     DEFAULT_CHECK, Violation, default_checks, describe, evaluate, parse_checks,
 )
-from kestra_promote.gates.sealed import reaches
+from kestra_promote.gates.sealed_namespace import reaches
 from kestra_promote.models import DesiredFlow, FlowKey
 
 

@@ -39,7 +39,7 @@ from kestra_promote.models import (
     sort_key,
 )
 from kestra_promote.flows.order import topological
-from kestra_promote.gates.sealed import package_refusals
+from kestra_promote.gates.sealed_namespace import package_refusals
 from kestra_promote.git.origin import same_origin
 from kestra_promote.textsafe import safe_text
 

@@ -26,7 +26,7 @@ from kestra_promote.config import (
     namespace_matches,
 )
 from kestra_promote.errors import SettingsError
-from kestra_promote.gates import credentials, sealed
+from kestra_promote.gates import credentials, sealed_namespace
 from kestra_promote.keys import FlowKey
 from kestra_promote.models import DesiredFlow
 from kestra_promote.textsafe import safe_text
@@ -472,7 +472,8 @@ def _no_clear_credentials(run: _Run, flow: DesiredFlow, root: yaml.Node) -> None
 
 
 def _sealed_namespaces(run: _Run, flow: DesiredFlow, root: yaml.Node) -> None:
-    for finding in sealed.find(root, flow.key.namespace, run.check.protect, run.check.secrets):
+    for finding in sealed_namespace.find(root, flow.key.namespace, run.check.protect,
+                                         run.check.secrets):
         run.add(flow, finding.line, finding.message)
 
 
@@ -531,7 +532,7 @@ def default_checks(namespace: str) -> tuple[Check, ...]:
     """The checks of every plan, with or without a policy: no flow may write into the promotion
     ``namespace`` (or one whose name starts with it), nor read the promotion's own secrets."""
     return (Check(name=DEFAULT_CHECK, rule="sealed_namespaces", protect=(namespace,),
-                  secrets=(sealed.PROMOTION_SECRETS,)),)
+                  secrets=(sealed_namespace.PROMOTION_SECRETS,)),)
 
 
 # -- what the checks are -----------------------------------------------------------------------

@@ -17,6 +17,8 @@ A namespace is sealed when its name starts with a protected one, dot or not: Kes
 KVStoreService counts a namespace as under another when its name merely starts with it
 (``systemops`` under ``system``), and the purge tasks include "child" namespaces the same way.
 The task types and their properties are Kestra's (core plugins, 2.0 and the 1.3 aliases).
+(``gates.seal`` pins the promotion's settings record and package files at run time; this module
+keeps promoted repositories and flows out of the namespace in the first place.)
 """
 
 from __future__ import annotations
