@@ -148,3 +148,15 @@ def test_bootstrap_still_installs_the_package(target: Target):
     result = run_cli("bootstrap", env=target.env)
     assert result.code == 0, result.err
     assert "/kestra_promote/engine/plan.py" in target.fake.files[("main", "system")]
+
+
+@pytest.mark.fake_only
+def test_renaming_into_the_promotion_namespace_is_refused_too(repo: GitRepo, target: Target):
+    # files are checked where they land, after renaming
+    repo.write("kestra-promote.yml", FILES)
+    repo.write("flows/a.yml", flow_yaml("dev.team", "a"))
+    repo.write("files/dev/KESTRA_PROMOTE/__main__.py", "print('hi')\n")
+    repo.commit("renamed into system")
+    result = run_cli("plan", str(repo.path), "--rename", "dev=system", env=target.env)
+    assert "system:/KESTRA_PROMOTE/__main__.py (from files/dev/KESTRA_PROMOTE/__main__.py): " \
+           "the namespace files under kestra_promote/" in result.out

@@ -4,8 +4,10 @@ is written, such as a required label, allowed task types or no clear-text creden
 Production's policy lists them under ``checks:``; adding one takes no code. ``parse_checks`` reads
 that list (plain data, as loaded from YAML), ``evaluate`` runs the checks over the flows a plan
 writes and returns every violation, located at the line of the offending node, and ``describe``
-shows them. Everything here is pure: the caller reads the policy and decides what a violation
-stops. The rule kinds, with an example, are in docs/checks.md.
+shows them; ``default_checks`` gives the check every plan runs, with or without a policy (the
+promotion namespace is sealed: see ``sealed_namespace``). Everything here is pure: the caller
+reads the policy and decides what a violation stops. The rule kinds, with an example, are in
+docs/checks.md.
 """
 
 from __future__ import annotations
