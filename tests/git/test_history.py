@@ -47,6 +47,14 @@ def test_packed_deltified_and_loose_objects_are_read(tmp_path):
     assert contains(repo.path, loose) and contains(repo.path, commits[3])
 
 
+def test_a_version_1_pack_index_is_read(tmp_path):
+    repo, commits, unmerged = _history(tmp_path)
+    repo.git("-c", "pack.indexVersion=1", "repack", "-q", "-a", "-d", "-f")
+    (index,) = (repo.path / ".git/objects/pack").glob("*.idx")
+    assert index.read_bytes()[:4] != b"\xfftOc"  # no version-2 signature
+    assert contains(repo.path, commits[1]) and not contains(repo.path, unmerged)
+
+
 def test_a_shallow_clone_cannot_say_no(tmp_path):
     repo, commits, unmerged = _history(tmp_path)
     clone = _clone(repo.path, tmp_path / "shallow", "--depth", "3", "--branch", "main")

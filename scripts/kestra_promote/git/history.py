@@ -10,6 +10,7 @@ for a commit the walk could not see without saying so.
 
 from __future__ import annotations
 
+import mmap
 import re
 import struct
 import zlib
@@ -72,30 +73,46 @@ def _apply_delta(base: bytes, delta: bytes) -> bytes:
 
 
 class _Pack:
+    """One pack file and its index, mapped rather than read: objects are found by a binary
+    search of the index's sorted names, as Git does."""
+
     def __init__(self, index: Path) -> None:
-        self.data = index.with_suffix(".pack").read_bytes()
+        with open(index.with_suffix(".pack"), "rb") as handle:
+            self.data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         raw = index.read_bytes()
         if raw[:4] == b"\xfftOc":
             if struct.unpack(">I", raw[4:8])[0] != 2:
                 raise HistoryError(f"{index.name}: unknown pack index version")
-            count = struct.unpack(">I", raw[8 + 255 * 4:8 + 256 * 4])[0]
-            names = 8 + 256 * 4
-            offsets = names + count * 20 + count * 4
-            large = offsets + count * 4
-            self.offsets: dict[bytes, int] = {}
-            for i in range(count):
-                sha = raw[names + i * 20:names + (i + 1) * 20]
-                offset = struct.unpack(">I", raw[offsets + i * 4:offsets + i * 4 + 4])[0]
-                if offset & 0x80000000:
-                    slot = large + (offset & 0x7FFFFFFF) * 8
-                    offset = struct.unpack(">Q", raw[slot:slot + 8])[0]
-                self.offsets[sha] = offset
+            self.version, fanout = 2, 8
         else:  # version 1: the fan-out table, then (offset, name) pairs
-            count = struct.unpack(">I", raw[255 * 4:256 * 4])[0]
-            entries = 256 * 4
-            self.offsets = {raw[entries + i * 24 + 4:entries + i * 24 + 24]:
-                            struct.unpack(">I", raw[entries + i * 24:entries + i * 24 + 4])[0]
-                            for i in range(count)}
+            self.version, fanout = 1, 0
+        self.raw, self.count = raw, struct.unpack(">I", raw[fanout + 255 * 4:fanout + 256 * 4])[0]
+        self.names = fanout + 256 * 4
+
+    def _name(self, i: int) -> bytes:
+        if self.version == 2:
+            return self.raw[self.names + i * 20:self.names + (i + 1) * 20]
+        return self.raw[self.names + i * 24 + 4:self.names + i * 24 + 24]
+
+    def find(self, name: bytes) -> int | None:
+        """The offset of the object ``name`` in the pack, or None."""
+        low, high = 0, self.count
+        while low < high:
+            middle = (low + high) // 2
+            if self._name(middle) < name:
+                low = middle + 1
+            else:
+                high = middle
+        if low == self.count or self._name(low) != name:
+            return None
+        if self.version == 1:
+            return struct.unpack(">I", self.raw[self.names + low * 24:self.names + low * 24 + 4])[0]
+        offsets = self.names + self.count * 24  # after the names and their CRCs
+        offset = struct.unpack(">I", self.raw[offsets + low * 4:offsets + low * 4 + 4])[0]
+        if offset & 0x80000000:  # a pack past 2 GiB: the offset is in the large-offset table
+            slot = offsets + self.count * 4 + (offset & 0x7FFFFFFF) * 8
+            offset = struct.unpack(">Q", self.raw[slot:slot + 8])[0]
+        return offset
 
     def _inflate(self, at: int) -> bytes:
         return zlib.decompressobj().decompress(memoryview(self.data)[at:])
@@ -154,8 +171,8 @@ class Repository:
             return header.split(b" ")[0], body
         name = bytes.fromhex(sha)
         for pack in self.packs:
-            if name in pack.offsets:
-                return pack.read(pack.offsets[name], self.read)
+            if (offset := pack.find(name)) is not None:
+                return pack.read(offset, self.read)
         raise KeyError(sha)
 
     def parents(self, sha: str) -> list[str]:
