@@ -104,6 +104,15 @@ def test_an_older_commit_cannot_dodge_the_approval_the_branch_requires(productio
     assert approved.flow_outputs["commit"] == before
 
 
+def test_the_approval_production_s_policy_requires_holds_in_the_flow(production):
+    fake, repo, emulator = production
+    _policy(fake, "approval: required\n")  # the repository's settings say nothing
+    execution = emulator.execute({"mode": "apply"})
+    assert execution.state == "CANCELLED", execution.logs
+    assert execution.outputs["promote"]["vars"]["action"] == "awaiting-approval"
+    assert ("company.team", "hello") not in fake.current()
+
+
 # -- (c) overrides wait for approval when it is on, and are recorded with who asked --------------
 
 

@@ -378,9 +378,9 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
             emit.log("INFO", report.summary_line(plan))
             return 0, None
         gate = _gate(env)
-        # the repository's setting, or production's own (promote_approval), or the followed
+        # production's (promote_approval, or its policy's), the commit's or the followed
         # head's: neither a commit nor an older commit chosen by hand can switch it off
-        required = approval or config.approval == "required"
+        required = approval or promotion.config.approval == "required"
         extra = _overrides(env, emit, required)
         if required and not (plan.is_empty and plan.managed_after is None):
             return _await_approval(client, connection, plan, gate, emit, workdir, target,
