@@ -118,7 +118,7 @@ def _record_delivery(env: Mapping[str, str], client: KestraClient) -> None:
                   description="kestra-promote: webhook deliveries already promoted")
 
 
-def _tag_rule(env: Mapping[str, str]):
+def _tag_rule(env: Mapping[str, str]) -> rights.TagRule | None:
     """Production's policy's rule for tags, read from the target when the task has one."""
     return rights.tag_rule(env, _connection(env) if _text(env, "KESTRA_URL") else None)
 
