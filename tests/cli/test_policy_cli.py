@@ -142,3 +142,29 @@ def test_without_a_policy_everything_works_as_before(repo: GitRepo, target: Targ
     done = run_cli("apply", str(repo.path), env=target.env)
     assert done.code == 0, done.out + done.err
     assert "Policy:" not in done.out
+
+
+def test_show_says_where_each_promotion_setting_comes_from(target: Target, policy_file: Path):
+    from kestra_promote.gates import seal
+
+    boot = run_cli("bootstrap", "--set", "promote_repo_url=https://git.example.com/f.git",
+                   env=target.env)
+    assert boot.code == 0, boot.err
+    record = seal.parse_record(target.fake.kv[("main", "system")][seal.RECORD_KEY]["value"], "t")
+    shown = run_cli("policy", "show", env=target.env)
+    assert f"Promotion flows' settings: KV system/kestra_promote_settings, seal {record.seal}" \
+        in shown.out
+    assert "promote_repo_url           https://git.example.com/f.git  (sealed record)" in shown.out
+    assert "promote_branch             (unset)  (default)" in shown.out
+    matching = run_cli("policy", "show", env={**target.env, "KESTRA_PROMOTE_SEAL": record.seal})
+    assert "(matches KESTRA_PROMOTE_SEAL)" in matching.out
+    # a policy stored behind the record's back (any flow can write KV) is said
+    with target.fake._lock:
+        target.fake.kv[("main", "system")]["kestra_promote_policy"] = {
+            "value": "max_deletions: 3\n", "expires": None, "revision": 1, "description": None,
+            "updated": 0}
+    changed = run_cli("policy", "show", "--format", "json", env=target.env)
+    data = json.loads(changed.out)["promotion_settings"]
+    assert data["policy_matches"] is False and data["seal"] == record.seal
+    assert data["settings"]["promote_repo_url"] == {"value": "https://git.example.com/f.git",
+                                                    "from": "sealed record"}

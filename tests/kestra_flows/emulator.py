@@ -48,6 +48,18 @@ def _truthy(value: Any) -> bool:
     return text.strip() not in ("false", "0", "-0", "")
 
 
+def _nested(labels: Mapping[str, str]) -> dict[str, Any]:
+    """Kestra's Label.toNestedMap: ``system.username`` becomes labels.system.username."""
+    nested: dict[str, Any] = {}
+    for key, value in labels.items():
+        *parents, last = key.split(".")
+        level = nested
+        for part in parents:
+            level = level.setdefault(part, {})
+        level[last] = value
+    return nested
+
+
 class PauseTimedOut(Exception):
     """A Pause reached its duration without being resumed."""
 
@@ -68,6 +80,7 @@ class Execution:
     states: dict[str, str] = field(default_factory=dict)  # task id -> SUCCESS | FAILED
     files: dict[str, Path] = field(default_factory=dict)  # output file name -> path
     trigger: dict[str, Any] | None = None  # the trigger's variables (none for a manual run)
+    labels: dict[str, str] = field(default_factory=dict)  # the execution's own labels
 
     def messages(self, level: str | None = None) -> list[str]:
         return [m for _, lvl, m in self.logs if level is None or lvl == level]
@@ -117,7 +130,8 @@ class Emulator:
                    "outputs": {k: {"vars": v.get("vars", {}), **v} for k, v in execution.outputs.items()},
                    "flow": {"id": self.flow["id"], "namespace": self.flow["namespace"]},
                    "execution": {"id": execution.id}, "envs": dict(self.envs),
-                   "vars": self.flow.get("variables") or {}, **self.loop_values}
+                   "vars": self.flow.get("variables") or {}, **self.loop_values,
+                   "labels": _nested({**(self.flow.get("labels") or {}), **execution.labels})}
         trigger = trigger if trigger is not None else execution.trigger
         if trigger is not None:
             context["trigger"] = trigger
@@ -145,24 +159,32 @@ class Emulator:
             if value is not None and spec["type"] == "INT":
                 value = int(value)
             values[name] = value
-        unknown = set(given) - set(values)
-        if unknown:
-            raise TaskFailed(f"Unknown inputs {sorted(unknown)}")
         return values
+
+    def _undeclared(self, given: Mapping[str, Any], execution: Execution) -> None:
+        """FlowInputOutput.readExecutionInputs: an input the flow does not declare is ignored,
+        with a warning."""
+        declared = {spec["id"] for spec in self.flow.get("inputs") or []}
+        for name in sorted(set(given) - declared):
+            execution.logs.append(("execution", "WARN", f"Input {name} was provided for workflow "
+                                   f"{self.flow['namespace']}.{self.flow['id']} but isn't "
+                                   "declared in the workflow inputs"))
 
     def _trigger(self, kind: str) -> dict[str, Any]:
         return next(t for t in self.flow.get("triggers") or [] if t["type"].endswith(kind))
 
     def execute(self, inputs: Mapping[str, Any] | None = None, *,
                 resume: Mapping[str, Any] | None = None,
-                on_pause: Callable[[], None] | None = None) -> Execution:
-        """A manual execution from the UI's Execute button. At a Pause, ``on_pause`` runs (what
-        happens while the execution waits), then the execution is resumed with ``resume`` (the
-        onResume inputs, and ``by``: who resumed it) or, without it, reaches the Pause's
-        timeout."""
+                on_pause: Callable[[], None] | None = None,
+                labels: Mapping[str, str] | None = None) -> Execution:
+        """A manual execution from the UI's Execute button: no ``trigger`` variable. At a Pause,
+        ``on_pause`` runs (what happens while the execution waits), then the execution is
+        resumed with ``resume`` (the onResume inputs, and ``by``: who resumed it) or, without
+        it, reaches the Pause's timeout. ``labels``: the execution's own, e.g. the
+        ``system.username`` Kestra Enterprise sets."""
         self.resume, self.on_pause = resume, on_pause
         try:
-            return self._run(dict(inputs or {}))
+            return self._run(dict(inputs or {}), labels=dict(labels or {}))
         finally:
             self.resume, self.on_pause = None, None
 
@@ -187,8 +209,11 @@ class Emulator:
 
     # -- tasks ----------------------------------------------------------------------------------
 
-    def _run(self, given: Mapping[str, Any], trigger: dict[str, Any] | None = None) -> Execution:
-        execution = Execution(uuid.uuid4().hex[:22], inputs=self._inputs(given), trigger=trigger)
+    def _run(self, given: Mapping[str, Any], trigger: dict[str, Any] | None = None,
+             labels: dict[str, str] | None = None) -> Execution:
+        execution = Execution(uuid.uuid4().hex[:22], inputs=self._inputs(given), trigger=trigger,
+                              labels=labels or {})
+        self._undeclared(given, execution)
         try:
             self._tasks(self.flow["tasks"], execution, None)
             execution.state = "SUCCESS"

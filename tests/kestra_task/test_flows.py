@@ -18,6 +18,7 @@ from conftest import FAKE_PASSWORD, FAKE_USER, FIXTURES, ROOT, GitRepo, flow_yam
 from fake_kestra import FakeKestra, rules, serve
 from kestra_flows.emulator import Emulator
 from kestra_promote.gates import seal
+from kestra_promote.gates.webhook import detect_provider, normalize_headers
 from kestra_promote.kestra_task.bootstrap import SECRETS, SETTINGS
 
 FLOWS = sorted((ROOT / "flows").rglob("*.yml"))
@@ -180,7 +181,9 @@ def test_every_expression_refers_to_something_defined(path: Path):
             assert name == "kestra_promote_seal", expression
         for name in re.findall(r"(?<![.\w])vars\.(\w+)", expression):
             assert name in (flow.get("variables") or {}), expression
-        assert "trigger." not in expression or path.stem == "promote", expression
+        # the check flow reads no request: only whether a Schedule started it
+        assert "trigger." not in expression or path.stem == "promote" or set(
+            re.findall(r"trigger\.(\w+)", expression)) <= {"date"}, expression
 
 
 def test_credentials_come_only_from_secrets():
@@ -193,7 +196,9 @@ def test_credentials_come_only_from_secrets():
                 if any(word in key for word in ("PASSWORD", "TOKEN", "SECRET", "USERNAME")):
                     # a secret, possibly read only on the runs that need it
                     assert re.fullmatch(r"\{\{ ((inputs|outputs\.decide\.vars)\.\w+ == '\w+' \? )?"
-                                        r"secret\('[A-Z_]+'\)( : '')? \}\}", value), key
+                                        r"secret\('[A-Z_]+'\)( : '')? \}\}", value) or \
+                        re.fullmatch(r"\{\{ \(trigger\.headers \?\? ''\) == '' \? '' : "
+                                     r"secret\('[A-Z_]+'\) \}\}", value), key
 
 
 def test_webhook_content_never_reaches_code():
@@ -246,12 +251,31 @@ def production(tmp_path: Path):
         emulator = Emulator(ROOT / "flows/prod/promote.yml", SECRET_VALUES, kv,
                             lambda ns: fake.files.get(("main", ns), {}), tmp_path / "runs",
                             envs=server[id(fake)])
+        request = emulator.webhook
+        automatic.add(id(fake))
+
+        def webhook(key: str, headers: dict, body: bytes):
+            """Production names its Git provider, as a webhook secret requires: the one the
+            request comes from, unless the test set promote_webhook_provider itself."""
+            if id(fake) in automatic:
+                found = detect_provider(normalize_headers(headers), None)[0]
+                current = _record(fake)
+                named = {k: v for k, v in current.settings.items()
+                         if k != "promote_webhook_provider"}
+                if found not in ("unknown", "generic"):
+                    named["promote_webhook_provider"] = found
+                if named != current.settings:
+                    _set_record(fake, dataclasses.replace(current, settings=named))
+            return request(key, headers, body)
+
+        emulator.webhook = webhook  # type: ignore[method-assign]
         yield fake, repo, emulator
         emulator.cleanup()
 
 
 baseline: dict[int, int] = {}  # writes the bootstrap made, per fake server
 server: dict[int, dict[str, str]] = {}  # the server's ENV_ variables (envs), per fake server
+automatic: set[int] = set()  # fake servers whose provider setting follows each request
 
 
 def _record(fake: FakeKestra) -> seal.Record:
@@ -259,8 +283,9 @@ def _record(fake: FakeKestra) -> seal.Record:
 
 
 def _user_writes(fake: FakeKestra) -> list[str]:
-    """Writes since the bootstrap."""
-    return [f"{r.method} {r.path}" for r in fake.writes()[baseline[id(fake)]:]]
+    """Writes since the bootstrap, but the settings the test itself set (as production's admin)."""
+    return [f"{r.method} {r.path}" for r in fake.writes()[baseline[id(fake)]:]
+            if not r.path.endswith(f"/kv/{seal.RECORD_KEY}")]
 
 
 def test_manual_run_defaults_to_a_plan_and_writes_nothing(production):
@@ -295,7 +320,8 @@ def test_the_schedule_applies(production):
     fake, repo, emulator = production
     execution = emulator.schedule()
     assert execution.state == "SUCCESS", execution.logs
-    assert execution.inputs["mode"] == "apply" and execution.inputs["started_by"] == "schedule"
+    assert execution.inputs["mode"] == "apply"
+    assert execution.outputs["decide"]["vars"]["trigger"] == "schedule"
     assert ("company.team", "caller") in fake.current()
     with target_history(fake) as runs:
         assert runs[-1]["trigger"] == "schedule"
@@ -515,8 +541,14 @@ def test_commit_to_git_commits_every_namespace_of_the_tree_where_promotion_reads
 def _set(fake: FakeKestra, key: str, value: str, *, reseal: bool = True) -> None:
     """A setting in the promotion's sealed record, as `bootstrap --set` writes it (through the
     API), and the server's seal updated as its admin does (``reseal``)."""
+    if key == "promote_webhook_provider":
+        automatic.discard(id(fake))  # the test names the provider itself
     current = _record(fake)
-    record = dataclasses.replace(current, settings={**current.settings, key: value})
+    _set_record(fake, dataclasses.replace(current, settings={**current.settings, key: value}),
+                reseal=reseal)
+
+
+def _set_record(fake: FakeKestra, record: seal.Record, *, reseal: bool = True) -> None:
     _put_kv(fake, seal.RECORD_KEY, record.text())
     if reseal:
         server[id(fake)]["kestra_promote_seal"] = record.seal
@@ -596,7 +628,7 @@ def test_a_request_claiming_another_provider_than_expected_is_rejected(productio
 @pytest.mark.parametrize(
     ("headers", "why"),
     [
-        pytest.param({}, "comes from no known Git provider", id="no-provider-headers"),
+        pytest.param({}, "promote_webhook_provider is not", id="no-provider-headers"),
         pytest.param({"X-Gitea-Event": ["push"], "X-Gitea-Signature": ["0" * 64]},
                      "Authorization is missing but a secret is configured",
                      id="gitea-signature-instead-of-token"),
@@ -665,10 +697,6 @@ def test_only_a_run_by_hand_may_override_the_windows_and_the_history_says_so(pro
     repo.git("checkout", "-q", "master")
     repo.write("kestra-promote.yml", FREEZE)
     repo.commit("freeze")
-    forged = emulator.execute({"mode": "apply", "override_windows": "yes",
-                               "started_by": "schedule"})
-    assert forged.outputs["promote"]["vars"]["action"] == "denied"
-    assert _user_writes(fake) == []
     execution = emulator.execute({"mode": "apply", "override_windows": "yes"})
     assert execution.state == "SUCCESS", execution.logs
     assert execution.outputs["promote"]["vars"]["action"] == "applied"

@@ -72,6 +72,7 @@ def test_a_push_of_a_tag_promotes_the_newest_tag_the_repository_lists(tmp_path):
     (tmp_path / "b.json").write_text(json.dumps({"object_kind": "tag_push",
                                                  "ref": "refs/tags/v1.9", "after": "a" * 40}))
     code, outputs = _decide({"KP_TRIGGER": "webhook", "KP_TAGS": "v*", "KP_WEBHOOK_SECRET": "s3cret",
+                             "KP_PROVIDER": "gitlab",
                              "KP_REPO_URL": str(repo.path),
                              "KP_WEBHOOK_HEADERS": str(tmp_path / "h.json"),
                              "KP_WEBHOOK_BODY": str(tmp_path / "b.json")}, tmp_path)

@@ -195,3 +195,25 @@ def test_the_task_takes_settings_from_the_record_only():
     without_repo = seal.Record({}, "none", "p")
     with pytest.raises(SettingsError, match="promote_repo_url is not set"):
         settings.resolve({"KP_SEAL": "none", "KP_SETTINGS_RECORD": without_repo.text()})
+
+
+def test_the_launcher_reads_nothing_of_the_working_directory_before_its_check(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    flow = yaml.safe_load((ROOT / "flows/prod/promote.yml").read_text())
+    task = next(t for t in flow["tasks"] if t["id"] == "decide")
+    assert task["commands"] == ['python3 -I -c "$KP_LAUNCH" task decide']
+    (tmp_path / "hashlib.py").write_text("print('hijacked')\n")  # would shadow the standard one
+    (tmp_path / "kestra_promote").mkdir()
+    (tmp_path / "kestra_promote" / "__main__.py").write_text("print('ran the package')\n")
+    record = seal.Record({"promote_repo_url": "https://git.example.com/f.git"}, "none",
+                         "sha256:" + "0" * 64)  # not the package in this folder
+    done = subprocess.run([sys.executable, "-I", "-c", flow["variables"]["launch"], "task",
+                           "decide"], cwd=tmp_path, capture_output=True, text=True,
+                          env={"KP_SEAL": record.seal, "KP_SETTINGS_RECORD": record.text(),
+                               "PYTHONSTARTUP": str(tmp_path / "hashlib.py")})
+    assert done.returncode != 0 and "not the ones bootstrap installed and sealed" in done.stderr
+    assert "hijacked" not in done.stdout and "ran the package" not in done.stdout

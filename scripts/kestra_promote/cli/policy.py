@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from kestra_promote.config import read_regular_file
 from kestra_promote.errors import SettingsError
@@ -28,7 +29,9 @@ def cmd_policy(args: argparse.Namespace, connection: Connection | None, output: 
     with connect(require(connection)) as client:
         if args.action == "show":
             stored = policy_store.read(client, namespace, args.env.get(policy_store.PIN_VARIABLE))
-            _show(output, stored)
+            settings = _settings(seal.read(client, namespace), stored, namespace,
+                                 args.env.get(seal.SEAL_VARIABLE))
+            _show(output, stored, settings)
             return EXIT_OK
         holder = lock.default_holder(f"kestra-promote policy {args.action}")
         if args.action == "set":
@@ -79,22 +82,63 @@ def _read(path: str) -> str:
         raise SettingsError(f"the policy {path} is not UTF-8 text (byte {exc.start})") from exc
 
 
-def _show(output: Output, stored: policy_store.Stored) -> None:
+def _settings(record: seal.Record | None, stored: policy_store.Stored, namespace: str,
+              expected: str | None) -> dict[str, Any] | None:
+    """The promotion flows' sealed settings in this namespace, each with where it comes from,
+    and whether the record names the stored policy; None when no promotion is installed here."""
+    if record is None:
+        return None
+    policy = stored.policy.digest if stored.policy else seal.NO_POLICY
+    expected = (expected or "").strip()
+    return {
+        "where": seal.where(namespace), "seal": record.seal,
+        # only the server knows its seal: compared when the caller gives it
+        "seal_matches": None if not expected else expected == record.seal,
+        "policy_named": record.policy, "policy_matches": record.policy == policy,
+        "package": record.package,
+        "settings": {key: {"value": record.settings.get(key), "from": "sealed record"
+                           if key in record.settings else "default"} for key in seal.SETTINGS},
+    }
+
+
+def _settings_lines(settings: dict[str, Any]) -> list[str]:
+    lines = [f"Promotion flows' settings: {settings['where']}, seal {settings['seal']}"
+             + {None: f" (the server's {seal.SERVER_VARIABLE} must be this; give "
+                      f"{seal.SEAL_VARIABLE} to compare)",
+                True: f" (matches {seal.SEAL_VARIABLE})",
+                False: f" (does NOT match {seal.SEAL_VARIABLE}: every run refuses)"}[
+                 settings["seal_matches"]]]
+    if not settings["policy_matches"]:
+        lines.append(f"  the record names policy {settings['policy_named']}, not the stored one: "
+                     "every apply of the flows refuses ('policy set' again to reseal)")
+    for key, entry in settings["settings"].items():
+        shown = entry["value"] if entry["value"] is not None else "(unset)"
+        lines.append(f"  {key:<26} {shown}  ({entry['from']})")
+    return lines
+
+
+def _show(output: Output, stored: policy_store.Stored, settings: dict[str, Any] | None) -> None:
     policy = stored.policy
     if output.format == "json":
         output.json({"namespace": stored.namespace, "key": POLICY_KEY, "status": stored.status(),
                      "digest": policy.digest if policy else None, "pinned": stored.pinned,
                      "mismatch": stored.mismatch,
                      "policy": policy.describe() if policy else None,
-                     "text": policy.text if policy else None})
+                     "text": policy.text if policy else None,
+                     "promotion_settings": settings})
         return
+    extra = _settings_lines(settings) if settings is not None else []
     if output.format == "markdown":
         body = f"**Production policy:** {stored.status()}\n"
         if policy is not None:
             fence = "````" if "```" in policy.text else "```"
             body += f"\n{fence}yaml\n{policy.text.rstrip()}\n{fence}\n"
+        if extra:
+            body += "\n```\n" + "\n".join(extra) + "\n```\n"
         output.write(body)
         return
     output.write(f"Production policy: {stored.status()}\n")
     if policy is not None:
         output.write("\n" + policy.text.rstrip() + "\n")
+    if extra:
+        output.write("\n" + "\n".join(extra) + "\n")

@@ -55,7 +55,8 @@ from kestra_promote.errors import (
 from kestra_promote.target.live import namespace_tree
 from kestra_promote.models import ApplyResult, Plan
 from kestra_promote.git.origin import origin
-from kestra_promote.kestra_task import settings
+from kestra_promote.kestra_task import rights, settings
+from kestra_promote.kestra_task.rights import classify_ref, repo_tags
 from kestra_promote.kestra_task.emit import Emitter, KestraLogHandler
 from kestra_promote.engine.promotion import open_promotion
 from kestra_promote.gates import policy_store
@@ -84,26 +85,6 @@ def _read(path: str | None) -> bytes | None:
         return None
     data = Path(path).read_bytes()
     return data if data.strip() else None
-
-
-_COMMIT = re.compile(r"[0-9a-fA-F]{7,40}")
-
-
-def classify_ref(ref: str, target: webhook.Target) -> tuple[str, str]:
-    """(kind, name) of a ref given by hand: ``commit`` for a SHA, ``branch`` for refs/heads/NAME
-    or the followed branch, ``tag`` for refs/tags/NAME and any other name (releases are tags).
-
-    Kestra's git Clone needs to be told which one it gets (``branch``, ``tag`` or ``commit``)."""
-    if not webhook.valid_ref_name(ref):
-        raise SettingsError(f"{ref!r} is not a valid Git ref name")
-    if _COMMIT.fullmatch(ref):
-        return "commit", ref.lower()
-    for prefix, kind in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
-        if ref.startswith(prefix):
-            return kind, ref[len(prefix):]
-    if ref.startswith("refs/"):
-        raise SettingsError(f"{ref!r}: give a branch as refs/heads/NAME, a tag, or a commit SHA")
-    return ("branch", ref) if ref == target.branch else ("tag", ref)
 
 
 DELIVERIES_KEY = "kestra-promote-deliveries"
@@ -137,14 +118,9 @@ def _record_delivery(env: Mapping[str, str], client: KestraClient) -> None:
                   description="kestra-promote: webhook deliveries already promoted")
 
 
-def _newest_tag(env: Mapping[str, str], pattern: str) -> str | None:
-    """The newest tag matching ``pattern``, as the repository lists its tags now."""
-    url = _text(env, "KP_REPO_URL")
-    if not url:
-        raise SettingsError("KP_REPO_URL is not set: the flows read it from promote_repo_url")
-    tags = gitremote.list_tags(url, username=_text(env, "KP_GIT_USERNAME"),
-                               password=_text(env, "KP_GIT_PASSWORD"))
-    return gitremote.newest_tag([t for t in tags if webhook.valid_ref_name(t)], pattern)
+def _tag_rule(env: Mapping[str, str]) -> rights.TagRule | None:
+    """Production's policy's rule for tags, read from the target when the task has one."""
+    return rights.tag_rule(env, _connection(env) if _text(env, "KESTRA_URL") else None)
 
 
 def task_decide(env: Mapping[str, str], emit: Emitter) -> int:
@@ -152,7 +128,9 @@ def task_decide(env: Mapping[str, str], emit: Emitter) -> int:
 
     A request never chooses what is promoted: a webhook only says "look again"; the promotion
     then takes the followed branch's head (cloning it) or, when following tags, the newest
-    matching tag as the repository lists it. Only a person (the ``ref`` input) picks a ref."""
+    matching tag as the repository lists it. Only a person (the ``ref`` input) picks a ref, and
+    only within what is followed (see ``rights``): ``followed_kind`` and ``followed`` name what
+    to clone beside it to check that."""
     trigger = _text(env, "KP_TRIGGER") or "manual"
     ref = (env.get("KP_REF") or "").strip()  # as typed: "default" may be a tag's name
     target = webhook.Target(branch=_text(env, "KP_BRANCH") or "main", tags=_text(env, "KP_TAGS"))
@@ -163,11 +141,18 @@ def task_decide(env: Mapping[str, str], emit: Emitter) -> int:
         headers = webhook.parse_json(_read(env.get("KP_WEBHOOK_HEADERS")))
         headers = webhook.normalize_headers(headers if isinstance(headers, dict) else {})
         body = webhook.parse_json(_read(env.get("KP_WEBHOOK_BODY")))
+        secret, provider = _text(env, "KP_WEBHOOK_SECRET"), _text(env, "KP_PROVIDER")
+        if secret and not provider:
+            # the provider is read from headers the sender chooses: without the setting, a
+            # request could claim one whose proof Kestra cannot check to skip one it can
+            raise SettingsError("a webhook secret is set (KESTRA_PROMOTE_WEBHOOK_SECRET), but "
+                                "promote_webhook_provider is not: set it to the one Git provider "
+                                "the repository is on (github, gitlab, gitea, forgejo, gogs, "
+                                "bitbucket, bitbucket-server)")
         # Kestra passes the parsed body only, never its bytes: signatures cannot be verified here
-        decision = webhook.decide(headers, body, target=target,
-                                  secret=_text(env, "KP_WEBHOOK_SECRET"),
+        decision = webhook.decide(headers, body, target=target, secret=secret,
                                   require_signature=bool(_flag(env, "KP_REQUIRE_SIGNATURE")),
-                                  expect=_text(env, "KP_PROVIDER"),
+                                  expect=provider,
                                   pull_requests=bool(_flag(env, "KP_PULL_REQUESTS")))
         delivery = webhook.delivery_id(headers)
         if decision.decision == "review":
@@ -177,17 +162,14 @@ def task_decide(env: Mapping[str, str], emit: Emitter) -> int:
                                 "changes nothing", decision.provider, decision.event)
         emit.outputs({"delivery": delivery or ""})
     elif ref:
-        kind, checkout = classify_ref(ref, target)
-        decision = Decision("sync", f"{trigger} run of {kind} {checkout!r}", "kestra", trigger,
-                            ref)
-        return _decided(emit, decision, trigger, kind, checkout)
+        return _by_hand(env, emit, ref, target, trigger)
     else:
         decision = Decision("sync", f"{trigger} run of {target.describe()}", "kestra", trigger)
     if decision.decision != "sync":
         return _decided(emit, decision, trigger, "", "")
     if not target.tags:
         return _decided(emit, decision, trigger, "branch", target.branch or "main")
-    newest = _newest_tag(env, target.tags)
+    newest = rights.newest_tag(repo_tags(env), target.tags, _tag_rule(env))
     if newest is None:
         verdict = "reject" if trigger == "manual" else "ignore"
         return _decided(emit, Decision(verdict, f"no tag of the repository matches "
@@ -197,6 +179,33 @@ def task_decide(env: Mapping[str, str], emit: Emitter) -> int:
     return _decided(emit, Decision("sync", note, decision.provider, decision.event,
                                    f"refs/tags/{newest}", None, decision.verified),
                     trigger, "tag", newest)
+
+
+def _by_hand(env: Mapping[str, str], emit: Emitter, ref: str, target: webhook.Target,
+             trigger: str) -> int:
+    """A ref given by hand: following a branch, any commit, tag or branch, checked once cloned
+    to be in the followed branch's history (cloned beside it); following tags, a tag the
+    promotion could follow, with the newest one cloned beside it for its settings."""
+    kind, checkout = classify_ref(ref, target)
+    decision = webhook.Decision("sync", f"{trigger} run of {kind} {checkout!r}", "kestra",
+                                trigger, ref)
+    if not target.tags:
+        branch = target.branch or "main"
+        followed = ("", "") if (kind, checkout) == ("branch", branch) else ("branch", branch)
+        return _decided(emit, decision, trigger, kind, checkout, followed)
+    rule = _tag_rule(env)
+    if kind != "tag" or not rights.followable_tag(checkout, target.tags, rule):
+        return _decided(emit, webhook.Decision(
+            "reject", f"{ref!r} is not a tag this promotion follows ({target.describe()}, "
+            "versions only): a ref given by hand may only name one", "kestra", trigger),
+            trigger, "", "")
+    tags = repo_tags(env)
+    if checkout not in tags:
+        return _decided(emit, webhook.Decision(
+            "reject", f"the repository has no tag {checkout!r}", "kestra", trigger),
+            trigger, "", "")
+    newest = rights.newest_tag(tags, target.tags, rule) or checkout
+    return _decided(emit, decision, trigger, kind, checkout, ("tag", newest))
 
 
 def _review(env: Mapping[str, str], emit: Emitter, decision: webhook.Decision,
@@ -220,10 +229,12 @@ def _review(env: Mapping[str, str], emit: Emitter, decision: webhook.Decision,
 
 
 def _decided(emit: Emitter, decision: webhook.Decision, trigger: str, kind: str,
-             checkout: str) -> int:
+             checkout: str, followed: tuple[str, str] = ("", "")) -> int:
     synced = decision.decision in ("sync", "review")
     values = {**decision.to_dict(), "trigger": trigger, "kind": kind if synced else "",
-              "checkout": checkout if synced else ""}
+              "checkout": checkout if synced else "",
+              "followed_kind": followed[0] if synced else "",
+              "followed": followed[1] if synced else ""}
     emit.outputs({k: ("" if v is None else v) for k, v in values.items()})
     level = {"sync": "INFO", "review": "INFO", "ignore": "INFO",
              "reject": "ERROR"}[decision.decision]
@@ -307,6 +318,9 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
         raise SettingsError(f"KP_MODE must be plan, apply, apply-saved or status, not {mode!r}")
     if mode == "apply-saved":
         return _apply_saved(env, emit, workdir, seen, target)
+    # production's approval setting fails closed; a ref given by hand is checked before all
+    approval = rights.approval_setting(env)
+    approval = rights.check_by_hand(env, workdir) or approval
     allow = _text(env, "KP_ALLOW_DELETIONS")
     folder = workdir / (_text(env, "KP_SOURCE") or "repo")
     config = read_settings(folder, _text(env, "KP_CONFIG")).with_overrides(
@@ -366,11 +380,13 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
             emit.log("INFO", report.summary_line(plan))
             return 0, None
         gate = _gate(env)
-        # the repository's setting, or production's own (promote_approval): a commit cannot
-        # switch off an approval that production requires
-        required = "required" in (config.approval, (_text(env, "KP_APPROVAL") or "").lower())
+        # production's (promote_approval, or its policy's), the commit's or the followed
+        # head's: neither a commit nor an older commit chosen by hand can switch it off
+        required = approval or promotion.config.approval == "required"
+        extra = _overrides(env, emit, required)
         if required and not (plan.is_empty and plan.managed_after is None):
-            return _await_approval(client, connection, plan, gate, emit, workdir, target)
+            return _await_approval(client, connection, plan, gate, emit, workdir, target,
+                                   extra)
 
         def planned_again(plan: Plan) -> None:
             emit.log("WARN", "the target changed while the plan was made: planned again")
@@ -380,7 +396,7 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
             client, plan, replan=replan, on_replan=planned_again, gate=gate,
             holder=_text(env, "KP_HOLDER") or lock.default_holder("kestra-promote task"),
             trigger=_text(env, "KP_TRIGGER") or "kestra", ref=_text(env, "KP_REF"),
-            extra=extra))
+            extra=extra), extra)
         if isinstance(outcome, notify.Event):
             return 0, outcome
         plan, result = outcome
@@ -388,6 +404,17 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
         if result.ok:
             _record_delivery(env, client)
     return _applied(emit, workdir, plan, result, target)
+
+
+def _overrides(env: Mapping[str, str], emit: Emitter, approval: bool) -> dict[str, Any]:
+    """The overrides a run by hand asked for, and who asked, for the history (said at WARN)."""
+    asked = rights.asked_overrides(env)
+    if not asked:
+        return {}
+    who = rights.requester(env)
+    emit.log("WARN", f"{who} asked to override {rights.describe(asked)}: recorded in the history"
+             + ("; the apply waits for approval" if approval else ""))
+    return {"overrides": asked, "requested_by": who}
 
 
 def _posting(env: Mapping[str, str]) -> review.Review | None:
@@ -443,9 +470,10 @@ def _denied(emit: Emitter, workdir: Path, plan: Plan, target: str, denied: Windo
 
 def _await_approval(client: KestraClient, connection: Connection, plan: Plan,
                     gate: Callable[[Plan], tuple[str, ...]], emit: Emitter, workdir: Path,
-                    target: str) -> tuple[int, notify.Event | None]:
+                    target: str, extra: Mapping[str, Any]) -> tuple[int, notify.Event | None]:
     """``approval: required``: validate the plan on the target and save it (plan.json) for the
-    flow's Pause; the approved plan is applied as it is (``apply-saved``). Nothing is written."""
+    flow's Pause; the approved plan is applied as it is (``apply-saved``). Nothing is written;
+    overrides asked by hand (``extra``) are shown to the approver."""
     ensure_allowed(plan)
     for warning in ensure_valid(client, plan.pending):
         emit.log("WARN", str(warning))
@@ -455,7 +483,9 @@ def _await_approval(client: KestraClient, connection: Connection, plan: Plan,
         return 0, _denied(emit, workdir, plan, target, denied)
     saved = workdir / "plan.json"
     planfile.save(plan, str(saved), url=connection.url, tenant=connection.tenant)
-    _write_reports(workdir, report.render_plan_markdown(plan)
+    asked = (f"\n**{extra['requested_by']} asked to override {rights.describe(extra['overrides'])}"
+             ": approving applies this plan with those overrides.**\n") if extra else ""
+    _write_reports(workdir, report.render_plan_markdown(plan) + asked
                    + "\n**Waiting for approval: resume the execution to apply exactly this plan."
                      "**\n", report.plan_to_dict(plan))
     # the digest goes into the execution itself (not the file's storage): the approved task
@@ -486,9 +516,12 @@ def _apply_saved(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: lis
     seen.append(plan)
     emit.text(report.render_plan_text(plan))
     named = " ".join((_text(env, "KP_APPROVED_BY") or "").split())[:100]  # one short line
-    approval = {"approved_by": safe_text(named) or "someone (not named)",
-                "approved_at": _text(env, "KP_APPROVED_AT")
-                or datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    approval: dict[str, Any] = {"approved_by": safe_text(named) or "someone (not named)",
+                                "approved_at": _text(env, "KP_APPROVED_AT")
+                                or datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    asked = rights.asked_overrides(env)
+    if asked:  # asked by hand before the pause: recorded with the approval
+        approval.update(overrides=asked, requested_by=rights.requester(env))
     emit.log("INFO", f"approved by {approval['approved_by']}: applying exactly the saved plan")
     with connect(connection) as client:
         gate = _gate(env)

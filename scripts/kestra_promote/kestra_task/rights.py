@@ -1,0 +1,187 @@
+"""What a run started by hand may do: executing the promote flow is not administering production.
+
+A person who may only execute ``promote`` chooses inputs; production's settings and Git's
+history decide what those inputs may reach:
+
+- a ``ref`` given by hand is a commit of the followed branch's history (``in_history``), or,
+  when following tags, a tag the promotion would follow (``followable_tag``);
+- the approval production or the followed branch's head requires (``approval_required``) holds
+  for any commit chosen by hand: an older commit's settings cannot switch it off;
+- overrides of ``prune``, the deletion limit and the sync windows (``asked_overrides``) are
+  recorded with who asked, and go through the approval when it is on;
+- which tags are followed comes from production's policy (``tag_rule``).
+
+What started a run is never an input: the flows derive it from Kestra's own ``trigger``
+variables.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from kestra_promote.errors import SettingsError
+from kestra_promote.gates import policy_store, webhook
+from kestra_promote.gates.policy import TagRule
+from kestra_promote.git import gitremote, history
+from kestra_promote.git.gitinfo import read_commit
+from kestra_promote.git.source import read_settings
+from kestra_promote.target.client import Connection, connect
+from kestra_promote.textsafe import safe_text
+
+APPROVAL_VALUES = ("required", "off")  # promote_approval; unset is off
+
+
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    value = (env.get(name) or "").strip()
+    return value or None
+
+
+_COMMIT = re.compile(r"[0-9a-fA-F]{7,40}")
+
+
+def classify_ref(ref: str, target: webhook.Target) -> tuple[str, str]:
+    """(kind, name) of a ref given by hand: ``commit`` for a SHA, ``branch`` for refs/heads/NAME
+    or the followed branch, ``tag`` for refs/tags/NAME and any other name (releases are tags).
+
+    Kestra's git Clone needs to be told which one it gets (``branch``, ``tag`` or ``commit``)."""
+    if not webhook.valid_ref_name(ref):
+        raise SettingsError(f"{ref!r} is not a valid Git ref name")
+    if _COMMIT.fullmatch(ref):
+        return "commit", ref.lower()
+    for prefix, kind in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
+        if ref.startswith(prefix):
+            return kind, ref[len(prefix):]
+    if ref.startswith("refs/"):
+        raise SettingsError(f"{ref!r}: give a branch as refs/heads/NAME, a tag, or a commit SHA")
+    return ("branch", ref) if ref == target.branch else ("tag", ref)
+
+
+def repo_tags(env: Mapping[str, str]) -> dict[str, str]:
+    """The tags the repository lists now (name -> commit), valid ref names only."""
+    url = _text(env, "KP_REPO_URL")
+    if not url:
+        raise SettingsError("KP_REPO_URL is not set: the flows read it from promote_repo_url")
+    tags = gitremote.list_tags(url, username=_text(env, "KP_GIT_USERNAME"),
+                               password=_text(env, "KP_GIT_PASSWORD"))
+    return {t: sha for t, sha in tags.items() if webhook.valid_ref_name(t)}
+
+
+def approval_setting(env: Mapping[str, str]) -> bool:
+    """production's ``promote_approval`` (KP_APPROVAL): ``required`` or ``off``, or unset (off).
+    Anything else is an error naming the setting: a value meant to turn approval on (``true``,
+    ``yes``) never silently leaves it off."""
+    value = (_text(env, "KP_APPROVAL") or "off").lower()
+    if value not in APPROVAL_VALUES:
+        raise SettingsError(f"promote_approval must be 'required' or 'off' (or unset), not "
+                            f"{safe_text(value[:40])!r}: nothing was done")
+    return value == "required"
+
+
+def tag_rule(env: Mapping[str, str], connection: Connection | None) -> TagRule | None:
+    """Production's rule for tags (the policy's ``tags``), when a policy is stored where the
+    promotion reads it; None without a target or a policy. A policy that does not match its
+    pin is an error: the tags it names cannot be trusted."""
+    if connection is None:
+        return None
+    namespace = policy_store.namespace_from(
+        _text(env, policy_store.NAMESPACE_VARIABLE) or _text(env, "KP_DELIVERIES_NAMESPACE"))
+    with connect(connection) as client:
+        stored = policy_store.read(client, namespace, _text(env, policy_store.PIN_VARIABLE))
+    if stored.mismatch:
+        raise SettingsError(f"production's policy is refused: {stored.mismatch}")
+    return stored.policy.tags if stored.policy is not None else None
+
+
+def newest_tag(tags: Mapping[str, str] | list[str], pattern: str,
+               rule: TagRule | None) -> str | None:
+    """The newest tag the promotion follows: matching ``pattern`` (promote_tags) and, with a
+    policy, the policy's pattern, version rule and pre-release choice."""
+    names = [t for t in tags if rule is None or not rule.pattern
+             or fnmatch.fnmatchcase(t, rule.pattern)]
+    return gitremote.newest_tag(names, pattern, version=rule.version if rule else None,
+                                prereleases=bool(rule and rule.prereleases))
+
+
+def followable_tag(tag: str, pattern: str, rule: TagRule | None) -> bool:
+    """Whether the promotion could follow ``tag`` at all (it need not be the newest)."""
+    return newest_tag([tag], pattern, rule) == tag
+
+
+def in_history(workdir: Path, branch: str) -> None:
+    """Refuse, before anything is written, a checkout (``repo``) whose commit is not in the
+    history of the followed branch (cloned whole beside it, in ``followed``)."""
+    commit = read_commit(workdir / "repo")
+    if commit is None:
+        raise SettingsError("the clone of the ref given by hand has no commit")
+    try:
+        found = history.contains(workdir / "followed", commit)
+    except history.HistoryError as why:
+        raise SettingsError(f"cannot tell whether commit {commit} is in the history of branch "
+                            f"{branch!r} ({why}): nothing was written") from None
+    if not found:
+        raise SettingsError(f"commit {commit} is not in the history of branch {branch!r}, which "
+                            "this promotion follows: a ref given by hand may only name a commit "
+                            f"that was merged into {branch!r}; nothing was written")
+
+
+def followed_requires_approval(workdir: Path, source: str, config_path: str | None) -> bool:
+    """Whether the followed branch's head (or newest followed tag), cloned in ``followed``,
+    requires approval: a person choosing an older commit cannot leave it behind."""
+    relative = Path(source).relative_to("repo") if Path(source).is_relative_to("repo") \
+        else Path()
+    folder = workdir / "followed" / relative
+    if not folder.is_dir():
+        return False
+    return read_settings(folder, config_path).approval == "required"
+
+
+def check_by_hand(env: Mapping[str, str], workdir: Path) -> bool:
+    """For a ref given by hand (KP_FOLLOWED_KIND and KP_FOLLOWED, from the decide task): refuse
+    a commit outside the followed branch's history; whether what is followed now requires
+    approval. False when no ref was given by hand."""
+    kind, name = _text(env, "KP_FOLLOWED_KIND"), _text(env, "KP_FOLLOWED") or "main"
+    if kind is None:
+        return False
+    if kind not in ("branch", "tag"):
+        raise SettingsError(f"KP_FOLLOWED_KIND must be branch or tag, not {kind!r}")
+    if kind == "branch":
+        in_history(workdir, name)
+    return followed_requires_approval(workdir, _text(env, "KP_SOURCE") or "repo",
+                                      _text(env, "KP_CONFIG"))
+
+
+def requester(env: Mapping[str, str]) -> str:
+    """Who started this run, as Kestra says (KP_REQUESTED_BY, from the execution's
+    ``system.username`` label, which only Kestra can set); "someone" when Kestra does not say."""
+    named = " ".join((_text(env, "KP_REQUESTED_BY") or "").split())[:100]
+    return safe_text(named) or "someone (not named)"
+
+
+def asked_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    """The safeguards a run by hand asked to override: prune turned on, a deletion limit of its
+    own, the sync windows. Scheduled and webhook runs never override (the flow passes their
+    defaults); an empty mapping when nothing was asked."""
+    if (_text(env, "KP_TRIGGER") or "manual") != "manual":
+        return {}
+    asked: dict[str, Any] = {}
+    if (_text(env, "KP_PRUNE") or "").lower() in ("true", "1", "yes"):
+        asked["prune"] = True
+    if (limit := _text(env, "KP_ALLOW_DELETIONS")) is not None:
+        asked["allow_deletions"] = int(limit) if limit.isdigit() else limit
+    if (_text(env, "KP_OVERRIDE_WINDOWS") or "").lower() in ("true", "1", "yes"):
+        asked["windows"] = True
+    return asked
+
+
+def describe(asked: Mapping[str, Any]) -> str:
+    parts = []
+    if asked.get("prune"):
+        parts.append("prune on")
+    if "allow_deletions" in asked:
+        parts.append(f"up to {asked['allow_deletions']} deletions")
+    if asked.get("windows"):
+        parts.append("the sync windows")
+    return ", ".join(parts)
