@@ -15,7 +15,6 @@ local repository), If, WorkingDirectory, Loop (2.0) and ForEach (1.3), Log, Retu
 
 from __future__ import annotations
 
-import fnmatch
 import importlib.metadata
 import json
 import os
@@ -37,6 +36,31 @@ PYTHON_COMMANDS = "io.kestra.plugin.scripts.python.Commands"
 # TaskLogLineMatcher: a whole line ::{json}::, on stdout or stderr; log levels by exact name
 MARKER = re.compile(r"^::(\{.*})::$")
 LOG_LEVELS = {"ERROR", "WARN", "INFO", "DEBUG", "TRACE"}
+
+
+def _java_glob(pattern: str) -> re.Pattern[str]:
+    """A java.nio glob as a regular expression: ``**`` crosses folders, ``*`` and ``?`` do not."""
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out + r"\Z")
+
+
+def include_matches(path: str, pattern: str) -> bool:
+    """Whether a namespace file (its absolute path, ``/a/b.py``) is taken by an ``include``
+    pattern, as Kestra decides: a pattern that starts with a word character matches at any depth
+    (``**/`` is put in front: core/utils/PathMatcherPredicate.java, mayAddRecursiveMatch), and
+    the file's path is absolute (NamespaceFile.filePath)."""
+    if re.match(r"\w", pattern):
+        pattern = "**/" + pattern
+    return bool(_java_glob(pattern).match("/" + path.lstrip("/")))
 
 
 def _truthy(value: Any) -> bool:
@@ -410,7 +434,7 @@ class Emulator:
         if files.get("enabled"):
             for path, content in self.namespace_files(self.flow["namespace"]).items():
                 relative = path.lstrip("/")
-                if any(fnmatch.fnmatch(relative, g) for g in files.get("include") or ["**"]):
+                if any(include_matches(path, g) for g in files.get("include") or ["**"]):
                     (folder / relative).parent.mkdir(parents=True, exist_ok=True)
                     (folder / relative).write_bytes(content)
         produced = {str(path): path for path in execution.files.values()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from conftest import FAKE_PASSWORD, FAKE_USER, ROOT, GitRepo, run_cli
+from conftest import FAKE_PASSWORD, FAKE_USER, ROOT, GitRepo, flow_yaml, run_cli
 from fake_kestra import FakeKestra, serve
 from kestra_flows.emulator import Emulator
 from kestra_promote.gates import seal
@@ -217,3 +217,54 @@ def test_the_launcher_reads_nothing_of_the_working_directory_before_its_check(tm
                                "PYTHONSTARTUP": str(tmp_path / "hashlib.py")})
     assert done.returncode != 0 and "not the ones bootstrap installed and sealed" in done.stderr
     assert "hijacked" not in done.stdout and "ran the package" not in done.stdout
+
+
+def test_a_namespace_file_cannot_slip_a_flow_into_the_checkout(production):
+    # Kestra matches an include that starts with a word character at any depth
+    # (PathMatcherPredicate): `kestra_promote/**` would take /repo/kestra_promote/x.yml too, and
+    # put it into the clone the promote task shares with it
+    fake, repo, emulator = production
+    with fake._lock:
+        fake.files[("main", "system")]["/repo/kestra_promote/evil.yml"] = \
+            flow_yaml("company.team", "evil").encode()
+    execution = emulator.execute({"mode": "apply"})
+    assert execution.state == "SUCCESS", execution.logs
+    assert ("company.team", "hello") in fake.current()
+    assert ("company.team", "evil") not in fake.current()
+
+
+def test_includes_are_matched_as_kestra_matches_them():
+    from kestra_flows.emulator import include_matches
+
+    assert include_matches("/repo/kestra_promote/x.yml", "kestra_promote/**")
+    assert not include_matches("/repo/kestra_promote/x.yml", "/kestra_promote/**")
+    assert include_matches("/kestra_promote/a/b.py", "/kestra_promote/**")
+    assert not include_matches("/kestra_promote.py", "/kestra_promote/**")
+
+
+def test_the_launcher_imports_the_package_it_checked_whatever_pythonpath_holds(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    launch = yaml.safe_load((ROOT / "flows/prod/promote.yml").read_text())["variables"]["launch"]
+    genuine = {"kestra_promote/__init__.py": b"", "kestra_promote/__main__.py": b"print('genuine')\n"}
+    for name, data in genuine.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    lib = tmp_path / "lib" / "kestra_promote"
+    lib.mkdir(parents=True)
+    (lib / "__init__.py").write_text("")
+    (lib / "__main__.py").write_text("print('other')\n")
+    (tmp_path / "lib" / "json.py").write_text("print('shadowed')\n")
+    record = seal.Record({}, "none", seal.package_digest(genuine.items()))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    for extra in ({"PYTHONSAFEPATH": "1"}, {}):
+        done = subprocess.run(
+            [sys.executable, "-I", "-c", launch, "task", "decide"], cwd=tmp_path,
+            capture_output=True, text=True,
+            env={**env, **extra, "KP_SEAL": record.seal, "KP_SETTINGS_RECORD": record.text(),
+                 "PYTHONPATH": str(tmp_path / "lib")})
+        assert done.stdout.strip() == "genuine", (done.stdout, done.stderr)
