@@ -191,7 +191,11 @@ def test_the_task_takes_settings_from_the_record_only():
     assert found == record
     assert env["KESTRA_URL"] == "http://localhost:8080" and env["KP_APPROVAL"] == "required"
     assert env["KP_SOURCE"] == "repo/prod" and env["KESTRA_PROMOTE_POLICY_DIGEST"] == "none"
-    assert settings.resolve({"KESTRA_URL": "x"}) == ({"KESTRA_URL": "x"}, None)  # by hand
+    by_hand = {"KESTRA_URL": "x", "KP_SETTINGS": "environment"}
+    assert settings.resolve(by_hand) == (by_hand, None)
+    with pytest.raises(SettingsError, match="no seal was given"):
+        settings.resolve({"KESTRA_URL": "x"})  # an earlier revision of the flow
+    assert settings.for_task("namespaces", {"KESTRA_URL": "x"}) == ({"KESTRA_URL": "x"}, None)
     without_repo = seal.Record({}, "none", "p")
     with pytest.raises(SettingsError, match="promote_repo_url is not set"):
         settings.resolve({"KP_SEAL": "none", "KP_SETTINGS_RECORD": without_repo.text()})
@@ -268,3 +272,25 @@ def test_the_launcher_imports_the_package_it_checked_whatever_pythonpath_holds(t
             env={**env, **extra, "KP_SEAL": record.seal, "KP_SETTINGS_RECORD": record.text(),
                  "PYTHONPATH": str(tmp_path / "lib")})
         assert done.stdout.strip() == "genuine", (done.stdout, done.stderr)
+
+
+def test_an_earlier_revision_of_the_flow_cannot_run_unsealed(production, listener, tmp_path):
+    # Kestra keeps every revision and runs one asked for by number (revision=N): the revision
+    # before the seal read its settings from KV keys any flow can write, and had no launcher
+    fake, repo, emulator = production
+    other, url = listener
+    earlier = (ROOT / "flows/prod/promote.yml").read_text()
+    launch = 'python3 -I -c "$KP_LAUNCH"'
+    assert launch in earlier
+    earlier = earlier.replace(launch, "python3 -m kestra_promote")
+    for name in ("KP_SEAL", "KP_SETTINGS_RECORD", "KP_LAUNCH"):
+        earlier = "\n".join(line for line in earlier.splitlines() if f"{name}:" not in line)
+    earlier = earlier.replace("KP_DELIVERIES_NAMESPACE:",
+                              f"KESTRA_URL: {url}\n      KP_DELIVERIES_NAMESPACE:", 1)
+    path = tmp_path / "promote-earlier.yml"
+    path.write_text(earlier + "\n")
+    previous = Emulator(path, SECRET_VALUES, emulator.kv, emulator.namespace_files,
+                        emulator.workspace, envs=emulator.envs)
+    execution = previous.execute({"mode": "apply"})
+    assert _failed_with(execution, "no seal was given (KP_SEAL)")
+    assert other.requests == []

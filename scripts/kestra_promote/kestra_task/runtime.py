@@ -599,7 +599,7 @@ def run_task(name: str, env: Mapping[str, str], out: TextIO | None = None,
 
 def _run(name: str, env: Mapping[str, str], emit: Emitter, folder: Path) -> int:
     try:
-        env, record = settings.resolve(env)  # the sealed record's settings, when a flow runs it
+        env, record = settings.for_task(name, env)  # production's: from the sealed record
         if name == "decide" and record is not None:
             emit.outputs(settings.flow_outputs(record))
         if name == "promote":

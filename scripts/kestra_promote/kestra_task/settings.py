@@ -5,8 +5,10 @@ and the seal from the server's environment (``KP_SEAL``). The record is checked 
 (``gates.seal.verify``) and its settings become the task's environment, replacing whatever the
 environment held under those names: a setting never comes from anywhere else.
 
-A caller that gives no ``KP_SEAL`` at all (the command line's ``task`` run by hand, tests) keeps
-its environment as it is.
+A caller that gives no ``KP_SEAL`` at all is refused: an earlier revision of the promotion
+flows, which Kestra keeps and still runs when asked for by number, passes none and reads its
+settings from the KV store. Running a task by hand with settings from the environment is said
+explicitly (``KP_SETTINGS=environment``), which no revision of the flows does.
 """
 
 from __future__ import annotations
@@ -35,16 +37,21 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
 APPROVAL_TIMEOUT = "P1D"
 
 
-def sealed(env: Mapping[str, str]) -> bool:
-    """Whether the flow handed over a seal (even an empty one): its settings come from the record."""
-    return "KP_SEAL" in env
+BY_HAND = ("KP_SETTINGS", "environment")
 
 
 def resolve(env: Mapping[str, str]) -> tuple[dict[str, str], seal.Record | None]:
     """The task's environment with the record's settings in it, and the record (None when the
-    caller gave no seal). A bad, missing or unsealed record is a SettingsError."""
-    if not sealed(env):
-        return dict(env), None
+    caller said its settings are the environment's). A bad, missing or unsealed record, or no
+    seal at all, is a SettingsError."""
+    if "KP_SEAL" not in env:
+        if (env.get(BY_HAND[0]) or "").strip() == BY_HAND[1]:
+            return dict(env), None
+        raise SettingsError(
+            "no seal was given (KP_SEAL): this is not a run of the current promotion flows (an "
+            "earlier revision of a flow, which reads settings any flow can write?). Nothing was "
+            f"done; to run a task by hand with settings from the environment, set "
+            f"{BY_HAND[0]}={BY_HAND[1]}")
     namespace = (env.get("KP_DELIVERIES_NAMESPACE") or "").strip() or "system"
     record, _ = seal.verify(env.get("KP_SETTINGS_RECORD"), env.get("KP_SEAL"),
                             seal.where(namespace))
@@ -59,6 +66,11 @@ def resolve(env: Mapping[str, str]) -> tuple[dict[str, str], seal.Record | None]
     resolved[policy_store.PIN_VARIABLE] = record.policy
     resolved[policy_store.NAMESPACE_VARIABLE] = namespace
     return resolved, record
+
+
+def for_task(name: str, env: Mapping[str, str]) -> tuple[dict[str, str], seal.Record | None]:
+    """``resolve`` for production's tasks (decide, promote); another task's environment as is."""
+    return resolve(env) if name in ("decide", "promote") else (dict(env), None)
 
 
 def flow_outputs(record: seal.Record | None) -> dict[str, str]:
