@@ -24,9 +24,10 @@ GITEA_URL = "http://gitea:3000"  # the Git server as the Kestra containers reach
 OWNER_REPO = "flows"
 BRANCH = "main"
 PROVIDER = "gitea"  # promote_webhook_provider: a request claiming another provider is refused
-# what bootstrap never uploads (the project's .kestraignore), and hidden files
-SKIPPED_FOLDERS = ("__pycache__",)
-SKIPPED_SUFFIXES = (".pyc", ".pyo", ".egg-info")
+# what bootstrap never reads: hidden files and folders, compiled code in any letter case (the
+# package's git/sourcetree.py), and the project's .kestraignore (__pycache__/, *.pyc, *.egg-info/,
+# the last for folders only); tests/test_stack.py compares both on an odd tree
+COMPILED = (".pyc", ".pyo")
 
 
 def prod_settings(gitea_url: str, owner: str) -> dict[str, str]:
@@ -41,9 +42,9 @@ def package_files(project: Path) -> list[tuple[str, bytes]]:
     found = []
     for folder, folders, names in os.walk(root / "kestra_promote"):
         folders[:] = sorted(f for f in folders if not f.startswith(".")
-                            and f not in SKIPPED_FOLDERS and not f.endswith(SKIPPED_SUFFIXES))
+                            and f.lower() != "__pycache__" and not f.endswith(".egg-info"))
         for name in names:
-            if name.startswith(".") or name.endswith(SKIPPED_SUFFIXES):
+            if name.startswith(".") or name.lower().endswith(COMPILED):
                 continue
             path = Path(folder) / name
             found.append((path.relative_to(root).as_posix(), path.read_bytes()))

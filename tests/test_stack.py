@@ -253,7 +253,7 @@ def test_no_password_has_a_public_default():
     for item in stack_credentials.ITEMS:
         assert ENV_EXAMPLE[item.name] == (item.default or ""), item.name
     assert set(ENV_EXAMPLE) == {item.name for item in stack_credentials.ITEMS} | {
-        "KESTRA_DEV_PORT", "KESTRA_PROD_PORT", "GITEA_PORT"}
+        "KESTRA_DEV_PORT", "KESTRA_PROD_PORT", "GITEA_PORT", "KESTRA_PROMOTE_SEAL"}
     # the credentials service receives every one, as given (empty: generated)
     passed = SERVICES["credentials"]["environment"]
     for item in stack_credentials.ITEMS:
@@ -746,3 +746,37 @@ def test_production_starts_sealed_with_the_settings_the_bootstrap_will_write(tmp
     assert "./scripts:/project/scripts:ro" in service["volumes"]  # the package it seals
     assert service["environment"]["GITEA_URL"] == "http://gitea:3000"
     assert SERVICES["bootstrap"]["environment"]["GITEA_URL"] == "http://gitea:3000"
+
+
+def test_env_may_choose_productions_seal(tmp_path):
+    chosen = "sha256:" + "a" * 64
+    out = io.StringIO()
+    assert stack_credentials.main({"KESTRA_PROMOTE_SEAL": chosen}, tmp_path, out) == 0
+    assert _sourced(tmp_path / "prod" / "kestra.env")["ENV_KESTRA_PROMOTE_SEAL"] == chosen
+    assert stack_credentials.main({"KESTRA_PROMOTE_SEAL": "sha256:short"}, tmp_path / "x",
+                                  io.StringIO()) == 1
+
+
+def test_the_stack_seal_reads_the_package_as_bootstrap_does(tmp_path):
+    from kestra_promote.flows.desired import prepare
+    from kestra_promote.git.source import read_source
+    from kestra_promote.kestra_task.bootstrap import bootstrap_config
+
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "flows", project / "flows")
+    shutil.copytree(ROOT / "scripts", project / "scripts",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copy(ROOT / ".kestraignore", project / ".kestraignore")
+    package = project / "scripts" / "kestra_promote"
+    for name, data in (("legacy.PYO", b"x"), ("old.pyc", b"x"), ("notes.egg-info", b"kept"),
+                       ("build.egg-info/PKG-INFO", b"x"), (".hidden", b"x"),
+                       ("__PYCACHE__/a.py", b"x"), ("extra/.secret/b.py", b"x"),
+                       ("extra/c.py", b"kept")):
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_bytes(data)
+    config = bootstrap_config("prod", "system")
+    desired = prepare(read_source(project, config=config), config)
+    installed = kp_seal.namespace_package({k.path: f.content for k, f in desired.files.items()})
+    assert {p for p, _ in stack_seal.package_files(project)} == {p for p, _ in installed}
+    assert stack_seal.package_digest(stack_seal.package_files(project)) == \
+        kp_seal.package_digest(installed)

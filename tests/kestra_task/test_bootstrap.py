@@ -29,7 +29,7 @@ def test_bootstrap_deploys_flows_and_package_then_changes_nothing(target: Target
 
     writes = len(fake.writes())
     second = run_cli("bootstrap", "--set", "promote_repo_url=https://git.example.com/flows.git",
-                     env=target.env)
+                     env={**target.env, "KESTRA_PROMOTE_SEAL": record.seal})
     assert second.code == 0 and "No changes." in second.out
     assert len(fake.writes()) == writes
 

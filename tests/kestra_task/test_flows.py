@@ -931,7 +931,8 @@ def _policy(fake: FakeKestra, text: str) -> None:
     """Production's admin stores a policy where the promotion reads it (its own namespace)."""
     url = _record(fake).settings["promote_target_url"]
     done = run_cli("policy", "set", str(_write_policy(text)), "--url", url, "--username",
-                   FAKE_USER, "--password", FAKE_PASSWORD)
+                   FAKE_USER, "--password", FAKE_PASSWORD,
+                   env={"KESTRA_PROMOTE_SEAL": _record(fake).seal})
     assert done.code == 0, done.err
     # the admin sets the new seal in the server's environment, as `policy set` says
     assert f"Set ENV_KESTRA_PROMOTE_SEAL={_record(fake).seal} " in done.out

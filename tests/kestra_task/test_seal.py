@@ -117,7 +117,7 @@ def test_a_rewritten_policy_refuses_the_apply(production, tmp_path):
     policy.write_text("max_deletions: 0\n")
     done = run_cli("policy", "set", str(policy), "--url",
                    _record(fake).settings["promote_target_url"], "--username", FAKE_USER,
-                   "--password", FAKE_PASSWORD)
+                   "--password", FAKE_PASSWORD, env={"KESTRA_PROMOTE_SEAL": _record(fake).seal})
     assert done.code == 0, done.err
     server[id(fake)]["kestra_promote_seal"] = _record(fake).seal
     _put_kv(fake, "kestra_promote_policy", "max_deletions: 50\n")  # a flow loosens it
@@ -148,23 +148,137 @@ def test_both_flows_carry_the_same_launcher():
 
 # -- the record -------------------------------------------------------------------------------
 
-def test_bootstrap_carries_settings_over_into_the_record_once(target):
+def test_bootstrap_migrates_settings_kept_one_per_key_only_when_told(target):
     fake = target.fake
     for key, value in (("promote_repo_url", "https://git.example.com/flows.git"),
                        ("promote_approval", "required")):
-        _put_kv(fake, key, value)  # as earlier versions' bootstrap wrote them
+        _put_kv(fake, key, value)  # as earlier versions' bootstrap wrote them (or any flow)
+    writes = len(fake.writes())
     first = run_cli("bootstrap", "--set", "promote_branch=release", env=target.env)
-    assert first.code == 0, first.err
-    assert "system/promote_approval: moved into the sealed record" in first.out
+    assert first.code == 1 and len(fake.writes()) == writes
+    assert "promote_approval=required, promote_repo_url=https://git.example.com/flows.git" \
+        in first.err and "--migrate-settings" in first.err
+    migrated = run_cli("bootstrap", "--migrate-settings", "--set", "promote_branch=release",
+                       env=target.env)
+    assert migrated.code == 0, migrated.err
+    assert "system/promote_approval: moved into the sealed record" in migrated.out
     record = _record(fake)
     assert record.settings == {"promote_repo_url": "https://git.example.com/flows.git",
                                "promote_approval": "required", "promote_branch": "release"}
+    assert "  promote_approval           required" in migrated.out  # what the admin seals
     assert "promote_approval" not in fake.kv[("main", "system")]
     assert record.policy == "none" and record.package.startswith("sha256:")
-    again = run_cli("bootstrap", env=target.env)
-    assert again.code == 0 and "unchanged" in again.out and _record(fake) == record
-    removed = run_cli("bootstrap", "--set", "promote_branch=", env=target.env)
-    assert "promote_branch" not in _record(fake).settings, removed.err
+    sealed = {**target.env, "KESTRA_PROMOTE_SEAL": record.seal}
+    again = run_cli("bootstrap", env=sealed)
+    assert again.code == 0 and "(unchanged)" in again.out and _record(fake) == record
+    removed = run_cli("bootstrap", "--set", "promote_branch=", env=sealed)
+    assert removed.code == 0 and "promote_branch" not in _record(fake).settings, removed.err
+
+
+def test_bootstrap_carries_settings_over_only_when_they_are_the_sealed_ones(target, listener):
+    fake = target.fake
+    other, url = listener
+    assert run_cli("bootstrap", "--set", "promote_repo_url=https://git.example.com/f.git",
+                   env=target.env).code == 0
+    seal_now = _record(fake).seal
+    unchecked = run_cli("bootstrap", "--set", "promote_approval=off", env=target.env)
+    assert unchecked.code == 1 and "give the server's current seal as KESTRA_PROMOTE_SEAL" \
+        in unchecked.err
+    # a flow points the target at its listener; the admin's next bootstrap must not seal it
+    tampered = dataclasses.replace(_record(fake), settings={
+        **_record(fake).settings, "promote_target_url": url})
+    _put_kv(fake, seal.RECORD_KEY, tampered.text())
+    laundered = run_cli("bootstrap", "--set", "promote_approval=off",
+                        env={**target.env, "KESTRA_PROMOTE_SEAL": seal_now})
+    assert laundered.code == 1 and "are not the sealed ones" in laundered.err
+    assert "promote_target_url" in _record(fake).settings  # untouched: nothing was sealed
+    restart = run_cli("bootstrap", "--reset-settings", "--set",
+                      "promote_repo_url=https://git.example.com/f.git", env=target.env)
+    assert restart.code == 0, restart.err
+    assert _record(fake).settings == {"promote_repo_url": "https://git.example.com/f.git"}
+
+
+def test_a_junk_record_does_not_lock_bootstrap_out(target):
+    fake = target.fake
+    _put_kv(fake, seal.RECORD_KEY, "junk")
+    stuck = run_cli("bootstrap", "--set", "promote_repo_url=https://g.example.com/f.git",
+                    env={**target.env, "KESTRA_PROMOTE_SEAL": "sha256:" + "1" * 64})
+    assert stuck.code == 1
+    done = run_cli("bootstrap", "--reset-settings", "--set",
+                   "promote_repo_url=https://g.example.com/f.git", env=target.env)
+    assert done.code == 0, done.err and _record(fake).settings
+
+
+def test_policy_set_seals_only_a_record_that_is_the_sealed_one(target, listener, tmp_path):
+    fake = target.fake
+    other, url = listener
+    assert run_cli("bootstrap", "--set", "promote_repo_url=https://git.example.com/f.git",
+                   env=target.env).code == 0
+    seal_now = _record(fake).seal
+    tampered = dataclasses.replace(_record(fake), settings={
+        **_record(fake).settings, "promote_target_url": url})
+    _put_kv(fake, seal.RECORD_KEY, tampered.text())
+    policy = tmp_path / "policy.yml"
+    policy.write_text("max_deletions: 5\n")
+    for env in (target.env, {**target.env, "KESTRA_PROMOTE_SEAL": seal_now}):
+        done = run_cli("policy", "set", str(policy), env=env)
+        assert done.code == 1, done.out
+        assert "kestra_promote_policy" not in fake.kv[("main", "system")]
+    assert _record(fake) == tampered  # not resealed
+
+
+def test_bootstrap_keeps_the_sealed_policy_when_a_flow_rewrites_the_stored_one(target, tmp_path):
+    fake = target.fake
+    assert run_cli("bootstrap", "--set", "promote_repo_url=https://git.example.com/f.git",
+                   env=target.env).code == 0
+    policy = tmp_path / "policy.yml"
+    policy.write_text("max_deletions: 0\n")
+    done = run_cli("policy", "set", str(policy),
+                   env={**target.env, "KESTRA_PROMOTE_SEAL": _record(fake).seal})
+    assert done.code == 0, done.err
+    sealed_policy = _record(fake).policy
+    _put_kv(fake, "kestra_promote_policy", "max_deletions: 50\n")  # a flow loosens it
+    again = run_cli("bootstrap", env={**target.env, "KESTRA_PROMOTE_SEAL": _record(fake).seal})
+    assert again.code == 0, again.err
+    assert _record(fake).policy == sealed_policy
+    assert "is not the sealed one" in again.out
+
+
+def test_a_poisoned_inventory_does_not_make_bootstrap_delete_other_flows(target):
+    from kestra_promote.models import FlowKey, Managed
+    from kestra_promote.target import store
+    from kestra_promote.target.inventory import kv_key
+
+    fake = target.fake
+    assert run_cli("bootstrap", "--set", "promote_repo_url=https://git.example.com/f.git",
+                   env=target.env).code == 0
+    with target.client() as client:
+        client.create_flow(flow_yaml("company.payments", "ledger"))
+        inventory = store.read(client, "system", kv_key("kestra-promote-prod"))
+        store.write(client, "system", dataclasses.replace(inventory, flows={
+            **inventory.flows, FlowKey("company.payments", "ledger"): Managed("sha256:0", None)}))
+    again = run_cli("bootstrap", env={**target.env, "KESTRA_PROMOTE_SEAL": _record(fake).seal})
+    assert again.code == 1 and "company.payments/ledger, which it never installs" in again.err
+    assert ("company.payments", "ledger") in fake.current()
+
+
+def test_a_repository_url_with_a_login_is_never_sealed(target):
+    done = run_cli("bootstrap", "--set",
+                   "promote_repo_url=https://oauth2:glpat-SECRET123@git.example.com/f.git",
+                   env=target.env)
+    assert done.code == 1 and "KESTRA_PROMOTE_GIT_TOKEN" in done.err
+    assert "glpat-SECRET123" not in done.err + done.out
+    assert seal.RECORD_KEY not in target.fake.kv.get(("main", "system"), {})
+
+
+def test_policy_set_says_when_no_promotion_is_sealed_in_its_namespace(target, tmp_path):
+    assert run_cli("bootstrap", "--namespace", "ops.promotion", "--set",
+                   "promote_repo_url=https://git.example.com/f.git", env=target.env).code == 0
+    policy = tmp_path / "policy.yml"
+    policy.write_text("max_deletions: 5\n")
+    done = run_cli("policy", "set", str(policy), env=target.env)  # into system by default
+    assert done.code == 0
+    assert "no promotion flows are sealed in namespace 'system'" in done.out
 
 
 def test_the_record_is_verified_before_anything_is_used():

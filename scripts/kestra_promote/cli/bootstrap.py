@@ -17,14 +17,16 @@ from kestra_promote.cli.output import Output, progress
 def cmd_bootstrap(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
     connection = require(connection)
     project = bootstrap.project_root(args.project)
+    sealing = bootstrap.Sealing(current=args.env.get(seal.SEAL_VARIABLE),
+                                reset=args.reset_settings, migrate=args.migrate_settings)
     with connect(connection) as client:
         if args.plan_only:
             prepared = bootstrap.prepare_bootstrap(client, project, args.role, args.namespace,
-                                                   dict(args.set))
+                                                   dict(args.set), sealing)
         else:
             prepared, result = bootstrap.install(
                 client, project, args.role, args.namespace, dict(args.set),
-                on_progress=progress(output, 0))
+                on_progress=progress(output, 0), sealing=sealing)
         output.write_rendered(report.render_plan_text(prepared.plan, color=output.color))
         for key, value in prepared.settings.items():
             output.write(f"  ~ setting   {args.namespace}/{key} = {value}\n")
@@ -41,7 +43,17 @@ def cmd_bootstrap(args: argparse.Namespace, connection: Connection | None, outpu
     output.write("\n" + bootstrap.instructions(connection.url, connection.tenant, args.namespace,
                                                args.role))
     if prepared.record is not None:
-        changed = "changed: " if prepared.record_changed else "unchanged: "
-        output.write("\nThe promotion's settings, policy digest and package are sealed; "
-                     + changed + "\n" + seal.instructions(prepared.record))
+        _tell_sealed(output, prepared)
     return EXIT_OK
+
+
+def _tell_sealed(output: Output, prepared: bootstrap.Prepared) -> None:
+    """Every value sealed, so that the admin sees what they vouch for when setting the seal."""
+    record = prepared.record
+    assert record is not None
+    changed = "changed" if prepared.record_changed else "unchanged"
+    lines = [f"\nThe promotion's sealed settings ({changed}):"]
+    lines += [f"  {key:<26} {value}" for key, value in sorted(record.settings.items())]
+    lines += [f"  {'policy':<26} {record.policy}", f"  {'package':<26} {record.package}"]
+    lines += [f"Note: {note}" for note in prepared.notes]
+    output.write("\n".join(lines) + "\n" + seal.instructions(record))

@@ -255,8 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--project", metavar="DIR", help="the kestra-promote project folder "
                                                       "(default: found from this installation)")
     cmd.add_argument("--set", action="append", default=[], type=_setting, metavar="KEY=VALUE",
-                     help="a setting for the flows' KV store, e.g. promote_repo_url=https://... "
-                          "(repeatable)")
+                     help="a setting of the flows, e.g. promote_repo_url=https://... (repeatable; "
+                          "an empty value removes it). Production's are sealed: the settings "
+                          "carried over are checked against the server's current seal, given as "
+                          "KESTRA_PROMOTE_SEAL")
+    cmd.add_argument("--reset-settings", action="store_true",
+                     help="production: carry no setting over; seal only those given with --set")
+    cmd.add_argument("--migrate-settings", action="store_true",
+                     help="production: seal the settings an earlier version kept one per KV key "
+                          "(check them first: any flow can write them)")
     cmd.add_argument("--plan-only", action="store_true", help="show what would change; write nothing")
 
     cmd = sub.add_parser("policy", parents=[target], help="production's policy: set, show or "

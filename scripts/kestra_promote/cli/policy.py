@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from kestra_promote.config import read_regular_file
 from kestra_promote.errors import SettingsError
@@ -40,26 +40,39 @@ def cmd_policy(args: argparse.Namespace, connection: Connection | None, output: 
                                     "set FILE")
             text = _read(args.file)
             with lock.held(client, namespace, holder, wait=args.lock_wait):
+                current = _vouched(client, namespace, args.env)
                 policy = policy_store.store(client, namespace, text, args.file)
-                record = _reseal(client, namespace, policy.digest)
+                record = _reseal(client, namespace, current, policy.digest)
             output.write(f"Stored production's policy in the KV store of {namespace!r} "
                          f"({POLICY_KEY}).\nDigest: {policy.digest}\n{_PIN_HINT}\n")
-            _tell(output, record)
+            _tell(output, record, namespace)
             return EXIT_OK
         with lock.held(client, namespace, holder, wait=args.lock_wait):
+            current = _vouched(client, namespace, args.env)
             removed = policy_store.remove(client, namespace)
-            record = _reseal(client, namespace, seal.NO_POLICY)
+            record = _reseal(client, namespace, current, seal.NO_POLICY)
         output.write(("Removed production's policy" if removed else "No policy was stored")
                      + f" (KV {namespace}/{POLICY_KEY}). Set the pin "
                      f"{policy_store.PIN_VARIABLE} to none, or remove it.\n")
-        _tell(output, record)
+        _tell(output, record, namespace)
     return EXIT_OK
 
 
-def _reseal(client: KestraClient, namespace: str, policy: str) -> seal.Record | None:
-    """The promotion flows' sealed record of this namespace, naming ``policy`` (a digest or
-    none) from now on; None when bootstrap installed no promotion here."""
-    record = seal.read(client, namespace)
+def _vouched(client: KestraClient, namespace: str, env: Mapping[str, str]) -> seal.Record | None:
+    """The promotion flows' sealed record of this namespace, checked against the server's seal
+    the admin gives (any flow can write it: a changed one is never resealed); None when
+    bootstrap installed no promotion here."""
+    text = seal.read_text(client, namespace)
+    if text is None:
+        return None
+    return seal.vouched(text, env.get(seal.SEAL_VARIABLE), seal.where(namespace),
+                        "check it ('policy show') and run 'kestra-promote bootstrap "
+                        "--reset-settings' first")
+
+
+def _reseal(client: KestraClient, namespace: str, record: seal.Record | None,
+            policy: str) -> seal.Record | None:
+    """``record``, naming ``policy`` (a digest or none) from now on."""
     if record is None or record.policy == policy:
         return record
     record = dataclasses.replace(record, policy=policy)
@@ -67,10 +80,13 @@ def _reseal(client: KestraClient, namespace: str, policy: str) -> seal.Record | 
     return record
 
 
-def _tell(output: Output, record: seal.Record | None) -> None:
-    if record is not None:
-        output.write("The promotion flows' sealed settings name this policy.\n"
-                     + seal.instructions(record))
+def _tell(output: Output, record: seal.Record | None, namespace: str) -> None:
+    if record is None:
+        output.write(f"Note: no promotion flows are sealed in namespace {namespace!r}: the "
+                     "promotion flows read the policy of their own namespace (--namespace).\n")
+        return
+    output.write("The promotion flows' sealed settings name this policy.\n"
+                 + seal.instructions(record))
 
 
 def _read(path: str) -> str:

@@ -137,20 +137,48 @@ def verify(text: str | None, seal: str | None, where: str) -> tuple[Record, bool
     return parse_record(text, where), True
 
 
+def vouched(text: str, current: str | None, where: str, remedy: str) -> Record:
+    """The stored record, for an admin's command to carry over: only when it is the one the
+    server's current seal (``current``, given by the admin) names. ``remedy`` says what else to
+    do."""
+    if not (current or "").strip():
+        raise SettingsError(f"the settings in {where} are carried over only when checked: give "
+                            f"the server's current seal as {SEAL_VARIABLE} (any flow can write "
+                            f"that KV entry), or {remedy}")
+    return verify(text, current, where)[0]
+
+
 def where(namespace: str) -> str:
     return f"KV {namespace}/{RECORD_KEY}"
 
 
-def read(client: KestraClient, namespace: str) -> Record | None:
-    """The record the target holds (unchecked: only the server knows the seal)."""
+def read_text(client: KestraClient, namespace: str) -> str | None:
+    """The record's text as the target holds it (unchecked: only the server knows the seal)."""
     try:
         value = client.kv_get(namespace, RECORD_KEY)
     except NotFound:
         return None
     if not isinstance(value, str):
         raise UnexpectedResponse(f"the {where(namespace)} entry is not a settings record (a "
-                                 "text value): run 'kestra-promote bootstrap' again")
-    return parse_record(value, where(namespace))
+                                 "text value): 'kestra-promote bootstrap --reset-settings' "
+                                 "writes a new one")
+    return value
+
+
+def read(client: KestraClient, namespace: str) -> Record | None:
+    """The record the target holds, parsed (unchecked: only the server knows the seal)."""
+    text = read_text(client, namespace)
+    return None if text is None else parse_record(text, where(namespace))
+
+
+def check_settings(settings: Mapping[str, str]) -> str | None:
+    """Why these settings cannot be sealed, or None: a credential in the repository's URL would
+    be shown in every execution's outputs (the Git login belongs in KESTRA_PROMOTE_GIT_*)."""
+    url = settings.get("promote_repo_url") or ""
+    if "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
+        return ("promote_repo_url holds a login (user@ or user:token@): give the Git user and "
+                "token as the secrets KESTRA_PROMOTE_GIT_USERNAME and KESTRA_PROMOTE_GIT_TOKEN")
+    return None
 
 
 def write(client: KestraClient, namespace: str, record: Record) -> None:

@@ -26,6 +26,7 @@ from kestra_promote.errors import NotFound, SettingsError
 from kestra_promote.gates import policy_store, seal
 from kestra_promote.gates.policy import digest_of
 from kestra_promote.target.live import read_for
+from kestra_promote.keys import FileKey
 from kestra_promote.models import ApplyResult, Plan
 from kestra_promote.engine.plan import plan as make_plan
 from kestra_promote.git.origin import origin
@@ -108,10 +109,25 @@ class Prepared:
     record: seal.Record | None = None  # production's sealed record, as it will be
     record_changed: bool = False
     migrated: tuple[str, ...] = field(default_factory=tuple)  # one-per-key settings to remove
+    notes: tuple[str, ...] = field(default_factory=tuple)  # what the admin should know
+
+
+@dataclass(frozen=True)
+class Sealing:
+    """How production's admin vouches for the settings bootstrap carries over: the server's
+    current seal (``current``: the record is checked against it), or ``reset`` (nothing is
+    carried over: only the settings given), and whether settings kept one per KV key by earlier
+    versions may be moved into the record (``migrate``). Any flow can write the KV store, so
+    nothing is carried over on trust."""
+
+    current: str | None = None
+    reset: bool = False
+    migrate: bool = False
 
 
 def prepare_bootstrap(client: KestraClient, project: Path, role: str, namespace: str,
-                      settings: Mapping[str, str | None]) -> Prepared:
+                      settings: Mapping[str, str | None],
+                      sealing: Sealing = Sealing()) -> Prepared:
     bootstrap_config(role, namespace)  # bad arguments fail before any request
     unknown = sorted(set(settings) - set(SETTINGS.get(role, ())))
     if unknown:
@@ -126,11 +142,12 @@ def prepare_bootstrap(client: KestraClient, project: Path, role: str, namespace:
     # project installs them owns them (adopt: no refusal when it is another copy)
     planned = make_plan(desired, live, config, commit=source.commit,
                         origin=project_origin(project), adopt=True)
+    _own_deletions_only(planned, namespace)
     if role == "prod":
         package = seal.package_digest(seal.namespace_package(
             {key.path: file.content for key, file in desired.files.items()
              if key.namespace == namespace}))
-        return _sealed(client, planned, namespace, settings, package)
+        return _sealed(client, planned, namespace, settings, package, sealing)
     changed = {}
     for key, value in settings.items():
         if value is None:
@@ -144,14 +161,61 @@ def prepare_bootstrap(client: KestraClient, project: Path, role: str, namespace:
     return Prepared(planned, changed)
 
 
-def _sealed(client: KestraClient, planned: Plan, namespace: str,
-            settings: Mapping[str, str | None], package: str) -> Prepared:
-    """Production's record as this bootstrap leaves it: the one the target holds (or, the first
-    time, the settings kept one per KV key), with ``settings`` set on it (an empty value removes
-    one), production's current policy and the package being installed."""
-    current = seal.read(client, namespace)
+PACKAGE_FOLDERS = ("/kestra_promote/", "/dev/kestra_promote/")
+
+
+def _own_deletions_only(planned: Plan, namespace: str) -> None:
+    """Bootstrap removes what an earlier version installed, and nothing else: its inventory can
+    be written by any flow, so a deletion outside the promotion's own flows and package files
+    is refused, whatever the inventory says."""
+    foreign = []
+    for change in planned.changes:
+        if change.action.value != "delete":
+            continue
+        key = change.key
+        own = key.namespace == namespace and (
+            key.path.startswith(PACKAGE_FOLDERS) if isinstance(key, FileKey)
+            else isinstance(change.before, str) and "kestra-promote.role:" in change.before)
+        if not own:
+            foreign.append(str(key))
+    if foreign:
+        raise SettingsError(
+            f"bootstrap would delete {', '.join(foreign)}, which it never installs: its "
+            f"inventory in {namespace!r} was changed (any flow can write it). Nothing was done; "
+            "remove those entries from the inventory, or delete the inventory and run bootstrap "
+            "again")
+
+
+def _carried(client: KestraClient, namespace: str, sealing: Sealing
+             ) -> tuple[dict[str, str], str | None, tuple[str, ...], list[str]]:
+    """What carries over into the new record: (settings, the sealed policy digest or None when
+    none is sealed yet, legacy keys to remove, notes)."""
+    text = seal.read_text(client, namespace)
     legacy = seal.legacy_settings(client, namespace)
-    values = dict(current.settings) if current is not None else dict(legacy)
+    notes: list[str] = []
+    if sealing.reset:
+        if text is not None or legacy:
+            notes.append("settings reset: only those given with --set are sealed")
+        return {}, None, tuple(sorted(legacy)), notes
+    if text is not None:
+        record = seal.vouched(text, sealing.current, seal.where(namespace),
+                              "start over with --reset-settings and every setting (--set)")
+        return dict(record.settings), record.policy, tuple(sorted(legacy)), notes
+    if legacy and not sealing.migrate:
+        shown = ", ".join(f"{key}={value}" for key, value in sorted(legacy.items()))
+        raise SettingsError(
+            f"found settings kept one per KV key by an earlier version: {shown}. Any flow could "
+            "have written them: check them, then run again with --migrate-settings to seal them, "
+            "or give each with --set and --reset-settings")
+    return dict(legacy), None, tuple(sorted(legacy)), notes
+
+
+def _sealed(client: KestraClient, planned: Plan, namespace: str,
+            settings: Mapping[str, str | None], package: str, sealing: Sealing) -> Prepared:
+    """Production's record as this bootstrap leaves it: the settings carried over (see
+    ``Sealing``) with ``settings`` set on them (an empty value removes one), the sealed policy
+    (the stored one when none is sealed yet) and the package being installed."""
+    values, sealed_policy, legacy, notes = _carried(client, namespace, sealing)
     changed: dict[str, str] = {}
     for key, value in settings.items():
         if value is None or values.get(key, "") == value:
@@ -161,10 +225,17 @@ def _sealed(client: KestraClient, planned: Plan, namespace: str,
             values[key] = value
         else:
             values.pop(key, None)
-    policy = policy_store.read_text(client, namespace)
-    record = seal.Record(values, digest_of(policy) if policy is not None else seal.NO_POLICY,
-                         package)
-    return Prepared(planned, changed, record, current != record, tuple(sorted(legacy)))
+    if (why := seal.check_settings(values)) is not None:
+        raise SettingsError(why)
+    stored = policy_store.read_text(client, namespace)
+    stored_digest = digest_of(stored) if stored is not None else seal.NO_POLICY
+    policy = sealed_policy or stored_digest
+    if policy != stored_digest:
+        notes.append(f"the stored policy ({stored_digest}) is not the sealed one ({policy}): the "
+                     "sealed one stays, and applies refuse until 'policy set' seals the one wanted")
+    record = seal.Record(values, policy, package)
+    current = seal.read_text(client, namespace)
+    return Prepared(planned, changed, record, current != record.text(), legacy, tuple(notes))
 
 
 def project_origin(project: Path) -> str:
@@ -179,9 +250,9 @@ def write_settings(client: KestraClient, namespace: str, settings: Mapping[str, 
 
 def install(client: KestraClient, project: Path, role: str, namespace: str,
             settings: Mapping[str, str | None], *, on_progress: Progress | None = None,
-            ) -> tuple[Prepared, ApplyResult]:
+            sealing: Sealing = Sealing()) -> tuple[Prepared, ApplyResult]:
     """Plan, apply (all or nothing), then write the settings that differ."""
-    prepared = prepare_bootstrap(client, project, role, namespace, settings)
+    prepared = prepare_bootstrap(client, project, role, namespace, settings, sealing)
     result = apply_plan(client, prepared.plan, on_progress=on_progress, trigger="bootstrap")
     if not result.ok:
         return prepared, result
