@@ -184,6 +184,9 @@ class Plan:
     # where the planned source comes from (``git.origin``): whether its inventory is its own
     origin: str | None = field(default=None, compare=False)
     policy: str = ""  # production's policy as planned under, in one line ("" where none is read)
+    # its digest ("none": no policy was stored; "": none was read), which a saved plan must
+    # still match when it is applied
+    policy_digest: str = ""
     # each safeguard's effective value, as shown, and where it came from (policy, repository,
     # policy and repository, default)
     safeguards: Mapping[str, tuple[str, str]] = field(default_factory=dict)

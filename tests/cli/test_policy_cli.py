@@ -168,3 +168,23 @@ def test_show_says_where_each_promotion_setting_comes_from(target: Target, polic
     assert data["policy_matches"] is False and data["seal"] == record.seal
     assert data["settings"]["promote_repo_url"] == {"value": "https://git.example.com/f.git",
                                                     "from": "sealed record"}
+
+
+def test_a_saved_plan_is_applied_only_under_the_policy_it_was_made_under(
+        repo: GitRepo, target: Target, tmp_path: Path):
+    policy_file = tmp_path / "policy.yml"
+    policy_file.write_text("max_deletions: 3\n")
+    repo.write("flows/a.yml", flow_yaml("company.team", "a"))
+    repo.commit("a flow")
+    saved = tmp_path / "plan.json"
+    made = run_cli("plan", str(repo.path), "--out", str(saved), env=target.env)
+    assert made.code in (0, 2), made.err
+    assert run_cli("policy", "set", str(policy_file), env=target.env).code == 0
+    late = run_cli("apply", str(saved), env=target.env)
+    assert late.code != 0 and "production's policy changed since this plan was made" in late.err
+    assert ("company.team", "a") not in target.fake.current()
+    again = tmp_path / "again.json"
+    assert run_cli("plan", str(repo.path), "--out", str(again), env=target.env).code in (0, 2)
+    done = run_cli("apply", str(again), env=target.env)
+    assert done.code == 0, done.err
+    assert ("company.team", "a") in target.fake.current()

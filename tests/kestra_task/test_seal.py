@@ -408,3 +408,37 @@ def test_an_earlier_revision_of_the_flow_cannot_run_unsealed(production, listene
     execution = previous.execute({"mode": "apply"})
     assert _failed_with(execution, "no seal was given (KP_SEAL)")
     assert other.requests == []
+
+
+def test_a_policy_changed_during_the_approval_pause_refuses_the_apply(production, tmp_path):
+    fake, repo, emulator = production
+    _set(fake, "promote_approval", "required")
+    policy = tmp_path / "policy.yml"
+
+    def admin_sets_a_policy() -> None:  # production's rules change while a person reads
+        policy.write_text("max_deletions: 0\n")
+        done = run_cli("policy", "set", str(policy), "--url",
+                       _record(fake).settings["promote_target_url"], "--username", FAKE_USER,
+                       "--password", FAKE_PASSWORD,
+                       env={"KESTRA_PROMOTE_SEAL": server[id(fake)]["kestra_promote_seal"]})
+        assert done.code == 0, done.err
+        server[id(fake)]["kestra_promote_seal"] = _record(fake).seal
+
+    execution = emulator.execute({"mode": "apply"}, on_pause=admin_sets_a_policy,
+                                 resume={"decision": "approve", "approver": "alice"})
+    assert execution.state == "FAILED"
+    assert any("production's policy changed since this plan was made" in m
+               for m in execution.messages())
+    assert ("company.team", "hello") not in fake.current()
+
+
+def test_a_policy_no_admin_sealed_is_refused(production):
+    # the record seals "no policy": one a flow stores is not applied (its tags rule, its
+    # state namespace...), it refuses the run
+    fake, repo, emulator = production
+    assert _record(fake).policy == "none"
+    _put_kv(fake, "kestra_promote_policy", "state_namespace: elsewhere\n")
+    execution = emulator.execute({"mode": "apply"})
+    assert execution.state == "FAILED"
+    assert ("company.team", "hello") not in fake.current()
+    assert ("main", "elsewhere") not in fake.kv

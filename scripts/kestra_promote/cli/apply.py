@@ -20,7 +20,7 @@ from kestra_promote.errors import (
     TargetRejected,
     WindowDenied,
 )
-from kestra_promote.gates import notify
+from kestra_promote.gates import notify, policy_store
 from kestra_promote.models import ApplyResult, Plan, Problem, Status
 from kestra_promote.target import lock
 from kestra_promote.target.client import Connection, connect
@@ -30,6 +30,7 @@ from kestra_promote.cli.common import (
     check_committed,
     compute_plan,
     load,
+    policy_reader,
     require,
 )
 from kestra_promote.cli.output import Output, progress, show_result
@@ -86,6 +87,10 @@ def _apply(args: argparse.Namespace, connection: Connection, output: Output,
         replan = None
         if saved:
             plan = _saved_plan(args.source, connection)
+            # the rules production holds now, not those the plan was made under
+            if (why := policy_store.changed_since(plan.policy_digest,
+                                                  policy_reader(client, args.env)())) is not None:
+                raise PlanRefused(why, (Problem(why, args.source),))
             extra = {"dirty": True} if plan.dirty else {}
         else:
             loaded = stack.enter_context(load(args, client))

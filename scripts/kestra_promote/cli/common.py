@@ -10,7 +10,7 @@ import contextlib
 import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 from kestra_promote.config import CONFIG_FILE, Config, check_name
 from kestra_promote.engine.plan import plan as make_plan
@@ -18,6 +18,7 @@ from kestra_promote.engine.promotion import Promotion, open_promotion
 from kestra_promote.errors import SettingsError
 from kestra_promote.flows.desired import Desired, prepare
 from kestra_promote.gates import policy_store
+from kestra_promote.gates.policy_store import Stored
 from kestra_promote.git import gitref
 from kestra_promote.git.origin import origin, uncommitted
 from kestra_promote.git.source import Source, read_settings, read_source
@@ -113,18 +114,22 @@ def load(args: argparse.Namespace, client: KestraClient | None = None, *,
         )
         where = origin(args.source)
         if client is not None:
-            env = getattr(args, "env", {})
-            namespace = policy_store.namespace_from(env.get(policy_store.NAMESPACE_VARIABLE))
             promotion = open_promotion(client, folder, config, commit=commit, origin=where,
-                                       policy=functools.partial(
-                                           policy_store.read, client, namespace,
-                                           env.get(policy_store.PIN_VARIABLE)),
+                                       policy=policy_reader(client, getattr(args, "env", {})),
                                        review=review)
             yield Loaded(promotion.source, config, promotion.desired, where, commit is not None,
                          promotion)
             return
         source = read_source(folder, commit=commit, config=config)
         yield Loaded(source, config, prepare(source, config), where, commit is not None)
+
+
+def policy_reader(client: KestraClient, env: Mapping[str, str]) -> Callable[[], Stored]:
+    """Production's policy as this command reads it: from the policy namespace
+    (KESTRA_PROMOTE_POLICY_NAMESPACE, else system), checked against KESTRA_PROMOTE_POLICY_DIGEST."""
+    namespace = policy_store.namespace_from(env.get(policy_store.NAMESPACE_VARIABLE))
+    return functools.partial(policy_store.read, client, namespace,
+                             env.get(policy_store.PIN_VARIABLE))
 
 
 def compute_plan(client: KestraClient, loaded: Loaded, adopt: bool = False,

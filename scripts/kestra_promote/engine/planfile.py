@@ -122,6 +122,7 @@ def dump(plan: Plan, *, url: str, tenant: str) -> dict[str, Any]:
         "refusals": list(plan.refusals),
         "warnings": [w.to_dict() for w in plan.warnings],  # where each one is, as shown
         "policy": _policy(plan.config or Config(name=plan.name)),
+        "policy_digest": plan.policy_digest,
         "source_objects": plan.source_objects,
         "dirty": plan.dirty,
         "changes": changes,
@@ -196,6 +197,7 @@ def load(path: str) -> tuple[Plan, str, str]:
             warnings=tuple(_problem(w) for w in _list(data["warnings"], "warnings")),
             config=config, source_objects=int(data["source_objects"]),
             dirty=data["dirty"] is True,
+            policy_digest=str(data.get("policy_digest") or ""),
         )
         return plan, data["target"]["url"], data["target"]["tenant"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -29,7 +29,7 @@ from kestra_promote.errors import KestraError
 from kestra_promote.target.inventory import kv_key
 from kestra_promote.target.live import Inventories, read_for, read_inventories
 from kestra_promote.engine.plan import plan as make_plan
-from kestra_promote.gates import checks
+from kestra_promote.gates import checks, policy_store
 from kestra_promote.gates.policy import SAFEGUARDS, Effective, effective, source_refusals
 from kestra_promote.gates.policy_store import Stored
 from kestra_promote.git.origin import same_origin
@@ -123,6 +123,9 @@ class Promotion:
                 warnings=(*planned.warnings, *self.notes, *self.identity.warnings))
         planned = self._sealed(planned, desired)
         stored = self.stored
+        if stored is not None:
+            planned = dataclasses.replace(planned, policy_digest=policy_store.digest_of_stored(
+                stored))
         if stored is None or (stored.policy is None and stored.mismatch is None):
             return planned  # no policy: the repository's settings, as always
         return self._under_policy(planned, desired)

@@ -42,6 +42,23 @@ class Stored:
                 f"can change it (set {PIN_VARIABLE})")
 
 
+def digest_of_stored(stored: Stored) -> str:
+    """The stored policy's digest, ``none`` when there is none."""
+    return stored.policy.digest if stored.policy is not None else "none"
+
+
+def changed_since(planned_under: str, stored: Stored) -> str | None:
+    """Why a saved plan, made under the policy ``planned_under`` (its digest, ``none``, or ""
+    when none was read), may not be applied under the policy stored now; None when it may."""
+    now = digest_of_stored(stored)
+    if stored.mismatch:
+        return f"production's policy: {stored.mismatch}"
+    if (planned_under or "none") != now:
+        return (f"production's policy changed since this plan was made ({planned_under or 'none'}"
+                f" then, {now} now): nothing was written; plan again")
+    return None
+
+
 def read_text(client: KestraClient, namespace: str) -> str | None:
     """The stored policy's text, None when there is none."""
     try:

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from kestra_promote.errors import SettingsError
-from kestra_promote.gates import policy_store, webhook
+from kestra_promote.gates import webhook
 from kestra_promote.gates.policy import TagRule
 from kestra_promote.git import gitremote, history
 from kestra_promote.git.gitinfo import read_commit
 from kestra_promote.git.source import read_settings
+from kestra_promote.kestra_task import settings
 from kestra_promote.target.client import Connection, connect
 from kestra_promote.textsafe import safe_text
 
@@ -86,10 +87,8 @@ def tag_rule(env: Mapping[str, str], connection: Connection | None) -> TagRule |
     pin is an error: the tags it names cannot be trusted."""
     if connection is None:
         return None
-    namespace = policy_store.namespace_from(
-        _text(env, policy_store.NAMESPACE_VARIABLE) or _text(env, "KP_DELIVERIES_NAMESPACE"))
     with connect(connection) as client:
-        stored = policy_store.read(client, namespace, _text(env, policy_store.PIN_VARIABLE))
+        stored = settings.read_policy(client, env)
     if stored.mismatch:
         raise SettingsError(f"production's policy is refused: {stored.mismatch}")
     return stored.policy.tags if stored.policy is not None else None

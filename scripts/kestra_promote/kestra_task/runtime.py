@@ -333,12 +333,8 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
     posting = _posting(env) if mode == "plan" else None
     with connect(connection) as client:
         # production's policy, kept in the promotion's own namespace unless told otherwise
-        namespace = policy_store.namespace_from(
-            _text(env, policy_store.NAMESPACE_VARIABLE) or _text(env, "KP_DELIVERIES_NAMESPACE"))
         promotion = open_promotion(client, folder, config, origin=origin(folder),
-                                   policy=functools.partial(
-                                       policy_store.read, client, namespace,
-                                       _text(env, policy_store.PIN_VARIABLE)),
+                                   policy=functools.partial(settings.read_policy, client, env),
                                    review=posting is not None)
 
         def replan() -> Plan:
@@ -524,6 +520,10 @@ def _apply_saved(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: lis
         approval.update(overrides=asked, requested_by=rights.requester(env))
     emit.log("INFO", f"approved by {approval['approved_by']}: applying exactly the saved plan")
     with connect(connection) as client:
+        # the rules production holds now, which may have changed during the pause
+        if (why := policy_store.changed_since(plan.policy_digest,
+                                              settings.read_policy(client, env))) is not None:
+            raise PlanRefused(why, ())
         gate = _gate(env)
         outcome = _apply_gated(emit, workdir, plan, target, gate, lambda extra: apply_locked(
             client, plan, gate=gate,

@@ -17,6 +17,7 @@ from typing import Mapping
 
 from kestra_promote.errors import SettingsError
 from kestra_promote.gates import policy_store, seal
+from kestra_promote.target.client import KestraClient
 
 # a setting of the record → the environment variable the task reads it from, and its default
 ENVIRONMENT: dict[str, tuple[str, str]] = {
@@ -66,6 +67,17 @@ def resolve(env: Mapping[str, str]) -> tuple[dict[str, str], seal.Record | None]
     resolved[policy_store.PIN_VARIABLE] = record.policy
     resolved[policy_store.NAMESPACE_VARIABLE] = namespace
     return resolved, record
+
+
+def read_policy(client: KestraClient, env: Mapping[str, str]) -> policy_store.Stored:
+    """Production's policy where the promotion reads it (its own namespace unless told
+    otherwise), checked against the pin the sealed record names (``none`` included: then a
+    stored policy is one no admin sealed, and is refused)."""
+    namespace = policy_store.namespace_from(
+        (env.get(policy_store.NAMESPACE_VARIABLE) or "").strip()
+        or (env.get("KP_DELIVERIES_NAMESPACE") or "").strip())
+    pin = (env.get(policy_store.PIN_VARIABLE) or "").strip() or None
+    return policy_store.read(client, namespace, pin)
 
 
 def for_task(name: str, env: Mapping[str, str]) -> tuple[dict[str, str], seal.Record | None]:
