@@ -154,3 +154,16 @@ def test_anchors_follow_githubs_rule():
     assert slug("Walkthrough: dev → Git → review → production") == "walkthrough-dev--git--review--production"
     assert slug("Try it on your own Kestra, read-only") == "try-it-on-your-own-kestra-read-only"
     assert anchors("# A\n```\n# not a heading\n```\n## A\n") == {"a", "a-1"}
+
+
+def test_every_test_the_docs_name_exists():
+    tests = {path.relative_to(ROOT).as_posix(): path.read_text(encoding="utf-8")
+             for path in (ROOT / "tests").rglob("test_*.py")}
+    defined = {name for text in tests.values() for name in re.findall(r"^def (test_\w+)\(",
+                                                                      text, flags=re.M)}
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        for path in re.findall(r"`(tests/[\w/]+\.py)", text):
+            assert path in tests, (page.name, path)
+        for name in re.findall(r"::(test_\w+)", text):
+            assert name in defined, (page.name, name)
