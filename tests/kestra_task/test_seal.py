@@ -7,6 +7,7 @@ here by writing through the fake's API, then running the promotion flows in the 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 from conftest import FAKE_PASSWORD, FAKE_USER, ROOT, GitRepo, flow_yaml, run_cli
@@ -300,6 +301,7 @@ def test_the_task_takes_settings_from_the_record_only():
     record = seal.Record({"promote_repo_url": "https://git.example.com/f.git",
                           "promote_path": "/prod/", "promote_approval": "required"}, "none", "p")
     env, found = settings.resolve({"KP_SEAL": record.seal, "KP_SETTINGS_RECORD": record.text(),
+                                   "KP_FLOWS_GENERATION": settings.FLOWS_GENERATION,
                                    "KESTRA_URL": "https://attacker.example.com",
                                    "KP_APPROVAL": ""})
     assert found == record
@@ -312,7 +314,8 @@ def test_the_task_takes_settings_from_the_record_only():
     assert settings.for_task("namespaces", {"KESTRA_URL": "x"}) == ({"KESTRA_URL": "x"}, None)
     without_repo = seal.Record({}, "none", "p")
     with pytest.raises(SettingsError, match="promote_repo_url is not set"):
-        settings.resolve({"KP_SEAL": "none", "KP_SETTINGS_RECORD": without_repo.text()})
+        settings.resolve({"KP_SEAL": "none", "KP_SETTINGS_RECORD": without_repo.text(),
+                          "KP_FLOWS_GENERATION": settings.FLOWS_GENERATION})
 
 
 def test_the_launcher_reads_nothing_of_the_working_directory_before_its_check(tmp_path):
@@ -442,3 +445,45 @@ def test_a_policy_no_admin_sealed_is_refused(production):
     assert execution.state == "FAILED"
     assert ("company.team", "hello") not in fake.current()
     assert ("main", "elsewhere") not in fake.kv
+
+
+def test_an_earlier_sealed_revision_of_the_flow_is_refused(production, tmp_path):
+    # an earlier revision passes the seal, but took every `kestra_promote/**` at any depth
+    fake, repo, emulator = production
+    current = (ROOT / "flows/prod/promote.yml").read_text()
+    earlier = current.replace('KP_FLOWS_GENERATION: "1"', 'KP_FLOWS_GENERATION: "0"')
+    earlier = earlier.replace("- /kestra_promote/**", "- kestra_promote/**")
+    assert earlier != current
+    path = tmp_path / "promote-earlier.yml"
+    path.write_text(earlier)
+    with fake._lock:
+        fake.files[("main", "system")]["/repo/kestra_promote/evil.yml"] = \
+            flow_yaml("company.team", "evil").encode()
+    previous = Emulator(path, SECRET_VALUES, emulator.kv, emulator.namespace_files,
+                        emulator.workspace, envs=emulator.envs)
+    execution = previous.execute({"mode": "apply"})
+    assert _failed_with(execution, "this is not the current revision of the promotion flows")
+    assert ("company.team", "evil") not in fake.current()
+
+
+# When a flow of flows/prod/ changes, an earlier revision must no longer run the package:
+# raise FLOWS_GENERATION (kestra_task/settings.py) and the KP_FLOWS_GENERATION literals of the
+# flows together, then record the flows' new fingerprints here.
+FLOWS_FINGERPRINT = {
+    "1": {"promote.yml": "f41fa2b9a879e97a36f605b03f24d22a4a4734678611f267e3ef514ae6768352", "promote-check.yml": "c7005720d34174c0963b946f5a0e35ed2546dbe775feb23d066393efde433da4"},
+}
+
+
+def test_the_flows_generation_follows_every_change_of_the_flows():
+    import hashlib
+
+    generation = settings.FLOWS_GENERATION
+    found = {name: hashlib.sha256((ROOT / "flows/prod" / name).read_bytes()).hexdigest()
+             for name in ("promote.yml", "promote-check.yml")}
+    assert FLOWS_FINGERPRINT.get(generation) == found, (
+        "flows/prod changed: raise FLOWS_GENERATION and the flows' KP_FLOWS_GENERATION, and "
+        f"record {found}")
+    for name in found:
+        text = (ROOT / "flows/prod" / name).read_text()
+        literals = set(re.findall(r'KP_FLOWS_GENERATION: "([^"]*)"', text))
+        assert literals == {generation}, name

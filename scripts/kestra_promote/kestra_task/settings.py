@@ -39,6 +39,12 @@ APPROVAL_TIMEOUT = "P1D"
 
 
 BY_HAND = ("KP_SETTINGS", "environment")
+# The revision of production's flows this package runs with: the flows pass it as a literal
+# (KP_FLOWS_GENERATION). Kestra keeps every revision of a flow and runs an earlier one when asked
+# for it by number; one from before a fix of the flows would run this package with the hole the
+# fix closed. Whenever flows/prod/ changes, this goes up with the literal in the flows (a test
+# holds the flows' fingerprint to it).
+FLOWS_GENERATION = "1"
 
 
 def resolve(env: Mapping[str, str]) -> tuple[dict[str, str], seal.Record | None]:
@@ -53,6 +59,12 @@ def resolve(env: Mapping[str, str]) -> tuple[dict[str, str], seal.Record | None]
             "earlier revision of a flow, which reads settings any flow can write?). Nothing was "
             f"done; to run a task by hand with settings from the environment, set "
             f"{BY_HAND[0]}={BY_HAND[1]}")
+    generation = (env.get("KP_FLOWS_GENERATION") or "").strip()
+    if generation != FLOWS_GENERATION:
+        raise SettingsError(
+            f"this is not the current revision of the promotion flows (generation "
+            f"{generation or 'none'}, the installed package runs with {FLOWS_GENERATION}): an "
+            "earlier revision, run by number? Nothing was done; run the current revision")
     namespace = (env.get("KP_DELIVERIES_NAMESPACE") or "").strip() or "system"
     record, _ = seal.verify(env.get("KP_SETTINGS_RECORD"), env.get("KP_SEAL"),
                             seal.where(namespace))
