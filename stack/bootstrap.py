@@ -25,6 +25,7 @@ from kestra_promote.kestra_task import bootstrap
 from kestra_promote import report
 from kestra_promote.target.client import Connection, connect
 from kestra_promote.errors import KestraPromoteError
+from kestra_promote.gates import seal as kp_seal
 
 from . import credentials, seal
 from .gitea import Gitea, GiteaError
@@ -196,11 +197,17 @@ def install(login: Login, url: str, role: str, settings: Mapping[str, str], out:
     with connect(connection, transport=transport) as client:
         # the demo states every setting of production each time: nothing is carried over from
         # its KV store, which any flow can write (and the seal was worked out from these)
+        sealed_before = kp_seal.read_text(client, "system") if role == "prod" else None
         prepared, result = bootstrap.install(client, PROJECT, role, "system", settings,
                                              sealing=bootstrap.Sealing(reset=True))
     changed = len(result.outcomes) + (prepared.record_changed if prepared.record is not None
                                       else len(prepared.settings))
     out.write(f"{role}: {report.result_summary(result) if changed else 'already installed.'}\n")
+    if prepared.record is not None and sealed_before is not None and prepared.record_changed:
+        # Kestra reads its environment once, when it starts: an upgrade's new seal (the
+        # credentials service wrote it) counts only once production is started again
+        out.write(f"production's seal changed ({prepared.record.seal}): start production again "
+                  "so that it reads it: docker compose up -d --force-recreate kestra-prod\n")
     return result.ok
 
 

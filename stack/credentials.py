@@ -184,8 +184,7 @@ def kestra_environment(values: Mapping[str, str], party: str,
     if party == "prod":
         variables["SECRET_KESTRA_PROMOTE_WEBHOOK_KEY"] = b64(values["PROMOTE_WEBHOOK_KEY"])
         variables["SECRET_KESTRA_PROMOTE_WEBHOOK_SECRET"] = b64(values["PROMOTE_WEBHOOK_SECRET"])
-        # .env may set another seal (after 'policy set' in the demo, the one it printed)
-        variables["ENV_KESTRA_PROMOTE_SEAL"] = values.get("KESTRA_PROMOTE_SEAL") or seal.seal(
+        variables["ENV_KESTRA_PROMOTE_SEAL"] = seal.seal(
             seal.prod_settings(gitea_url, values["GITEA_ADMIN_USER"]))
     return variables
 
@@ -234,12 +233,6 @@ def main(env: Mapping[str, str] | None = None, root: Path | None = None,
     try:
         values = resolve(env, root)
         check(values)
-        chosen = (env.get("KESTRA_PROMOTE_SEAL") or "").strip()
-        if chosen:
-            if not re.fullmatch(r"sha256:[0-9a-f]{64}|none", chosen):
-                raise CredentialsError("KESTRA_PROMOTE_SEAL must be a seal (sha256:...) as "
-                                       "kestra-promote prints it, or none")
-            values = {**values, "KESTRA_PROMOTE_SEAL": chosen}
     except CredentialsError as exc:
         out.write(f"credentials refused: {exc}\n")
         return 1

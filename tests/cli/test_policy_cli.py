@@ -152,12 +152,12 @@ def test_show_says_where_each_promotion_setting_comes_from(target: Target, polic
     assert boot.code == 0, boot.err
     record = seal.parse_record(target.fake.kv[("main", "system")][seal.RECORD_KEY]["value"], "t")
     shown = run_cli("policy", "show", env=target.env)
-    assert f"Promotion flows' settings: KV system/kestra_promote_settings, seal {record.seal}" \
-        in shown.out
+    assert (f"Promotion flows' settings: KV system/kestra_promote_settings, stored record's digest "
+            f"{record.seal} (unverified") in shown.out
     assert "promote_repo_url           https://git.example.com/f.git  (sealed record)" in shown.out
     assert "promote_branch             (unset)  (default)" in shown.out
     matching = run_cli("policy", "show", env={**target.env, "KESTRA_PROMOTE_SEAL": record.seal})
-    assert "(matches KESTRA_PROMOTE_SEAL)" in matching.out
+    assert "(matches KESTRA_PROMOTE_SEAL: these are the sealed settings)" in matching.out
     # a policy stored behind the record's back (any flow can write KV) is said
     with target.fake._lock:
         target.fake.kv[("main", "system")]["kestra_promote_policy"] = {

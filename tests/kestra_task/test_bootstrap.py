@@ -41,10 +41,16 @@ def test_bootstrap_into_another_namespace_and_the_dev_role(target: Target):
     assert set(fake.current()) == {("ops.promotion", "promote"), ("ops.promotion", "promote-check")}
     assert "/kestra_promote/engine/plan.py" in fake.files[("main", "ops.promotion")]
     assert "kestra-promote.kestra-promote-prod" in fake.kv[("main", "ops.promotion")]
-    dev = run_cli("bootstrap", "--role", "dev", "--namespace", "ops.promotion", env=target.env)
+    # development's flow calls the API with the same secrets: never beside production's
+    shared = run_cli("bootstrap", "--role", "dev", "--namespace", "ops.promotion", env=target.env)
+    assert shared.code == 1 and "production's sealed promotion" in shared.err
+    assert ("ops.promotion", "commit-to-git") not in fake.current()
+    dev = run_cli("bootstrap", "--role", "dev", "--namespace", "ops.dev", env=target.env)
     assert dev.code == 0, dev.err
-    assert ("ops.promotion", "commit-to-git") in fake.current()
+    assert ("ops.dev", "commit-to-git") in fake.current()
     assert "Webhook URL" not in dev.out
+    prod = run_cli("bootstrap", "--namespace", "ops.dev", env=target.env)
+    assert prod.code == 1 and "holds the development role" in prod.err
 
 
 def test_plan_only_writes_nothing(target: Target):

@@ -487,3 +487,122 @@ def test_the_flows_generation_follows_every_change_of_the_flows():
         text = (ROOT / "flows/prod" / name).read_text()
         literals = set(re.findall(r'KP_FLOWS_GENERATION: "([^"]*)"', text))
         assert literals == {generation}, name
+
+
+# -- what the admin's commands seal -----------------------------------------------------------
+
+REPO = "promote_repo_url=https://git.example.com/f.git"
+
+
+def _sealed_with_policy(target, tmp_path) -> str:
+    fake = target.fake
+    assert run_cli("bootstrap", "--set", REPO, "--set", "promote_approval=required",
+                   env=target.env).code == 0
+    policy = tmp_path / "policy.yml"
+    policy.write_text("max_deletions: 0\n")
+    done = run_cli("policy", "set", str(policy),
+                   env={**target.env, "KESTRA_PROMOTE_SEAL": _record(fake).seal})
+    assert done.code == 0, done.err
+    return _record(fake).seal
+
+
+def test_starting_over_does_not_seal_a_policy_a_flow_wrote(target, tmp_path):
+    from kestra_promote.gates.policy import digest_of
+
+    fake = target.fake
+    seal_now = _sealed_with_policy(target, tmp_path)
+    _put_kv(fake, seal.RECORD_KEY, "junk")
+    _put_kv(fake, "kestra_promote_policy", "max_deletions: 5000\n")
+    refused = run_cli("bootstrap", env={**target.env, "KESTRA_PROMOTE_SEAL": seal_now})
+    assert refused.code == 1 and "--reset-settings" in refused.err
+    done = run_cli("bootstrap", "--reset-settings", "--set", REPO, env=target.env)
+    assert done.code == 0, done.err
+    assert _record(fake).policy == "none" != digest_of("max_deletions: 5000\n")
+    named = run_cli("bootstrap", "--reset-settings", "--set", REPO,
+                    env={**target.env, "KESTRA_PROMOTE_POLICY_DIGEST": digest_of(
+                        "max_deletions: 5000\n")})
+    assert named.code == 0 and _record(fake).policy == digest_of("max_deletions: 5000\n")
+
+
+def test_a_deleted_record_is_not_silently_started_over(target, tmp_path):
+    fake = target.fake
+    seal_now = _sealed_with_policy(target, tmp_path)
+    with fake._lock:
+        del fake.kv[("main", "system")][seal.RECORD_KEY]
+    done = run_cli("bootstrap", "--set", "promote_branch=release",
+                   env={**target.env, "KESTRA_PROMOTE_SEAL": seal_now})
+    assert done.code == 1 and "is gone, though the server is sealed" in done.err
+
+
+def test_the_seal_none_vouches_for_nothing(target, listener, tmp_path):
+    fake = target.fake
+    other, url = listener
+    assert run_cli("bootstrap", "--set", REPO, env=target.env).code == 0
+    _put_kv(fake, seal.RECORD_KEY, dataclasses.replace(_record(fake), settings={
+        **_record(fake).settings, "promote_target_url": url}).text())
+    policy = tmp_path / "policy.yml"
+    policy.write_text("max_deletions: 5\n")
+    for argv in (("bootstrap", "--set", "promote_branch=release"),
+                 ("policy", "set", str(policy))):
+        done = run_cli(*argv, env={**target.env, "KESTRA_PROMOTE_SEAL": "none"})
+        assert done.code == 1 and "'none' vouches for nothing" in done.err, argv
+
+
+def test_no_login_is_printed_or_sealed(target):
+    _put_kv(target.fake, "promote_repo_url", "https://oauth2:glpat-SECRET123@git.example.com/f.git")
+    for argv in (("bootstrap",), ("bootstrap", "--migrate-settings")):
+        done = run_cli(*argv, env=target.env)
+        assert done.code == 1 and "glpat-SECRET123" not in done.out + done.err, argv
+    review = run_cli("bootstrap", "--reset-settings", "--set", REPO, "--set",
+                     "promote_review_api=https://bot:ghp_SECRET456@gitea.example.com/api/v1",
+                     env=target.env)
+    assert review.code == 1 and "promote_review_api holds a login" in review.err
+    assert "ghp_SECRET456" not in review.out + review.err
+    assert seal.without_login("https://a:b@h.example.com/x") == "https://***@h.example.com/x"
+
+
+def test_policy_show_never_offers_the_stored_records_digest_as_the_seal(target, listener):
+    fake = target.fake
+    other, url = listener
+    assert run_cli("bootstrap", "--set", REPO, env=target.env).code == 0
+    _put_kv(fake, seal.RECORD_KEY, dataclasses.replace(_record(fake), settings={
+        **_record(fake).settings, "promote_target_url": url}).text())
+    shown = run_cli("policy", "show", env=target.env)
+    assert "(unverified: any flow can write the record" in shown.out
+    assert "must be this" not in shown.out
+
+
+WATCHER = ("id: promotion-alerts\nnamespace: system\ndescription: \"pages when a run labelled "
+           "kestra-promote.role: promotion fails\"\ntasks:\n  - id: page\n"
+           "    type: io.kestra.plugin.core.log.Log\n    message: a promotion failed\n")
+
+
+def test_bootstrap_never_deletes_a_flow_whatever_its_inventory_says(target):
+    from kestra_promote.models import FlowKey, Managed
+    from kestra_promote.target import store
+    from kestra_promote.target.inventory import kv_key
+
+    fake = target.fake
+    assert run_cli("bootstrap", "--set", REPO, env=target.env).code == 0
+    with target.client() as client:
+        client.create_flow(WATCHER)
+        inventory = store.read(client, "system", kv_key("kestra-promote-prod"))
+        store.write(client, "system", dataclasses.replace(inventory, flows={
+            **inventory.flows, FlowKey("system", "promotion-alerts"): Managed("sha256:0", None)}))
+    again = run_cli("bootstrap", env={**target.env, "KESTRA_PROMOTE_SEAL": _record(fake).seal})
+    assert again.code == 1 and "system/promotion-alerts, which it never installs" in again.err
+    assert ("system", "promotion-alerts") in fake.current()
+
+
+def test_bootstrap_removes_a_file_a_flow_dropped_into_the_package(production):
+    fake, repo, emulator = production
+    with fake._lock:
+        fake.files[("main", "system")]["/kestra_promote/zz_extra.py"] = b"# dropped by a flow\n"
+    assert emulator.execute().state == "FAILED"  # the package is not the sealed one
+    again = run_cli("bootstrap", "--url", _record(fake).settings["promote_target_url"],
+                    "--username", FAKE_USER, "--password", FAKE_PASSWORD,
+                    env={"KESTRA_PROMOTE_SEAL": _record(fake).seal})
+    assert again.code == 0, again.err
+    assert "/kestra_promote/zz_extra.py" not in fake.files[("main", "system")]
+    execution = emulator.execute({"mode": "apply"})
+    assert execution.state == "SUCCESS", execution.logs

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from kestra_promote import report
-from kestra_promote.gates import seal
+from kestra_promote.gates import policy_store, seal
 from kestra_promote.kestra_task import bootstrap
 from kestra_promote.target.client import Connection, connect
 from kestra_promote.cli.common import EXIT_ERROR, EXIT_OK, require
@@ -18,7 +18,8 @@ def cmd_bootstrap(args: argparse.Namespace, connection: Connection | None, outpu
     connection = require(connection)
     project = bootstrap.project_root(args.project)
     sealing = bootstrap.Sealing(current=args.env.get(seal.SEAL_VARIABLE),
-                                reset=args.reset_settings, migrate=args.migrate_settings)
+                                reset=args.reset_settings, migrate=args.migrate_settings,
+                                policy=args.env.get(policy_store.PIN_VARIABLE))
     with connect(connection) as client:
         if args.plan_only:
             prepared = bootstrap.prepare_bootstrap(client, project, args.role, args.namespace,
@@ -53,7 +54,8 @@ def _tell_sealed(output: Output, prepared: bootstrap.Prepared) -> None:
     assert record is not None
     changed = "changed" if prepared.record_changed else "unchanged"
     lines = [f"\nThe promotion's sealed settings ({changed}):"]
-    lines += [f"  {key:<26} {value}" for key, value in sorted(record.settings.items())]
+    lines += [f"  {key:<26} {seal.without_login(value)}"
+              for key, value in sorted(record.settings.items())]
     lines += [f"  {'policy':<26} {record.policy}", f"  {'package':<26} {record.package}"]
     lines += [f"Note: {note}" for note in prepared.notes]
     output.write("\n".join(lines) + "\n" + seal.instructions(record))

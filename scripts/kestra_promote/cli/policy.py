@@ -118,18 +118,19 @@ def _settings(record: seal.Record | None, stored: policy_store.Stored, namespace
 
 
 def _settings_lines(settings: dict[str, Any]) -> list[str]:
-    lines = [f"Promotion flows' settings: {settings['where']}, seal {settings['seal']}"
-             + {None: f" (the server's {seal.SERVER_VARIABLE} must be this; give "
-                      f"{seal.SEAL_VARIABLE} to compare)",
-                True: f" (matches {seal.SEAL_VARIABLE})",
-                False: f" (does NOT match {seal.SEAL_VARIABLE}: every run refuses)"}[
-                 settings["seal_matches"]]]
+    lines = [f"Promotion flows' settings: {settings['where']}, stored record's digest "
+             f"{settings['seal']}"
+             + {None: f" (unverified: any flow can write the record; compare it with the "
+                      f"server's own {seal.SERVER_VARIABLE}, or give it as {seal.SEAL_VARIABLE})",
+                True: f" (matches {seal.SEAL_VARIABLE}: these are the sealed settings)",
+                False: f" (does NOT match {seal.SEAL_VARIABLE}: these are not the sealed "
+                       "settings, and every run refuses)"}[settings["seal_matches"]]]
     if not settings["policy_matches"]:
         lines.append(f"  the record names policy {settings['policy_named']}, not the stored one: "
                      "every apply of the flows refuses ('policy set' again to reseal)")
     for key, entry in settings["settings"].items():
         shown = entry["value"] if entry["value"] is not None else "(unset)"
-        lines.append(f"  {key:<26} {shown}  ({entry['from']})")
+        lines.append(f"  {key:<26} {seal.without_login(shown)}  ({entry['from']})")
     return lines
 
 

@@ -141,11 +141,14 @@ def vouched(text: str, current: str | None, where: str, remedy: str) -> Record:
     """The stored record, for an admin's command to carry over: only when it is the one the
     server's current seal (``current``, given by the admin) names. ``remedy`` says what else to
     do."""
-    if not (current or "").strip():
+    if not (current or "").strip() or current.strip().lower() == UNSEALED:
         raise SettingsError(f"the settings in {where} are carried over only when checked: give "
                             f"the server's current seal as {SEAL_VARIABLE} (any flow can write "
-                            f"that KV entry), or {remedy}")
-    return verify(text, current, where)[0]
+                            f"that KV entry; 'none' vouches for nothing), or {remedy}")
+    try:
+        return verify(text, current, where)[0]
+    except SettingsError as error:
+        raise SettingsError(f"{error}; {remedy}") from None
 
 
 def where(namespace: str) -> str:
@@ -171,13 +174,27 @@ def read(client: KestraClient, namespace: str) -> Record | None:
     return None if text is None else parse_record(text, where(namespace))
 
 
+def _has_login(value: str) -> bool:
+    return "://" in value and "@" in value.split("://", 1)[1].split("/", 1)[0]
+
+
+def without_login(value: str) -> str:
+    """``value`` with the login of a URL (``user:token@``) left out, for showing."""
+    if not _has_login(value):
+        return value
+    scheme, rest = value.split("://", 1)
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}://***@{authority.rsplit('@', 1)[1]}{slash}{path}"
+
+
 def check_settings(settings: Mapping[str, str]) -> str | None:
-    """Why these settings cannot be sealed, or None: a credential in the repository's URL would
-    be shown in every execution's outputs (the Git login belongs in KESTRA_PROMOTE_GIT_*)."""
-    url = settings.get("promote_repo_url") or ""
-    if "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
-        return ("promote_repo_url holds a login (user@ or user:token@): give the Git user and "
-                "token as the secrets KESTRA_PROMOTE_GIT_USERNAME and KESTRA_PROMOTE_GIT_TOKEN")
+    """Why these settings cannot be sealed, or None: a credential in a URL would be shown in
+    executions' outputs and listings (logins belong in the KESTRA_PROMOTE_* secrets)."""
+    for key, value in sorted(settings.items()):
+        if _has_login(value):
+            return (f"{key} holds a login (user@ or user:token@): give logins as secrets "
+                    "(KESTRA_PROMOTE_GIT_USERNAME and KESTRA_PROMOTE_GIT_TOKEN for the "
+                    "repository, KESTRA_PROMOTE_REVIEW_TOKEN for the review API)")
     return None
 
 

@@ -14,6 +14,8 @@ by earlier versions are carried over into it, and those keys removed.
 
 from __future__ import annotations
 
+import dataclasses
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -27,6 +29,7 @@ from kestra_promote.gates import policy_store, seal
 from kestra_promote.gates.policy import digest_of
 from kestra_promote.target.live import read_for
 from kestra_promote.keys import FileKey
+from kestra_promote.target.inventory import kv_key
 from kestra_promote.models import ApplyResult, Plan
 from kestra_promote.engine.plan import plan as make_plan
 from kestra_promote.git.origin import origin
@@ -88,7 +91,7 @@ def bootstrap_config(role: str, namespace: str, version: str = "2.0") -> Config:
     if (why := check_namespace(namespace)) is not None:
         raise SettingsError(f"--namespace: {why}")
     # both roles run the package (production promotes, development lists its namespaces), each
-    # its own copy, so that both roles can share an instance and a namespace (an object belongs
+    # its own copy, in folders of their own (an object belongs
     # to one promotion source): production's at the root, development's under /dev/
     files = (NamespaceFiles("scripts", "system", "/" if role == "prod" else "/dev"),)
     return Config(
@@ -110,6 +113,7 @@ class Prepared:
     record_changed: bool = False
     migrated: tuple[str, ...] = field(default_factory=tuple)  # one-per-key settings to remove
     notes: tuple[str, ...] = field(default_factory=tuple)  # what the admin should know
+    strays: tuple[str, ...] = ()  # files of the package's folder it does not install: removed
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,9 @@ class Sealing:
     current: str | None = None
     reset: bool = False
     migrate: bool = False
+    # the policy the admin seals when none is carried over (its digest, or none): a stored
+    # policy is not sealed on trust either
+    policy: str | None = None
 
 
 def prepare_bootstrap(client: KestraClient, project: Path, role: str, namespace: str,
@@ -142,12 +149,20 @@ def prepare_bootstrap(client: KestraClient, project: Path, role: str, namespace:
     # project installs them owns them (adopt: no refusal when it is another copy)
     planned = make_plan(desired, live, config, commit=source.commit,
                         origin=project_origin(project), adopt=True)
-    _own_deletions_only(planned, namespace)
+    folder = PACKAGE_FOLDERS[ROLES.index(role)]
+    _own_deletions_only(planned, namespace, folder)
+    _one_role_per_instance(client, role, namespace)
+    # files in the package's folder that this version does not install (put there by a flow, or
+    # left by hand): the sealed package is exactly what bootstrap installs, so they go
+    strays = tuple(sorted(key.path for key in live.files
+                          if key.namespace == namespace and _under(key.path, folder)
+                          and key not in desired.files))
     if role == "prod":
         package = seal.package_digest(seal.namespace_package(
             {key.path: file.content for key, file in desired.files.items()
              if key.namespace == namespace}))
-        return _sealed(client, planned, namespace, settings, package, sealing)
+        return dataclasses.replace(
+            _sealed(client, planned, namespace, settings, package, sealing), strays=strays)
     changed = {}
     for key, value in settings.items():
         if value is None:
@@ -158,25 +173,27 @@ def prepare_bootstrap(client: KestraClient, project: Path, role: str, namespace:
             current = None
         if current != value:
             changed[key] = value
-    return Prepared(planned, changed)
+    return Prepared(planned, changed, strays=strays)
 
 
-PACKAGE_FOLDERS = ("/kestra_promote/", "/dev/kestra_promote/")
+PACKAGE_FOLDERS = ("/kestra_promote/", "/dev/kestra_promote/")  # by role, as ROLES
 
 
-def _own_deletions_only(planned: Plan, namespace: str) -> None:
-    """Bootstrap removes what an earlier version installed, and nothing else: its inventory can
-    be written by any flow, so a deletion outside the promotion's own flows and package files
-    is refused, whatever the inventory says."""
+def _under(path: str, folder: str) -> bool:
+    return posixpath.normpath(path) == path and path.startswith(folder)
+
+
+def _own_deletions_only(planned: Plan, namespace: str, folder: str) -> None:
+    """Bootstrap removes the package files an earlier version installed, and nothing else: its
+    inventory can be written by any flow, so deleting a flow, or a file outside this role's
+    package folder, is refused, whatever the inventory says."""
     foreign = []
     for change in planned.changes:
         if change.action.value != "delete":
             continue
         key = change.key
-        own = key.namespace == namespace and (
-            key.path.startswith(PACKAGE_FOLDERS) if isinstance(key, FileKey)
-            else isinstance(change.before, str) and "kestra-promote.role:" in change.before)
-        if not own:
+        if not (isinstance(key, FileKey) and key.namespace == namespace
+                and _under(key.path, folder)):
             foreign.append(str(key))
     if foreign:
         raise SettingsError(
@@ -184,6 +201,22 @@ def _own_deletions_only(planned: Plan, namespace: str) -> None:
             f"inventory in {namespace!r} was changed (any flow can write it). Nothing was done; "
             "remove those entries from the inventory, or delete the inventory and run bootstrap "
             "again")
+
+
+def _one_role_per_instance(client: KestraClient, role: str, namespace: str) -> None:
+    """Development's flow calls the API with the same secrets as production's (open source
+    hands any secret to any flow) and reads where from KV: on one instance, a KV setting would
+    send production's login anywhere. So the roles never share an instance's namespace."""
+    if role == "dev" and seal.read_text(client, namespace) is not None:
+        raise SettingsError(f"namespace {namespace!r} holds production's sealed promotion: "
+                            "install the development role on the development instance")
+    if role == "prod":
+        try:
+            client.kv_get(namespace, kv_key(f"kestra-promote-{ROLES[1]}"))
+        except NotFound:
+            return
+        raise SettingsError(f"namespace {namespace!r} holds the development role: install "
+                            "production's promotion on an instance of its own")
 
 
 def _carried(client: KestraClient, namespace: str, sealing: Sealing
@@ -197,12 +230,18 @@ def _carried(client: KestraClient, namespace: str, sealing: Sealing
         if text is not None or legacy:
             notes.append("settings reset: only those given with --set are sealed")
         return {}, None, tuple(sorted(legacy)), notes
+    if text is None and (sealing.current or "").strip():
+        raise SettingsError(
+            f"{seal.where(namespace)} is gone, though the server is sealed: something deleted "
+            "it (any flow can). Nothing was done; start over with --reset-settings and every "
+            "setting (--set)")
     if text is not None:
         record = seal.vouched(text, sealing.current, seal.where(namespace),
                               "start over with --reset-settings and every setting (--set)")
         return dict(record.settings), record.policy, tuple(sorted(legacy)), notes
     if legacy and not sealing.migrate:
-        shown = ", ".join(f"{key}={value}" for key, value in sorted(legacy.items()))
+        shown = ", ".join(f"{key}={seal.without_login(value)}"
+                          for key, value in sorted(legacy.items()))
         raise SettingsError(
             f"found settings kept one per KV key by an earlier version: {shown}. Any flow could "
             "have written them: check them, then run again with --migrate-settings to seal them, "
@@ -229,7 +268,7 @@ def _sealed(client: KestraClient, planned: Plan, namespace: str,
         raise SettingsError(why)
     stored = policy_store.read_text(client, namespace)
     stored_digest = digest_of(stored) if stored is not None else seal.NO_POLICY
-    policy = sealed_policy or stored_digest
+    policy = sealed_policy or (sealing.policy or "").strip() or seal.NO_POLICY
     if policy != stored_digest:
         notes.append(f"the stored policy ({stored_digest}) is not the sealed one ({policy}): the "
                      "sealed one stays, and applies refuse until 'policy set' seals the one wanted")
@@ -256,6 +295,8 @@ def install(client: KestraClient, project: Path, role: str, namespace: str,
     result = apply_plan(client, prepared.plan, on_progress=on_progress, trigger="bootstrap")
     if not result.ok:
         return prepared, result
+    for path in prepared.strays:
+        client.delete_namespace_file(namespace, path)
     if prepared.record is None:
         write_settings(client, namespace, prepared.settings)
         return prepared, result
