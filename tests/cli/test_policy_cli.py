@@ -188,3 +188,26 @@ def test_a_saved_plan_is_applied_only_under_the_policy_it_was_made_under(
     done = run_cli("apply", str(again), env=target.env)
     assert done.code == 0, done.err
     assert ("company.team", "a") in target.fake.current()
+
+
+def test_a_policy_set_while_apply_waits_for_the_lease_refuses_the_saved_plan(
+        repo: GitRepo, target: Target, tmp_path: Path, monkeypatch):
+    from kestra_promote.gates import policy_store
+    from kestra_promote.target import lock
+
+    repo.write("flows/a.yml", flow_yaml("company.team", "a"))
+    repo.commit("a flow")
+    saved = tmp_path / "plan.json"
+    assert run_cli("plan", str(repo.path), "--out", str(saved), env=target.env).code in (0, 2)
+    original, once = lock.acquire, []
+
+    def policy_set_finishes_first(client, namespace, holder, **options):
+        if not once:  # the admin's `policy set` held the lease while this apply waited
+            once.append(True)
+            policy_store.store(client, "system", FREEZE, "policy.yml")
+        return original(client, namespace, holder, **options)
+
+    monkeypatch.setattr(lock, "acquire", policy_set_finishes_first)
+    applied = run_cli("apply", str(saved), env=target.env)
+    assert applied.code != 0 and "production's policy changed" in applied.err
+    assert ("company.team", "a") not in target.fake.current()

@@ -531,7 +531,7 @@ def test_a_deleted_record_is_not_silently_started_over(target, tmp_path):
         del fake.kv[("main", "system")][seal.RECORD_KEY]
     done = run_cli("bootstrap", "--set", "promote_branch=release",
                    env={**target.env, "KESTRA_PROMOTE_SEAL": seal_now})
-    assert done.code == 1 and "is gone, though the server is sealed" in done.err
+    assert done.code == 1 and "is gone, though production's promotion is installed" in done.err
 
 
 def test_the_seal_none_vouches_for_nothing(target, listener, tmp_path):
@@ -606,3 +606,67 @@ def test_bootstrap_removes_a_file_a_flow_dropped_into_the_package(production):
     assert "/kestra_promote/zz_extra.py" not in fake.files[("main", "system")]
     execution = emulator.execute({"mode": "apply"})
     assert execution.state == "SUCCESS", execution.logs
+
+
+def test_a_deleted_record_is_not_silently_started_over_without_the_seal_either(target):
+    fake = target.fake
+    assert run_cli("bootstrap", "--set", REPO, "--set", "promote_approval=required",
+                   env=target.env).code == 0
+    with fake._lock:
+        del fake.kv[("main", "system")][seal.RECORD_KEY]  # a kv.Delete of any flow
+    done = run_cli("bootstrap", "--set", REPO, "--set", "promote_branch=release", env=target.env)
+    assert done.code == 1 and "is gone, though production's promotion is installed" in done.err
+
+
+def test_a_dev_inventory_a_flow_wrote_is_named_so_production_can_recover(target):
+    from kestra_promote.target.inventory import kv_key
+
+    fake = target.fake
+    assert run_cli("bootstrap", "--set", REPO, env=target.env).code == 0
+    entries = fake.kv[("main", "system")]
+    with fake._lock:
+        entries[kv_key("kestra-promote-dev")] = dict(entries[kv_key("kestra-promote-prod")])
+    refused = run_cli("bootstrap", "--reset-settings", "--set", REPO, env=target.env)
+    assert refused.code == 1 and kv_key("kestra-promote-dev") in refused.err
+
+
+@pytest.mark.parametrize("url", ["https://bot:pa/ss@git.example.com/f.git",
+                                 "https://git.example.com/f.git?private_token=glpat-SECRET",
+                                 "HTTPS://bot:ghp_SECRET@git.example.com/f.git"])
+def test_logins_in_any_url_form_are_refused_and_never_shown(url):
+    assert seal.check_settings({"promote_repo_url": url}) is not None
+    assert "SECRET" not in seal.without_login(url) and "pa/ss" not in seal.without_login(url)
+    assert seal.check_settings({"promote_repo_url": "https://git.example.com/f.git?ref=main"}) \
+        is None
+
+
+def test_policy_show_never_prints_a_login_of_an_older_record(target):
+    record = seal.Record({"promote_repo_url": "https://git.example.com/f.git",
+                          "promote_review_api": "https://bot:ghp_SECRET@gitea.example.com/api"},
+                         "none", "sha256:0")
+    _put_kv(target.fake, seal.RECORD_KEY, record.text())
+    for fmt in ("text", "json", "markdown"):
+        shown = run_cli("policy", "show", "--format", fmt, env=target.env)
+        assert "ghp_SECRET" not in shown.out + shown.err, fmt
+
+
+def test_the_policy_named_for_a_new_record_is_a_digest_or_none(target):
+    done = run_cli("bootstrap", "--reset-settings", "--set", REPO,
+                   env={**target.env, "KESTRA_PROMOTE_POLICY_DIGEST": "sha256:abc"})
+    assert done.code == 1 and "is not a policy's digest" in done.err
+    assert run_cli("bootstrap", "--set", REPO, env=target.env).code == 0
+    other = run_cli("bootstrap", env={**target.env, "KESTRA_PROMOTE_SEAL": _record(target.fake).seal,
+                                      "KESTRA_PROMOTE_POLICY_DIGEST": "sha256:" + "a" * 64})
+    assert other.code == 0 and "is not the sealed policy" in other.out
+    assert _record(target.fake).policy == "none"
+
+
+def test_bootstrap_says_which_stray_files_it_removes(production):
+    fake, repo, emulator = production
+    with fake._lock:
+        fake.files[("main", "system")]["/kestra_promote/zz_extra.py"] = b"# dropped\n"
+    planned = run_cli("bootstrap", "--plan-only", "--url",
+                      _record(fake).settings["promote_target_url"], "--username", FAKE_USER,
+                      "--password", FAKE_PASSWORD, env={"KESTRA_PROMOTE_SEAL": _record(fake).seal})
+    assert "- remove    system:/kestra_promote/zz_extra.py" in planned.out
+    assert "/kestra_promote/zz_extra.py" in fake.files[("main", "system")]  # plan only

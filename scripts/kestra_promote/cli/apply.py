@@ -85,12 +85,15 @@ def _apply(args: argparse.Namespace, connection: Connection, output: Output,
     with contextlib.ExitStack() as stack:
         client = stack.enter_context(connect(connection))
         replan = None
+        def same_policy(plan: Plan) -> None:
+            """A saved plan: the rules production holds now, not those it was made under."""
+            if saved and (why := policy_store.changed_since(
+                    plan.policy_digest, policy_reader(client, args.env)())) is not None:
+                raise PlanRefused(why, (Problem(why, args.source),))
+
         if saved:
             plan = _saved_plan(args.source, connection)
-            # the rules production holds now, not those the plan was made under
-            if (why := policy_store.changed_since(plan.policy_digest,
-                                                  policy_reader(client, args.env)())) is not None:
-                raise PlanRefused(why, (Problem(why, args.source),))
+            same_policy(plan)  # before the lease, and again once it is held (gate)
             extra = {"dirty": True} if plan.dirty else {}
         else:
             loaded = stack.enter_context(load(args, client))
@@ -120,6 +123,7 @@ def _apply(args: argparse.Namespace, connection: Connection, output: Output,
                         "history will record")
             extra = {**extra, "window_override": overridden[0]}
         def gate(plan: Plan) -> None:
+            same_policy(plan)  # 'policy set' takes the lease too: it may finish while we wait
             check_windows(plan, datetime.now(timezone.utc), override=args.override_windows)
 
         plan, result = apply_locked(

@@ -30,7 +30,10 @@ def cmd_bootstrap(args: argparse.Namespace, connection: Connection | None, outpu
                 on_progress=progress(output, 0), sealing=sealing)
         output.write_rendered(report.render_plan_text(prepared.plan, color=output.color))
         for key, value in prepared.settings.items():
-            output.write(f"  ~ setting   {args.namespace}/{key} = {value}\n")
+            output.write(f"  ~ setting   {args.namespace}/{key} = {seal.without_login(value)}\n")
+        for path in prepared.strays:
+            output.write(f"  - remove    {args.namespace}:{path}  (in the package's folder, not "
+                         "installed by bootstrap)\n")
         for key in prepared.migrated:
             output.write(f"  ~ setting   {args.namespace}/{key}: moved into the sealed record\n")
         if args.plan_only:

@@ -112,8 +112,10 @@ def _settings(record: seal.Record | None, stored: policy_store.Stored, namespace
         "seal_matches": None if not expected else expected == record.seal,
         "policy_named": record.policy, "policy_matches": record.policy == policy,
         "package": record.package,
-        "settings": {key: {"value": record.settings.get(key), "from": "sealed record"
-                           if key in record.settings else "default"} for key in seal.SETTINGS},
+        "settings": {key: {"value": seal.without_login(record.settings[key])
+                           if key in record.settings else None,
+                           "from": "sealed record" if key in record.settings else "default"}
+                     for key in seal.SETTINGS},
     }
 
 
@@ -130,7 +132,7 @@ def _settings_lines(settings: dict[str, Any]) -> list[str]:
                      "every apply of the flows refuses ('policy set' again to reseal)")
     for key, entry in settings["settings"].items():
         shown = entry["value"] if entry["value"] is not None else "(unset)"
-        lines.append(f"  {key:<26} {seal.without_login(shown)}  ({entry['from']})")
+        lines.append(f"  {key:<26} {shown}  ({entry['from']})")
     return lines
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -144,7 +145,9 @@ def vouched(text: str, current: str | None, where: str, remedy: str) -> Record:
     if not (current or "").strip() or current.strip().lower() == UNSEALED:
         raise SettingsError(f"the settings in {where} are carried over only when checked: give "
                             f"the server's current seal as {SEAL_VARIABLE} (any flow can write "
-                            f"that KV entry; 'none' vouches for nothing), or {remedy}")
+                            f"that KV entry; 'none' vouches for nothing: a production run "
+                            f"unsealed gives the stored record's digest, which 'policy show' "
+                            f"prints, once its settings are checked), or {remedy}")
     try:
         return verify(text, current, where)[0]
     except SettingsError as error:
@@ -174,17 +177,37 @@ def read(client: KestraClient, namespace: str) -> Record | None:
     return None if text is None else parse_record(text, where(namespace))
 
 
+_TOKEN_QUERY = re.compile(r"(?i)(?:^|&)[^=&]*(?:token|secret|password|key)[^=&]*=[^&]+")
+
+
+def _login_end(value: str) -> int:
+    """Where a URL's login (``user:token@``) ends, -1 without one: the last ``@`` before the
+    host's end (the first of ``?#`` after it, or the path's ``/`` after the ``@``)."""
+    if "://" not in value:
+        return -1
+    start = value.index("://") + 3
+    rest = value[start:]
+    stop = min([i for i in (rest.find("?"), rest.find("#")) if i >= 0] or [len(rest)])
+    at = rest.rfind("@", 0, stop)
+    return start + at if at >= 0 else -1
+
+
 def _has_login(value: str) -> bool:
-    return "://" in value and "@" in value.split("://", 1)[1].split("/", 1)[0]
+    query = value.split("?", 1)[1].split("#", 1)[0] if "?" in value else ""
+    return _login_end(value) >= 0 or bool(_TOKEN_QUERY.search(query))
 
 
 def without_login(value: str) -> str:
-    """``value`` with the login of a URL (``user:token@``) left out, for showing."""
-    if not _has_login(value):
-        return value
-    scheme, rest = value.split("://", 1)
-    authority, slash, path = rest.partition("/")
-    return f"{scheme}://***@{authority.rsplit('@', 1)[1]}{slash}{path}"
+    """``value`` with a URL's login (``user:token@``) and token-like query values left out,
+    for showing."""
+    end = _login_end(value)
+    if end >= 0:
+        value = value[:value.index("://") + 3] + "***" + value[end:]
+    if "?" in value:
+        head, query = value.split("?", 1)
+        value = head + "?" + re.sub(r"(?i)((?:^|&)[^=&]*(?:token|secret|password|key)[^=&]*=)"
+                                    r"[^&#]+", r"\1***", query)
+    return value
 
 
 def check_settings(settings: Mapping[str, str]) -> str | None:

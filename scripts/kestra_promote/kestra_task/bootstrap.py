@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -163,6 +164,8 @@ def prepare_bootstrap(client: KestraClient, project: Path, role: str, namespace:
              if key.namespace == namespace}))
         return dataclasses.replace(
             _sealed(client, planned, namespace, settings, package, sealing), strays=strays)
+    if (why := seal.check_settings({k: v for k, v in settings.items() if v})) is not None:
+        raise SettingsError(why)
     changed = {}
     for key, value in settings.items():
         if value is None:
@@ -203,6 +206,15 @@ def _own_deletions_only(planned: Plan, namespace: str, folder: str) -> None:
             "again")
 
 
+def _installed(client: KestraClient, namespace: str, role: str = "prod") -> bool:
+    """Whether ``role``'s promotion was installed in ``namespace`` (its inventory is there)."""
+    try:
+        client.kv_get(namespace, kv_key(f"kestra-promote-{role}"))
+    except NotFound:
+        return False
+    return True
+
+
 def _one_role_per_instance(client: KestraClient, role: str, namespace: str) -> None:
     """Development's flow calls the API with the same secrets as production's (open source
     hands any secret to any flow) and reads where from KV: on one instance, a KV setting would
@@ -210,13 +222,11 @@ def _one_role_per_instance(client: KestraClient, role: str, namespace: str) -> N
     if role == "dev" and seal.read_text(client, namespace) is not None:
         raise SettingsError(f"namespace {namespace!r} holds production's sealed promotion: "
                             "install the development role on the development instance")
-    if role == "prod":
-        try:
-            client.kv_get(namespace, kv_key(f"kestra-promote-{ROLES[1]}"))
-        except NotFound:
-            return
-        raise SettingsError(f"namespace {namespace!r} holds the development role: install "
-                            "production's promotion on an instance of its own")
+    if role == "prod" and _installed(client, namespace, "dev"):
+        raise SettingsError(
+            f"namespace {namespace!r} holds the development role (its inventory, KV "
+            f"{kv_key('kestra-promote-dev')}): install production's promotion on an instance of "
+            "its own; if no development role is installed here, delete that KV entry")
 
 
 def _carried(client: KestraClient, namespace: str, sealing: Sealing
@@ -230,11 +240,13 @@ def _carried(client: KestraClient, namespace: str, sealing: Sealing
         if text is not None or legacy:
             notes.append("settings reset: only those given with --set are sealed")
         return {}, None, tuple(sorted(legacy)), notes
-    if text is None and (sealing.current or "").strip():
+    current = (sealing.current or "").strip().lower()
+    if text is None and ((current and current != seal.UNSEALED)
+                         or (not legacy and _installed(client, namespace))):
         raise SettingsError(
-            f"{seal.where(namespace)} is gone, though the server is sealed: something deleted "
-            "it (any flow can). Nothing was done; start over with --reset-settings and every "
-            "setting (--set)")
+            f"{seal.where(namespace)} is gone, though production's promotion is installed in "
+            f"{namespace!r} (sealed, or its inventory is there): something deleted it (any flow "
+            "can). Nothing was done; start over with --reset-settings and every setting (--set)")
     if text is not None:
         record = seal.vouched(text, sealing.current, seal.where(namespace),
                               "start over with --reset-settings and every setting (--set)")
@@ -268,7 +280,14 @@ def _sealed(client: KestraClient, planned: Plan, namespace: str,
         raise SettingsError(why)
     stored = policy_store.read_text(client, namespace)
     stored_digest = digest_of(stored) if stored is not None else seal.NO_POLICY
-    policy = sealed_policy or (sealing.policy or "").strip() or seal.NO_POLICY
+    named = (sealing.policy or "").strip()
+    if named and not re.fullmatch(r"sha256:[0-9a-f]{64}|none", named):
+        raise SettingsError(f"KESTRA_PROMOTE_POLICY_DIGEST {named!r} is not a policy's digest "
+                            "(sha256:…, as 'policy set' prints it) nor none")
+    if named and sealed_policy and named != sealed_policy:
+        notes.append(f"KESTRA_PROMOTE_POLICY_DIGEST ({named}) is not the sealed policy "
+                     f"({sealed_policy}), which stays sealed: 'policy set' seals another")
+    policy = sealed_policy or named or seal.NO_POLICY
     if policy != stored_digest:
         notes.append(f"the stored policy ({stored_digest}) is not the sealed one ({policy}): the "
                      "sealed one stays, and applies refuse until 'policy set' seals the one wanted")

@@ -59,7 +59,6 @@ from kestra_promote.kestra_task import rights, settings
 from kestra_promote.kestra_task.rights import classify_ref, repo_tags
 from kestra_promote.kestra_task.emit import Emitter, KestraLogHandler
 from kestra_promote.engine.promotion import open_promotion
-from kestra_promote.gates import policy_store
 from kestra_promote.git.source import check_namespace, read_settings
 from kestra_promote.textsafe import safe_text
 
@@ -520,11 +519,9 @@ def _apply_saved(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: lis
         approval.update(overrides=asked, requested_by=rights.requester(env))
     emit.log("INFO", f"approved by {approval['approved_by']}: applying exactly the saved plan")
     with connect(connection) as client:
-        # the rules production holds now, which may have changed during the pause
-        if (why := policy_store.changed_since(plan.policy_digest,
-                                              settings.read_policy(client, env))) is not None:
-            raise PlanRefused(why, ())
-        gate = _gate(env)
+        def gate(plan: Plan) -> tuple[str, ...]:  # production's rules now, then the windows
+            settings.same_policy(client, env, plan.policy_digest)
+            return _gate(env)(plan)
         outcome = _apply_gated(emit, workdir, plan, target, gate, lambda extra: apply_locked(
             client, plan, gate=gate,
             holder=_text(env, "KP_HOLDER") or lock.default_holder("kestra-promote task"),

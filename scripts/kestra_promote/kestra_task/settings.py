@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from kestra_promote.errors import SettingsError
+from kestra_promote.errors import PlanRefused, SettingsError
 from kestra_promote.gates import policy_store, seal
 from kestra_promote.target.client import KestraClient
 
@@ -90,6 +90,13 @@ def read_policy(client: KestraClient, env: Mapping[str, str]) -> policy_store.St
         or (env.get("KP_DELIVERIES_NAMESPACE") or "").strip())
     pin = (env.get(policy_store.PIN_VARIABLE) or "").strip() or None
     return policy_store.read(client, namespace, pin)
+
+
+def same_policy(client: KestraClient, env: Mapping[str, str], planned_under: str) -> None:
+    """Refuse a saved plan (the one a person approved) unless production's policy is still the
+    one it was made under: it may change during the pause, or while the lease is awaited."""
+    if (why := policy_store.changed_since(planned_under, read_policy(client, env))) is not None:
+        raise PlanRefused(why, ())
 
 
 def for_task(name: str, env: Mapping[str, str]) -> tuple[dict[str, str], seal.Record | None]:
