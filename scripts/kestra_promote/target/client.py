@@ -306,8 +306,8 @@ class KestraClient(Transport):
         for number, batch in enumerate(grouped, 1):
             files = [("flows", (name, data, YAML)) for name, data in batch]
             missing = at_least - body_size({"files": files}) if number == len(grouped) else 0
-            if missing > PART_OVERHEAD:
-                files.append(("flows", ("probe.yml", _filler(missing - PART_OVERHEAD), YAML)))
+            if missing >= _PROBE_PART:  # the padded body is then exactly ``at_least``
+                files.append(_probe_part(missing))
             response = self.request(
                 "POST", self._path("/flows/validate"), files=files, idempotent=True,
                 timeout=self._bulk_timeout())
@@ -326,9 +326,8 @@ class KestraClient(Transport):
         validation of a YAML comment that long, which writes nothing. A 413 raises."""
         if size <= self.largest_sent:
             return
-        data = _filler(max(0, size - PART_OVERHEAD))
         response = self.request("POST", self._path("/flows/validate"), idempotent=True,
-                                files=[("flows", ("probe.yml", data, YAML))], ok=(400, 422))
+                                files=[_probe_part(size)], ok=(400, 422))
         if response.status_code == 200:  # Kestra's answer, not a page from a proxy
             self._json(response, list, "a list of validation results")
 
@@ -446,6 +445,17 @@ class KestraClient(Transport):
 
 
 _UNKNOWN = object()
+
+
+_PROBE_NAME = "probe.yml"
+_PROBE_PART = PART_OVERHEAD + name_size(_PROBE_NAME)  # the body of an empty probe part
+
+
+def _probe_part(size: int) -> tuple[str, tuple[str, bytes, str]]:
+    """A multipart part of YAML comment that adds exactly ``size`` bytes to a body, as
+    ``body_size`` (the request guard) counts them: its name and framing included (at least
+    those, ``_PROBE_PART``)."""
+    return ("flows", (_PROBE_NAME, _filler(max(0, size - _PROBE_PART)), YAML))
 
 
 def _filler(size: int) -> bytes:
