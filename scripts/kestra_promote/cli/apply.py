@@ -23,6 +23,7 @@ from kestra_promote.errors import (
 from kestra_promote.gates import notify, policy_store
 from kestra_promote.models import ApplyResult, Plan, Problem, Status
 from kestra_promote.target import lock
+from kestra_promote.textsafe import safe_text
 from kestra_promote.target.client import Connection, connect
 from kestra_promote.cli.common import (
     EXIT_ERROR,
@@ -36,6 +37,10 @@ from kestra_promote.cli.common import (
 from kestra_promote.cli.output import Output, progress, show_result
 
 
+def _is_saved(args: argparse.Namespace) -> bool:
+    return args.source.endswith(".json") and os.path.isfile(args.source)
+
+
 def _saved_plan(path: str, connection: Connection) -> Plan:
     plan, url, tenant = planfile.load(path)
     if (url, tenant) != (connection.url.rstrip("/"), connection.tenant):
@@ -44,7 +49,23 @@ def _saved_plan(path: str, connection: Connection) -> Plan:
     return plan  # apply_plan reads the target again and checks the plan against it
 
 
+def _no_target(path: str) -> SettingsError:
+    """No URL given for a saved plan: the error names the target the plan was made for. It is
+    not taken from the file, which anyone can write: the credentials go only where the user
+    (flags, environment) says."""
+    _, url, tenant = planfile.load(path)
+    shown = safe_text(notify.safe_target(url), one_line=True)
+    flags = f"--url {shown}" + (f" --tenant {safe_text(tenant, one_line=True)}"
+                                if tenant != "main" else "")
+    return SettingsError(f"no target: {path} was made for {shown} (tenant "
+                         f"{safe_text(tenant, one_line=True)}); to apply it there, pass {flags} "
+                         "or set KESTRA_URL (the target is never taken from the plan file, so "
+                         "that credentials go only where you say)")
+
+
 def cmd_apply(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
+    if connection is None and _is_saved(args):
+        raise _no_target(args.source)
     connection = require(connection)
     env = args.env
     try:
@@ -81,7 +102,7 @@ def cmd_apply(args: argparse.Namespace, connection: Connection | None, output: O
 
 def _apply(args: argparse.Namespace, connection: Connection, output: Output,
            seen: list[Plan]) -> tuple[int, Plan, ApplyResult]:
-    saved = args.source.endswith(".json") and os.path.isfile(args.source)
+    saved = _is_saved(args)
     with contextlib.ExitStack() as stack:
         client = stack.enter_context(connect(connection))
         replan = None
