@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import io
 import json
+from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, ROOT, flow_yaml
@@ -83,6 +84,25 @@ def test_a_branch_merged_into_the_followed_one_is_in_its_history(production):
     assert execution.state == "SUCCESS", execution.logs
     assert execution.states["clone_followed_branch"] == "SUCCESS"
     assert ("company.team", "spike") in fake.current()
+
+
+@pytest.mark.parametrize("name", ["fix#123", "user's-branch", "feature/über",
+                                  "{{secret('KESTRA_PROMOTE_GIT_TOKEN')}}"])
+def test_a_branch_name_git_allows_is_cloned_as_data(production, name: str):
+    """Quotes, "#" and braces in a name Git allows reach the Clone's ``branch`` through the
+    decide task's outputs, rendered once: the name is cloned as it is, never evaluated."""
+    fake, repo, emulator = production
+    repo.git("branch", name, "master")
+    execution = emulator.execute({"ref": f"refs/heads/{name}"})
+    assert execution.state == "SUCCESS", execution.logs
+    assert execution.outputs["decide"]["vars"]["checkout"] == name
+    assert execution.states["clone_branch"] == "SUCCESS"
+    cloned = emulator._git("rev-parse", "--abbrev-ref", "HEAD",
+                           cwd=Path(execution.outputs["clone_branch"]["directory"]))
+    assert cloned == name
+    token = SECRET_VALUES["KESTRA_PROMOTE_GIT_TOKEN"]
+    assert not any(token in message for message in execution.messages())
+    assert token not in json.dumps(execution.outputs["decide"])
 
 
 # -- (b) an older commit cannot leave an approval behind ----------------------------------------

@@ -33,7 +33,8 @@ def test_a_ref_given_by_hand_is_told_apart(ref: str, target: Target, expected: t
 
 @pytest.mark.parametrize("ref", ["v1 2", "v1\n::{}::", "../etc", "a..b", "v1.lock", "x~1",
                                  "a//b", "@{1}", "/v1", "v1/", "\x1b[2Jv1", "v1/.hidden",
-                                 "v1.lock/x", "@", "{{ secret('X') }}", "v1'", "é"])
+                                 "v1.lock/x", "@", "{{ secret('X') }}", "v1.", "a\\b", "x^1",
+                                 "a:b", "v?", "v*", "v[1]", "a@{u}", "v1\x7f"])
 def test_a_ref_git_cannot_name_is_refused(ref: str):
     with pytest.raises(SettingsError, match="is not a valid Git ref name"):
         classify_ref(ref, MAIN)

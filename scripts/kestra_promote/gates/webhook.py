@@ -23,19 +23,40 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
+from kestra_promote.textsafe import safe_text
+
 ZERO_SHA = "0" * 40
-# What a branch or tag name may be here: git check-ref-format's rules (no "..", no component
-# starting with "." or ending with ".lock", no "@{", no empty component), on a safe alphabet
-# (refs reach git Clone and Kestra properties: no spaces, quotes, braces or control characters)
-_REF_CHARS = re.compile(r"[A-Za-z0-9._/+-]{1,255}")
+# What git check-ref-format refuses anywhere in a name: ASCII control characters, space, ~ ^ : ?
+# * [ and backslash, "..", "@{" and "//" (refs.c, check_refname_component). Everything else Git
+# allows is allowed here: quotes, "#", "@", braces, non-ASCII letters. A name is only ever data
+# (a Kestra output, a property value rendered once): never parsed, quoted or rendered again.
+_REF_REFUSED = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+# the longest pushed name a reason shows (Git sets no limit; logs and outputs should)
+_SHOWN_MAX = 255
 
 
 def valid_ref_name(ref: str) -> bool:
-    """Whether ``ref`` can name a Git branch or tag (what reaches git Clone must)."""
-    if not _REF_CHARS.fullmatch(ref) or ".." in ref or ref == "@":
+    """Whether Git allows ``ref`` as a ref name, full (refs/heads/NAME) or a branch or tag name
+    alone: ``git check-ref-format --allow-onelevel``'s rules."""
+    if not isinstance(ref, str) or not ref or ref == "@" or _REF_REFUSED.search(ref):
         return False
-    return all(part and not part.startswith(".") and not part.endswith(".lock")
+    try:
+        ref.encode("utf-8")  # a lone surrogate (JSON can carry one) names nothing Git has
+    except UnicodeEncodeError:
+        return False
+    if ref.startswith("/") or ref.endswith(("/", ".")):
+        return False
+    return all(not part.startswith(".") and not part.endswith(".lock")
                for part in ref.split("/"))
+
+
+def _shown(ref: Any) -> str | None:
+    """A pushed ref's name as a reason may show it: a name Git allows, of a sensible length,
+    with any character that could rewrite or split a log line escaped; None for anything else
+    (a ref nobody follows is never validated, so its name is not shown)."""
+    if not isinstance(ref, str) or len(ref) > _SHOWN_MAX or not valid_ref_name(ref):
+        return None
+    return safe_text(ref, one_line=True)
 
 
 @dataclass(frozen=True)
@@ -349,20 +370,30 @@ def decide(
     ignored, refs = _refs(provider, event, body)
     if ignored:
         return Decision("ignore", ignored, provider, event, verified=verified)
-    if any(isinstance(ref, str) and not valid_ref_name(ref) for ref, _, _ in refs):
-        return Decision("reject", "the event names a ref that is not a valid Git ref name",
-                        provider, event, verified=verified)
-    wanted = [(ref, commit) for ref, commit, deleted in refs if ref and target.wants(ref) and not deleted]
+    # refs nobody follows are set aside before anything is validated: a push that also moves a
+    # branch Git allows but this check would not (or one no valid name at all) changes nothing
+    followed = [(ref, commit, deleted) for ref, commit, deleted in refs
+                if isinstance(ref, str) and target.wants(ref)]
+    if any(not valid_ref_name(ref) for ref, _, _ in followed):
+        return Decision("reject", "the event names a followed ref that is not a valid Git ref "
+                        "name", provider, event, verified=verified)
+    wanted = [(ref, commit) for ref, commit, deleted in followed if not deleted]
     if wanted:
         ref, commit = wanted[-1]
         note = "" if checked is not None or provider in ("generic", "unknown") else f" ({why})"
-        return Decision("sync", f"push to {ref} matches {target.describe()}{note}", provider,
-                        event, ref, commit, verified)
+        return Decision("sync", f"push to {safe_text(ref, one_line=True)} matches {target.describe()}{note}",
+                        provider, event, ref, commit, verified)
     deletions = [ref for ref, _, deleted in refs if deleted]
     if deletions and not [r for r, _, d in refs if not d]:
-        return Decision("ignore", f"{deletions[0]} was deleted: nothing to promote", provider,
-                        event, deletions[0], verified=verified)
-    names = ", ".join(ref for ref, _, _ in refs if ref) or "no ref"
-    return Decision("ignore", f"push to {names}: this promotion follows {target.describe()}",
-                    provider, event, refs[0][0] if refs else None, refs[0][1] if refs else None,
-                    verified)
+        shown = _shown(deletions[0])
+        return Decision("ignore", f"{shown or 'a ref'} was deleted: nothing to promote",
+                        provider, event, shown and deletions[0], verified=verified)
+    shown_refs = [_shown(ref) for ref, _, _ in refs if ref]
+    names = ", ".join(name for name in shown_refs if name is not None)
+    unnamed = sum(name is None for name in shown_refs)
+    if unnamed:
+        names += f"{' and ' if names else ''}{unnamed} ref(s) not shown (not valid Git ref names)"
+    first = _shown(refs[0][0]) if refs else None
+    return Decision("ignore", f"push to {names or 'no ref'}: this promotion follows "
+                    f"{target.describe()}", provider, event, first and refs[0][0],
+                    refs[0][1] if first else None, verified)

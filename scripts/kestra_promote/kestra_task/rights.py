@@ -50,6 +50,12 @@ def classify_ref(ref: str, target: webhook.Target) -> tuple[str, str]:
     Kestra's git Clone needs to be told which one it gets (``branch``, ``tag`` or ``commit``)."""
     if not webhook.valid_ref_name(ref):
         raise SettingsError(f"{ref!r} is not a valid Git ref name")
+    # one ref, as typed and seen: Git refuses a branch or tag name starting with "-" (it would
+    # read as an option), and a character that is not visible is not what the person saw
+    short = ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
+    if short.startswith("-") or not ref.isprintable():
+        raise SettingsError(f"{ref!r} is not a branch, tag or commit name a person can give: "
+                            "no leading '-', only visible characters")
     if _COMMIT.fullmatch(ref):
         return "commit", ref.lower()
     for prefix, kind in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
