@@ -1,0 +1,21 @@
+"""The rough edges a newcomer meets: counts said twice, messages that blame the wrong thing or
+name what no longer exists."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import GitRepo, Target, flow_yaml, run_cli
+
+
+@pytest.mark.fake_only
+def test_the_unmanaged_count_is_said_once(repo: GitRepo, target: Target):
+    assert target.fake is not None
+    target.fake.seed_flow(flow_yaml("company.team", "made-in-the-ui"))
+    repo.write("a.yml", flow_yaml("company.team", "ours"))
+    repo.commit()
+    assert run_cli("apply", str(repo.path), env=target.env).code == 0
+
+    plan = run_cli("plan", str(repo.path), env=target.env)
+
+    assert plan.code == 0, plan.err
+    assert plan.out.count("1 unmanaged") == 1, plan.out
