@@ -3,6 +3,8 @@ name what no longer exists."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import GitRepo, Target, flow_yaml, run_cli
 
@@ -19,3 +21,18 @@ def test_the_unmanaged_count_is_said_once(repo: GitRepo, target: Target):
 
     assert plan.code == 0, plan.err
     assert plan.out.count("1 unmanaged") == 1, plan.out
+
+
+def test_a_failed_validate_in_json_names_the_commit(repo: GitRepo):
+    repo.write("bad.yml", flow_yaml("company.team", "bad").replace("id: bad\n", "id: 'b a d'\n"))
+    sha = repo.commit()
+
+    result = run_cli("validate", str(repo.path), "--format", "json")
+
+    assert result.code == 1
+    data = json.loads(result.out)
+    assert data["error"] and data["commit"] == sha
+
+    at_ref = run_cli("validate", str(repo.path), "--ref", "main", "--format", "json")
+    assert at_ref.code == 1
+    assert json.loads(at_ref.out)["commit"] == sha
