@@ -36,3 +36,14 @@ def test_a_failed_validate_in_json_names_the_commit(repo: GitRepo):
     at_ref = run_cli("validate", str(repo.path), "--ref", "main", "--format", "json")
     assert at_ref.code == 1
     assert json.loads(at_ref.out)["commit"] == sha
+
+
+def test_errors_at_a_ref_name_the_repository_and_the_ref(repo: GitRepo):
+    repo.write("bad.yml", flow_yaml("company.team", "bad").replace("id: bad\n", "id: 'b a d'\n"))
+    sha = repo.commit()
+
+    result = run_cli("validate", str(repo.path), "--ref", "main")
+
+    assert result.code == 1
+    assert "kestra-promote-" not in result.err, result.err
+    assert f"under {repo.path} at main ({sha[:12]}); nothing was written" in result.err
