@@ -47,3 +47,30 @@ def test_errors_at_a_ref_name_the_repository_and_the_ref(repo: GitRepo):
     assert result.code == 1
     assert "kestra-promote-" not in result.err, result.err
     assert f"under {repo.path} at main ({sha[:12]}); nothing was written" in result.err
+
+
+def _three_in_dev(repo: GitRepo) -> None:
+    repo.write("kestra-promote.yml", "name: edges\n")
+    for flow_id in ("a", "b", "c"):
+        repo.write(f"{flow_id}.yml", flow_yaml("dev", flow_id))
+    repo.commit()
+
+
+def test_an_invalid_rename_flag_is_blamed_on_the_flag(repo: GitRepo):
+    _three_in_dev(repo)
+
+    result = run_cli("validate", str(repo.path), "--rename", "dev=Prod")
+
+    assert result.code == 1
+    assert "kestra-promote.yml" not in result.err, result.err
+    assert "--rename dev=Prod: namespace 'Prod' is invalid" in result.err
+
+
+def test_a_rename_flag_leaving_no_namespace_is_told_once(repo: GitRepo):
+    _three_in_dev(repo)
+
+    result = run_cli("validate", str(repo.path), "--rename", "dev=")
+
+    assert result.code == 1
+    assert result.err.count("namespace is empty") == 1, result.err
+    assert "--rename dev=" in result.err and "a.yml, b.yml, c.yml" in result.err
