@@ -74,3 +74,22 @@ def test_a_rename_flag_leaving_no_namespace_is_told_once(repo: GitRepo):
     assert result.code == 1
     assert result.err.count("namespace is empty") == 1, result.err
     assert "--rename dev=" in result.err and "a.yml, b.yml, c.yml" in result.err
+
+
+@pytest.mark.fake_only
+def test_another_folder_of_the_same_repository_is_told_to_adopt(repo: GitRepo, target: Target):
+    repo.git("remote", "add", "origin", "https://git.example.com/acme/flows.git")
+    repo.write("a.yml", flow_yaml("company.team", "a"))
+    repo.commit()
+    assert run_cli("apply", str(repo.path), env=target.env).code == 0
+    (repo.path / "a.yml").unlink()  # the flows move into a folder
+    repo.write("flows/a.yml", flow_yaml("company.team", "a"))
+    repo.commit("move")
+
+    refused = run_cli("apply", str(repo.path / "flows"), env=target.env)
+
+    assert refused.code == 1
+    assert ("holds objects promoted from git.example.com/acme/flows, and this run promotes "
+            "git.example.com/acme/flows:flows, another folder of the same repository: pass "
+            "--adopt to take these objects over") in refused.err, refused.err
+    assert "`name`" not in refused.err
