@@ -93,3 +93,18 @@ def test_another_folder_of_the_same_repository_is_told_to_adopt(repo: GitRepo, t
             "git.example.com/acme/flows:flows, another folder of the same repository: pass "
             "--adopt to take these objects over") in refused.err, refused.err
     assert "`name`" not in refused.err
+
+
+@pytest.mark.fake_only
+def test_a_repository_without_a_commit_is_uncommitted(repo: GitRepo, target: Target):
+    repo.write("a.yml", flow_yaml("company.team", "a"))  # never committed
+
+    refused = run_cli("apply", str(repo.path), env=target.env)
+
+    assert refused.code == 1
+    assert ("1 file(s) the promotion reads are not committed: the repository has no commit yet "
+            "(a.yml): commit them, or pass --allow-dirty") in refused.err, refused.err
+    assert target.fake is not None and target.fake.writes() == []
+    allowed = run_cli("apply", str(repo.path), "--allow-dirty", env=target.env)
+    assert allowed.code == 0, allowed.err
+    assert "promoting 1 uncommitted file(s) (a.yml)" in allowed.err

@@ -157,8 +157,9 @@ def compute_plan(client: KestraClient, loaded: Loaded, adopt: bool = False,
 def check_committed(args: argparse.Namespace, loaded: Loaded, output: Output) -> dict[str, bool]:
     """Refuse files that differ from the commit (the history would claim the commit holds
     them), unless --allow-dirty; what to add to the run's history record."""
-    if loaded.from_ref or loaded.source.commit is None:
+    if loaded.from_ref or (loaded.source.commit is None and loaded.origin is None):
         return {}  # exactly a commit, or not a Git checkout (nothing claimed)
+    # a repository without a commit yet: every file it reads is uncommitted
     read = loaded.source.paths
     config = loaded.source.config
     # what the promotion would read too: a flow deleted or added there, the settings, the
@@ -175,9 +176,11 @@ def check_committed(args: argparse.Namespace, loaded: Loaded, output: Output) ->
         return {}
     shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
     if not args.allow_dirty:
-        raise SettingsError(f"{len(changed)} file(s) the promotion reads differ from commit "
-                            f"{loaded.source.commit[:12]} ({shown}): commit them, or pass "
-                            "--allow-dirty (the history then records the run as dirty)")
+        differ = (f"differ from commit {loaded.source.commit[:12]}" if loaded.source.commit
+                  else "are not committed: the repository has no commit yet")
+        raise SettingsError(f"{len(changed)} file(s) the promotion reads {differ} ({shown}): "
+                            "commit them, or pass --allow-dirty (the history then records the "
+                            "run as dirty)")
     output.note(f"Warning: promoting {len(changed)} uncommitted file(s) ({shown}); the history "
                 "records the run as dirty")
     return {"dirty": True}
