@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import yaml
 
 from kestra_promote import schedule, yamlnodes
-from kestra_promote.errors import SourceError
+from kestra_promote.errors import SettingsError, SourceError
 from kestra_promote.keys import Problem
 from kestra_promote.schedule import Window
 
@@ -174,6 +174,8 @@ class Config:
     installs_promotion: bool = False
     # the settings the file gives (not defaults); what a policy may refuse a commit to loosen
     explicit: frozenset[str] = field(default=frozenset(), compare=False)
+    # the renamed prefixes given on the command line (--rename), which its messages blame
+    rename_flags: frozenset[str] = field(default=frozenset(), compare=False)
 
     def includes(self, namespace: str) -> bool:
         """Whether this source manages ``namespace``: no ``include``, or a pattern covers it."""
@@ -188,7 +190,13 @@ class Config:
         given, like the file's own keys."""
         values = {k: v for k, v in overrides.items() if v is not None}
         if "rename" in values:
+            for old, new in values["rename"].items():
+                for value in (old, new):
+                    if value and (why := check_namespace(value)) is not None:
+                        raise SettingsError(f"--rename {old}={new}: {why}")
             values["rename"] = {**self.rename, **values["rename"]}
+            return replace(self, explicit=self.explicit | set(values),
+                           rename_flags=self.rename_flags | set(overrides["rename"]), **values)
         return replace(self, explicit=self.explicit | set(values), **values)
 
 

@@ -33,6 +33,8 @@ from kestra_promote.keys import Problem
 class KestraPromoteError(Exception):
     """Base class of every error raised by kestra-promote."""
 
+    commit: str | None = None  # the Git commit the failing command read, when known
+
 
 class SettingsError(KestraPromoteError):
     """A command-line flag, environment variable or setting is missing or invalid."""

@@ -122,13 +122,16 @@ def summary_line(plan: Plan) -> str:
 
 
 def details_line(plan: Plan) -> str:
-    """The counts that are not writes, when there are any."""
+    """The counts that are not writes, when there are any (and the summary line has not told
+    them: an empty plan's says what holds, its unmanaged objects included)."""
     counts = plan.summary
+    told = plan.is_empty and not counts["drifted"] and not counts["orphaned"]
     parts = [
         _count(counts["unchanged"], "unchanged") if counts["unchanged"] and not plan.is_empty else "",
         _count(counts["drifted"], "drifted (left as is)") if counts["drifted"] else "",
         _count(counts["orphaned"], "would be deleted with --prune") if counts["orphaned"] else "",
-        _count(counts["unmanaged"], "unmanaged (never touched)") if counts["unmanaged"] else "",
+        _count(counts["unmanaged"], "unmanaged (never touched)")
+        if counts["unmanaged"] and not told else "",
     ]
     return ", ".join(p for p in parts if p)
 

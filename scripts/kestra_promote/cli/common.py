@@ -10,16 +10,18 @@ import contextlib
 import dataclasses
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
 from kestra_promote.config import CONFIG_FILE, Config, check_name
 from kestra_promote.engine.plan import plan as make_plan
 from kestra_promote.engine.promotion import Promotion, open_promotion
-from kestra_promote.errors import SettingsError
+from kestra_promote.errors import KestraPromoteError, SettingsError
 from kestra_promote.flows.desired import Desired, prepare
 from kestra_promote.gates import policy_store
 from kestra_promote.gates.policy_store import Stored
 from kestra_promote.git import gitref
+from kestra_promote.git.gitinfo import read_commit
 from kestra_promote.git.origin import origin, uncommitted
 from kestra_promote.git.source import Source, read_settings, read_source
 from kestra_promote.models import Plan
@@ -105,23 +107,33 @@ def load(args: argparse.Namespace, client: KestraClient | None = None, *,
         if args.ref is not None:  # `--ref ""` or `--ref=--` is a mistake, not "no ref"
             ref = args.ref if isinstance(args.ref, str) else ""
             folder, commit = stack.enter_context(gitref.checkout(args.source, ref))
-        config = read_settings(folder, args.config).with_overrides(
-            name=check_name(args.name) if args.name else None,
-            rename=dict(args.rename) if args.rename else None,
-            prune=getattr(args, "prune", None),
-            allow_deletions=getattr(args, "allow_deletions", None),
-            drift=getattr(args, "drift", None),
-        )
-        where = origin(args.source)
-        if client is not None:
-            promotion = open_promotion(client, folder, config, commit=commit, origin=where,
-                                       policy=policy_reader(client, getattr(args, "env", {})),
-                                       review=review)
-            yield Loaded(promotion.source, config, promotion.desired, where, commit is not None,
-                         promotion)
-            return
-        source = read_source(folder, commit=commit, config=config)
-        yield Loaded(source, config, prepare(source, config), where, commit is not None)
+        try:
+            yield from _load(args, folder, commit, client, review)
+        except KestraPromoteError as error:  # a failure still says which commit it read
+            if error.commit is None:
+                error.commit = commit or read_commit(Path(folder))
+            raise
+
+
+def _load(args: argparse.Namespace, folder: str, commit: str | None,
+          client: KestraClient | None, review: bool) -> Iterator[Loaded]:
+    config = read_settings(folder, args.config).with_overrides(
+        name=check_name(args.name) if args.name else None,
+        rename=dict(args.rename) if args.rename else None,
+        prune=getattr(args, "prune", None),
+        allow_deletions=getattr(args, "allow_deletions", None),
+        drift=getattr(args, "drift", None),
+    )
+    where = origin(args.source)
+    if client is not None:
+        promotion = open_promotion(client, folder, config, commit=commit, origin=where,
+                                   policy=policy_reader(client, getattr(args, "env", {})),
+                                   review=review)
+        yield Loaded(promotion.source, config, promotion.desired, where, commit is not None,
+                     promotion)
+        return
+    source = read_source(folder, commit=commit, config=config)
+    yield Loaded(source, config, prepare(source, config), where, commit is not None)
 
 
 def policy_reader(client: KestraClient, env: Mapping[str, str]) -> Callable[[], Stored]:
@@ -145,8 +157,9 @@ def compute_plan(client: KestraClient, loaded: Loaded, adopt: bool = False,
 def check_committed(args: argparse.Namespace, loaded: Loaded, output: Output) -> dict[str, bool]:
     """Refuse files that differ from the commit (the history would claim the commit holds
     them), unless --allow-dirty; what to add to the run's history record."""
-    if loaded.from_ref or loaded.source.commit is None:
+    if loaded.from_ref or (loaded.source.commit is None and loaded.origin is None):
         return {}  # exactly a commit, or not a Git checkout (nothing claimed)
+    # a repository without a commit yet: every file it reads is uncommitted
     read = loaded.source.paths
     config = loaded.source.config
     # what the promotion would read too: a flow deleted or added there, the settings, the
@@ -163,9 +176,11 @@ def check_committed(args: argparse.Namespace, loaded: Loaded, output: Output) ->
         return {}
     shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
     if not args.allow_dirty:
-        raise SettingsError(f"{len(changed)} file(s) the promotion reads differ from commit "
-                            f"{loaded.source.commit[:12]} ({shown}): commit them, or pass "
-                            "--allow-dirty (the history then records the run as dirty)")
+        differ = (f"differ from commit {loaded.source.commit[:12]}" if loaded.source.commit
+                  else "are not committed: the repository has no commit yet")
+        raise SettingsError(f"{len(changed)} file(s) the promotion reads {differ} ({shown}): "
+                            "commit them, or pass --allow-dirty (the history then records the "
+                            "run as dirty)")
     output.note(f"Warning: promoting {len(changed)} uncommitted file(s) ({shown}); the history "
                 "records the run as dirty")
     return {"dirty": True}

@@ -118,7 +118,7 @@ def report_error(output: Output, error: KestraPromoteError) -> None:
     problems = getattr(error, "problems", ())
     message = str(error)
     if output.format == "json":
-        output.json(report.problems_to_dict(message, problems))
+        output.json(report.problems_to_dict(message, problems, commit=error.commit))
         output.note(f"Error: {message}")
     elif output.format == "markdown":
         output.write(report.render_problems_markdown(message, problems))

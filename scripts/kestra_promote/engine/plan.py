@@ -40,7 +40,7 @@ from kestra_promote.models import (
 )
 from kestra_promote.flows.order import topological
 from kestra_promote.gates.sealed_namespace import package_refusals
-from kestra_promote.git.origin import same_origin
+from kestra_promote.git.origin import same_origin, same_repository
 from kestra_promote.textsafe import safe_text
 
 PROMOTION_LABEL = "kestra-promote.role"  # carried by the flows that run the promotion itself
@@ -292,6 +292,10 @@ def origin_refusal(inventory: Inventory | None, origin: str | None, adopt: bool)
         return None  # a first run, an inventory older than origins, or a folder outside Git
     if same_origin(inventory.origin, origin):
         return None
+    if same_repository(inventory.origin, origin):  # a new name would leave these objects
+        return (f"the inventory {kv_key(inventory.name)} holds objects promoted from "
+                f"{inventory.origin}, and this run promotes {origin}, another folder of the same "
+                "repository: pass --adopt to take these objects over")
     return (f"the inventory {kv_key(inventory.name)} holds objects promoted from "
             f"{inventory.origin}, and this run promotes {origin}: give this repository its own "
             "`name` in kestra-promote.yml (or --name), or pass --adopt to take these objects over")

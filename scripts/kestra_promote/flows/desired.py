@@ -211,7 +211,10 @@ def prepare_flows(flows: Mapping[FlowKey, DesiredFlow], config: Config,
     result: dict[FlowKey, DesiredFlow] = {}
     origins: dict[FlowKey, list[str]] = {}
     excluded: list[FlowKey | FileKey] = []
+    blamed: dict[tuple[str, str], list[str]] = {}
     for flow in flows.values():
+        if _blamed_on_flag(flow.key.namespace, flow.path, config, blamed):
+            continue
         before = len(warnings)
         transformed = _transform(flow, config, warnings, problems)
         if transformed is None:
@@ -228,7 +231,33 @@ def prepare_flows(flows: Mapping[FlowKey, DesiredFlow], config: Config,
             problems.append(Problem(
                 f"renaming makes {len(paths)} flows the same flow {key}: {', '.join(paths)}",
                 paths[0].split(" ")[0], flow=key))
+    problems.extend(_flag_problems(blamed))
     return _Prepared(result, excluded)
+
+
+def _blamed_on_flag(namespace: str, path: str, config: Config,
+                    blamed: dict[tuple[str, str], list[str]]) -> bool:
+    """Whether a --rename flag (not the settings) gives ``namespace`` an invalid name: then
+    noted in ``blamed`` (flag and problem: paths), told once for the flag by ``_flag_problems``."""
+    for old in sorted(config.rename, key=len, reverse=True):
+        if namespace == old or namespace.startswith(old + "."):
+            if old not in config.rename_flags:
+                return False
+            why = check_namespace(renaming.rename_namespace(namespace, config.rename))
+            if why is None:
+                return False
+            flag = f"--rename {old}={config.rename[old]}"
+            blamed.setdefault((flag, f"after renaming {namespace!r}: {why}"), []).append(path)
+            return True
+    return False
+
+
+def _flag_problems(blamed: Mapping[tuple[str, str], list[str]]) -> list[Problem]:
+    problems = []
+    for (flag, why), paths in blamed.items():
+        shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        problems.append(Problem(f"{flag}: {why} ({shown})"))
+    return problems
 
 
 def prepare(source: Source, config: Config | None = None) -> Desired:
@@ -246,7 +275,10 @@ def prepare(source: Source, config: Config | None = None) -> Desired:
         prepared = prepare_flows(source.flows, config, warnings, problems)
     excluded = prepared.excluded
     files: dict[FileKey, DesiredFile] = {}
+    blamed: dict[tuple[str, str], list[str]] = {}
     for file in source.files.values():
+        if _blamed_on_flag(file.key.namespace, file.path, config, blamed):
+            continue
         file_key = FileKey(renaming.rename_namespace(file.key.namespace, config.rename),
                            file.key.path)
         if (why := check_namespace(file_key.namespace)) is not None:
@@ -258,6 +290,7 @@ def prepare(source: Source, config: Config | None = None) -> Desired:
         if file_key in files:
             problems.append(Problem(f"renaming makes two namespace files {file_key}", file.path))
         files[file_key] = DesiredFile(file_key, file.content, file.path)
+    problems.extend(_flag_problems(blamed))
     if problems:
         raise SourceError(f"{len(problems)} problem(s) applying the settings; nothing was written",
                           problems)

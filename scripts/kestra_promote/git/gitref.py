@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from kestra_promote.errors import SettingsError
+from kestra_promote.errors import KestraPromoteError, SettingsError
 
 _SUBMODULE = "160000"
 
@@ -97,4 +97,23 @@ def checkout(repo: str, ref: str) -> Iterator[tuple[str, str]]:
              stdin=b"".join(os.fsencode(name) + b"\0" for _, name in entries), env=env)
         folder = root / prefix
         folder.mkdir(parents=True, exist_ok=True)
-        yield str(folder), commit
+        try:
+            yield str(folder), commit
+        except KestraPromoteError as error:  # shown once the temporary folder is gone
+            if error.args and isinstance(error.args[0], str):
+                where = f"{ref} ({commit[:12]})"
+                error.args = (_named(error.args[0], [(str(folder), repo), (str(root), str(top)),
+                                                     (tmp, str(top))], where),
+                              *error.args[1:])
+            raise
+
+
+def _named(message: str, folders: list[tuple[str, str]], where: str) -> str:
+    """``message`` naming the repository and the ref instead of the temporary folders."""
+    named = message
+    for temporary, real in folders:
+        named = named.replace(temporary + os.sep, real.rstrip(os.sep) + os.sep)
+        named = named.replace(temporary, f"{real} at {where}")
+    if named != message and where not in named:
+        named += f" (at {where})"
+    return named

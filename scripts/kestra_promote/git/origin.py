@@ -60,6 +60,16 @@ def same_origin(a: str, b: str) -> bool:
     return key(a) == key(b)
 
 
+def same_repository(a: str, b: str) -> bool:
+    """Whether two origins name one repository, whatever folder of it each is."""
+    def repository(origin: str) -> str:
+        if origin.startswith("file:"):
+            return origin[len("file:"):].partition(":")[0].lower()
+        return origin.partition("/")[2].partition(":")[0].lower()
+
+    return repository(a) == repository(b)
+
+
 def _remote_url(common: Path) -> str | None:
     parser = configparser.RawConfigParser(strict=False)
     try:
