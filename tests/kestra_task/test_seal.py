@@ -15,6 +15,7 @@ from fake_kestra import FakeKestra, serve
 from kestra_flows.emulator import Emulator
 from kestra_promote.gates import seal
 from kestra_promote.kestra_task import settings
+from kestra_promote.target.transport import redact_url
 from kestra_promote.errors import SettingsError
 from test_flows import SECRET_VALUES, _put_kv, _record, _set, production, server  # noqa: F401
 
@@ -558,7 +559,7 @@ def test_no_login_is_printed_or_sealed(target):
                      env=target.env)
     assert review.code == 1 and "promote_review_api holds a login" in review.err
     assert "ghp_SECRET456" not in review.out + review.err
-    assert seal.without_login("https://a:b@h.example.com/x") == "https://***@h.example.com/x"
+    assert redact_url("https://a:b@h.example.com/x") == "https://***@h.example.com/x"
 
 
 def test_policy_show_never_offers_the_stored_records_digest_as_the_seal(target, listener):
@@ -635,7 +636,7 @@ def test_a_dev_inventory_a_flow_wrote_is_named_so_production_can_recover(target)
                                  "HTTPS://bot:ghp_SECRET@git.example.com/f.git"])
 def test_logins_in_any_url_form_are_refused_and_never_shown(url):
     assert seal.check_settings({"promote_repo_url": url}) is not None
-    assert "SECRET" not in seal.without_login(url) and "pa/ss" not in seal.without_login(url)
+    assert "SECRET" not in redact_url(url) and "pa/ss" not in redact_url(url)
     assert seal.check_settings({"promote_repo_url": "https://git.example.com/f.git?ref=main"}) \
         is None
 

@@ -10,6 +10,7 @@ from kestra_promote import report
 from kestra_promote.gates import policy_store, seal
 from kestra_promote.kestra_task import bootstrap
 from kestra_promote.target.client import Connection, connect
+from kestra_promote.target.transport import redact_url
 from kestra_promote.cli.common import EXIT_ERROR, EXIT_OK, require
 from kestra_promote.cli.output import Output, progress
 
@@ -30,7 +31,7 @@ def cmd_bootstrap(args: argparse.Namespace, connection: Connection | None, outpu
                 on_progress=progress(output, 0), sealing=sealing)
         output.write_rendered(report.render_plan_text(prepared.plan, color=output.color))
         for key, value in prepared.settings.items():
-            output.write(f"  ~ setting   {args.namespace}/{key} = {seal.without_login(value)}\n")
+            output.write(f"  ~ setting   {args.namespace}/{key} = {redact_url(value)}\n")
         for path in prepared.strays:
             output.write(f"  - remove    {args.namespace}:{path}  (in the package's folder, not "
                          "installed by bootstrap)\n")
@@ -57,7 +58,7 @@ def _tell_sealed(output: Output, prepared: bootstrap.Prepared) -> None:
     assert record is not None
     changed = "changed" if prepared.record_changed else "unchanged"
     lines = [f"\nThe promotion's sealed settings ({changed}):"]
-    lines += [f"  {key:<26} {seal.without_login(value)}"
+    lines += [f"  {key:<26} {redact_url(value)}"
               for key, value in sorted(record.settings.items())]
     lines += [f"  {'policy':<26} {record.policy}", f"  {'package':<26} {record.package}"]
     lines += [f"Note: {note}" for note in prepared.notes]

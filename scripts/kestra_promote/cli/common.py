@@ -139,9 +139,7 @@ def _load(args: argparse.Namespace, folder: str, commit: str | None,
 def policy_reader(client: KestraClient, env: Mapping[str, str]) -> Callable[[], Stored]:
     """Production's policy as this command reads it: from the policy namespace
     (KESTRA_PROMOTE_POLICY_NAMESPACE, else system), checked against KESTRA_PROMOTE_POLICY_DIGEST."""
-    namespace = policy_store.namespace_from(env.get(policy_store.NAMESPACE_VARIABLE))
-    return functools.partial(policy_store.read, client, namespace,
-                             env.get(policy_store.PIN_VARIABLE))
+    return functools.partial(policy_store.read_configured, client, env)
 
 
 def compute_plan(client: KestraClient, loaded: Loaded, adopt: bool = False,

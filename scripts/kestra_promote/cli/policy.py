@@ -15,6 +15,7 @@ from kestra_promote.gates import policy_store, seal
 from kestra_promote.gates.policy import POLICY_KEY
 from kestra_promote.target import lock
 from kestra_promote.target.client import Connection, KestraClient, connect
+from kestra_promote.target.transport import redact_url
 from kestra_promote.cli.common import EXIT_OK, require
 from kestra_promote.cli.output import Output
 
@@ -112,7 +113,7 @@ def _settings(record: seal.Record | None, stored: policy_store.Stored, namespace
         "seal_matches": None if not expected else expected == record.seal,
         "policy_named": record.policy, "policy_matches": record.policy == policy,
         "package": record.package,
-        "settings": {key: {"value": seal.without_login(record.settings[key])
+        "settings": {key: {"value": redact_url(record.settings[key])
                            if key in record.settings else None,
                            "from": "sealed record" if key in record.settings else "default"}
                      for key in seal.SETTINGS},

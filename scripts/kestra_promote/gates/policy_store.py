@@ -10,6 +10,7 @@ settings. A policy that does not match its pin refuses every apply.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 from kestra_promote.config import check_namespace
 from kestra_promote.errors import KestraError, NotFound, SettingsError, UnexpectedResponse
@@ -97,6 +98,15 @@ def store(client: KestraClient, namespace: str, text: str, path: str) -> Policy:
 
 def remove(client: KestraClient, namespace: str) -> bool:
     return client.kv_delete(namespace, POLICY_KEY)
+
+
+def read_configured(client: KestraClient, env: Mapping[str, str], home: str | None = None
+                    ) -> Stored:
+    """The policy where ``env`` says it is: KESTRA_PROMOTE_POLICY_NAMESPACE, else ``home`` (the
+    promotion flows' own namespace), else system; checked against KESTRA_PROMOTE_POLICY_DIGEST
+    (``none`` included: then a stored policy is refused)."""
+    namespace = namespace_from((env.get(NAMESPACE_VARIABLE) or "").strip() or home)
+    return read(client, namespace, env.get(PIN_VARIABLE))
 
 
 def namespace_from(value: str | None) -> str:

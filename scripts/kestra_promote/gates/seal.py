@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from kestra_promote.errors import NotFound, SettingsError, UnexpectedResponse
+from kestra_promote.gates.policy import digest_of
 from kestra_promote.target.client import KestraClient
 
 RECORD_KEY = "kestra_promote_settings"
@@ -53,10 +54,6 @@ SETTINGS: dict[str, str] = {
     "promote_notify_format": "slack, teams, google-chat or json",
     "promote_ui_url": "this instance's UI, to link executions",
 }
-
-
-def digest(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def package_digest(files: Iterable[tuple[str, bytes]]) -> str:
@@ -91,7 +88,7 @@ class Record:
 
     @property
     def seal(self) -> str:
-        return digest(self.text())
+        return digest_of(self.text())
 
 
 def parse_record(text: str, where: str) -> Record:
@@ -130,9 +127,9 @@ def verify(text: str | None, seal: str | None, where: str) -> tuple[Record, bool
                             "'kestra-promote bootstrap --role prod' with --set KEY=VALUE")
     if seal.lower() == UNSEALED:
         return parse_record(text, where), False
-    if digest(text) != seal:
+    if digest_of(text) != seal:
         raise SettingsError(
-            f"the settings ({where}) are not the sealed ones: their digest is {digest(text)}, "
+            f"the settings ({where}) are not the sealed ones: their digest is {digest_of(text)}, "
             f"the server's {SERVER_VARIABLE} is {seal}. Something other than "
             "'kestra-promote bootstrap' changed them; nothing was done")
     return parse_record(text, where), True
@@ -195,19 +192,6 @@ def _login_end(value: str) -> int:
 def _has_login(value: str) -> bool:
     query = value.split("?", 1)[1].split("#", 1)[0] if "?" in value else ""
     return _login_end(value) >= 0 or bool(_TOKEN_QUERY.search(query))
-
-
-def without_login(value: str) -> str:
-    """``value`` with a URL's login (``user:token@``) and token-like query values left out,
-    for showing."""
-    end = _login_end(value)
-    if end >= 0:
-        value = value[:value.index("://") + 3] + "***" + value[end:]
-    if "?" in value:
-        head, query = value.split("?", 1)
-        value = head + "?" + re.sub(r"(?i)((?:^|&)[^=&]*(?:token|secret|password|key)[^=&]*=)"
-                                    r"[^&#]+", r"\1***", query)
-    return value
 
 
 def check_settings(settings: Mapping[str, str]) -> str | None:

@@ -29,6 +29,7 @@ from kestra_promote.errors import NotFound, SettingsError
 from kestra_promote.gates import policy_store, seal
 from kestra_promote.gates.policy import digest_of
 from kestra_promote.target.live import read_for
+from kestra_promote.target.transport import redact_url
 from kestra_promote.keys import FileKey
 from kestra_promote.target.inventory import kv_key
 from kestra_promote.models import ApplyResult, Plan
@@ -252,7 +253,7 @@ def _carried(client: KestraClient, namespace: str, sealing: Sealing
                               "start over with --reset-settings and every setting (--set)")
         return dict(record.settings), record.policy, tuple(sorted(legacy)), notes
     if legacy and not sealing.migrate:
-        shown = ", ".join(f"{key}={seal.without_login(value)}"
+        shown = ", ".join(f"{key}={redact_url(value)}"
                           for key, value in sorted(legacy.items()))
         raise SettingsError(
             f"found settings kept one per KV key by an earlier version: {shown}. Any flow could "

@@ -85,11 +85,7 @@ def read_policy(client: KestraClient, env: Mapping[str, str]) -> policy_store.St
     """Production's policy where the promotion reads it (its own namespace unless told
     otherwise), checked against the pin the sealed record names (``none`` included: then a
     stored policy is one no admin sealed, and is refused)."""
-    namespace = policy_store.namespace_from(
-        (env.get(policy_store.NAMESPACE_VARIABLE) or "").strip()
-        or (env.get("KP_DELIVERIES_NAMESPACE") or "").strip())
-    pin = (env.get(policy_store.PIN_VARIABLE) or "").strip() or None
-    return policy_store.read(client, namespace, pin)
+    return policy_store.read_configured(client, env, env.get("KP_DELIVERIES_NAMESPACE"))
 
 
 def same_policy(client: KestraClient, env: Mapping[str, str], planned_under: str) -> None:

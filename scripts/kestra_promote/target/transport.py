@@ -96,13 +96,14 @@ class Redactor:
 
 
 def redact_url(url: str) -> str:
-    """``url`` as it may be shown: no user info, query or fragment (any may hold a secret)."""
+    """``url`` as it may be shown: no user info, query or fragment (any may hold a secret). The
+    user info ends at the last ``@`` (a password may hold a ``/``): an ``@`` of the path is
+    hidden with it, which shows less, never more."""
     url = re.split(r"[?#]", url, maxsplit=1)[0]
     scheme, _, rest = url.rpartition("://")
-    authority, slash, path = rest.partition("/")
-    if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    return (f"{scheme}://" if scheme else "") + authority + slash + path
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    return (f"{scheme}://" if scheme else "") + rest
 
 
 def _error_text(response: httpx.Response, redact: Callable[[str], str]) -> tuple[str, list[str]]:
