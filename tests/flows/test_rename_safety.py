@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 from conftest import source_from
-from kestra_promote.flows import flowdoc, renaming
+from kestra_promote.flows import flowdoc, pebble, renaming
 from kestra_promote import yamlnodes
 from kestra_promote.config import Config
 from kestra_promote.flows.desired import dependencies_of, prepare
@@ -332,6 +332,15 @@ def _variants(text: str) -> list[tuple[str, str]]:
     return found
 
 
+def _pebble_renamed(value: str, rename: dict[str, str]) -> str:
+    """``value`` with the literal namespaces given to Pebble functions renamed."""
+    for arg in reversed(pebble.namespace_arguments(value)):
+        if arg.value is not None:
+            value = value[:arg.start] + renaming.rename_namespace(arg.value, rename) + \
+                value[arg.end:]
+    return value
+
+
 def test_every_fixture_flow_renamed_and_labelled_changes_only_what_is_meant():
     # the edited flow's values differ from the old ones only at renamed namespaces and labels,
     # checked with plain yaml.load, apart from verify_edits
@@ -363,7 +372,8 @@ def test_every_fixture_flow_renamed_and_labelled_changes_only_what_is_meant():
                     continue
                 if not (isinstance(before, str) and after in (
                         renaming.rename_namespace(before, rename),
-                        renaming._rename_pattern(before, rename))):
+                        renaming._rename_pattern(before, rename),
+                        _pebble_renamed(before, rename))):
                     failures.append((path.name, variant, where, before, after))
             checked += 1
     assert failures == [] and checked > 2000

@@ -2,7 +2,8 @@
 
 Edits replace exactly the characters of the scalars that change (found through node positions
 from ``yaml.compose``) or insert new lines, so comments, quoting and layout survive and the diff a
-reviewer sees is the smallest possible. Expressions (``{{ ... }}``) are never rewritten. This
+reviewer sees is the smallest possible. Expressions (``{{ ... }}``) are never rewritten but for
+the literal namespaces given to Pebble functions (``pebble``), character by character. This
 module holds the text surgery (``replace_scalar``, ``label_edits``, ``apply_edits``) and
 ``verify_edits``, which checks the edited text against the old one, node by node; what a rename
 rewrites is worked out in ``renaming``.

@@ -6,6 +6,8 @@ namespaces only partly, or a block scalar is left as written and reported. Edits
 flow beyond what they mean: renaming an anchored namespace that an alias also names somewhere else
 than a namespace property, or a reference to nothing, is refused (``EditRefused``). Any other
 value written as a namespace that a rename covers is left as it is and reported, once per flow.
+A literal namespace given to a Pebble function inside an expression (``pebble``) is rewritten in
+place, character by character; one given through another expression is reported.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Callable, Mapping
 import yaml
 
 from kestra_promote import yamlnodes
+from kestra_promote.flows import pebble
 from kestra_promote.flows.flowdoc import ANCHOR, STR_TAG, Edit, EditRefused, replace_scalar, span
 from kestra_promote.flows.references import (
     GLOB,
@@ -271,6 +274,8 @@ def rename_edits(text: str, root: yaml.MappingNode, rename: Mapping[str, str],
         elif finding.outcome == LEFT:
             left.append(finding)
     problems += _alias_problems(text, root, renamed, rename)
+    if rename:
+        edits += _expression_edits(text, root, rename, warn, problems)
     if problems:
         raise EditRefused(problems)
     if left:
@@ -280,4 +285,73 @@ def rename_edits(text: str, root: yaml.MappingNode, rename: Mapping[str, str],
              f"written as a renamed namespace but in no property kestra-promote renames, so left "
              f"as written: {listed}; check whether {'it' if len(left) == 1 else 'they'} should "
              "follow the rename")
+    return edits
+
+
+def _occurrences(text: str, part: str, start: int = 0, end: int | None = None) -> list[int]:
+    found, at = [], text.find(part, start, end)
+    while at >= 0:
+        found.append(at)
+        at = text.find(part, at + 1, end)
+    return found
+
+
+def _expression_edits(text: str, root: yaml.MappingNode, rename: Mapping[str, str],
+                      warn: RenameWarning, problems: list[tuple[str, int | None]]) -> list[Edit]:
+    """Edits renaming the literal namespaces given to Pebble functions (``pebble``) in the
+    flow's text values, each edit replacing only the namespace's characters; ``warn`` hears of
+    each namespace given through another expression, or written where it cannot be found."""
+    skip = {id(ref.node) for ref in references(root)}  # judged as references already
+    edits: list[Edit] = []
+    for node, path, _ in walk(root):
+        if not isinstance(node, yaml.ScalarNode) or node.tag != STR_TAG or id(node) in skip:
+            continue
+        skip.add(id(node))
+        changes: list[tuple[pebble.NamespaceArgument, str]] = []
+        for arg in pebble.namespace_arguments(node.value):
+            ref = Reference(f"{arg.function}() at {path}", node, path=path)
+            if arg.value is None:
+                if not arg.follows_flow:
+                    warn(ref, f"{path}: {arg.function}() is given namespace {arg.written} through "
+                              "an expression: not rewritten; check it resolves in every "
+                              "environment")
+                continue
+            new = rename_namespace(arg.value, rename)
+            if new == arg.value:
+                continue
+            if not new:
+                problems.append((f"{path}: the rename turns namespace {arg.value!r} given to "
+                                 f"{arg.function}() into an empty namespace; give {arg.value!r} a "
+                                 "namespace to be renamed to, or change the flow", ref.line))
+                continue
+            changes.append((arg, new))
+        edits += _literal_edits(text, node, path, changes, warn)
+    return edits
+
+
+def _literal_edits(text: str, node: yaml.ScalarNode, path: str,
+                   changes: list[tuple[pebble.NamespaceArgument, str]],
+                   warn: RenameWarning) -> list[Edit]:
+    """Edits of the characters of each changed namespace where ``text`` writes ``node``: the
+    k-th time a namespace appears in the value is the k-th time it is written (a namespace holds
+    no character YAML escapes or folds); when the counts differ, nothing is edited and ``warn``
+    says so. Every edit carries the scalar's whole new value, which ``verify_edits`` checks."""
+    if not changes:
+        return []
+    value = node.value
+    for arg, new in sorted(changes, key=lambda c: c[0].start, reverse=True):
+        value = value[:arg.start] + new + value[arg.end:]
+    start, end = span(text, node)
+    edits: list[Edit] = []
+    for arg, new in changes:
+        in_value = _occurrences(node.value, arg.value or "")
+        in_text = _occurrences(text, arg.value or "", start, end)
+        if len(in_value) != len(in_text) or arg.start not in in_value:
+            warn(Reference(f"{arg.function}() at {path}", node, path=path),
+                 f"{path}: {arg.function}() is given namespace {arg.value!r}, written in a way "
+                 f"kestra-promote cannot rewrite in place: not rewritten (to {new!r}); write the "
+                 "value without escapes")
+            return []
+        at = in_text[in_value.index(arg.start)]
+        edits.append(Edit(at, at + len(arg.value or ""), new, node, value))
     return edits
