@@ -131,7 +131,8 @@ def resolve(desired: Desired, config: Config, live: Mapping[FlowKey, LiveFlow],
     warnings = list(desired.warnings)
     if parse:
         problems: list[Problem] = []
-        parsed = prepare_flows(parse_flows(((k.path, k.text) for k in parse), problems),
+        parsed = prepare_flows(parse_flows(((k.path, k.text) for k in parse), problems,
+                                           config.flows),
                                config, warnings, problems)
         if problems or any(key in flows for key in parsed.flows):
             return read_all()

@@ -79,28 +79,53 @@ def _ignore_line(rel: str) -> str:
     return "/" + re.sub(r"([\\*?\[])", r"\\\1", rel)
 
 
-def _leave_out(rel: str) -> str:
-    return ("leave it out: name the folders that hold flows in kestra-promote.yml (flows: "
-            f"[flows/]), or add the line '{_ignore_line(rel)}' to .kestraignore")
+def _leave_out(rel: str, flows: tuple[str, ...]) -> str:
+    """How to leave the file ``rel`` out, read from the folders ``flows`` (the setting)."""
+    ignore = f"or add the line '{_ignore_line(rel)}' to .kestraignore"
+    if any(folder.strip("/") in ("", ".") for folder in flows):  # all is read: name folders
+        return ("leave it out: name the folders that hold flows in kestra-promote.yml (flows: "
+                f"[flows/]), {ignore}")
+    return ("leave it out: move it out of the folders kestra-promote.yml names for flows "
+            f"({', '.join(flows)}), {ignore}")
 
 
-def _not_a_flow(rel: str, found: str) -> str:
-    return f"does not look like a Kestra flow ({found}). If it is not a flow, {_leave_out(rel)}"
+def _not_a_flow(rel: str, found: str, flows: tuple[str, ...]) -> str:
+    return (f"does not look like a Kestra flow ({found}). If it is not a flow, "
+            f"{_leave_out(rel, flows)}")
 
 
-def parse_flow(text: str, rel: str) -> tuple[DesiredFlow | None, list[Problem]]:
-    """One flow file's text into a DesiredFlow, with every problem found in it."""
+# Other Kestra objects kept as YAML next to flows, which this tool does not promote:
+# - a dashboard has `title` and `charts` (core/src/main/java/io/kestra/core/models/dashboards/
+#   Dashboard.java, Kestra 1.3 and 2.0), keys no flow has (a flow's keys: models/flows/Flow.java);
+# - an app (Enterprise Edition, not in Kestra's open source; its documented form: a top-level
+#   `type` of `io.kestra.plugin.ee.apps.`, beside `id`, `namespace`, `flowId` and `layout`).
+_APP_TYPES = "io.kestra.plugin.ee.apps."
+
+
+def _other_kestra_object(root: yaml.MappingNode) -> str | None:
+    kind = yamlnodes.scalar_text(yamlnodes.mapping_get(root, "type"))
+    if kind is not None and kind.startswith(_APP_TYPES):
+        return f"a Kestra app (type {kind})"
+    if all(yamlnodes.mapping_get(root, key) is not None for key in ("title", "charts")):
+        return "a Kestra dashboard (it has title and charts)"
+    return None
+
+
+def parse_flow(text: str, rel: str, flows: tuple[str, ...] = Config.flows
+               ) -> tuple[DesiredFlow | None, list[Problem]]:
+    """One flow file's text into a DesiredFlow, with every problem found in it; ``flows``, the
+    folders read for flows, is for the hint on leaving out a file that is no flow."""
     try:
         documents = yamlnodes.compose_documents(text)
     except yamlnodes.YamlSyntaxError as exc:
         return None, [Problem(str(exc), rel, exc.line, exc.column)]
     if not documents:  # a flow not written yet, or a placeholder: say how to leave it out too
         return None, [Problem("empty file: a flow needs id, namespace and tasks. If it is not a "
-                              f"flow, {_leave_out(rel)}", rel)]
+                              f"flow, {_leave_out(rel, flows)}", rel)]
     if len(documents) > 1:
         if not any(_has_flow_keys(document) for document in documents):
             return None, [_problem_at(_not_a_flow(rel, f"{len(documents)} YAML documents, none "
-                                                       "with id, namespace or tasks"),
+                                                       "with id, namespace or tasks", flows),
                                       rel, documents[0], None)]
         return None, [
             Problem(f"holds {len(documents)} YAML documents: put exactly one flow per file", rel)
@@ -110,12 +135,17 @@ def parse_flow(text: str, rel: str) -> tuple[DesiredFlow | None, list[Problem]]:
         kind = ("a list" if isinstance(root, yaml.SequenceNode) else
                 "an empty document" if root.tag == "tag:yaml.org,2002:null" else "a single value")
         return None, [_problem_at(_not_a_flow(rel, f"{kind}, not a mapping with id, namespace "
-                                                   "and tasks"), rel, root, None)]
+                                                   "and tasks", flows), rel, root, None)]
+    if (other := _other_kestra_object(root)) is not None:
+        leave = _leave_out(rel, flows)
+        return None, [_problem_at(f"is {other}, not a flow: kestra-promote promotes flows and "
+                                  f"namespace files. {leave[0].upper()}{leave[1:]}", rel, root,
+                                  None)]
     if not _has_flow_keys(root):
         # another tool's YAML (docker-compose.yml, a CI file, Kubernetes manifests) rather than
         # a flow missing three keys: one problem for the file, saying how to leave it out
-        return None, [_problem_at(_not_a_flow(rel, "it has none of id, namespace and tasks"), rel,
-                                  root, None)]
+        return None, [_problem_at(_not_a_flow(rel, "it has none of id, namespace and tasks",
+                                              flows), rel, root, None)]
 
     id_node, ns_node = yamlnodes.mapping_get(root, "id"), yamlnodes.mapping_get(root, "namespace")
     flow_id, namespace = yamlnodes.scalar_text(id_node), yamlnodes.scalar_text(ns_node)
@@ -304,13 +334,13 @@ def _read_flows(tree: SourceTree, config: Config, skip: frozenset[Path],
     return texts, recognised
 
 
-def parse_flows(texts: Iterable[tuple[str, str]], problems: list[Problem]
-                ) -> dict[FlowKey, DesiredFlow]:
+def parse_flows(texts: Iterable[tuple[str, str]], problems: list[Problem],
+                flows: tuple[str, ...] = Config.flows) -> dict[FlowKey, DesiredFlow]:
     """The flows of (path, text) pairs, by key; every problem (a flow in two files too) is added
-    to ``problems``."""
+    to ``problems``. ``flows``: the folders read for flows (``parse_flow``)."""
     by_key: dict[FlowKey, list[DesiredFlow]] = defaultdict(list)
     for rel, text in texts:
-        flow, found = parse_flow(text, rel)
+        flow, found = parse_flow(text, rel, flows)
         problems.extend(found)
         if flow is not None:
             by_key[flow.key].append(flow)
@@ -405,7 +435,7 @@ def read_source(
     tree = SourceTree(root, rules, settings, problems)
     folders, taken = _file_folders(tree, config)
     texts, recognised = _read_flows(tree, config, taken, known or (lambda text: None))
-    flows = parse_flows(texts, problems)
+    flows = parse_flows(texts, problems, config.flows)
     files = _read_files(tree, folders, taken)
     if problems:
         unique = sorted(set(problems), key=lambda p: (p.path or "", p.line or 0, p.column or 0,
