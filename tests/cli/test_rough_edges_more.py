@@ -81,3 +81,47 @@ def test_a_file_already_in_the_flows_folder_is_not_told_to_name_that_folder(repo
             "flow: kestra-promote promotes flows and namespace files. Leave it out: move it out "
             "of the folders kestra-promote.yml names for flows (flows/), or add the line "
             "'/flows/overview.yml' to .kestraignore") in result.err, result.err
+
+
+def test_settings_at_the_repository_root_are_named_when_a_subfolder_is_promoted(repo: GitRepo):
+    # settings written for the whole repository: their paths are the root's, their name its own
+    repo.write("kestra-promote.yml", "name: analytics\nflows: [flows/]\n"
+                                     "namespaces: {rename: {dev.company: company}}\n")
+    repo.write(".kestraignore", "/flows/drafts/\n")
+    repo.write("flows/hello.yml", flow_yaml("dev.company", "hello"))
+    repo.write("flows/drafts/wip.yml", flow_yaml("dev.company", "wip"))
+    repo.commit()
+
+    result = run_cli("validate", str(repo.path / "flows"), "--offline")
+
+    root = repo.path.resolve()
+    assert (f"Warning: {root / 'kestra-promote.yml'} is not read: SOURCE "
+            f"({repo.path / 'flows'}) is a folder inside the repository {root}, and settings "
+            "are read from SOURCE only (their paths and name are those of the folder holding "
+            "them). To use them, promote the repository root; for settings of this folder, "
+            "write kestra-promote.yml in SOURCE") in result.err, result.err
+    assert (f"Warning: {root / '.kestraignore'} is not read: SOURCE ({repo.path / 'flows'}) "
+            f"is a folder inside the repository {root}, and ignore rules are read from SOURCE "
+            "only (their paths and name are those of the folder holding them). To use them, "
+            "promote the repository root; for ignore rules of this folder, write .kestraignore "
+            "in SOURCE") in result.err, result.err
+    # the run reads SOURCE as it always did: both flows, under their own namespace
+    assert result.code == 0 and "Valid: 2 flow(s)" in result.out, result.out
+
+    at_root = run_cli("validate", str(repo.path), "--offline")
+    assert at_root.code == 0 and "is not read" not in at_root.err
+    assert "Valid: 1 flow(s)" in at_root.out
+
+
+def test_settings_of_the_subfolder_itself_are_read_without_a_word(repo: GitRepo):
+    repo.write("kestra-promote.yml", "name: analytics\n")
+    repo.write("flows/kestra-promote.yml", "name: flows-only\n")
+    repo.write("flows/hello.yml", flow_yaml("company", "hello"))
+    repo.commit()
+
+    result = run_cli("validate", str(repo.path / "flows"), "--offline")
+
+    assert result.code == 0 and "is not read" not in result.err, result.err
+    with_config = run_cli("validate", str(repo.path / "flows"), "--offline", "--config",
+                          str(repo.path / "kestra-promote.yml"))
+    assert with_config.code == 0 and "is not read" not in with_config.err, with_config.err

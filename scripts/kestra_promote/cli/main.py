@@ -23,6 +23,7 @@ from kestra_promote.gates import notify, review
 from kestra_promote.engine.apply import Interrupted
 from kestra_promote.config import DRIFT_POLICIES
 from kestra_promote.errors import KestraPromoteError
+from kestra_promote.git.enclosing import unread_settings
 from kestra_promote.textsafe import safe_text
 from kestra_promote.cli.common import EXIT_ERROR, connection_from
 from kestra_promote.cli.output import Output, report_error
@@ -312,6 +313,9 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         connection = connection_from(args, environ) if hasattr(args, "url") else None
         for warning in connection.warnings() if connection else ():  # --insecure, clear text
             output.note(f"Warning: {warning}")
+        if isinstance(getattr(args, "source", None), str):  # settings a subfolder does not read
+            for warning in unread_settings(args.source, getattr(args, "config", None)):
+                output.note(f"Warning: {warning}")
         return COMMANDS[args.command](args, connection, output)
     except KestraPromoteError as error:
         report_error(output, error)
