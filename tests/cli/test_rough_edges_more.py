@@ -3,7 +3,7 @@ suggest what is already done, settings at the repository root that a subfolder r
 
 from __future__ import annotations
 
-from conftest import GitRepo, flow_yaml, run_cli
+from conftest import FIXTURES, GitRepo, flow_yaml, run_cli
 
 # a dashboard as Kestra's UI exports it (core/src/main/java/io/kestra/core/models/dashboards/
 # Dashboard.java: id, title, description, timeWindow, charts)
@@ -125,3 +125,20 @@ def test_settings_of_the_subfolder_itself_are_read_without_a_word(repo: GitRepo)
     with_config = run_cli("validate", str(repo.path / "flows"), "--offline", "--config",
                           str(repo.path / "kestra-promote.yml"))
     assert with_config.code == 0 and "is not read" not in with_config.err, with_config.err
+
+
+def test_kestras_own_published_app_and_dashboard_are_named(repo: GitRepo):
+    blueprints = FIXTURES / "blueprints"
+    repo.write("hello.yml", flow_yaml("company.team", "hello"))
+    for name in ("apps/request-data-form.yaml", "dashboards/default.yaml"):
+        repo.write(name, (blueprints / name).read_text(encoding="utf-8"))
+    repo.commit()
+
+    result = run_cli("validate", str(repo.path), "--offline")
+
+    assert result.code == 1
+    assert "apps/request-data-form.yaml:1:1: is a Kestra app (type " \
+        "io.kestra.plugin.ee.apps.Execution), not a flow" in result.err, result.err
+    assert "dashboards/default.yaml:1:1: is a Kestra dashboard (it has title and charts), not " \
+        "a flow" in result.err, result.err
+    assert "missing required key" not in result.err

@@ -2,7 +2,8 @@
 
 From the project root (with the project installed, e.g. in .venv/)::
 
-    python -m tests.fake_kestra [--port 8080] [--version 2.0|1.3] [--username U --password P]
+    python -m tests.fake_kestra [--port 8080] [--version 2.0|1.3] [--plugins full|slim]
+                                [--username U --password P]
 
 It prints its URL, its login and commands to try, then serves until Ctrl-C. Everything lives in
 memory: stopping it forgets every flow, file and KV entry.
@@ -18,12 +19,22 @@ import sys
 from http.server import ThreadingHTTPServer
 from typing import Sequence, TextIO
 
+from . import catalog, rules
 from .app import FakeKestra
 from .http import _handler_for
 
 VERSIONS = {"2.0": "2.0.3", "1.3": "1.3.19"}  # the release each line emulates by default
 DEFAULT_USER, DEFAULT_PASSWORD = "admin@kestra.io", "Admin1234!"  # the fake's local login
 HOST = "127.0.0.1"
+# the plugin types each image knows: a full `kestra/kestra` image, or a slim one's (core,
+# plugin-scripts and plugin-git, as the fake's tests use)
+PLUGINS = {"full": rules.FULL_IMAGE_PLUGINS, "slim": rules.DEFAULT_PLUGINS}
+_PLUGINS_SHOWN = {
+    "full": f"a full image's (core, and the {len(catalog.full_image_types())} types of Kestra's "
+            "open-source plugins in tests/fake_kestra/full_image_plugins.txt); --plugins slim "
+            "for a slim image's",
+    "slim": "a slim image's (core, plugin-scripts and plugin-git only)",
+}
 
 
 class _Server(ThreadingHTTPServer):
@@ -47,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="port to listen on (default 8080; 0: any free port)")
     parser.add_argument("--version", type=_version, default=VERSIONS["2.0"],
                         help="Kestra version to behave as: 2.0 (default) or 1.3")
+    parser.add_argument("--plugins", choices=sorted(PLUGINS), default="full",
+                        help="plugin types to accept: a full image's (default) or a slim one's")
     parser.add_argument("--username", default=DEFAULT_USER,
                         help=f"basic-auth user (default {DEFAULT_USER})")
     parser.add_argument("--password", default=DEFAULT_PASSWORD,
@@ -58,12 +71,13 @@ def _stop(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _banner(url: str, version: str, username: str, password: str) -> str:
+def _banner(url: str, version: str, username: str, password: str, plugins: str = "full") -> str:
     env = (f"export KESTRA_URL={url} KESTRA_USERNAME={shlex.quote(username)} "
            f"KESTRA_PASSWORD={shlex.quote(password)}")
     lines = [
         f"Fake Kestra {version} (in memory, forgotten when stopped) at {url}",
         f"Login: {username} / {password}",
+        f"Plugins: {_PLUGINS_SHOWN[plugins]}",
         "",
         "Try, in another terminal from the project root (with kestra-promote installed):",
         f"  {env}",
@@ -89,7 +103,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
     if not args.username or not args.password:
         print("error: give both --username and --password (neither may be empty)", file=stderr)
         return 2
-    app = FakeKestra(version=args.version, username=args.username, password=args.password)
+    app = FakeKestra(version=args.version, username=args.username, password=args.password,
+                     plugins=PLUGINS[args.plugins])
     try:
         server = _Server((HOST, args.port), _handler_for(app))
     except OSError as exc:
@@ -103,7 +118,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
     previous = {signum: signal.signal(signum, handler) for signum, handler in (
         (signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, _stop))}
     try:
-        print(_banner(url, args.version, args.username, args.password), file=stdout, flush=True)
+        print(_banner(url, args.version, args.username, args.password, args.plugins),
+              file=stdout, flush=True)
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         print("\nStopped: the fake Kestra and everything it held are gone.", file=stdout,

@@ -27,6 +27,9 @@ from .catalog import CORE, FLOWABLE, RUNNER, TRIGGER, PluginType
 # (core, plugin-scripts, plugin-git, aliases). The rules use the set of the version they emulate:
 # a caller may add types (e.g. Kestra's test plugins) or leave some out.
 DEFAULT_PLUGINS = catalog.stock_types("1.3") | catalog.stock_types("2.0")
+# A full `kestra/kestra` image: those, and every type of Kestra's open-source plugins, known by
+# name (catalog.full_image_types).
+FULL_IMAGE_PLUGINS = DEFAULT_PLUGINS | catalog.full_image_types()
 # models/flows/Type.java: the input types of either version (1.3 also has ENUM and BOOLEAN, 2.0 FORM)
 INPUT_TYPES = frozenset(catalog.INPUT_KEYS["1.3"]) | frozenset(catalog.INPUT_KEYS["2.0"])
 
