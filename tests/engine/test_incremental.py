@@ -29,9 +29,9 @@ def _counting_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     parsed: list[str] = []
     real = source.parse_flow
 
-    def counting(text: str, rel: str):  # type: ignore[no-untyped-def]
+    def counting(text: str, rel: str, *rest):  # type: ignore[no-untyped-def]
         parsed.append(rel)
-        return real(text, rel)
+        return real(text, rel, *rest)
 
     monkeypatch.setattr(source, "parse_flow", counting)
     return parsed

@@ -25,9 +25,10 @@ from pathlib import Path
 _ALIASES = re.compile(r'aliases\s*=\s*(\{[^}]*\}|"[^"]*")')
 _PACKAGE = re.compile(r"^\s*package\s+([\w.]+)\s*;", re.MULTILINE)
 # `@Plugin` (maybe with arguments), then the class's own modifiers and name
+_DECLARATION = r"(?:public\s+)?(?:abstract\s+|final\s+)*(?:class|interface|record|enum)\b"
 _PLUGIN_CLASS = re.compile(
-    r"^@Plugin\b[^\n]*(?:\n(?!(?:public\s+)?(?:abstract\s+|final\s+)*(?:class|interface|record|enum)\b)"
-    r"[^\n]*)*\n(public\s+(?:final\s+)?(abstract\s+)?class\s+(\w+))", re.MULTILINE)
+    rf"^@Plugin\b[^\n]*(?:\n(?!{_DECLARATION})[^\n]*)*"
+    r"\n(public\s+(?:final\s+)?(abstract\s+)?class\s+(\w+))", re.MULTILINE)
 
 
 def _git(git_dir: Path, *args: str) -> str:

@@ -1,4 +1,4 @@
-"""Settings files above SOURCE: those of the repository a subfolder SOURCE is in, which are not read.
+"""Settings files above SOURCE: the repository root's, which a subfolder SOURCE does not read.
 
 A promotion source is a folder: its settings (``kestra-promote.yml``) and ignore rules
 (``.kestraignore``) are the files in it. Those of a folder above, up to the repository's root (the
