@@ -233,6 +233,11 @@ class Leftover:
     holds: str  # in words: "what this run wrote", "another version", "nothing", "unknown (...)"
     should_hold: str  # in words: "its previous content", "nothing (it did not exist before ...)"
 
+    @property
+    def unknown(self) -> bool:
+        """The object could not be read back: it may hold anything."""
+        return self.holds.startswith("unknown")
+
 
 @dataclass(frozen=True)
 class ApplyResult:

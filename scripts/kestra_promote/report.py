@@ -315,8 +315,8 @@ def _names(keys: Sequence[object]) -> str:
 def _not_as_before(result: ApplyResult) -> str:
     """What keeps a failed run from being rolled back, and what to do."""
     parts = []
-    unknown = [left.key for left in result.leftovers if left.holds.startswith("unknown")]
-    known = [left.key for left in result.leftovers if not left.holds.startswith("unknown")]
+    unknown = [left.key for left in result.leftovers if left.unknown]
+    known = [left.key for left in result.leftovers if not left.unknown]
     if unknown:
         parts.append(f"reading the target back after the revert failed: {len(unknown)} object(s) "
                      f"may not hold what they held before ({_names(unknown)})")

@@ -20,7 +20,7 @@ from kestra_promote.engine.apply import apply_plan
 from kestra_promote.target.transport import DEFAULT_MAX_BODY
 from kestra_promote.config import Config
 from kestra_promote.flows.desired import prepare
-from kestra_promote.errors import StalePlan, TargetRejected
+from kestra_promote.errors import KestraError, StalePlan, TargetRejected
 from kestra_promote.target.live import in_namespace_tree, namespace_roots, read_live_state
 from kestra_promote.models import Status
 from kestra_promote.engine.plan import plan
@@ -245,6 +245,24 @@ def test_a_revert_that_fails_is_reported_loudly(repo: GitRepo, target: Target):
             ) in result.out
 
 
+def test_a_revert_the_target_cannot_be_read_back_after_is_not_called_rolled_back(
+        repo: GitRepo, target: Target):
+    fake = target.fake
+    assert fake is not None
+    _repo_with(repo, 3)
+    fake.inject("POST", r"/api/v1/main/flows$", nth=3, status=500)
+    # the plan's read, the read right before the writes, then the read back after the revert
+    fake.inject("GET", r"/flows/export/by-query$", nth=3, status=500, times=99)
+    result = run_cli("apply", str(repo.path), "--format", "json", env=target.env)
+    assert result.code == 1 and fake.current() == {}  # undone, but that could not be seen
+    data = json.loads(result.out)
+    assert data["result"]["rolled_back"] is False
+    assert "the run was NOT rolled back: reading the target back after the revert failed: 3 " \
+        "object(s) may not hold what they held before" in data["error"]
+    assert [(u["id"], u["holds"].split(" (")[0]) for u in data["result"]["uncertain"]] == [
+        ("f00", "unknown"), ("f01", "unknown"), ("f02", "unknown")]
+
+
 def test_what_could_not_be_reverted_is_in_the_report_in_full(repo: GitRepo, target: Target):
     fake = target.fake
     assert fake is not None
@@ -371,6 +389,23 @@ def test_a_signal_at_any_moment_of_the_write_loop_is_obeyed_only_after_the_rever
     assert [o.status for o in result.outcomes] == [Status.REVERTED] * 3 + [Status.SKIPPED] * 2
     assert fake.current() == {}
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_a_lease_that_cannot_be_kept_stops_the_run_and_says_why(repo: GitRepo, target: Target):
+    fake = target.fake
+    assert fake is not None
+    _repo_with(repo, 3)
+    the_plan = _plan_for(repo.path, target)
+
+    def heartbeat() -> None:
+        raise KestraError("the lease was taken over")
+
+    with target.client() as client:
+        result = apply_plan(client, the_plan, heartbeat=heartbeat)
+    assert result.error == "keeping the lock failed" and result.rolled_back
+    assert [(o.status, o.message) for o in result.outcomes[1:]] == [
+        (Status.SKIPPED, "not attempted: keeping the lock failed")] * 2
+    assert fake.current() == {}
 
 
 def test_a_damaged_export_is_a_clean_error(repo: GitRepo, target: Target):

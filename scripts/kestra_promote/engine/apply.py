@@ -362,6 +362,7 @@ def apply_plan(
                         inventory_message += f"; restoring the previous inventory failed: {again}"
                 interrupted = _signal_name(noted[0]) if noted else ""
         error = _cause(failure, results) if failure else ""
+        skipped = "not attempted: " + _why_not(failure, results)
         leftovers: tuple[Leftover, ...] = ()
         if failure:
             revert_all(client, results, applied, uncertain, show, sleep,
@@ -372,8 +373,6 @@ def apply_plan(
             if inventory_status is Status.NOT_REVERTED and _inventory_as_before(client, plan):
                 inventory_status = Status.FAILED
                 inventory_message += "; read back, it holds the previous inventory"
-    skipped = ("not attempted: interrupted" if failure and _by_signal(failure)
-               else "not attempted: an earlier write failed")
     outcomes = [results.get(i) or Outcome(c, Status.SKIPPED, skipped)
                 for i, c in enumerate(pending)]
     return ApplyResult(plan=plan, outcomes=tuple(outcomes), warnings=tuple(warnings),
@@ -397,6 +396,17 @@ def _stopped(noted: Sequence[int], written: int, total: int) -> str:
 
 def _by_signal(failure: str) -> bool:
     return failure.startswith("interrupted by ")
+
+
+def _why_not(failure: str | None, results: Mapping[int, Outcome]) -> str:
+    """Why the changes after the failure were not attempted."""
+    if failure is None:
+        return ""
+    if _by_signal(failure):
+        return "interrupted"
+    if any(outcome.status is Status.FAILED for outcome in results.values()):
+        return "an earlier write failed"
+    return failure.partition(": ")[0]  # keeping the lock failed, say
 
 
 def _cause(failure: str, results: Mapping[int, Outcome]) -> str:
