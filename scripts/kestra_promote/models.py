@@ -226,6 +226,20 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Leftover:
+    """An object that, read back after a revert, does not hold what it held before the run."""
+
+    key: ObjectKey
+    holds: str  # in words: "what this run wrote", "another version", "nothing", "unknown (...)"
+    should_hold: str  # in words: "its previous content", "nothing (it did not exist before ...)"
+
+    @property
+    def unknown(self) -> bool:
+        """The object could not be read back: it may hold anything."""
+        return self.holds.startswith("unknown")
+
+
+@dataclass(frozen=True)
 class ApplyResult:
     """One outcome per pending change, in the order they were attempted, and the inventory's."""
 
@@ -235,11 +249,21 @@ class ApplyResult:
     inventory: Status | None = None  # None: no inventory write was needed
     inventory_message: str = ""
     interrupted: str = ""  # the signal that stopped the run ("SIGINT", "SIGTERM"), if any
+    error: str = ""  # what made the run fail or stop ("interrupted by SIGTERM after 3 of 9 writes")
+    # after a revert, every object of the plan is read back: those not as before the run
+    leftovers: tuple[Leftover, ...] = field(default_factory=tuple)
 
     @property
     def ok(self) -> bool:
         objects_ok = all(o.status is Status.APPLIED for o in self.outcomes)
         return objects_ok and self.inventory in (None, Status.APPLIED)
+
+    @property
+    def rolled_back(self) -> bool:
+        """Failed, and the target is as it was: every undo done, and every object read back
+        holding what it held before the run."""
+        return not self.ok and not self.leftovers and not self.count(Status.NOT_REVERTED) \
+            and self.inventory is not Status.NOT_REVERTED
 
     def count(self, status: Status) -> int:
         return sum(1 for o in self.outcomes if o.status is status)

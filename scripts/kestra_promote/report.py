@@ -182,12 +182,18 @@ def result_to_dict(result: ApplyResult) -> dict[str, Any]:
         "ok": result.ok,
         **{status.value.replace(" ", "_"): result.count(status) for status in Status},
         "inventory": result.inventory.value if result.inventory else None,
+        # a failed run: whether every object was read back holding what it held before
+        "rolled_back": result.rolled_back,
+        "uncertain": [{**key_to_dict(left.key), "holds": left.holds,
+                       "should_hold": left.should_hold} for left in result.leftovers],
         "outcomes": [
             {**change_to_dict(o.change, diff=False), "status": o.status.value, "message": o.message,
              **_previous_to_dict(o)}
             for o in result.outcomes
         ],
     }
+    if not result.ok:  # what stopped it, as an error document says it
+        data["error"] = result_summary(result)
     return data
 
 
@@ -292,16 +298,38 @@ def result_summary(result: ApplyResult) -> str:
             return summary_line(result.plan)
         return f"Apply complete: {counts}. {what_holds(result.plan)}"
     failed = next((o for o in result.outcomes if o.status is Status.FAILED), None)
-    cause = (f"{failed.change.action.value} {_inline(failed.change.key)} failed" if failed
-             else "writing the inventory failed")
-    not_reverted = [o for o in result.outcomes if o.status is Status.NOT_REVERTED]
-    text = (f"Apply failed ({cause}); the run was rolled back: "
-            f"{result.count(Status.REVERTED)} change(s) reverted, "
-            f"{result.count(Status.SKIPPED)} not attempted.")
-    if not_reverted or result.inventory is Status.NOT_REVERTED:
-        names = ", ".join(_inline(o.change.key) for o in not_reverted) or "the inventory"
-        text += f" {len(not_reverted) or 1} could NOT be reverted ({names}): check by hand."
-    return text
+    cause = result.error or (f"{failed.change.action.value} {failed.change.key} failed" if failed
+                             else "writing the inventory failed")
+    if result.rolled_back:
+        return (f"Apply failed ({_inline(cause)}); the run was rolled back: "
+                f"{result.count(Status.REVERTED)} change(s) reverted, "
+                f"{result.count(Status.SKIPPED)} not attempted.")
+    return f"Apply failed ({_inline(cause)}); the run was NOT rolled back: {_not_as_before(result)}"
+
+
+def _names(keys: Sequence[object]) -> str:
+    shown = ", ".join(_inline(key) for key in keys[:10])
+    return shown + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")
+
+
+def _not_as_before(result: ApplyResult) -> str:
+    """What keeps a failed run from being rolled back, and what to do."""
+    parts = []
+    unknown = [left.key for left in result.leftovers if left.unknown]
+    known = [left.key for left in result.leftovers if not left.unknown]
+    if unknown:
+        parts.append(f"reading the target back after the revert failed: {len(unknown)} object(s) "
+                     f"may not hold what they held before ({_names(unknown)})")
+    if known:
+        parts.append(f"read back after the revert, {len(known)} object(s) do not hold what they "
+                     f"held before ({_names(known)})")
+    stuck = [o.change.key for o in result.outcomes if o.status is Status.NOT_REVERTED
+             and o.change.key not in {*unknown, *known}]
+    if stuck:
+        parts.append(f"{len(stuck)} could NOT be reverted ({_names(stuck)})")
+    if result.inventory is Status.NOT_REVERTED:
+        parts.append("the previous inventory could NOT be restored")
+    return "; ".join(parts) + ": check by hand (`plan` shows what differs)."
 
 
 def render_result_text(result: ApplyResult, *, color: bool = False) -> str:

@@ -20,7 +20,7 @@ from kestra_promote.engine.apply import apply_plan
 from kestra_promote.target.transport import DEFAULT_MAX_BODY
 from kestra_promote.config import Config
 from kestra_promote.flows.desired import prepare
-from kestra_promote.errors import StalePlan, TargetRejected
+from kestra_promote.errors import KestraError, StalePlan, TargetRejected
 from kestra_promote.target.live import in_namespace_tree, namespace_roots, read_live_state
 from kestra_promote.models import Status
 from kestra_promote.engine.plan import plan
@@ -131,19 +131,20 @@ def test_a_fault_at_every_write_position_leaves_the_target_as_it_was(repo: GitRe
             assert reverted == sum(map(len, steps[:position - 1])), (position, result.out)
 
 
-def _apply_in_a_process(repo: GitRepo, url: str) -> subprocess.Popen:
+def _apply_in_a_process(repo: GitRepo, url: str, *options: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KESTRA_")}
     env.update(KESTRA_URL=url, KESTRA_USERNAME="admin@kestra.io", KESTRA_PASSWORD="Admin1234!",
                PYTHONPATH=str(ROOT / "scripts"))
-    return subprocess.Popen([sys.executable, "-m", "kestra_promote", "apply", str(repo.path)],
+    return subprocess.Popen([sys.executable, "-m", "kestra_promote", "apply", str(repo.path),
+                             *options],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
-@pytest.mark.parametrize("moment", ["first", "bulk", "last", "inventory"])
-def test_a_signal_mid_apply_reverts_then_exits(repo: GitRepo, signum: int, moment: str):
-    # Ctrl-C in a terminal, a cancelled CI job, Kestra killing the task: the write in flight and
-    # everything before it are undone, then the run exits 130 (SIGINT) or 143 (SIGTERM)
+def _interrupt_at(repo: GitRepo, signum: int, moment: str, *options: str
+                  ) -> tuple[subprocess.Popen, str, str, int, dict, dict]:
+    """Apply the 20-object change in a process and send it ``signum`` while the write request
+    of ``moment`` is in flight (the fake delays it): (process, stdout, stderr, the changes
+    written when the signal came, the target before, the target after)."""
     _twenty_object_change(repo)
     fake = FakeKestra(version="1.3.4")  # where flows are imported in bulk
     with serve(fake) as url:
@@ -154,19 +155,51 @@ def test_a_signal_mid_apply_reverts_then_exits(repo: GitRepo, signum: int, momen
         # the write requests, counted from 1: the changes' steps, then the inventory
         position = {"first": 1, "bulk": 1 + next(i for i, s in enumerate(steps) if len(s) > 1),
                     "last": len(steps), "inventory": len(steps) + 1}[moment]
+        written = sum(map(len, steps[:position]))  # the write in flight finishes
         before = snapshot(target)
         seen = len(fake.writes(lease=True))
         fake.inject("WRITE", nth=position + 1, delay=1.5)  # counted from here: the lease is 1
-        process = _apply_in_a_process(repo, url)
+        process = _apply_in_a_process(repo, url, *options)
         deadline = time.monotonic() + 30
         while len(fake.writes(lease=True)) < seen + position + 1:
             assert time.monotonic() < deadline and process.poll() is None, process.communicate()
             time.sleep(0.01)
         process.send_signal(signum)
         out, err = process.communicate(timeout=60)
-        assert process.returncode == (130 if signum == signal.SIGINT else 143), out + err
-        assert f"Interrupted ({signal.Signals(signum).name}): every change was reverted" in err
-        assert snapshot(target) == before, out
+        return process, out, err, written, before, snapshot(target)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+@pytest.mark.parametrize("moment", ["first", "bulk", "last", "inventory"])
+def test_a_signal_mid_apply_reverts_then_exits(repo: GitRepo, signum: int, moment: str):
+    # Ctrl-C in a terminal, a cancelled CI job, Kestra killing the task: the write in flight and
+    # everything before it are undone, then the run exits 130 (SIGINT) or 143 (SIGTERM), saying
+    # what stopped it, where, and that each change not written was left for that reason
+    process, out, err, written, before, after = _interrupt_at(repo, signum, moment)
+    name = signal.Signals(signum).name
+    assert process.returncode == (130 if signum == signal.SIGINT else 143), out + err
+    assert f"Interrupted ({name}): every change was reverted" in err
+    during = " (while recording the inventory)" if moment == "inventory" else ""
+    assert (f"Apply failed (interrupted by {name} after {written} of 20 writes{during}); the run "
+            f"was rolled back: {written} change(s) reverted, {20 - written} not attempted.") in out
+    assert out.count(": not attempted: interrupted\n") == 20 - written, out
+    assert "an earlier write failed" not in out and "writing the inventory failed" not in out
+    assert after == before, out
+
+
+def test_an_interrupted_apply_says_so_in_its_json_report(repo: GitRepo):
+    process, out, err, written, before, after = _interrupt_at(
+        repo, signal.SIGTERM, "bulk", "--format", "json")
+    assert process.returncode == 143, out + err
+    data = json.loads(out)
+    assert data["error"] == (f"Apply failed (interrupted by SIGTERM after {written} of 20 "
+                             f"writes); the run was rolled back: {written} change(s) reverted, "
+                             f"{20 - written} not attempted.")
+    assert data["result"]["rolled_back"] is True and data["result"]["uncertain"] == []
+    outcomes = data["result"]["outcomes"]
+    assert [o["status"] for o in outcomes] == ["reverted"] * written + ["skipped"] * (20 - written)
+    assert {o["message"] for o in outcomes[written:]} == {"not attempted: interrupted"}
+    assert after == before
 
 
 def test_a_failed_write_reverts_what_was_done_and_reports_each_outcome(repo: GitRepo,
@@ -200,7 +233,8 @@ def test_a_revert_that_fails_is_reported_loudly(repo: GitRepo, target: Target):
     assert result.code == 1
     assert ("  not reverted company.team/f01: created, but not reverted: undoing it failed: "
             "DELETE") in result.out
-    assert "1 could NOT be reverted (company.team/f01): check by hand." in result.out
+    assert ("the run was NOT rolled back: read back after the revert, 1 object(s) do not hold "
+            "what they held before (company.team/f01): check by hand") in result.out
     assert list(fake.current()) == [("company.team", "f01")]
     # the revert was retried before giving up: it may have been a passing failure
     deletes = [r for r in fake.requests if r.method == "DELETE" and r.path.endswith("/f01")]
@@ -209,6 +243,24 @@ def test_a_revert_that_fails_is_reported_loudly(repo: GitRepo, target: Target):
     assert ("  What company.team/f01 held before this run (restore it by hand):\n"
             "    | (it did not exist before this run: delete it to restore the target)\n"
             ) in result.out
+
+
+def test_a_revert_the_target_cannot_be_read_back_after_is_not_called_rolled_back(
+        repo: GitRepo, target: Target):
+    fake = target.fake
+    assert fake is not None
+    _repo_with(repo, 3)
+    fake.inject("POST", r"/api/v1/main/flows$", nth=3, status=500)
+    # the plan's read, the read right before the writes, then the read back after the revert
+    fake.inject("GET", r"/flows/export/by-query$", nth=3, status=500, times=99)
+    result = run_cli("apply", str(repo.path), "--format", "json", env=target.env)
+    assert result.code == 1 and fake.current() == {}  # undone, but that could not be seen
+    data = json.loads(result.out)
+    assert data["result"]["rolled_back"] is False
+    assert "the run was NOT rolled back: reading the target back after the revert failed: 3 " \
+        "object(s) may not hold what they held before" in data["error"]
+    assert [(u["id"], u["holds"].split(" (")[0]) for u in data["result"]["uncertain"]] == [
+        ("f00", "unknown"), ("f01", "unknown"), ("f02", "unknown")]
 
 
 def test_what_could_not_be_reverted_is_in_the_report_in_full(repo: GitRepo, target: Target):
@@ -337,6 +389,23 @@ def test_a_signal_at_any_moment_of_the_write_loop_is_obeyed_only_after_the_rever
     assert [o.status for o in result.outcomes] == [Status.REVERTED] * 3 + [Status.SKIPPED] * 2
     assert fake.current() == {}
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_a_lease_that_cannot_be_kept_stops_the_run_and_says_why(repo: GitRepo, target: Target):
+    fake = target.fake
+    assert fake is not None
+    _repo_with(repo, 3)
+    the_plan = _plan_for(repo.path, target)
+
+    def heartbeat() -> None:
+        raise KestraError("the lease was taken over")
+
+    with target.client() as client:
+        result = apply_plan(client, the_plan, heartbeat=heartbeat)
+    assert result.error == "keeping the lock failed" and result.rolled_back
+    assert [(o.status, o.message) for o in result.outcomes[1:]] == [
+        (Status.SKIPPED, "not attempted: keeping the lock failed")] * 2
+    assert fake.current() == {}
 
 
 def test_a_damaged_export_is_a_clean_error(repo: GitRepo, target: Target):

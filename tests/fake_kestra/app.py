@@ -433,6 +433,8 @@ class FakeKestra:
         # flows whose last write reached the database but not Kestra's flow queue: executors
         # and the scheduler keep their old version (or none) until a restart
         self.unannounced: set[tuple[str, str, str]] = set()
+        self._stall: tuple[int, str] | None = None  # see stall_import
+        self._rest: tuple[str, str, list[tuple[str, str]]] | None = None  # (tenant, resume, entries)
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -449,6 +451,17 @@ class FakeKestra:
         with self._lock:
             self.faults.append(fault)
         return fault
+
+    def stall_import(self, *, lands: int, resume: str) -> None:
+        """Fault: the next flow import carries out its first ``lands`` entries, then stalls; its
+        answer never reaches the client (a proxy drops it, the client gives up), and the server
+        carries out the rest once it has answered a request matching ``resume`` ("METHOD
+        path-regex"). Kestra 1.3 imports entry by entry, each one saved on its own, in a blocking
+        handler that a client going away does not stop (webserver FlowController.importFlows,
+        on the IO executor): what the client reads meanwhile, it may change afterwards."""
+        with self._lock:
+            self._stall = (lands, resume)
+        self.inject("POST", "/flows/import$", drop=True, after=True)
 
     def writes(self, *, lease: bool = False) -> list[RecordedRequest]:
         """Requests that changed state; the promotion's lease (kestra-promote-lock, taken and
@@ -520,9 +533,22 @@ class FakeKestra:
         if fault is not None and fault.truncate is not None:
             response = Response(response.status, response.body[:fault.truncate], response.headers)
         record.status = response.status
+        self._resume(method, path)
         if fault is not None and fault.drop and fault.after:
             return DROP
         return response
+
+    def _resume(self, method: str, path: str) -> None:
+        """The rest of a stalled import lands, once a request matching its ``resume`` was
+        handled (``stall_import``)."""
+        with self._lock:
+            if self._rest is None:
+                return
+            tenant, resume, entries = self._rest
+            want, _, pattern = resume.partition(" ")
+            if method == want and re.search(pattern, path):
+                self._rest = None
+                self._import_entries(tenant, entries)
 
     def _dispatch(self, call: _Call, record: RecordedRequest) -> Response:
         record.authorized = self._authorized(call.headers)
@@ -857,6 +883,19 @@ class FakeKestra:
             raise _illegal_argument(f"Cannot import file of type {name[name.rfind('.'):]}")
         else:
             raise _internal("begin -1, end 0, length 0")  # substring of a missing extension
+        if self._stall is not None:  # a fault: the rest lands later (stall_import)
+            lands, resume = self._stall
+            self._stall = None
+            sources, rest = sources[:lands], sources[lands:]
+            self._rest = (call.tenant, resume, rest)
+        failed = self._import_entries(call.tenant, sources)
+        if failed and call.flag("failOnError"):
+            raise _illegal_argument(
+                "Following invalid flows were not imported: " + ", ".join(failed))
+        return _json(failed)
+
+    def _import_entries(self, tenant: str, sources: Iterable[tuple[str, str]]) -> list[str]:
+        """Import (entry name, source) pairs one by one; the names of those that failed."""
         failed = []
         for entry_name, source in sources:
             try:
@@ -864,18 +903,15 @@ class FakeKestra:
             except HttpError:
                 failed.append(entry_name)
                 continue
-            key = (call.tenant, str(flow["namespace"]), str(flow["id"]))
+            key = (tenant, str(flow["namespace"]), str(flow["id"]))
             count = len(self.flows.get(key, []))
-            self._save(call.tenant, flow, source)  # FlowService.importFlow: update or create
+            self._save(tenant, flow, source)  # FlowService.importFlow: update or create
             if self.major >= 2 and len(self.flows[key]) != count:
                 # 2.0: importFlow writes through the repository only, which no longer emits to
                 # the flow queue; FlowService.create/update/delete do (impactDownstreamConsumers).
                 # 1.3: AbstractJdbcFlowRepository.save emits itself
                 self.unannounced.add(key)
-        if failed and call.flag("failOnError"):
-            raise _illegal_argument(
-                "Following invalid flows were not imported: " + ", ".join(failed))
-        return _json(failed)
+        return failed
 
     def _validate(self, call: _Call) -> Response:
         # FlowController.validateFlows + FlowService.validate (same on 1.3 and 2.0)

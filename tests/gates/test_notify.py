@@ -189,3 +189,24 @@ def test_the_target_is_shown_without_its_credentials():
         "https://user:pa55@kestra.example.com/?token=s3cr3t"))
     text = notify.payload(notify.Notifier("https://hooks.example/x", "json"), event)["text"]
     assert "pa55" not in text and "s3cr3t" not in text and "rolled back" not in text
+
+
+def test_the_message_says_rolled_back_only_when_the_target_was_read_back_as_it_was():
+    from kestra_promote.models import (Action, ApplyResult, Change, FlowKey, Leftover, Outcome,
+                                       Plan, Reason, Status)
+
+    key = FlowKey("company", "a")
+    change = Change(key, Action.CREATE, Reason.NEW_IN_GIT, after="id: a\nnamespace: company\n")
+    plan = Plan((change,), name="analytics")
+    undone = ApplyResult(plan, (Outcome(change, Status.REVERTED, "created, then reverted"),),
+                         inventory=Status.FAILED, inventory_message="boom")
+    text = notify.payload(notify.Notifier("https://hooks.example/x", "json"),
+                          notify.event_of(plan, undone, "https://k.example"))["text"]
+    assert text.startswith("kestra-promote analytics: FAILED, rolled back")
+    landed = ApplyResult(plan, (Outcome(change, Status.NOT_REVERTED, "landed late"),),
+                         inventory=Status.FAILED, inventory_message="boom",
+                         leftovers=(Leftover(key, "what this run wrote", "nothing"),))
+    text = notify.payload(notify.Notifier("https://hooks.example/x", "json"),
+                          notify.event_of(plan, landed, "https://k.example"))["text"]
+    assert text.startswith("kestra-promote analytics: FAILED, NOT rolled back: 1 object(s) not "
+                           "as before, check the target")

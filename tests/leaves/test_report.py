@@ -12,6 +12,7 @@ from kestra_promote.models import (
     DesiredFlow,
     FlowKey,
     Inventory,
+    Leftover,
     LiveFlow,
     LiveState,
     Managed,
@@ -174,8 +175,38 @@ def test_text_result_success_and_failure():
     stuck = ApplyResult(p, (
         Outcome(first, Status.NOT_REVERTED, "updated, and reverting failed: timeout"),
         Outcome(second, Status.FAILED, "boom")))
-    assert report.result_summary(stuck).endswith(
-        "1 could NOT be reverted (company/a): check by hand.")
+    assert report.result_summary(stuck) == (
+        "Apply failed (create company/b failed); the run was NOT rolled back: 1 could NOT be "
+        "reverted (company/a): check by hand (`plan` shows what differs).")
+
+
+def test_a_failed_run_is_called_rolled_back_only_when_read_back_as_it_was():
+    p = sample_plan()
+    first, second = p.pending
+    outcomes = (Outcome(first, Status.REVERTED, "updated, then reverted"),
+                Outcome(second, Status.NOT_REVERTED, "failed; read back after the revert, it "
+                        "holds what this run wrote, where it should hold nothing"))
+    landed = ApplyResult(p, outcomes, error="interrupted by SIGTERM after 1 of 2 writes",
+                         leftovers=(Leftover(second.key, "what this run wrote",
+                                             "nothing (it did not exist before this run)"),))
+    assert not landed.rolled_back
+    summary = ("Apply failed (interrupted by SIGTERM after 1 of 2 writes); the run was NOT rolled "
+               "back: read back after the revert, 1 object(s) do not hold what they held before "
+               "(company/b): check by hand (`plan` shows what differs).")
+    assert report.result_summary(landed) == summary
+    data = report.result_to_dict(landed)
+    assert data["error"] == summary and data["result"]["rolled_back"] is False
+    assert data["result"]["uncertain"] == [
+        {"kind": "flow", "namespace": "company", "id": "b", "file": None,
+         "holds": "what this run wrote", "should_hold": "nothing (it did not exist before this run)"}]
+    unread = ApplyResult(p, outcomes[:1] + (Outcome(second, Status.FAILED, "boom"),),
+                         leftovers=(Leftover(first.key, "unknown (reading the target back after "
+                                             "the revert failed: timeout)", "its previous content"),))
+    assert "the run was NOT rolled back: reading the target back after the revert failed: 1 " \
+        "object(s) may not hold what they held before (company/a)" in report.result_summary(unread)
+    fine = ApplyResult(p, outcomes[:1] + (Outcome(second, Status.FAILED, "boom"),))
+    assert fine.rolled_back and "error" in report.result_to_dict(fine)
+    assert "error" not in report.result_to_dict(_result([Status.APPLIED, Status.APPLIED]))
 
 
 def test_json_documents():

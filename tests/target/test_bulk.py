@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 import zipfile
@@ -405,6 +406,47 @@ def test_an_import_the_server_goes_on_with_after_a_proxy_504_is_reverted_once_do
     assert _state(fake) == before  # nothing the import did after the 504 is left behind
 
 
+@pytest.mark.parametrize("form", ["text", "json"])
+def test_an_import_that_lands_after_the_revert_is_reported_and_not_called_rolled_back(
+        repo: GitRepo, monkeypatch: pytest.MonkeyPatch, form: str):
+    # Kestra 1.3 goes on with an import whose answer was lost, and stalls half way: the reads
+    # that wait for it to settle agree during the stall, the run undoes the 15 flows it sees,
+    # then the other 15 land. The run reads every object back: it must not say "rolled back"
+    monkeypatch.setattr(bulk, "SETTLE_QUIET", 0.01)
+    repo.write("kestra-promote.yml", SETTINGS)
+    repo.write("flows/k.yml", flow_yaml(NS, "k"))
+    repo.commit("first")
+    fake = FakeKestra(version=IMPORTS)
+    with serve(fake) as url:
+        assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
+        for i in range(30):
+            repo.write(f"flows/c{i:02}.yml", flow_yaml(NS, f"c{i:02}"))
+        repo.commit("30 new flows")
+        _, inventory = _state(fake)
+        fake.stall_import(lands=15, resume="DELETE /flows/delete/by-ids$")
+        result = run_cli("apply", str(repo.path), "--format", form, env=_env(url))
+    live = sorted(fid for (_, fid) in fake.current() if fid.startswith("c"))
+    assert live == [f"c{i:02}" for i in range(15, 30)]  # the second half landed last
+    assert _state(fake)[1] == inventory  # which records none of them
+    assert result.code == 1 and "the run was rolled back" not in result.out + result.err
+    if form == "json":
+        data = json.loads(result.out)
+        assert data["result"]["rolled_back"] is False
+        assert data["error"].startswith("Apply failed (create company.team/c00 failed); the run "
+                                        "was NOT rolled back")
+        assert [(u["id"], u["holds"], u["should_hold"]) for u in data["result"]["uncertain"]] \
+            == [(fid, "what this run wrote", "nothing (it did not exist before this run)")
+                for fid in live]
+        outcomes = {o["id"]: o["status"] for o in data["result"]["outcomes"]}
+        assert {fid for fid, status in outcomes.items() if status == "not reverted"} == set(live)
+    else:
+        assert ("the run was NOT rolled back: read back after the revert, 15 object(s) do not "
+                "hold what they held before (company.team/c15, company.team/c16, ") in result.out
+        assert ("  not reverted company.team/c29: ") in result.out
+        assert result.out.count("it holds what this run wrote, where it should hold nothing "
+                                "(it did not exist before this run)") == 15
+
+
 class _RegexBlindFake(FakeKestra):
     """A server whose namespace REGEX filter finds nothing (a search engine's anchored regex)."""
 
@@ -464,7 +506,7 @@ def test_settling_needs_several_agreeing_reads_and_stops_on_a_signal(monkeypatch
         reads.append(1)
         return next(states)
 
-    monkeypatch.setattr(bulk, "_holding", holding)
+    monkeypatch.setattr(bulk, "holding", holding)
     changes = _creates(1)
     # "not started yet" (two equal reads) is not taken for "done": three in a row must agree
     assert bulk.settle(None, changes, (NS,), sleep=lambda s: None)  # type: ignore[arg-type]
@@ -484,7 +526,7 @@ def test_settling_reads_the_runs_roots_in_one_request_whatever_the_namespaces(fa
     changes = [c for i in range(150) for c in _creates(1, f"company.team{i:03}")]
     with serve(fake) as url, connect(Connection(url, username=FAKE_USER, password=FAKE_PASSWORD,
                                                 retries=0)) as client:
-        held = bulk._holding(client, changes, ("company",))
+        held = bulk.holding(client, changes, ("company",))
     assert set(held.values()) == {None} and len(held) == 150
     assert len(fake.requests) == 1 and len(fake.requests[0].path) < 200
 

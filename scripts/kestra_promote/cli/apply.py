@@ -21,7 +21,7 @@ from kestra_promote.errors import (
     WindowDenied,
 )
 from kestra_promote.gates import notify, policy_store
-from kestra_promote.models import ApplyResult, Plan, Problem, Status
+from kestra_promote.models import ApplyResult, Plan, Problem
 from kestra_promote.target import lock
 from kestra_promote.textsafe import safe_text
 from kestra_promote.target.client import Connection, connect
@@ -157,7 +157,7 @@ def _apply(args: argparse.Namespace, connection: Connection, output: Output,
     if result.interrupted:
         output.note(f"Interrupted ({result.interrupted}): "
                     + ("every change was reverted; the target is as it was." if
-                       not result.count(Status.NOT_REVERTED) else "see what could not be "
-                       "reverted above."))
+                       result.rolled_back else "the target is NOT as it was: see the objects "
+                       "named in the report."))
         return (143 if result.interrupted == "SIGTERM" else 130), plan, result
     return (EXIT_OK if result.ok else EXIT_ERROR), plan, result

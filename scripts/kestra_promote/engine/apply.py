@@ -41,6 +41,7 @@ from kestra_promote.models import (
     FileKey,
     FlowKey,
     Inventory,
+    Leftover,
     LiveFlow,
     LiveState,
     Outcome,
@@ -49,7 +50,7 @@ from kestra_promote.models import (
     Status,
 )
 from kestra_promote.engine.plan import live_hashes, refusals
-from kestra_promote.engine.revert import revert_all
+from kestra_promote.engine.revert import read_back, revert_all
 from kestra_promote.gates.windows import decide
 
 log = logging.getLogger(__name__)
@@ -343,13 +344,16 @@ def apply_plan(
         inventory_message = ""
         if plan.managed_after is not None:
             if failure:
-                inventory_status, inventory_message = Status.SKIPPED, "not written: the run failed"
+                inventory_status, inventory_message = Status.SKIPPED, (
+                    "not written: the run was interrupted" if _by_signal(failure) else
+                    "not written: the run failed")
             else:
                 record = {**run_record(plan, trigger=trigger, ref=ref,
                                        now=now or datetime.now(timezone.utc)), **(extra or {})}
                 inventory_status, inventory_message, failure = _record(client, plan, record)
                 if noted and failure is None:  # the signal came with the last write: still stop
-                    failure = f"interrupted ({_signal_name(noted[0])})"
+                    failure = (_stopped(noted, len(applied), len(pending))
+                               + " (while recording the inventory)")
                     inventory_status, inventory_message = Status.FAILED, failure
                     try:
                         _restore_inventory(client, plan, _after(plan, record))
@@ -357,14 +361,62 @@ def apply_plan(
                         inventory_status = Status.NOT_REVERTED
                         inventory_message += f"; restoring the previous inventory failed: {again}"
                 interrupted = _signal_name(noted[0]) if noted else ""
+        error = _cause(failure, results) if failure else ""
+        skipped = "not attempted: " + _why_not(failure, results)
+        leftovers: tuple[Leftover, ...] = ()
         if failure:
             revert_all(client, results, applied, uncertain, show, sleep,
                        plan.scope.flow_prefixes)
-    outcomes = [results.get(i) or Outcome(c, Status.SKIPPED, "not attempted: an earlier write failed")
+            # "rolled back" only when true: a request the server goes on with may have
+            # changed the target after the undo read it
+            leftovers = read_back(client, pending, results, plan.scope.flow_prefixes)
+            if inventory_status is Status.NOT_REVERTED and _inventory_as_before(client, plan):
+                inventory_status = Status.FAILED
+                inventory_message += "; read back, it holds the previous inventory"
+    outcomes = [results.get(i) or Outcome(c, Status.SKIPPED, skipped)
                 for i, c in enumerate(pending)]
     return ApplyResult(plan=plan, outcomes=tuple(outcomes), warnings=tuple(warnings),
                        inventory=inventory_status, inventory_message=inventory_message,
-                       interrupted=interrupted)
+                       interrupted=interrupted, error=error, leftovers=leftovers)
+
+
+def _inventory_as_before(client: KestraClient, plan: Plan) -> bool:
+    """Whether the target holds the inventory it held before the run (read back)."""
+    try:
+        return store.read(client, plan.scope.state_namespace, inv.kv_key(plan.name),
+                          plan.inventory_before) == plan.inventory_before
+    except KestraError:
+        return False
+
+
+def _stopped(noted: Sequence[int], written: int, total: int) -> str:
+    """The failure a signal makes: which one, and when."""
+    return f"interrupted by {_signal_name(noted[0])} after {written} of {total} writes"
+
+
+def _by_signal(failure: str) -> bool:
+    return failure.startswith("interrupted by ")
+
+
+def _why_not(failure: str | None, results: Mapping[int, Outcome]) -> str:
+    """Why the changes after the failure were not attempted."""
+    if failure is None:
+        return ""
+    if _by_signal(failure):
+        return "interrupted"
+    if any(outcome.status is Status.FAILED for outcome in results.values()):
+        return "an earlier write failed"
+    return failure.partition(": ")[0]  # keeping the lock failed, say
+
+
+def _cause(failure: str, results: Mapping[int, Outcome]) -> str:
+    """What made the run fail, in a few words: the first change that failed, else the failure
+    without its details (the inventory, the lease, a signal)."""
+    failed = next((results[i] for i in sorted(results) if results[i].status is Status.FAILED),
+                  None)
+    if failed is not None and not _by_signal(failure):
+        return f"{failed.change.action.value} {failed.change.key} failed"
+    return failure.partition(": ")[0]
 
 
 def _signal_name(signum: int) -> str:
@@ -386,7 +438,7 @@ def _write_all(client: KestraClient, pending: Sequence[Change], show: Progress, 
         if failure is not None:
             return results, applied, failure, uncertain
         if noted:
-            return results, applied, f"interrupted ({_signal_name(noted[0])})", set()
+            return results, applied, _stopped(noted, len(applied), len(pending)), set()
         try:
             heartbeat()
         except KestraError as exc:  # a lease that cannot be kept: stop, as after a failure

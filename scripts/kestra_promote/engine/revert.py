@@ -4,18 +4,23 @@ Every undo acts on what the target holds now: a step that already happened is se
 an object someone edited since this run wrote it is left as it is (never overwritten). What may
 be transient is tried again; flows are undone in bulk when there are several. Each object's
 outcome says whether it was reverted, and why not.
+
+Then every object of the plan is read back (``read_back``): a revert is only called one when each
+holds what it held before the run. A server that goes on with a request whose answer was lost
+(an import Kestra carries on with after a proxy gave up) can change the target after the undo
+read it; what is not as before is named, with what it holds and what it should.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Callable, Sequence
 
 from kestra_promote.target import bulk
 from kestra_promote.target.client import KestraClient
 from kestra_promote.compare import same_content
 from kestra_promote.errors import ApiError, KestraError, NotFound, TransportError, is_already_exists
-from kestra_promote.models import Change, FileKey, FlowKey, Outcome, Status
+from kestra_promote.models import Action, Change, FileKey, FlowKey, Leftover, Outcome, Status
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +124,52 @@ def revert_all(client: KestraClient, results: dict[int, Outcome], applied: list[
                                      change.before)
             log.error("reverting %s %s: %s", change.action.value, change.key, why)
         show(results[index], 0, len(applied))
+
+
+def _should_hold(change: Change) -> str:
+    return ("nothing (it did not exist before this run)" if change.before is None
+            else "its previous content")
+
+
+def _holds(change: Change, now: str | None) -> str:
+    if now is None:
+        return "nothing (this run deleted it)" if change.action is Action.DELETE else "nothing"
+    if now == bulk.hash_of(change.after):
+        return "what this run wrote"
+    return "another version (not written by this run)"
+
+
+def read_back(client: KestraClient, pending: Sequence[Change], results: dict[int, Outcome],
+              prefixes: tuple[str, ...]) -> tuple[Leftover, ...]:
+    """After a revert: read every object of ``pending`` again (its flows in one request, its
+    files in one per namespace) and return those that do not hold what they held before the
+    run; each one's outcome then says so (not reverted, with its previous content, for a person
+    to restore). When the target cannot be read, every object the run wrote, or tried to, is a
+    leftover whose content is unknown."""
+    try:
+        held = bulk.holding(client, pending, prefixes)
+    except KestraError as exc:
+        log.error("reading the target back after the revert failed: %s", exc)
+        unknown = f"unknown (reading the target back after the revert failed: {exc})"
+        return tuple(Leftover(pending[i].key, unknown, _should_hold(pending[i]))
+                     for i in sorted(results))
+    leftovers = []
+    for index, change in enumerate(pending):
+        now = held[change.key]
+        outcome = results.get(index)
+        if now == bulk.hash_of(change.before):
+            if outcome is not None and outcome.status is Status.NOT_REVERTED:
+                # an undo whose answer was lost, say: the target holds what it held before
+                results[index] = Outcome(change, Status.REVERTED, f"{outcome.message}; read "
+                                         "back after the revert, it holds its previous content")
+            continue
+        holds, should = _holds(change, now), _should_hold(change)
+        leftovers.append(Leftover(change.key, holds, should))
+        if outcome is None or outcome.status is not Status.NOT_REVERTED:
+            said = outcome.message if outcome is not None else "not attempted"
+            results[index] = Outcome(change, Status.NOT_REVERTED,
+                                     f"{said}; read back after the revert, it holds {holds}, "
+                                     f"where it should hold {should}", change.before)
+            log.error("%s: read back after the revert, it holds %s, where it should hold %s",
+                      change.key, holds, should)
+    return tuple(leftovers)

@@ -83,7 +83,8 @@ class Event:
     target: str = ""
     counts: Mapping[str, int] = field(default_factory=dict)
     drifted: int = 0
-    rolled_back: bool = False  # writes were made, then undone
+    rolled_back: bool = False  # writes were made, then undone, and read back as before
+    not_as_before: int = 0  # a failed run: objects that do not hold what they held before
 
     @property
     def problem(self) -> bool:
@@ -106,14 +107,19 @@ def event_of(plan: Plan, result: ApplyResult, target: str) -> Event:
     reason = "" if result.ok else next(
         (o.message for o in result.outcomes if o.status.value == "failed"),
         result.inventory_message or "")
+    stuck = {o.change.key for o in result.outcomes if o.status.value == "not reverted"}
+    stuck |= {left.key for left in result.leftovers}
     return Event(plan.name, outcome, reason, plan.commit, safe_target(target), counts,
-                 drifted(plan), rolled_back=not result.ok and any(
-                     o.status.value in ("reverted", "not reverted") for o in result.outcomes))
+                 drifted(plan), rolled_back=result.rolled_back and any(
+                     o.status.value == "reverted" for o in result.outcomes),
+                 not_as_before=0 if result.ok else len(stuck))
 
 
 def _text(event: Event, link: str | None) -> str:
     verb = {"applied": "promoted", "no-changes": "checked: nothing to change",
-            "failed": "FAILED, rolled back" if event.rolled_back else "FAILED",
+            "failed": "FAILED, rolled back" if event.rolled_back else
+                      f"FAILED, NOT rolled back: {event.not_as_before} object(s) not as before, "
+                      "check the target" if event.not_as_before else "FAILED",
             "refused": "REFUSED, nothing written",
             "denied": "DENIED by a sync window, nothing written",
             "awaiting-approval": "WAITING FOR APPROVAL: resume the execution to apply this plan"

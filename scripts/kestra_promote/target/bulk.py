@@ -161,10 +161,11 @@ def still_running(exc: KestraError) -> bool:
         isinstance(exc, (ApiError, UnexpectedResponse)) and status in (502, 503, 504))
 
 
-def _holding(client: KestraClient, changes: Sequence[Change], prefixes: tuple[str, ...]
-             ) -> dict[object, str | None]:
-    """What the target holds now for each of ``changes``' objects, as hashes (flows read under
-    ``prefixes``, the run's namespace roots: one request)."""
+def holding(client: KestraClient, changes: Sequence[Change], prefixes: tuple[str, ...]
+            ) -> dict[object, str | None]:
+    """What the target holds now for each of ``changes``' objects, as hashes (``hash_of``;
+    None: nothing): the flows read under ``prefixes``, the run's namespace roots, in one
+    request; the files in one request per namespace."""
     held: dict[object, str | None] = dict.fromkeys((c.key for c in changes), None)
     if any(isinstance(c.key, FlowKey) for c in changes):
         for flow in read_flows(client, prefixes, expected=True):
@@ -192,23 +193,24 @@ def settle(client: KestraClient, changes: Sequence[Change], prefixes: tuple[str,
     ``SETTLE_QUIET`` seconds apart, agree. False when that did not happen within
     ``SETTLE_LIMIT`` seconds (reads included), or ``stop()`` (a signal) said to stop waiting:
     the server may then still change the target after the revert."""
-    wrote = {c.key: _written_hash(c.after) for c in changes}
+    wrote = {c.key: hash_of(c.after) for c in changes}
     deadline = clock() + SETTLE_LIMIT
-    now = _holding(client, changes, prefixes)
+    now = holding(client, changes, prefixes)
     same = 1
     while now != wrote and same < SETTLE_READS:
         if stop() or clock() >= deadline:
             return False
         sleep(SETTLE_QUIET)
-        before, now = now, _holding(client, changes, prefixes)
+        before, now = now, holding(client, changes, prefixes)
         same = same + 1 if now == before else 1
     return True
 
 
-def _written_hash(after: str | bytes | None) -> str | None:
-    if after is None:
+def hash_of(content: str | bytes | None) -> str | None:
+    """A flow's source or a file's bytes as ``holding`` gives it (None: no object)."""
+    if content is None:
         return None
-    return source_hash(after) if isinstance(after, str) else content_hash(after)
+    return source_hash(content) if isinstance(content, str) else content_hash(content)
 
 
 def maybe_landed(exc: KestraError) -> bool:
