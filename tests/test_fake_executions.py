@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from fake_kestra import FakeKestra
-from test_fake_kestra import FLOW, VERSIONS, assert_json_error, call, multipart
+from test_fake_kestra import (FLOW, HOOK_PATH, VERSIONS, assert_json_error, call, hook,
+                              multipart)
 
 PATH = "/api/v1/main/executions/company.team/etl"
 INPUTS = FLOW + ("inputs:\n  - id: count\n    type: INT\n  - id: greeting\n    type: STRING\n"
@@ -175,3 +176,9 @@ def test_kill(version: str, path: str, status: int):
                                  "?isOnKillCascade=false")
     assert again.status == 409
     assert call(fake, "DELETE", f"/api/v1/main/executions/nope{path}").status == 404
+
+
+def test_an_execution_a_webhook_created_is_found_by_search():
+    fake = hook("2.0.3")
+    assert fake.handle("POST", HOOK_PATH, {}, b"").status == 200
+    assert search(fake, "filters[flowId][EQUALS]=hook")["total"] == 1

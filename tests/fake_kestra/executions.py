@@ -223,6 +223,7 @@ class Runs:
                               created)
         if isinstance(flow.get("variables"), dict):
             execution["variables"] = flow["variables"]
+        # Execution.newExecution: a correlation id, the execution's own, once it has an id
         labels.append({"key": "system.correlationId", "value": execution["id"]})
         key = (namespace, flow_id)
         final = self.outcome.get(key, "SUCCESS")
@@ -478,7 +479,8 @@ class Runs:
         # AbstractJdbcRepository's conditions for the fields of QueryFilter.Resource.EXECUTION
         field, op, value = leaf
         if field in ("startDate", "endDate"):
-            seen = self._read(execution, ("state", field))
+            seen = self._read(execution, ("state", field)) if field == "endDate" else \
+                execution["state"]["histories"][0]["date"]  # a webhook's has no startDate
             if seen is None:  # SQL: a comparison with NULL is never true
                 return False
             moment, bound = datetime.fromisoformat(seen), value
