@@ -340,20 +340,6 @@ def test_the_per_namespace_kv_listing_is_gone_in_2_0(version: str, status: int):
         assert [(e["key"], e["version"]) for e in response.json] == [("a", 1)]
 
 
-def test_executions(versioned: FakeKestra):
-    # ExecutionController.createExecution -> FlowService.getFlowIfExecutableOrThrow (both versions)
-    fake = versioned
-    path = "/api/v1/main/executions/company.team/etl"
-    assert_json_error(call(fake, "POST", path), 404, "Not Found: Requested Flow is not found.")
-    fake.seed_flow(FLOW)
-    body, headers = multipart(("x", "", b"1"))
-    created = call(fake, "POST", path, body, **headers).json
-    assert (created["flowId"], created["state"]["current"], created["inputs"]) == (
-        "etl", "CREATED", {"x": "1"})
-    fake.seed_flow(FLOW + "disabled: true\n")
-    assert_json_error(call(fake, "POST", path), 409, "Illegal state: Requested Flow is disabled.")
-
-
 # -- webhooks -------------------------------------------------------------------------------------
 
 HOOK = FLOW.replace("etl", "hook") + (

@@ -6,6 +6,7 @@
     ├── TargetRejected              the target's own validation rejected flows (carries Problems)
     ├── PlanRefused                 a safeguard stops the plan (prune limits, drift, ownership)
     ├── StalePlan                   a saved plan no longer matches the target
+    ├── ExecutionTimeout            an execution did not end in the time given
     └── KestraError                 talking to the Kestra API failed
         ├── TransportError          no usable HTTP response (connection refused, timeout, TLS), after retries
         ├── RequestTooLarge         a body over --max-request-bytes: not sent
@@ -64,6 +65,17 @@ class WindowDenied(PlanRefused):
 
 class StalePlan(KestraPromoteError):
     """A saved plan was computed against a target state that has changed since."""
+
+
+class ExecutionTimeout(KestraPromoteError):
+    """An execution was not over when the wait for it ended; ``execution`` is its last state
+    read (None when the server never showed it)."""
+
+    def __init__(self, message: str, *, execution_id: str,
+                 execution: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.execution_id = execution_id
+        self.execution = execution
 
 
 class KestraError(KestraPromoteError):

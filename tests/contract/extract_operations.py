@@ -5,8 +5,9 @@ Usage: python tests/contract/extract_operations.py [OPENAPI_DIR]
 OPENAPI_DIR holds Kestra's official OpenAPI specs (kestra-1.3.0.yml, kestra-2.0.0-SNAPSHOT.yml,
 from kestra-io/client-sdk, file kestra-ee.yml at those versions). For each operation listed in
 USED below, the fixture keeps what a request must match: method, path template, parameter
-names, request content types and multipart part names. Add an entry to USED when the client
-starts using a new endpoint, then run this script again.
+names, request content types and multipart part names. Add an entry to USED (or USED_IN, for
+an endpoint of one version only) when the client starts using a new endpoint, then run this
+script again.
 """
 
 from __future__ import annotations
@@ -40,8 +41,15 @@ USED = [
     ("PUT", "/api/v1/{tenant}/namespaces/{namespace}/kv/{key}"),
     ("DELETE", "/api/v1/{tenant}/namespaces/{namespace}/kv/{key}"),
     ("POST", "/api/v1/{tenant}/executions/{namespace}/{id}"),
+    ("GET", "/api/v1/{tenant}/executions/{executionId}"),
+    ("GET", "/api/v1/{tenant}/executions/search"),
     ("GET", "/api/v1/{tenant}/kv"),
 ]
+# operations of one version only: the client picks the path by the server's major version
+USED_IN = {
+    "1.3.0": [("DELETE", "/api/v1/{tenant}/executions/{executionId}/kill")],
+    "2.0.0-SNAPSHOT": [("DELETE", "/api/v1/{tenant}/executions/{executionId}/actions/kill")],
+}
 OUTSIDE_SPEC = [
     {"method": "GET", "path": "/ping",
      "why": "the web server's liveness answer ('pong', no auth); not part of the API spec"},
@@ -69,7 +77,8 @@ def extract(spec_dir: Path) -> dict:
     specs = {}
     for version, name in SPECS.items():
         spec = yaml.load((spec_dir / name).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        specs[version] = [_operation(spec, method, path) for method, path in USED]
+        specs[version] = [_operation(spec, method, path)
+                          for method, path in USED + USED_IN.get(version, [])]
     return {
         "provenance": "Extracted by tests/contract/extract_operations.py from Kestra's official "
                       "OpenAPI specs (kestra-io/client-sdk kestra-ee.yml, versions 1.3.0 and "

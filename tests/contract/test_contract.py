@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -26,6 +27,7 @@ def _capture(version: str) -> list[httpx.Request]:
     Every call must succeed against the fake server of that version: no call is a fallback.
     """
     fake = FakeKestra(version=version)
+    fake.runs.add("company", "etl", started=datetime.now(timezone.utc), execution_id="past-run")
     inner = mock_transport(fake)
     sent: list[httpx.Request] = []
 
@@ -50,9 +52,14 @@ def _capture(version: str) -> list[httpx.Request]:
         "validate_flows": [{"sources": [("a.yml", FLOW)]}],
         "probe": [{"size": 100_000}],
         "delete_flows_by_ids": [{"ids": []}],
-        "create_execution": [{"namespace": "company", "flow_id": "etl", "inputs": {"x": "1"},
-                              "wait": True},
-                             {"namespace": "company", "flow_id": "etl"}],
+        "trigger_execution": [{"namespace": "company", "flow_id": "etl", "inputs": {"x": "1"},
+                               "labels": {"team": "data"}},
+                              {"namespace": "company", "flow_id": "etl"}],
+        "get_execution": [{"execution_id": "past-run"}],
+        "wait_for_execution": [{"execution_id": "past-run", "timeout": 5}],
+        "search_executions": [{"namespace": "company", "flow_id": "etl", "states": ["FAILED"],
+                               "since": datetime(2026, 1, 1, tzinfo=timezone.utc)}, {}],
+        "kill_execution": [{"execution_id": "past-run"}],
         "delete_flow": [{"namespace": "company", "flow_id": "etl"}],
         "upload_namespace_file": [{"namespace": "company", "path": "/a/b.py", "content": b"x"}],
         "upload_namespace_files": [{"namespace": "company", "archive": _ZIP}],

@@ -373,7 +373,11 @@ ROUTES = _routes(
     ("GET", _T + "/executions/webhook/{namespace}/{id}/{key}{/rest}", "_webhook"),
     ("POST", _T + "/executions/webhook/{namespace}/{id}/{key}{/rest}", "_webhook"),
     ("PUT", _T + "/executions/webhook/{namespace}/{id}/{key}{/rest}", "_webhook"),
-    ("POST", _T + "/executions/{namespace}/{id}", "_execute", (MULTIPART,)),
+    ("GET", _T + "/executions/search", "runs.search"),
+    ("GET", _T + "/executions/{executionId}", "runs.get"),
+    ("DELETE", _T + "/executions/{executionId}/kill", "runs.kill", None, (1,)),
+    ("DELETE", _T + "/executions/{executionId}/actions/kill", "runs.kill", None, (2,)),
+    ("POST", _T + "/executions/{namespace}/{id}", "runs.trigger", (MULTIPART,)),
 )
 
 
@@ -426,6 +430,8 @@ class FakeKestra:
         self.kv: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         self._kv_revisions: dict[tuple[str, str, str], int] = {}
         self.executions: list[dict[str, Any]] = []
+        from .executions import Runs  # built on this module's helpers: imported once it is loaded
+        self.runs = Runs(self)  # how the executions run: outcomes, outputs, delay; past runs
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
         self.latency = 0.0  # seconds every answer waits: a network's round trip (benchmarks)
@@ -562,7 +568,10 @@ class FakeKestra:
             if route is None:
                 assert miss is not None
                 raise miss
-            return getattr(self, route.handler)(call)
+            handler: Any = self
+            for name in route.handler.split("."):  # "runs.search": a method of self.runs
+                handler = getattr(handler, name)
+            return handler(call)
         except HttpError as exc:
             return self._error(exc, call.target)
         except Exception as exc:  # a bug or a limit of the fake: answer like a server would, loudly
@@ -1220,29 +1229,6 @@ class FakeKestra:
         if not self.url:
             return None
         return f"{self.url.rstrip('/')}/ui/{tenant}/executions/{namespace}/{flow_id}/{execution_id}"
-
-    def _execute(self, call: _Call) -> Response:
-        # ExecutionController.createExecution -> FlowService.getFlowIfExecutableOrThrow
-        namespace, flow_id = call.params["namespace"], call.params["id"]
-        live = self._live(call.tenant, namespace, flow_id)
-        if live is None:
-            raise _not_found("Requested Flow is not found.")
-        if live.disabled:
-            raise _illegal_state("Requested Flow is disabled.")
-        inputs = {}
-        if call.body and _media_type(call.ctype) == MULTIPART:
-            inputs = {name: data.decode("utf-8", errors="replace")
-                      for name, _, data in _parse_multipart(call.ctype, call.body)}
-        execution_id = _short_id()
-        execution: dict[str, Any] = {
-            "tenantId": call.tenant, "id": execution_id, "namespace": namespace,
-            "flowId": flow_id, "flowRevision": live.revision, "inputs": inputs,
-            "state": {"current": "CREATED", "histories": [{"state": "CREATED", "date": _now()}]},
-            "deleted": False}
-        if url := self._execution_url(call.tenant, namespace, flow_id, execution_id):
-            execution["url"] = url
-        self.executions.append(execution)
-        return _json(execution)
 
     def _webhook(self, call: _Call) -> Response:
         # ExecutionController.webhook + Webhook.evaluate + WebhookService.newExecution

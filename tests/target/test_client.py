@@ -227,16 +227,18 @@ def test_no_httpx_exception_escapes_any_public_method():
     arguments = {"namespace": "a", "flow_id": "b", "source": "id: a\n", "data": b"",
                  "sources": [("a.yml", "id: a\n")], "path": "/x", "content": b"x", "key": "k",
                  "value": 1, "namespace_prefix": "a", "namespace_regex": "^a$",
-                 "size": 100_000, "ids": [("a", "b")], "archive": b"PK"}
+                 "size": 100_000, "ids": [("a", "b")], "archive": b"PK", "execution_id": "e",
+                 "timeout": 1}
     for failure in failures:
         def handler(request: httpx.Request, failure=failure) -> httpx.Response:
             failure.request = request
             raise failure
 
-        client = client_for(handler, retries=1)
-        for name, method in inspect.getmembers(client, inspect.ismethod):
+        for name, _ in inspect.getmembers(KestraClient, inspect.isfunction):
             if name.startswith("_") or name in ("request", "close"):
                 continue
+            # a new client each time: major_version asks once, then answers None
+            method = getattr(client_for(handler, retries=1), name)
             params = inspect.signature(method).parameters
             kwargs = {p: arguments[p] for p in params if p in arguments}
             with pytest.raises(errors.KestraError):

@@ -17,6 +17,7 @@ import logging
 import socket
 import threading
 import zipfile
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 import pytest
@@ -69,7 +70,12 @@ CALLS: dict[str, dict[str, Any]] = {
     "kv_put": {"namespace": "system", "key": "state", "value": {"flows": []}},
     "kv_delete": {"namespace": "system", "key": "state"},
     "list_kv_keys": {"namespace": "system"},
-    "create_execution": {"namespace": "company", "flow_id": "etl"},
+    "trigger_execution": {"namespace": "company", "flow_id": "etl", "inputs": {"x": 1},
+                          "labels": {"team": "data"}},
+    "get_execution": {"execution_id": "past-run"},
+    "search_executions": {"namespace": "company", "flow_id": "etl", "states": ["SUCCESS"]},
+    "wait_for_execution": {"execution_id": "past-run", "timeout": 5},
+    "kill_execution": {"execution_id": "past-run"},
 }
 SHORT_ANSWERS = {"ping", "delete_flow", "upload_namespace_file", "upload_namespace_files",
                  "delete_namespace_file", "kv_put",
@@ -88,6 +94,8 @@ FAULTS: dict[str, dict[str, Any]] = {
 def _seeded() -> FakeKestra:
     fake = FakeKestra()
     fake.seed_flow(FLOW)
+    fake.runs.add("company", "etl", started=datetime.now(timezone.utc) - timedelta(hours=1),
+                  execution_id="past-run")
     with serve(fake) as url, _client(url) as client:
         client.upload_namespace_file("company", "/lib/a.py", b"print(1)")
         client.kv_put("system", "state", {"flows": []})

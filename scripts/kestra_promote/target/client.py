@@ -14,19 +14,19 @@ import re
 import ssl
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
 from kestra_promote.version import __version__
 from kestra_promote.errors import SettingsError, UnexpectedResponse
+from kestra_promote.target.executions import ExecutionCalls
 from kestra_promote.target.transport import (
     DEFAULT_MAX_BODY,
     NOT_API,
     PART_OVERHEAD,
     Redactor,
-    Transport,
     batches,
     body_size,
     name_size,
@@ -170,8 +170,9 @@ class _BearerAuth(httpx.Auth):
         return "_BearerAuth(***)"
 
 
-class KestraClient(Transport):
-    """One method per Kestra API endpoint this project uses."""
+class KestraClient(ExecutionCalls):
+    """One method per Kestra API endpoint this project uses (the executions ones in
+    ``executions``)."""
 
     def __init__(self, http: httpx.Client, *, tenant: str = "main", **settings: Any) -> None:
         super().__init__(http, **settings)  # retries, backoff, sleep, redact...: see Transport
@@ -429,19 +430,6 @@ class KestraClient(Transport):
             if len(results) < size or not isinstance(total, int) or page * size >= total:
                 return keys
             page += 1
-
-    # -- executions -------------------------------------------------------------------------
-
-    def create_execution(
-        self, namespace: str, flow_id: str, inputs: Mapping[str, str] | None = None,
-        *, wait: bool = False,
-    ) -> dict[str, Any]:
-        path = self._path(f"/executions/{_segment(namespace)}/{_segment(flow_id)}")
-        params = {"wait": "true"} if wait else {}
-        files = [(name, (None, str(value))) for name, value in (inputs or {}).items()]
-        kwargs: dict[str, Any] = {"files": files} if files else {}
-        return self._json(self.request("POST", path, params=params, **kwargs), dict,
-                          "an execution")
 
 
 _UNKNOWN = object()
