@@ -101,7 +101,7 @@ def guarded(plan: Plan, root: str) -> Plan:
     reference a written flow makes to a namespace outside it (not renamed: no flow of the source
     is there), which a run started by hand reaches."""
     outside = [f"a preview writes and deletes only under {root}: {c.action.value} {c.key} is "
-               "outside it; nothing was written" for c in plan.changes
+               "outside it" for c in plan.changes
                if c.writes and not in_namespace_tree(c.key.namespace, root)]
     return dataclasses.replace(plan, refusals=(*plan.refusals, *outside),
                                warnings=(*plan.warnings, *_references_outside(plan, root)))
@@ -147,7 +147,7 @@ def teardown(live: LiveState, root: str) -> Plan:
     refused = refusals(planned.changes, source_empty=False, config=config, others=live.others,
                        own=own)
     refused += [f"the inventory of {own.name!r} records {key}, outside the preview's "
-                f"namespaces ({root}): it was edited; nothing was deleted (check it, then remove "
+                f"namespaces ({root}): it was edited (check it, then remove "
                 "it by hand)" for key in foreign(own, root)]
     return dataclasses.replace(planned, refusals=tuple(refused), managed_after=None, config=None)
 
