@@ -143,7 +143,7 @@ def _up(args: argparse.Namespace, client: KestraClient, stored: Stored, output: 
         def show(plan: Plan, again: bool = False) -> None:
             if again:
                 output.note("The target changed while the plan was made: planned again.")
-            if output.format != "json":
+            if output.format == "text":  # markdown and JSON: with the result, below
                 output.write_rendered(report.render_plan_text(plan, color=output.color))
 
         plan = replan()
