@@ -252,3 +252,20 @@ def test_a_bad_preview_id_is_named(bad: str):
     done = run_cli("preview", "down", "--id", bad, "--url", "http://127.0.0.1:9")
     assert done.code == 1 and f"--id {bad!r} is not a preview id" in done.err
     assert "Traceback" not in done.err
+
+
+def test_another_repository_cannot_take_over_a_preview(kestra, repo: GitRepo, tmp_path: Path):
+    fake, env = kestra
+    _source(repo, fake.version.split(".")[0])
+    repo.git("remote", "add", "origin", "https://git.example.com/team/flows.git")
+    assert run_cli("preview", "up", str(repo.path), "--id", "42", env=env).code == 0
+    other = GitRepo(tmp_path / "other")
+    other.write("a.yml", flow_yaml("web.site", "a"))
+    other.commit()
+    other.git("remote", "add", "origin", "https://git.example.com/web/flows.git")
+    taken = run_cli("preview", "up", str(other.path), "--id", "42", env=env)
+    assert taken.code == 1
+    assert "preview '42' is held by another repository (git.example.com/team/flows)" \
+        in taken.out and "--adopt" not in taken.out + taken.err
+    assert ("preview.42.web.site", "a") not in fake.current()
+    assert run_cli("preview", "up", str(other.path), "--id", "web-42", env=env).code == 0

@@ -24,7 +24,7 @@ import yaml
 from kestra_promote import yamlnodes
 from kestra_promote.config import Config, check_namespace
 from kestra_promote.engine.plan import plan as make_plan
-from kestra_promote.engine.plan import refusals
+from kestra_promote.engine.plan import origin_refusal, refusals
 from kestra_promote.errors import SettingsError
 from kestra_promote.flows.desired import Desired
 from kestra_promote.flows.references import GLOB, references
@@ -103,7 +103,15 @@ def guarded(plan: Plan, root: str) -> Plan:
     outside = [f"a preview writes and deletes only under {root}: {c.action.value} {c.key} is "
                "outside it" for c in plan.changes
                if c.writes and not in_namespace_tree(c.key.namespace, root)]
-    return dataclasses.replace(plan, refusals=(*plan.refusals, *outside),
+    refused = list(plan.refusals)
+    taken = origin_refusal(plan.inventory_before, plan.origin, False)
+    if taken is not None and taken in refused:  # its advice (--name, --adopt) is production's
+        assert plan.inventory_before is not None
+        refused[refused.index(taken)] = (
+            f"preview {plan.name[len(NAME_PREFIX):]!r} is held by another repository "
+            f"({plan.inventory_before.origin}): give this one's previews ids of their own "
+            "(--id NAME-NUMBER)")
+    return dataclasses.replace(plan, refusals=(*refused, *outside),
                                warnings=(*plan.warnings, *_references_outside(plan, root)))
 
 
