@@ -8,6 +8,8 @@
 - A request's jobs plan only with --post or --public, whose output (log, job summary) shows what
   the comment shows, withholding production content that did not come from this repository;
   they never save a plan (--out, which holds everything) nor keep artifacts.
+- Previews go to the development instance: every `kestra-promote preview` command is given its
+  URL (never production's KESTRA_URL) and its credentials only.
 
 The checkers below read the recipes as YAML; each is also run on small hand-made recipes that
 leak, so that a check which could never fail is caught.
@@ -102,6 +104,22 @@ def _unfiltered_plans(script: str) -> list[str]:
             if not filtered.search(command) or re.search(r"\s--out(?:[\s=]|$)", command)]
 
 
+_PREVIEW = re.compile(r"\bkestra-promote\s+preview\b")
+
+
+def preview_url_problem(name: str, url: object) -> str | None:
+    """Why a preview command's KESTRA_URL (``url``: what the job sets it to) is not the
+    development instance's: unset (production's project or workflow variable would reach it), or
+    production's own variable."""
+    text = str(url or "")
+    if not text:
+        return f"{name}: runs `kestra-promote preview` without setting KESTRA_URL to the " \
+               "development instance's"
+    if re.search(r"\bvars\.KESTRA_URL\b|\$\{?KESTRA_URL(?![A-Za-z0-9_])", text):
+        return f"{name}: runs `kestra-promote preview` against production's URL ({text})"
+    return None
+
+
 # -- GitHub Actions -------------------------------------------------------------------------------
 
 
@@ -186,6 +204,10 @@ def github_problems(workflow: dict[Any, Any]) -> list[str]:
             if any("upload-artifact" in str(step.get("uses", ""))
                    for step in job.get("steps") or ()):
                 problems.append(f"{name}: runs on {trigger} and uploads an artifact")
+        for step in job.get("steps") or ():
+            if _PREVIEW.search(str(step.get("run", ""))):
+                why = preview_url_problem(name, (step.get("env") or {}).get("KESTRA_URL"))
+                problems += [why] if why else []
         if writes:
             if not _environment(job):
                 problems.append(f"{name}: writes to production without an environment (whose "
@@ -313,6 +335,11 @@ def gitlab_problems(config: dict[str, Any]) -> list[str]:
                          f"{command}" for command in _unfiltered_plans(script)]
             if "artifacts" in job:
                 problems.append(f"{name}: runs for merge requests and keeps artifacts")
+        for command in re.split(r"\n(?=\S)", script):
+            if _PREVIEW.search(command):
+                set_to = re.search(r'(?:^|\s)KESTRA_URL=("[^"]*"|\S*)', command)
+                why = preview_url_problem(name, set_to.group(1) if set_to else None)
+                problems += [why] if why else []
         if name in applies:
             if not _gitlab_rules_restrict_to_default_branch(job):
                 problems.append(f"{name}: applies, but not only on a push to the default branch")
@@ -400,7 +427,7 @@ def test_gitlab_recipe_gives_merge_requests_no_write_credential():
     assert gitlab_problems(recipe) == []
     jobs = _gitlab_jobs(recipe)
     assert {name for name, job in jobs.items() if _gitlab_allows_merge_requests(job)} == {
-        "validate", "plan"}
+        "validate", "plan", "preview", "preview-down"}
     assert not _gitlab_allows_merge_requests(jobs["apply"])
     assert _environment(jobs["apply"]) == "production"
     assert _gitlab_rules_restrict_to_default_branch(jobs["apply"])

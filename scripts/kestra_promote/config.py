@@ -172,6 +172,8 @@ class Config:
     # bootstrap's own installation of that package, the one plan that may write them
     promotion_namespace: str = "system"
     installs_promotion: bool = False
+    # set by a preview (``engine.preview``), never read from a file: every trigger disabled
+    disable_triggers: bool = False
     # the settings the file gives (not defaults); what a policy may refuse a commit to loosen
     explicit: frozenset[str] = field(default=frozenset(), compare=False)
     # the renamed prefixes given on the command line (--rename), which its messages blame

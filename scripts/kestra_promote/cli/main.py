@@ -33,6 +33,7 @@ from kestra_promote.cli.bootstrap import cmd_bootstrap
 from kestra_promote.cli.history import cmd_history
 from kestra_promote.cli.plan import cmd_plan
 from kestra_promote.cli.policy import cmd_policy
+from kestra_promote.cli import preview
 from kestra_promote.cli.status import cmd_status
 from kestra_promote.cli.task import cmd_task
 from kestra_promote.cli.unlock import cmd_unlock
@@ -283,12 +284,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "on the target", description="List the runs recorded in this source's "
                          "inventory on the target, newest first.")
     cmd.add_argument("source", nargs="?", default=".", metavar="SOURCE", help=source_help)
+
+    preview.add_parser(sub, target)
     return parser
 
 
 COMMANDS = {"validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "adopt": cmd_adopt,
             "unlock": cmd_unlock, "status": cmd_status, "webhook": cmd_webhook, "task": cmd_task,
-            "bootstrap": cmd_bootstrap, "history": cmd_history, "policy": cmd_policy}
+            "bootstrap": cmd_bootstrap, "history": cmd_history, "policy": cmd_policy,
+            "preview": preview.cmd_preview}
 
 
 def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None,

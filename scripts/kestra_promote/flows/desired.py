@@ -80,7 +80,9 @@ def fingerprint(config: Config) -> str:
     """What turns a flow file's text into what is deployed: this code and the settings that
     edit flows. Equal fingerprints and equal texts give equal flows."""
     # in the settings' own order: labels are added in that order, so it shows in the flow
-    settings = json.dumps([config.rename, config.labels], default=str)
+    settings = json.dumps([config.rename, config.labels, *(["disable triggers"] if
+                                                           config.disable_triggers else [])],
+                          default=str)
     return hashlib.sha256(f"{_code_fingerprint()}\n{settings}".encode()).hexdigest()
 
 
@@ -110,7 +112,7 @@ def resolve(desired: Desired, config: Config, live: Mapping[FlowKey, LiveFlow],
     if not desired.known:
         return desired
     by_origin = {m.source: key for key, m in inventory.flows.items()} if inventory else {}
-    untouched = not config.rename and not config.labels
+    untouched = not config.rename and not config.labels and not config.disable_triggers
     flows, excluded, parse = dict(desired.flows), list(desired.excluded), []
     for known in desired.known:
         key = by_origin.get(known.origin)
@@ -162,7 +164,7 @@ def dependencies_of(flow: DesiredFlow) -> frozenset[FlowKey]:
 
 def _transform(flow: DesiredFlow, config: Config, warnings: list[Problem],
                problems: list[Problem]) -> DesiredFlow | None:
-    if not config.rename and not config.labels:
+    if not config.rename and not config.labels and not config.disable_triggers:
         return flow  # nothing to edit: the text is sent as Git holds it
     root = yamlnodes.compose_documents(flow.source)[0]
     assert isinstance(root, yaml.MappingNode)
@@ -179,10 +181,13 @@ def _transform(flow: DesiredFlow, config: Config, warnings: list[Problem],
     try:
         edits = renaming.rename_edits(flow.source, root, config.rename, warn)
         edits += flowdoc.label_edits(flow.source, root, config.labels)
+        if config.disable_triggers:
+            edits += flowdoc.disable_trigger_edits(flow.source, root)
         text = flowdoc.apply_edits(flow.source, edits)
         # a safety net for the text surgery: the new text says what the old one says, but for
-        # the renamed namespaces and the labels
-        new_root = flowdoc.verify_edits(root, text, edits, config.labels) if edits else root
+        # the renamed namespaces, the labels and the triggers turned off
+        new_root = flowdoc.verify_edits(root, text, edits, config.labels,
+                                        disabled=config.disable_triggers) if edits else root
     except flowdoc.EditRefused as exc:
         problems.extend(Problem(message, flow.path, line=line, flow=key)
                         for message, line in exc.problems)

@@ -413,10 +413,11 @@ def _differences(expected: yaml.Node, actual: yaml.Node, replaced: dict[int, yam
 
 
 def verify_edits(root: yaml.MappingNode, new_text: str, edits: list[Edit],
-                 labels: Mapping[str, str]) -> yaml.MappingNode:
+                 labels: Mapping[str, str], *, disabled: bool = False) -> yaml.MappingNode:
     """The root of ``new_text``, the flow ``root`` after ``edits``, once checked to say exactly
     what ``root`` says but for the changes the edits mean: each renamed scalar its new value
-    (wherever aliases name it) and the ``labels`` added or corrected. EditRefused otherwise: a
+    (wherever aliases name it), the ``labels`` added or corrected, and with ``disabled`` every
+    trigger ``disabled: true`` (``disable_trigger_edits``). EditRefused otherwise: a
     safety net for the text surgery, so that it can never change a flow silently."""
     try:
         documents = yamlnodes.compose_documents(new_text)
@@ -427,6 +428,8 @@ def verify_edits(root: yaml.MappingNode, new_text: str, edits: list[Edit],
         raise EditRefused([("editing the flow would change how many YAML documents it holds, so "
                             "it is left as it is; please report this", None)])
     replaced = _intended_labels(root, labels)
+    if disabled:
+        replaced.update(_intended_disabled(root))
     loose: set[int] = set()
     for edit in edits:
         if edit.node is not None and edit.value is not None:
@@ -440,3 +443,92 @@ def verify_edits(root: yaml.MappingNode, new_text: str, edits: list[Edit],
         raise EditRefused([(f"editing the flow would change more than the settings ask: {listed}"
                             f"{more}; it is left as it is; please report this", None)])
     return documents[0]
+
+
+# -- triggers turned off ----------------------------------------------------------------------
+
+# Every trigger has `disabled` (a plain boolean, default false) in Kestra's AbstractTrigger
+# (core/src/main/java/io/kestra/core/models/triggers/AbstractTrigger.java, 2.0 and 1.3): a
+# disabled trigger starts nothing; the flow still runs when started by hand.
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+
+
+def _triggers(root: yaml.MappingNode) -> list[yaml.MappingNode]:
+    node = yamlnodes.mapping_get(root, "triggers")
+    items = node.value if isinstance(node, yaml.SequenceNode) else []
+    return [item for item in items if isinstance(item, yaml.MappingNode)]
+
+
+def _is_true(node: yaml.Node | None) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == _BOOL_TAG and \
+        node.value.lower() == "true"
+
+
+def disable_trigger_edits(text: str, root: yaml.MappingNode) -> list[Edit]:
+    """Edits that give every trigger ``disabled: true``: set where it is absent, corrected where
+    it says anything else; the rest of the text is kept as it is."""
+    edits: list[Edit] = []
+    shared = yamlnodes.shared_nodes(root)
+    starts: list[int] | None = None
+    nl = _newline(text)
+    for trigger in _triggers(root):
+        current, _ = yamlnodes.mapping_entry(trigger, "disabled")
+        if _is_true(current):
+            continue
+        name = yamlnodes.scalar_text(yamlnodes.mapping_get(trigger, "id"))
+        what = f"trigger {name!r}" if name else "a trigger"
+        if current is not None:
+            if not isinstance(current, yaml.ScalarNode):
+                raise ValueError(f"{what}: 'disabled' (line {yamlnodes.position(current)[0]}) "
+                                 "is not true or false")
+            _not_shared(current, shared, f"'disabled' of {what}")
+            start, end = span(text, current)
+            edits.append(_value_edit(text, start, end, "true") if start == end else
+                         Edit(start, end, "true"))
+            continue
+        _not_shared(trigger, shared, what)
+        quoted = _quoted_keys(trigger)
+        if trigger.flow_style or not trigger.value:
+            edits.append(_flow_insert(text, trigger, f"{_key_text('disabled', quoted)}: true"))
+            continue
+        starts = starts if starts is not None else yamlnodes.line_starts(text)
+        last_key, last = trigger.value[-1]
+        end = _innermost_last(last)
+        line = _line_after(text, starts, last, trigger, last_key) if end is last else \
+            _next_line(starts, _offset(text, end.end_mark))
+        at = starts[line] if line < len(starts) else len(text)
+        ending = "" if at < len(text) or text.endswith(tuple(_BREAKS)) else nl
+        column = trigger.value[0][0].start_mark.column
+        edits.append(Edit(at, at, f"{ending}{' ' * column}{_key_text('disabled', quoted)}: "
+                                  f"true{nl}"))
+    return edits
+
+
+def _innermost_last(node: yaml.Node) -> yaml.Node:
+    """The node written last inside ``node``: a block collection ends where its last item
+    does (its own end mark is where the next token starts, maybe on a line of its own)."""
+    while isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and not node.flow_style \
+            and node.value:
+        item = node.value[-1][1] if isinstance(node, yaml.MappingNode) else node.value[-1]
+        if item.start_mark.index < node.start_mark.index:  # an alias: written before
+            break
+        node = item
+    return node
+
+
+def _intended_disabled(root: yaml.MappingNode) -> dict[int, yaml.Node]:
+    """What ``disable_trigger_edits`` means to change: each trigger not disabled yet, with
+    ``disabled: true`` (by ``id()`` of the trigger it stands in for)."""
+    replaced: dict[int, yaml.Node] = {}
+    for trigger in _triggers(root):
+        current, index = yamlnodes.mapping_entry(trigger, "disabled")
+        if _is_true(current):
+            continue
+        pairs = list(trigger.value)
+        value = yaml.ScalarNode(_BOOL_TAG, "true")
+        if current is None:
+            pairs.append((_text_node("disabled"), value))
+        else:
+            pairs[index] = (pairs[index][0], value)
+        replaced[id(trigger)] = yaml.MappingNode(trigger.tag, pairs)
+    return replaced

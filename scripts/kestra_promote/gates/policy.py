@@ -5,8 +5,9 @@ never read from the commit being promoted. It may set the repository's safeguard
 ``approval``, ``protected_namespaces``, ``max_deletions``, ``state_namespace``, ``drift``), with
 the same schema as ``kestra-promote.yml``, plus keys of its own: ``tags`` (which tags may be
 followed), ``sources`` (which source names and origin repositories may write which namespaces),
-``checks`` (declarative rules on every created or updated flow, see ``gates.checks``) and
-``allowed_overrides`` (the safeguards a commit may set freely).
+``checks`` (declarative rules on every created or updated flow, see ``gates.checks``),
+``allowed_overrides`` (the safeguards a commit may set freely) and ``previews`` (whether
+``preview up`` may deploy a pull request's preview here; default true).
 
 ``effective`` merges a policy with a commit's settings. A commit may only make a safeguard
 stricter; a looser value of a key the policy sets, unless ``allowed_overrides`` names it, is a
@@ -38,7 +39,7 @@ DEFAULT_NAMESPACE = "system"
 SAFEGUARDS = ("windows", "approval", "protected_namespaces", "max_deletions", "state_namespace",
               "drift")
 OVERRIDABLE = ("windows", "approval", "protected_namespaces", "max_deletions", "drift")
-KEYS = frozenset(SAFEGUARDS) | {"tags", "sources", "checks", "allowed_overrides"}
+KEYS = frozenset(SAFEGUARDS) | {"tags", "sources", "checks", "allowed_overrides", "previews"}
 _TAG_KEYS = {"pattern", "version", "prereleases"}
 _SOURCE_KEYS = {"namespaces", "names", "origins"}
 _DRIFT_STRICTNESS = {name: rank for rank, name in enumerate(("overwrite", "keep", "fail"))}
@@ -81,6 +82,7 @@ class Policy:
     sources: tuple[SourceRule, ...] | None = None  # None: any source may write anywhere
     checks: tuple[rules.Check, ...] = ()
     allowed_overrides: frozenset[str] = frozenset()
+    previews: bool = True  # false: no pull request's preview may be deployed on this instance
 
     @property
     def digest(self) -> str:
@@ -100,6 +102,8 @@ class Policy:
             shown["checks"] = rules.describe(self.checks)
         if self.allowed_overrides:
             shown["allowed_overrides"] = sorted(self.allowed_overrides)
+        if not self.previews:
+            shown["previews"] = False
         return shown
 
 
@@ -127,6 +131,7 @@ def parse_policy(text: str, path: str = "policy") -> Policy:
     sources = _sources(reader, own["sources"]) if "sources" in own else None
     overrides = _overrides(reader, own["allowed_overrides"]) if "allowed_overrides" in own \
         else frozenset()
+    previews = reader.boolean(own["previews"], "previews") if "previews" in own else True
     checks: tuple[rules.Check, ...] = ()
     if "checks" in own:
         try:
@@ -138,7 +143,7 @@ def parse_policy(text: str, path: str = "policy") -> Policy:
         raise SourceError(f"{len(reader.problems)} problem(s) in the policy {path}",
                           reader.problems)
     return Policy(text, {k: v for k, v in values.items() if v is not None}, tags, sources,
-                  checks, overrides)
+                  checks, overrides, previews is not False)
 
 
 def _tags(reader: settings.Reader, node: yaml.Node) -> TagRule | None:
