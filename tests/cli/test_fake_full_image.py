@@ -10,9 +10,10 @@ from conftest import FAKE_PASSWORD, FAKE_USER, FIXTURES, GitRepo, run_cli
 from fake_kestra import FakeKestra, serve
 from fake_kestra.__main__ import PLUGINS, _banner, _parser
 
-# Kestra's blueprints (tests/fixtures/blueprints, see its README): each ends with the blueprint
-# metadata `extend:`, which the blueprint library reads and Kestra refuses in a flow
-BLUEPRINTS = sorted((FIXTURES / "blueprints" / "flows").glob("*.yaml"))
+# Flows written for these tests in the format of Kestra's published blueprints
+# (tests/fixtures/full_image, see its README): each uses plugins only a full image has and ends
+# with the blueprint metadata `extend:`, which Kestra refuses in a flow
+FULL_IMAGE_FLOWS = sorted((FIXTURES / "full_image" / "flows").glob("*.yaml"))
 
 
 def _without_metadata(path: Path) -> str:
@@ -34,28 +35,29 @@ def _validate(fake: FakeKestra, repo: GitRepo):
 
 
 @pytest.mark.parametrize("version", ["2.0", "1.3"])
-def test_real_blueprints_pass_the_default_fake_and_not_a_slim_one(repo: GitRepo, version: str):
-    assert len(BLUEPRINTS) >= 5
-    for path in BLUEPRINTS:
+def test_full_image_flows_pass_the_default_fake_and_not_a_slim_one(repo: GitRepo, version: str):
+    assert len(FULL_IMAGE_FLOWS) >= 5
+    for path in FULL_IMAGE_FLOWS:
         repo.write(f"flows/{path.name}", _without_metadata(path))
     repo.commit()
 
     accepted = _validate(_fake("--version", version), repo)
 
     assert accepted.code == 0, accepted.err
-    assert f"Valid: {len(BLUEPRINTS)} flow(s)" in accepted.out
+    assert f"Valid: {len(FULL_IMAGE_FLOWS)} flow(s)" in accepted.out
 
     refused = _validate(_fake("--version", version, "--plugins", "slim"), repo)
 
     assert refused.code == 1
-    for name, plugin in (("api-json-to-postgres.yaml", "io.kestra.plugin.jdbc.postgresql.CopyIn"),
-                         ("dbt-duckdb.yaml", "io.kestra.plugin.dbt.cli.DbtCLI")):
+    assert f"rejected {len(FULL_IMAGE_FLOWS)} of {len(FULL_IMAGE_FLOWS)} flow(s)" in refused.err
+    for name, plugin in (("postgres-daily-orders.yaml", "io.kestra.plugin.jdbc.postgresql.Query"),
+                         ("dbt-build-from-git.yaml", "io.kestra.plugin.dbt.cli.DbtCLI")):
         assert name in refused.err and f"Invalid type: {plugin}" in refused.err, refused.err
 
 
 def test_blueprint_metadata_is_still_refused_as_kestra_refuses_it(repo: GitRepo):
-    path = FIXTURES / "blueprints" / "flows" / "dbt-duckdb.yaml"
-    repo.write("flows/dbt-duckdb.yaml", path.read_text(encoding="utf-8"))  # as published
+    path = FIXTURES / "full_image" / "flows" / "dbt-build-from-git.yaml"
+    repo.write("flows/dbt-build-from-git.yaml", path.read_text(encoding="utf-8"))  # with `extend:`
     repo.commit()
 
     refused = _validate(_fake(), repo)

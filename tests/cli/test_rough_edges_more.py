@@ -127,18 +127,18 @@ def test_settings_of_the_subfolder_itself_are_read_without_a_word(repo: GitRepo)
     assert with_config.code == 0 and "is not read" not in with_config.err, with_config.err
 
 
-def test_kestras_own_published_app_and_dashboard_are_named(repo: GitRepo):
-    blueprints = FIXTURES / "blueprints"
+def test_an_app_and_a_dashboard_are_named_as_such(repo: GitRepo):
+    fixtures = FIXTURES / "full_image"
     repo.write("hello.yml", flow_yaml("company.team", "hello"))
-    for name in ("apps/request-data-form.yaml", "dashboards/default.yaml"):
-        repo.write(name, (blueprints / name).read_text(encoding="utf-8"))
+    for name in ("apps/report-request.yaml", "dashboards/flow-health.yaml"):
+        repo.write(name, (fixtures / name).read_text(encoding="utf-8"))
     repo.commit()
 
     result = run_cli("validate", str(repo.path), "--offline")
 
     assert result.code == 1
-    assert "apps/request-data-form.yaml:1:1: is a Kestra app (type " \
+    assert "apps/report-request.yaml:1:1: is a Kestra app (type " \
         "io.kestra.plugin.ee.apps.Execution), not a flow" in result.err, result.err
-    assert "dashboards/default.yaml:1:1: is a Kestra dashboard (it has title and charts), not " \
-        "a flow" in result.err, result.err
+    assert "dashboards/flow-health.yaml:1:1: is a Kestra dashboard (it has title and charts), " \
+        "not a flow" in result.err, result.err
     assert "missing required key" not in result.err
