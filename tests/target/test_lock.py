@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import Target
+from conftest import GitRepo, Target, flow_yaml, run_cli
 from kestra_promote.errors import KestraError
 from kestra_promote.target import lock
 
@@ -175,3 +175,39 @@ def test_a_long_run_renews_its_lease(target: Target):
         renewed = lock.read(client, "system")
         assert renewed is not None and renewed.token == lease.token
         assert renewed.expires == (clock.now + timedelta(minutes=10)).replace(microsecond=0)
+
+
+def test_unlock_removes_a_lease_of_any_shape_and_says_what_it_held(target: Target):
+    with target.client() as client:
+        client.kv_put("system", lock.KEY, {"holder": "an older tool", "token": "t0",
+                                           "started": "2026-11-26T11:00:00",
+                                           "expires": "2026-11-26T11:30:00"})
+        naive = run_cli("unlock", env=target.env)
+        assert naive.code == 0, naive.err
+        assert "Removed the lock held by an older tool, started 2026-11-26T11:00:00+00:00" in naive.out
+        client.kv_put("system", lock.KEY, "held by ops: do not promote")
+        odd = run_cli("unlock", env=target.env)
+        assert odd.code == 0, odd.err
+        assert "Removed text stored under 'kestra-promote-lock', which was not a" in odd.out
+        assert "do not promote" not in odd.out  # never shown: it may hold anything
+        assert lock.read(client, "system") is None
+        assert "No lock on the target" in run_cli("unlock", env=target.env).out
+
+
+@pytest.mark.parametrize("value", [
+    "held by ops",
+    {"holder": "an older tool", "token": "t0", "started": "2026-11-26T11:00:00",
+     "expires": "2026-11-26T11:30:00"}])
+def test_apply_stops_with_a_clear_error_on_a_lease_it_cannot_take(target: Target, repo: GitRepo,
+                                                                  value):
+    repo.write("a.yml", flow_yaml("company.team", "a"))
+    repo.commit()
+    with target.client() as client:
+        client.kv_put("system", lock.KEY, value)
+    run = run_cli("apply", str(repo.path), "--lock-wait", "0", env=target.env)
+    assert run.code != 0 and "Traceback" not in run.err
+    assert "'kestra-promote-lock'" in run.err or "an older tool, started" in run.err, run.err
+    assert "kestra-promote unlock" in run.err
+    assert target.fake is not None and not target.fake.writes()
+    with target.client() as client:
+        assert client.kv_get("system", lock.KEY) == value  # left as it was
