@@ -1130,8 +1130,9 @@ class FakeKestra:
         return Response(200)
 
     def _kv_get(self, call: _Call) -> Response:
-        # KVController.getKeyValue (1.3 and 2.0): 404 missing; 410 when the entry's expiration
-        # date is past by the server's clock (InternalKVStore.getRawValue deletes it and throws
+        # webserver/.../controllers/api/KVController.java getKeyValue (1.3 and 2.0): 404 missing;
+        # 410 when the entry's expiration date is past by the server's clock
+        # (core/.../storages/kv/InternalKVStore.java getRawValue deletes it and throws
         # ResourceExpiredException, which ErrorController answers with 410 Gone); else KvDetail:
         # type, value, revision and `updated` (the entry's last write) but no expiration date,
         # which only the listings (KVEntry: updateDate, expirationDate) carry

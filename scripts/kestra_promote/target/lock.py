@@ -143,8 +143,11 @@ def _iso_duration(delta: timedelta) -> str:
 
 def peek(client: KestraClient, namespace: str) -> Lease | Foreign | None:
     """What the target holds under the lease's key: a live lease, something else, or nothing
-    (missing, or expired: Kestra's KVController answers 410 past the entry's expiration date,
-    judged by the server's clock, and deletes it — see InternalKVStore.getRawValue)."""
+    (missing, or expired). Kestra 1.3 and 2.0 judge expiry on read, by the server's clock: an
+    entry past its expiration date is deleted and answered 410 Gone
+    (core/.../storages/kv/InternalKVStore.java getRawValue, webserver/.../ErrorController.java);
+    a live one answers its value with `updated`, the time of its last write
+    (webserver/.../controllers/api/KVController.java getKeyValue)."""
     try:
         value, updated = client.kv_entry(namespace, KEY)
     except NotFound:
