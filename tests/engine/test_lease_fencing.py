@@ -11,7 +11,6 @@ from conftest import Target, flow_yaml, source_from
 from kestra_promote.engine.apply import apply_locked, apply_plan
 from kestra_promote.engine.plan import plan
 from kestra_promote.flows.desired import prepare
-from kestra_promote.errors import KestraError
 from kestra_promote.models import Plan, Status
 from kestra_promote.target import lock
 from kestra_promote.target.client import KestraClient
@@ -28,9 +27,8 @@ def _plan(client: KestraClient, message: str, commit: str) -> Plan:
     return plan(prepare(source), live, source.config, commit=commit)
 
 
-def _run(target: Target, planned: Plan, message: str, commit: str, results: dict[str, Any],
-         start: float = 0.0) -> None:
-    time.sleep(start)
+def _run(target: Target, planned: Plan, message: str, commit: str,
+         results: dict[str, Any]) -> None:
     with target.client() as client:
         try:  # the command line's way: plan again when the target changed since the plan
             results[message] = apply_locked(
@@ -56,13 +54,19 @@ def test_a_run_whose_lease_was_overwritten_never_writes_on(target: Target):
     results: dict[str, Any] = {}
     b = threading.Thread(target=_run, args=(target, plan_b, "b", "bbbb", results))
     b.start()
-    _run(target, plan_a, "a", "aaaa", results, start=0.3)
+    deadline = time.monotonic() + 10
+    while not any(r.method == "PUT" and r.path.endswith(lock.KEY) for r in fake.requests):
+        assert time.monotonic() < deadline, "run B never wrote its lease"
+        time.sleep(0.01)  # B's lease write is on its way (it lands 3 s later): now A
+    _run(target, plan_a, "a", "aaaa", results)
     b.join()
 
     succeeded = [m for m, r in results.items() if not isinstance(r, Exception) and r.ok]
     assert succeeded == ["b"], results
-    assert isinstance(results["a"], KestraError)  # refused before its first write
-    assert "no longer this run's" in str(results["a"]) and "run b" in str(results["a"])
+    # refused before its first write: its lease is not its own any more (or, on a machine so
+    # slow that B's lease landed before A read its own back, A never took it)
+    assert isinstance(results["a"], (lock.LeaseLost, lock.Locked)), results["a"]
+    assert "run b" in str(results["a"])
     assert {fid: src for (ns, fid), src in fake.current().items()} == {
         f: flow_yaml("company.team", f, "b") for f in FLOWS}
     with target.client() as client:
