@@ -211,3 +211,37 @@ def test_a_policy_set_while_apply_waits_for_the_lease_refuses_the_saved_plan(
     applied = run_cli("apply", str(saved), env=target.env)
     assert applied.code != 0 and "production's policy changed" in applied.err
     assert ("company.team", "a") not in target.fake.current()
+
+
+def test_policy_set_and_unset_wait_for_a_running_promotions_lease(target: Target, tmp_path: Path):
+    from kestra_promote.target import lock
+
+    policy = tmp_path / "policy.yml"
+    policy.write_text(FREEZE)
+    with target.client() as client, lock.held(client, "system", "apply by alice@ci-1", wait=0):
+        for argv in (("set", str(policy)), ("unset",)):
+            run = run_cli("policy", *argv, "--lock-wait", "0", env=target.env)
+            assert run.code != 0 and "apply by alice@ci-1" in run.err, run.err
+    assert target.fake is not None and not target.fake.writes()
+
+
+def test_policy_set_writes_nothing_once_its_lease_is_not_its_own(target: Target, tmp_path: Path,
+                                                                 monkeypatch):
+    from kestra_promote.target import lock
+
+    policy = tmp_path / "policy.yml"
+    policy.write_text(FREEZE)
+    original = lock.acquire
+
+    def overtaken(client, namespace, holder, **options):  # another run's late lease write
+        mine = original(client, namespace, holder, **options)
+        lock._write(client, namespace, lock.new_lease("run b", mine.started))
+        return mine
+
+    monkeypatch.setattr(lock, "acquire", overtaken)
+    for argv in (("set", str(policy)), ("unset",)):
+        run = run_cli("policy", *argv, env=target.env)
+        assert run.code != 0 and "no longer this run's" in run.err, run.err
+        with target.client() as client:  # run b's lease, left behind
+            lock.break_lock(client, "system")
+    assert target.fake is not None and not target.fake.writes()

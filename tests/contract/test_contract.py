@@ -70,6 +70,7 @@ def _capture(version: str) -> list[httpx.Request]:
         "kv_put": [{"namespace": "company", "key": "k", "value": {"a": 1}, "ttl": "PT1H",
                     "description": "d"}],
         "kv_get": [{"namespace": "company", "key": "k"}],
+        "kv_entry": [{"namespace": "company", "key": "k"}],
         "list_kv_keys": [{"namespace": "company"}],
         "kv_delete": [{"namespace": "company", "key": "k"}],
     }

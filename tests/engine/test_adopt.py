@@ -186,3 +186,27 @@ def test_options_and_json(repo: GitRepo, target: Target):
     done = run_cli("adopt", str(repo.path), "--from", "team", "--format", "json", env=target.env)
     assert done.code == 0 and json.loads(done.out)["adopted"] is True
     assert json.loads(preview.out)["adopted"] is False
+
+
+def test_adopt_writes_nothing_once_its_lease_is_not_its_own(repo: GitRepo, target: Target,
+                                                            monkeypatch):
+    from kestra_promote.target import lock
+
+    _source(repo, "team")
+    _apply(repo, target)
+    repo.write("kestra-promote.yml", "name: platform\n")
+    repo.commit("rename")
+    original = lock.acquire
+
+    def overtaken(client, namespace, holder, **options):  # another run's late lease write
+        mine = original(client, namespace, holder, **options)
+        lock._write(client, namespace, lock.new_lease("run b", mine.started))
+        return mine
+
+    monkeypatch.setattr(lock, "acquire", overtaken)
+    assert target.fake is not None
+    writes = len(target.fake.writes())
+    run = run_cli("adopt", str(repo.path), "--from", "team", env=target.env)
+    assert run.code == 1 and "no longer this run's" in run.err and "run b" in run.err
+    assert len(target.fake.writes()) == writes
+    assert _inventory(target, "team") is not None and _inventory(target, "platform") is None

@@ -435,6 +435,7 @@ class FakeKestra:
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
         self.latency = 0.0  # seconds every answer waits: a network's round trip (benchmarks)
+        self.clock_offset = 0.0  # seconds the server's clock is ahead (KV expiry and dates)
         self.max_body: int | None = None  # a proxy in front refusing larger bodies (413)
         # flows whose last write reached the database but not Kestra's flow queue: executors
         # and the scheduler keep their old version (or none) until a restart
@@ -1125,9 +1126,16 @@ class FakeKestra:
                 "contain alphanumeric characters (uppercase or lowercase), dots (.), underscores "
                 "(_), and hyphens (-) only.")
 
-    @staticmethod
-    def _expired(entry: dict[str, Any]) -> bool:
-        return entry["expires"] is not None and entry["expires"] < time.time()
+    def _time(self) -> float:
+        """The server's clock: KV expiry is judged by it alone (InternalKVStore.getRawValue)."""
+        return time.time() + self.clock_offset
+
+    def _stamp(self) -> str:
+        return datetime.fromtimestamp(self._time(), timezone.utc) \
+            .isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def _expired(self, entry: dict[str, Any]) -> bool:
+        return entry["expires"] is not None and entry["expires"] < self._time()
 
     def _kv_entry(self, namespace: str, key: str, entry: dict[str, Any]) -> dict[str, Any]:
         # KVEntry: the revision is called `version` on 1.3; nulls are not serialised
@@ -1154,20 +1162,25 @@ class FakeKestra:
         expires = None
         if (ttl := call.headers.get("ttl")) is not None:
             try:
-                expires = time.time() + _parse_duration(ttl).total_seconds()
+                expires = self._time() + _parse_duration(ttl).total_seconds()
             except ValueError as exc:  # a DateTimeParseException: no handler but the generic one
                 raise _internal(str(exc)) from None
         revision = self._kv_revisions.get((call.tenant, namespace, key), 0) + 1
         self._kv_revisions[(call.tenant, namespace, key)] = revision
         store = self.kv.setdefault((call.tenant, namespace), {})
-        created = store[key]["created"] if key in store else _now()
+        created = store[key]["created"] if key in store else self._stamp()
         store[key] = {"value": value, "expires": expires, "revision": revision,
                       "description": call.headers.get("description"), "created": created,
-                      "updated": _now()}
+                      "updated": self._stamp()}
         return Response(200)
 
     def _kv_get(self, call: _Call) -> Response:
-        # KVController.getKeyValue: 404 missing; 410 expired (and the entry is deleted)
+        # webserver/.../controllers/api/KVController.java getKeyValue (1.3 and 2.0): 404 missing;
+        # 410 when the entry's expiration date is past by the server's clock
+        # (core/.../storages/kv/InternalKVStore.java getRawValue deletes it and throws
+        # ResourceExpiredException, which ErrorController answers with 410 Gone); else KvDetail:
+        # type, value, revision and `updated` (the entry's last write) but no expiration date,
+        # which only the listings (KVEntry: updateDate, expirationDate) carry
         namespace, key = call.params["namespace"], call.params["key"]
         self._check_key(key)
         store = self.kv.get((call.tenant, namespace), {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import Target, run_cli
 from kestra_promote.gates import seal
+from kestra_promote.target import lock
 
 pytestmark = pytest.mark.fake_only
 
@@ -95,3 +96,23 @@ def test_the_project_is_found_from_the_installed_package_wherever_the_command_ru
     root = project_root()
     assert (root / "flows" / "prod" / "promote.yml").is_file()
     assert (root / "scripts" / "kestra_promote" / "kestra_task" / "bootstrap.py").is_file()
+
+
+def test_bootstrap_waits_for_the_lease_of_a_running_promotion(target: Target):
+    fake = target.fake
+    assert fake is not None
+    with target.client() as client:
+        running = lock.acquire(client, "system", "apply by alice@ci-1 (pid 7)", settle=0)
+    waited = run_cli("bootstrap", "--lock-wait", "0.2", env=target.env)
+    assert waited.code != 0 and "Traceback" not in waited.err
+    assert "another promotion holds the lock" in waited.err
+    assert "apply by alice@ci-1 (pid 7)" in waited.err
+    assert not fake.writes()  # nothing installed, no setting written
+    with target.client() as client:
+        assert lock.read(client, "system") == running
+        lock.release(client, "system", running)
+    done = run_cli("bootstrap", env=target.env)
+    assert done.code == 0, done.err
+    assert fake.current()  # installed once the lease was free
+    with target.client() as client:
+        assert lock.read(client, "system") is None  # and given back

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import Target
+from conftest import GitRepo, Target, flow_yaml, run_cli
+from kestra_promote.errors import KestraError
 from kestra_promote.target import lock
 
 pytestmark = pytest.mark.fake_only
@@ -44,14 +45,71 @@ def test_a_second_run_waits_then_fails_naming_the_holder(target: Target):
         assert lock.read(client, "system") == second
 
 
-def test_a_crashed_runs_lease_expires(target: Target):
+def test_a_crashed_runs_lease_expires_by_the_targets_clock(target: Target):
+    assert target.fake is not None
     clock = Clock()
     with target.client() as client:
         lock.acquire(client, "system", "crashed run", ttl=timedelta(minutes=5), clock=clock,
                      sleep=clock.sleep)
-        clock.now += timedelta(minutes=6)  # never released
+        clock.now += timedelta(minutes=6)  # only the runs' clocks moved: still live
+        with pytest.raises(lock.Locked):
+            lock.acquire(client, "system", "next run", wait=5, clock=clock, sleep=clock.sleep)
+        target.fake.clock_offset = 6 * 60  # the target's clock: Kestra dropped it (410)
         taken = lock.acquire(client, "system", "next run", clock=clock, sleep=clock.sleep)
         assert taken.holder == "next run"
+
+
+def test_a_run_whose_clock_is_fast_never_takes_a_live_lease(target: Target):
+    with target.client() as client:
+        live = lock.acquire(client, "system", "a run on time", settle=0)
+        fast = Clock()
+        fast.now = datetime.now(timezone.utc) + timedelta(minutes=31)
+        with pytest.raises(lock.Locked) as caught:
+            lock.acquire(client, "system", "a run 31 minutes ahead", wait=5, clock=fast,
+                         sleep=fast.sleep)
+        assert "a run on time" in str(caught.value)
+        assert lock.read(client, "system") == live
+
+
+def test_renew_never_overwrites_a_lease_another_run_took(target: Target):
+    with target.client() as client:
+        mine = lock.acquire(client, "system", "this run", settle=0)
+        lock.break_lock(client, "system")  # `kestra-promote unlock`, then another run
+        theirs = lock.acquire(client, "system", "next run", settle=0)
+        with pytest.raises(KestraError) as caught:
+            lock.renew(client, "system", mine)
+        assert "next run" in str(caught.value)
+        keeper = lock.Keeper(client, "system", mine)
+        with pytest.raises(KestraError):
+            keeper()  # before each write step: the lease is not ours any more
+        assert lock.read(client, "system") == theirs
+
+
+@pytest.mark.parametrize("value", [{"owner": "the release script"}, {"holder": "x"},
+                                   "held by ops", [1, 2], 42])
+def test_a_value_that_is_not_our_lease_is_never_overwritten(target: Target, value):
+    clock = Clock()
+    with target.client() as client:
+        client.kv_put("system", lock.KEY, value)
+        with pytest.raises(lock.Locked) as caught:
+            lock.acquire(client, "system", "run", wait=5, clock=clock, sleep=clock.sleep)
+        message = str(caught.value)
+        assert "'kestra-promote-lock'" in message and "state namespace 'system'" in message
+        assert "`kestra-promote unlock` removes it" in message
+        assert client.kv_get("system", lock.KEY) == value  # left as it was
+        assert lock.break_lock(client, "system") is not None
+        assert lock.read(client, "system") is None
+
+
+def test_a_lease_with_naive_timestamps_reads_them_as_utc(target: Target):
+    clock = Clock()
+    with target.client() as client:
+        client.kv_put("system", lock.KEY, {"holder": "an older tool", "token": "t0",
+                                           "started": "2026-11-26T11:00:00",
+                                           "expires": "2026-11-26T11:30:00"})
+        with pytest.raises(lock.Locked) as caught:
+            lock.acquire(client, "system", "run", wait=1, clock=clock, sleep=clock.sleep)
+        assert "an older tool, started 2026-11-26T11:00:00+00:00" in str(caught.value)
 
 
 def test_two_runs_writing_at_once_only_one_goes_on(target: Target):
@@ -71,15 +129,16 @@ def test_two_runs_writing_at_once_only_one_goes_on(target: Target):
 
 
 def test_release_only_removes_our_own_lease_and_unlock_removes_any(target: Target):
+    assert target.fake is not None
     clock = Clock()
     with target.client() as client:
         mine = lock.acquire(client, "system", "this run", ttl=timedelta(minutes=1), clock=clock,
                             sleep=clock.sleep)
-        clock.now += timedelta(minutes=2)
+        target.fake.clock_offset = 2 * 60
         theirs = lock.acquire(client, "system", "next run", clock=clock, sleep=clock.sleep)
         lock.release(client, "system", mine)  # ours expired and was taken: leave theirs
         assert lock.read(client, "system") == theirs
-        assert lock.break_lock(client, "system") == theirs
+        assert "next run" in str(lock.break_lock(client, "system"))
         assert lock.read(client, "system") is None
 
 
@@ -116,3 +175,39 @@ def test_a_long_run_renews_its_lease(target: Target):
         renewed = lock.read(client, "system")
         assert renewed is not None and renewed.token == lease.token
         assert renewed.expires == (clock.now + timedelta(minutes=10)).replace(microsecond=0)
+
+
+def test_unlock_removes_a_lease_of_any_shape_and_says_what_it_held(target: Target):
+    with target.client() as client:
+        client.kv_put("system", lock.KEY, {"holder": "an older tool", "token": "t0",
+                                           "started": "2026-11-26T11:00:00",
+                                           "expires": "2026-11-26T11:30:00"})
+        naive = run_cli("unlock", env=target.env)
+        assert naive.code == 0, naive.err
+        assert "Removed the lock held by an older tool, started 2026-11-26T11:00:00+00:00" in naive.out
+        client.kv_put("system", lock.KEY, "held by ops: do not promote")
+        odd = run_cli("unlock", env=target.env)
+        assert odd.code == 0, odd.err
+        assert "Removed text stored under 'kestra-promote-lock', which was not a" in odd.out
+        assert "do not promote" not in odd.out  # never shown: it may hold anything
+        assert lock.read(client, "system") is None
+        assert "No lock on the target" in run_cli("unlock", env=target.env).out
+
+
+@pytest.mark.parametrize("value", [
+    "held by ops",
+    {"holder": "an older tool", "token": "t0", "started": "2026-11-26T11:00:00",
+     "expires": "2026-11-26T11:30:00"}])
+def test_apply_stops_with_a_clear_error_on_a_lease_it_cannot_take(target: Target, repo: GitRepo,
+                                                                  value):
+    repo.write("a.yml", flow_yaml("company.team", "a"))
+    repo.commit()
+    with target.client() as client:
+        client.kv_put("system", lock.KEY, value)
+    run = run_cli("apply", str(repo.path), "--lock-wait", "0", env=target.env)
+    assert run.code != 0 and "Traceback" not in run.err
+    assert "'kestra-promote-lock'" in run.err or "an older tool, started" in run.err, run.err
+    assert "kestra-promote unlock" in run.err
+    assert target.fake is not None and not target.fake.writes()
+    with target.client() as client:
+        assert client.kv_get("system", lock.KEY) == value  # left as it was

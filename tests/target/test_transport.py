@@ -67,6 +67,7 @@ CALLS: dict[str, dict[str, Any]] = {
     "delete_namespace_file": {"namespace": "company", "path": "/lib/a.py"},
     "export_namespace_files": {"namespace": "company"},
     "kv_get": {"namespace": "system", "key": "state"},
+    "kv_entry": {"namespace": "system", "key": "state"},
     "kv_put": {"namespace": "system", "key": "state", "value": {"flows": []}},
     "kv_delete": {"namespace": "system", "key": "state"},
     "list_kv_keys": {"namespace": "system"},

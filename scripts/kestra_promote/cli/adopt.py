@@ -74,15 +74,17 @@ def _move_inventory(client: KestraClient, namespace: str, old_name: str, old: In
     """Under the target's lease: ``name``'s inventory takes over ``old``'s, which is deleted."""
     old_key = inventory.kv_key(old_name)
     with lock.held(client, namespace, lock.default_holder("kestra-promote adopt"),
-                   wait=lock_wait):
+                   wait=lock_wait) as lease:
         own, others = read_inventories(client, namespace, name)  # again, under the lease
         current = others.get(old_name)
         if current is None or current != old:
             raise SettingsError(f"the inventory of {old_name!r} changed meanwhile: run adopt "
                                 "again")
         taken = inventory.merged(own, current, name, run, origin=origin)
+        lock.ensure_ours(client, namespace, lease)  # before each write
         store.write(client, namespace, taken, previous=own)
         try:
+            lock.ensure_ours(client, namespace, lease)
             store.delete(client, namespace, old_name, current)
         except KestraPromoteError as exc:
             # both inventories now claim the objects: running adopt again finishes the move

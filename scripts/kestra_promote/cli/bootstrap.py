@@ -9,6 +9,7 @@ import argparse
 from kestra_promote import report
 from kestra_promote.gates import policy_store, seal
 from kestra_promote.kestra_task import bootstrap
+from kestra_promote.target import lock
 from kestra_promote.target.client import Connection, connect
 from kestra_promote.target.transport import redact_url
 from kestra_promote.cli.common import EXIT_ERROR, EXIT_OK, require
@@ -28,7 +29,8 @@ def cmd_bootstrap(args: argparse.Namespace, connection: Connection | None, outpu
         else:
             prepared, result = bootstrap.install(
                 client, project, args.role, args.namespace, dict(args.set),
-                on_progress=progress(output, 0), sealing=sealing)
+                on_progress=progress(output, 0), sealing=sealing, lock_wait=args.lock_wait,
+                holder=lock.default_holder("kestra-promote bootstrap"))
         output.write_rendered(report.render_plan_text(prepared.plan, color=output.color))
         for key, value in prepared.settings.items():
             output.write(f"  ~ setting   {args.namespace}/{key} = {redact_url(value)}\n")

@@ -267,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="production: seal the settings an earlier version kept one per KV key "
                           "(check them first: any flow can write them)")
     cmd.add_argument("--plan-only", action="store_true", help="show what would change; write nothing")
+    cmd.add_argument("--lock-wait", type=float, default=lock.DEFAULT_WAIT, metavar="SECONDS",
+                     help="how long to wait for a promotion of the target to finish "
+                          f"(default: {lock.DEFAULT_WAIT:.0f})")
 
     cmd = sub.add_parser("policy", parents=[target], help="production's policy: set, show or "
                          "unset the rules a promoted commit cannot change", description="Store "

@@ -40,17 +40,21 @@ def cmd_policy(args: argparse.Namespace, connection: Connection | None, output: 
                 raise SettingsError("policy set needs the policy's file: kestra-promote policy "
                                     "set FILE")
             text = _read(args.file)
-            with lock.held(client, namespace, holder, wait=args.lock_wait):
+            with lock.held(client, namespace, holder, wait=args.lock_wait) as lease:
                 current = _vouched(client, namespace, args.env)
+                lock.ensure_ours(client, namespace, lease)  # before each write
                 policy = policy_store.store(client, namespace, text, args.file)
+                lock.ensure_ours(client, namespace, lease)
                 record = _reseal(client, namespace, current, policy.digest)
             output.write(f"Stored production's policy in the KV store of {namespace!r} "
                          f"({POLICY_KEY}).\nDigest: {policy.digest}\n{_PIN_HINT}\n")
             _tell(output, record, namespace)
             return EXIT_OK
-        with lock.held(client, namespace, holder, wait=args.lock_wait):
+        with lock.held(client, namespace, holder, wait=args.lock_wait) as lease:
             current = _vouched(client, namespace, args.env)
+            lock.ensure_ours(client, namespace, lease)  # before each write
             removed = policy_store.remove(client, namespace)
+            lock.ensure_ours(client, namespace, lease)
             record = _reseal(client, namespace, current, seal.NO_POLICY)
         output.write(("Removed production's policy" if removed else "No policy was stored")
                      + f" (KV {namespace}/{POLICY_KEY}). Set the pin "

@@ -1,11 +1,10 @@
 """``kestra-promote unlock``: break the lease a crashed promotion left on the
-target, and say who held it.
+target, and say who held it; anything else stored under the lease's key is removed too.
 """
 
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timezone
 
 from kestra_promote.config import check_namespace
 from kestra_promote.errors import SettingsError
@@ -23,5 +22,5 @@ def cmd_unlock(args: argparse.Namespace, connection: Connection | None, output: 
     if removed is None:
         output.write(f"No lock on the target (state namespace {args.state_namespace!r}).\n")
     else:
-        output.write(f"Removed the lock held by {removed.describe(datetime.now(timezone.utc))}.\n")
+        output.write(f"Removed {removed}.\n")
     return EXIT_OK

@@ -333,6 +333,8 @@ def apply_plan(
                 plan.changes, source_empty=plan.source_objects == 0, config=plan.config,
                 others=live.others, own=live.inventory))))
     show = on_progress or (lambda outcome, number, total: None)
+    if heartbeat is not None and (pending or plan.managed_after is not None):
+        heartbeat()  # the lease is still ours (LeaseLost if not): then nothing was written
     # from the first write to the end of the revert, Ctrl-C and SIGTERM are noted, not obeyed:
     # the write in flight finishes, then the run stops and undoes what it wrote, and says so
     with _signals_deferred() as noted:
@@ -439,9 +441,9 @@ def _write_all(client: KestraClient, pending: Sequence[Change], show: Progress, 
             return results, applied, failure, uncertain
         if noted:
             return results, applied, _stopped(noted, len(applied), len(pending)), set()
-        try:
+        try:  # before the next step, or the inventory: the lease is still ours
             heartbeat()
-        except KestraError as exc:  # a lease that cannot be kept: stop, as after a failure
+        except KestraError as exc:  # a lease lost or that cannot be kept: stop, as after a failure
             return results, applied, f"keeping the lock failed: {exc}", set()
     return results, applied, None, set()
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Mapping
 
 from kestra_promote.engine.apply import Progress, apply_plan
+from kestra_promote.target import lock
 from kestra_promote.target.client import KestraClient
 from kestra_promote.config import Config, NamespaceFiles
 from kestra_promote.flows.desired import prepare
@@ -307,24 +308,48 @@ def write_settings(client: KestraClient, namespace: str, settings: Mapping[str, 
         client.kv_put(namespace, key, value, description="kestra-promote setting")
 
 
+def _writes(prepared: Prepared) -> bool:
+    """Whether installing ``prepared`` writes anything at all."""
+    settings = prepared.record_changed if prepared.record is not None else bool(prepared.settings)
+    return (not prepared.plan.is_empty or bool(prepared.strays) or bool(prepared.migrated)
+            or settings)
+
+
 def install(client: KestraClient, project: Path, role: str, namespace: str,
             settings: Mapping[str, str | None], *, on_progress: Progress | None = None,
-            sealing: Sealing = Sealing()) -> tuple[Prepared, ApplyResult]:
-    """Plan, apply (all or nothing), then write the settings that differ."""
+            sealing: Sealing = Sealing(), holder: str = "kestra-promote bootstrap",
+            lock_wait: float = lock.DEFAULT_WAIT) -> tuple[Prepared, ApplyResult]:
+    """Plan, apply (all or nothing), then write the settings that differ: under the target's
+    lease, as every run that writes (none taken when there is nothing to write)."""
     prepared = prepare_bootstrap(client, project, role, namespace, settings, sealing)
-    result = apply_plan(client, prepared.plan, on_progress=on_progress, trigger="bootstrap")
-    if not result.ok:
-        return prepared, result
+    if not _writes(prepared):
+        return prepared, apply_plan(client, prepared.plan, on_progress=on_progress,
+                                    trigger="bootstrap")
+    state = prepared.plan.scope.state_namespace
+    with lock.held(client, state, holder, wait=lock_wait) as lease:
+        keeper = lock.Keeper(client, state, lease)
+        # planned again under the lease: what a run that held it wrote meanwhile is seen
+        prepared = prepare_bootstrap(client, project, role, namespace, settings, sealing)
+        result = apply_plan(client, prepared.plan, on_progress=on_progress, trigger="bootstrap",
+                            heartbeat=keeper)
+        if not result.ok:
+            return prepared, result
+        keeper()  # the settings, like every write, only while the lease is ours
+        _write_rest(client, namespace, prepared)
+    return prepared, result
+
+
+def _write_rest(client: KestraClient, namespace: str, prepared: Prepared) -> None:
+    """What follows the plan: strays removed, then the settings (or the sealed record)."""
     for path in prepared.strays:
         client.delete_namespace_file(namespace, path)
     if prepared.record is None:
         write_settings(client, namespace, prepared.settings)
-        return prepared, result
+        return
     if prepared.record_changed:
         seal.write(client, namespace, prepared.record)
     for key in prepared.migrated:  # now in the record: never read again
         client.kv_delete(namespace, key)
-    return prepared, result
 
 
 def instructions(url: str, tenant: str, namespace: str, role: str) -> str:

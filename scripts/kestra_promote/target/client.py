@@ -382,11 +382,20 @@ class KestraClient(ExecutionCalls):
 
     def kv_get(self, namespace: str, key: str) -> Any:
         """The stored value (decoded). Raises NotFound when missing (and 410 when expired)."""
+        return self.kv_entry(namespace, key)[0]
+
+    def kv_entry(self, namespace: str, key: str) -> tuple[Any, str | None]:
+        """The stored value and when the server last wrote it (its clock, ISO text, if given).
+
+        Kestra's KVController.getKeyValue answers the value with its type, revision and
+        `updated`; an entry past its expiration date by the server's clock answers 410 (and
+        is deleted), so an entry that reads is live."""
         response = self.request("GET", self._kv_path(namespace, key))
         answer = self._json(response, dict, "a typed value")
         if "value" not in answer:
             raise self._unexpected(response, "JSON that is not a typed value (no 'value')")
-        return answer["value"]
+        updated = answer.get("updated")
+        return answer["value"], updated if isinstance(updated, str) else None
 
     def kv_put(
         self, namespace: str, key: str, value: Any, *, ttl: str | None = None,
