@@ -397,8 +397,12 @@ def test_a_lease_that_cannot_be_kept_stops_the_run_and_says_why(repo: GitRepo, t
     _repo_with(repo, 3)
     the_plan = _plan_for(repo.path, target)
 
-    def heartbeat() -> None:
-        raise KestraError("the lease was taken over")
+    calls = []
+
+    def heartbeat() -> None:  # the lease is checked before the first write, and after each
+        calls.append(1)
+        if len(calls) > 1:
+            raise KestraError("the lease was taken over")
 
     with target.client() as client:
         result = apply_plan(client, the_plan, heartbeat=heartbeat)
