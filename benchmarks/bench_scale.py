@@ -12,7 +12,10 @@ server, which runs in this process over real HTTP on 127.0.0.1. Per scenario:
   update 10  10 flows changed
   prune 10   10 flow files deleted, and their flows deleted from the target
 and per tool: requests, writes (requests that change state), the largest request body, wall
-time, CPU time (user + system) and peak memory (RSS). `--latency` makes every answer of the
+time, CPU time (user + system) and peak memory (RSS). The floor, measured in the same run, is a
+process that only reads every flow file and composes its YAML once (libyaml when available),
+as any tool that looks at each file must; `plan` and `cold plan` are also shown as the ratio of
+their CPU time to the floor's. `--latency` makes every answer of the
 server wait that long, to show what a real network's round trips cost. `--kestra` picks the
 version the fake server follows (2.0.3 by default; flows are imported in bulk on 1.x only).
 
@@ -129,6 +132,16 @@ def commands(tool: str, folder: Path, url: str, scenario: str) -> list[str]:
             "--username", USER, "--password", PASSWORD, "--allow-dirty", *extra]
 
 
+# The floor: start Python, read every flow file and compose its YAML, nothing else.
+FLOOR = """
+import sys, yaml
+from pathlib import Path
+loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+for path in sorted(Path(sys.argv[1]).rglob("*.yml")):
+    yaml.compose(path.read_bytes().decode("utf-8"), Loader=loader)
+"""
+
+
 SCENARIOS = ("cold plan", "create", "no-op", "plan", "update 10", "prune 10")
 
 
@@ -153,6 +166,8 @@ def bench(tool: str, flows: int, roots: int, latency: float, version: str
         fake = FakeKestra(version=version)
         with serve(fake) as url:
             fake.latency = latency
+            if tool == "kestra-promote":
+                results["floor"] = run([sys.executable, "-c", FLOOR, str(folder)], fake)
             for scenario in SCENARIOS:
                 change(folder, scenario, flows)
                 results[scenario] = run(commands(tool, folder, url, scenario), fake)
@@ -180,12 +195,18 @@ def main() -> None:
         for roots in args.roots:
             measured = {tool: bench(tool, flows, roots, args.latency, args.kestra)
                         for tool in tools}
-            for scenario in SCENARIOS:
+            for scenario in ("floor", *SCENARIOS):
                 for tool in tools:
+                    if scenario not in measured[tool]:
+                        continue
                     m = measured[tool][scenario]
                     print(f"{flows:>6} {roots:>5} {scenario:<10} {tool:<15} {m.requests:>8} "
                           f"{m.writes:>6} {m.largest_body:>9} {m.wall:>7.2f} {m.cpu:>6.2f} "
                           f"{m.peak_mb:>7.0f}")
+                    floor = measured[tool].get("floor")
+                    if floor and scenario in ("plan", "cold plan"):
+                        print(f"{'':>6} {'':>5} {'':<10} {'':<15} CPU {m.cpu / floor.cpu:.2f}x "
+                              f"the floor")
                     if args.breakdown:
                         print("        " + ", ".join(f"{k} x{v}"
                                                      for k, v in sorted(m.kinds.items())))

@@ -2,6 +2,6 @@
 
 import sys
 
-from kestra_promote.cli.main import main
+from kestra_promote.cli.main import run
 
-sys.exit(main())
+sys.exit(run())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 
@@ -35,7 +36,11 @@ def from_legacy(value: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=1 << 15)
 def source_hash(text: str) -> str:
+    """A plan asks this of the same source several times (planning, the saved plan, the
+    inventory): each text is hashed once (a text's own hash, which the lookup needs, is kept by
+    Python)."""
     return _digest(normalize(text).encode())
 
 
