@@ -85,10 +85,12 @@ def _second_commit(repo: GitRepo) -> None:
     repo.commit("second")
 
 
-@pytest.mark.parametrize("version", ["2.0.3", "1.3.4"])  # 1.3: flows are imported in bulk
+@pytest.mark.parametrize("version, parallel", [("2.0.3", "1"), ("2.0.3", "8"), ("1.3.4", "1")])
 @pytest.mark.parametrize("fault", ["status", "lost-answer", "status-then-revert-fault"])
 def test_a_fault_at_every_write_position_leaves_the_target_as_it_was(repo: GitRepo, tmp_path, fault,
-                                                                     version):
+                                                                     version, parallel):
+    """1.3 imports flows in bulk; 2.0 writes them one request each, several at once unless
+    ``--parallel 1``: then a fault stops the writes, those in flight finish, and all are undone."""
     _twenty_object_change(repo)
     fake = FakeKestra(version=version)
     with serve(fake) as url:
@@ -118,7 +120,7 @@ def test_a_fault_at_every_write_position_leaves_the_target_as_it_was(repo: GitRe
                 fresh.inject("WRITE", nth=position + 1, status=500, times=2)
             else:  # the server does the write, but the answer never arrives
                 fresh.inject("WRITE", nth=position + 1, drop=True, after=True)
-            result = run_cli("apply", str(repo.path), env=target.env)
+            result = run_cli("apply", str(repo.path), "--parallel", parallel, env=target.env)
             after = snapshot(target)
             if result.code == 0:
                 # only an idempotent write whose answer was lost: retried, and it succeeded
@@ -128,7 +130,11 @@ def test_a_fault_at_every_write_position_leaves_the_target_as_it_was(repo: GitRe
             assert after == before, f"position {position}: {result.out}"
             assert "the run was rolled back" in result.out, result.out
             reverted = result.out.count("  reverted ")
-            assert reverted == sum(map(len, steps[:position - 1])), (position, result.out)
+            written_before = sum(map(len, steps[:position - 1]))
+            if parallel == "1":
+                assert reverted == written_before, (position, result.out)
+            else:  # the writes in flight with the failed one finished, and were undone too
+                assert reverted < written_before + int(parallel), result.out
 
 
 def _apply_in_a_process(repo: GitRepo, url: str, *options: str) -> subprocess.Popen:
@@ -209,7 +215,7 @@ def test_a_failed_write_reverts_what_was_done_and_reports_each_outcome(repo: Git
     _repo_with(repo, 4)
     fake.inject("POST", r"/api/v1/main/flows$", nth=3, status=500)
 
-    result = run_cli("apply", str(repo.path), env=target.env)
+    result = run_cli("apply", str(repo.path), "--parallel", "1", env=target.env)
 
     assert result.code == 1
     assert "  reverted company.team/f00: created, then reverted\n" in result.out
@@ -315,9 +321,11 @@ def test_long_applies_show_progress_on_stderr(repo: GitRepo, target: Target):
     _repo_with(repo, 12)
     result = run_cli("apply", str(repo.path), env=target.env)
     assert result.code == 0
+    # flows with no order between them are written several at once: each once, numbered by
+    # its place in the plan
     lines = result.err.splitlines()
-    assert lines[0] == "[1/12] created company.team/f00"
-    assert lines[-1] == "[12/12] created company.team/f11"
+    assert sorted(lines) == sorted(f"[{n + 1}/12] created company.team/f{n:02}"
+                                   for n in range(12))
     assert "[" not in result.out
 
 
@@ -368,9 +376,10 @@ def test_namespace_helpers():
     assert Config().state_namespace == "system"
 
 
+@pytest.mark.parametrize("parallel", [1, 8])
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 def test_a_signal_at_any_moment_of_the_write_loop_is_obeyed_only_after_the_revert(
-        repo: GitRepo, target: Target, signum: int):
+        repo: GitRepo, target: Target, signum: int, parallel: int):
     # even while a progress line is printed (a blocked stderr), not only during a request
     fake = target.fake
     assert fake is not None
@@ -384,14 +393,21 @@ def test_a_signal_at_any_moment_of_the_write_loop_is_obeyed_only_after_the_rever
             os.kill(os.getpid(), signum)  # arrives in the middle of showing progress
 
     with target.client() as client:
-        result = apply_plan(client, the_plan, on_progress=progress)
+        result = apply_plan(client, the_plan, on_progress=progress, parallel=parallel)
     assert result.interrupted == signal.Signals(signum).name
-    assert [o.status for o in result.outcomes] == [Status.REVERTED] * 3 + [Status.SKIPPED] * 2
+    statuses = [o.status for o in result.outcomes]
+    if parallel == 1:
+        assert statuses == [Status.REVERTED] * 3 + [Status.SKIPPED] * 2
+    else:  # the writes in flight when the signal came finished, and were undone with the rest
+        assert statuses.count(Status.REVERTED) >= 3 and set(statuses) <= {Status.REVERTED,
+                                                                          Status.SKIPPED}
     assert fake.current() == {}
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
 
 
-def test_a_lease_that_cannot_be_kept_stops_the_run_and_says_why(repo: GitRepo, target: Target):
+@pytest.mark.parametrize("parallel", [1, 8])
+def test_a_lease_that_cannot_be_kept_stops_the_run_and_says_why(repo: GitRepo, target: Target,
+                                                                parallel: int):
     fake = target.fake
     assert fake is not None
     _repo_with(repo, 3)
@@ -405,10 +421,13 @@ def test_a_lease_that_cannot_be_kept_stops_the_run_and_says_why(repo: GitRepo, t
             raise KestraError("the lease was taken over")
 
     with target.client() as client:
-        result = apply_plan(client, the_plan, heartbeat=heartbeat)
+        result = apply_plan(client, the_plan, heartbeat=heartbeat, parallel=parallel)
     assert result.error == "keeping the lock failed" and result.rolled_back
-    assert [(o.status, o.message) for o in result.outcomes[1:]] == [
-        (Status.SKIPPED, "not attempted: keeping the lock failed")] * 2
+    if parallel == 1:
+        assert [(o.status, o.message) for o in result.outcomes[1:]] == [
+            (Status.SKIPPED, "not attempted: keeping the lock failed")] * 2
+    else:  # the three flows went out at once; the lease was checked after them
+        assert [o.status for o in result.outcomes] == [Status.REVERTED] * 3
     assert fake.current() == {}
 
 

@@ -43,11 +43,15 @@ def _handler_for(app: FakeKestra) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 64  # a client sending several requests at once is never refused
+    daemon_threads = True
+
+
 @contextlib.contextmanager
 def serve(app: FakeKestra) -> Iterator[str]:
     """Serve ``app`` on an ephemeral port of 127.0.0.1 in a thread; yields the base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(app))
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), _handler_for(app))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:

@@ -151,7 +151,7 @@ def _apply(args: argparse.Namespace, connection: Connection, output: Output,
             client, plan, replan=replan, on_replan=lambda p: show(p, again=True), gate=gate,
             holder=lock.default_holder(f"kestra-promote apply ({args.trigger})"),
             lock_wait=args.lock_wait, on_progress=progress(output, len(plan.pending)),
-            trigger=args.trigger, ref=args.ref, extra=extra)
+            trigger=args.trigger, ref=args.ref, extra=extra, parallel=args.parallel)
     seen.append(plan)
     show_result(output, plan, result)
     if result.interrupted:

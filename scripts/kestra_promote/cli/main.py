@@ -21,7 +21,7 @@ from kestra_promote.version import __version__
 from kestra_promote.kestra_task import bootstrap, runtime
 from kestra_promote.target import lock
 from kestra_promote.gates import notify, review
-from kestra_promote.engine.apply import Interrupted
+from kestra_promote.engine.apply import DEFAULT_PARALLEL, Interrupted
 from kestra_promote.config import DRIFT_POLICIES
 from kestra_promote.errors import KestraPromoteError
 from kestra_promote.git.enclosing import unread_settings
@@ -178,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--lock-wait", type=float, default=lock.DEFAULT_WAIT, metavar="SECONDS",
                      help="how long to wait for another promotion of the target to finish "
                           f"(default: {lock.DEFAULT_WAIT:.0f})")
+    cmd.add_argument("--parallel", type=_at_least_one, default=DEFAULT_PARALLEL, metavar="N",
+                     help="flow writes that do not depend on one another sent at once (Kestra "
+                          f"2.0 takes one request per flow; default: {DEFAULT_PARALLEL}; 1: one "
+                          "by one)")
     cmd.add_argument("--override-windows", action="store_true",
                      help="promote even while the sync windows deny it (recorded in the "
                           "history)")
@@ -291,6 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     preview.add_parser(sub, target)
     return parser
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
 
 
 COMMANDS = {"validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "adopt": cmd_adopt,

@@ -14,6 +14,7 @@ import logging
 import signal
 import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -51,9 +52,14 @@ from kestra_promote.models import (
 )
 from kestra_promote.engine.plan import live_hashes, refusals
 from kestra_promote.engine.revert import read_back, revert_all
+from kestra_promote.engine.waves import waves
 from kestra_promote.gates.windows import decide
 
 log = logging.getLogger(__name__)
+
+# Independent flow writes in flight at once (Kestra 2.0 takes one request per flow): measured
+# with benchmarks/bench_scale.py --latency, see docs/performance.md
+DEFAULT_PARALLEL = 8
 
 Progress = Callable[[Outcome, int, int], None]  # (outcome, number, total); number 0 = a revert
 
@@ -316,10 +322,12 @@ def apply_plan(
     trigger: str = "cli", ref: str | None = None, now: datetime | None = None,
     sleep: Callable[[float], None] = time.sleep, extra: Mapping[str, Any] | None = None,
     checked: Sequence[Problem] | None = None, heartbeat: Callable[[], None] | None = None,
+    parallel: int = DEFAULT_PARALLEL,
 ) -> ApplyResult:
     """Validate, check the target did not change since the plan, then perform every pending
     change in order; all of them, or none. ``extra`` goes into the run's history record;
-    ``checked``: the warnings of a ``preflight`` already done for this plan."""
+    ``checked``: the warnings of a ``preflight`` already done for this plan; ``parallel``: how
+    many independent flow writes may be in flight at once."""
     pending = plan.pending
     warnings = checked if checked is not None else preflight(client, plan)
     if pending or plan.managed_after is not None:
@@ -340,7 +348,7 @@ def apply_plan(
     with _signals_deferred() as noted:
         results, applied, failure, uncertain = _write_all(client, pending, show, noted,
                                                           heartbeat or (lambda: None), sleep,
-                                                          plan.scope.flow_prefixes)
+                                                          plan.scope.flow_prefixes, parallel)
         interrupted = _signal_name(noted[0]) if noted else ""
         inventory_status: Status | None = None
         inventory_message = ""
@@ -427,16 +435,31 @@ def _signal_name(signum: int) -> str:
 
 def _write_all(client: KestraClient, pending: Sequence[Change], show: Progress, noted: list[int],
                heartbeat: Callable[[], None], sleep: Callable[[float], None] = time.sleep,
-               prefixes: tuple[str, ...] = ()) -> tuple[dict[int, Outcome], list[int], str | None, set[int]]:
+               prefixes: tuple[str, ...] = (), parallel: int = 1
+               ) -> tuple[dict[int, Outcome], list[int], str | None, set[int]]:
     """Write in order until a failure or a signal: (outcomes, applied indexes, failure, the
-    failed indexes that may have landed anyway). Runs of flows go in bulk requests (``bulk``)."""
+    failed indexes that may have landed anyway). Runs of flows go in bulk requests (``bulk``);
+    flows that do not depend on one another, up to ``parallel`` at a time (``waves``)."""
     results: dict[int, Outcome] = {}
     applied: list[int] = []
-    for step in bulk.plan_steps(client, pending):
-        failure, uncertain = _write_step(client, pending, step, results, applied, sleep,
-                                         prefixes, noted)
-        for index in step:
-            show(results[index], index + 1, len(pending))
+    for wave in waves(pending, bulk.plan_steps(client, pending)):
+        if len(wave) == 1 or parallel <= 1:
+            failure, uncertain = None, set()
+            for step in wave:
+                failure, uncertain = _write_step(client, pending, step, results, applied, sleep,
+                                                 prefixes, noted)
+                for index in step:
+                    show(results[index], index + 1, len(pending))
+                if failure is not None or noted or step is wave[-1]:
+                    break
+                try:
+                    heartbeat()
+                except KestraError as exc:
+                    failure = f"keeping the lock failed: {exc}"
+                    break
+        else:
+            failure, uncertain = _write_wave(client, pending, wave, results, applied, show,
+                                             noted, heartbeat, parallel)
         if failure is not None:
             return results, applied, failure, uncertain
         if noted:
@@ -446,6 +469,48 @@ def _write_all(client: KestraClient, pending: Sequence[Change], show: Progress, 
         except KestraError as exc:  # a lease lost or that cannot be kept: stop, as after a failure
             return results, applied, f"keeping the lock failed: {exc}", set()
     return results, applied, None, set()
+
+
+def _write_wave(client: KestraClient, pending: Sequence[Change], wave: Sequence[Sequence[int]],
+                results: dict[int, Outcome], applied: list[int], show: Progress,
+                noted: list[int], heartbeat: Callable[[], None], parallel: int
+                ) -> tuple[str | None, set[int]]:
+    """Single flow writes with no order between them, ``parallel`` in flight at a time. After a
+    failure, a signal or a lost lease nothing more is sent, and the writes in flight are waited
+    for (what they did is then known, and reverted with the rest). The lease is checked again
+    after every ``parallel`` writes sent, while the others are in flight."""
+    failure: str | None = None
+    uncertain: set[int] = set()
+    queue = iter(wave)
+    sent_since_check = 0
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="write") as pool:
+        in_flight: dict[Future[tuple[str | None, set[int]]], Sequence[int]] = {}
+        while True:
+            while failure is None and not noted and len(in_flight) < parallel:
+                step = next(queue, None)
+                if step is None:
+                    break
+                if sent_since_check >= parallel:
+                    try:
+                        heartbeat()
+                    except KestraError as exc:
+                        failure = f"keeping the lock failed: {exc}"
+                        break
+                    sent_since_check = 0
+                in_flight[pool.submit(_write_step, client, pending, step, results,
+                                      applied)] = step
+                sent_since_check += 1
+            if not in_flight:
+                return failure, uncertain
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                step = in_flight.pop(future)
+                failed, landed = future.result()
+                uncertain |= landed
+                if failed is not None and failure is None:
+                    failure = failed
+                for index in step:
+                    show(results[index], index + 1, len(pending))
 
 
 def _write_step(client: KestraClient, pending: Sequence[Change], step: Sequence[int],
