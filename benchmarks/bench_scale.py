@@ -120,6 +120,9 @@ def run(command: list[str], fake: FakeKestra) -> Measure:
         kinds=Counter(f"{r.method} {_operation(r.path)}" for r in requests))
 
 
+PARALLEL: list[str] = []  # --parallel N, passed on to kestra-promote apply
+
+
 def commands(tool: str, folder: Path, url: str, scenario: str) -> list[str]:
     if tool == "peer":
         extra = (["--prune"] if scenario == "prune 10" else
@@ -129,7 +132,8 @@ def commands(tool: str, folder: Path, url: str, scenario: str) -> list[str]:
     verb = "plan" if scenario in ("plan", "cold plan") else "apply"
     extra = ["--prune", "--allow-deletions", "10"] if scenario == "prune 10" else []
     return [sys.executable, "-m", "kestra_promote", verb, str(folder), "--url", url,
-            "--username", USER, "--password", PASSWORD, "--allow-dirty", *extra]
+            "--username", USER, "--password", PASSWORD, "--allow-dirty", *extra,
+            *(PARALLEL if verb == "apply" else [])]
 
 
 # The floor: start Python, read every flow file and compose its YAML, nothing else.
@@ -183,7 +187,11 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true", help="requests per operation")
     parser.add_argument("--kestra", default="2.0.3", metavar="VERSION",
                         help="the Kestra version the fake server follows")
+    parser.add_argument("--parallel", type=int, metavar="N",
+                        help="kestra-promote apply --parallel N (default: its own default)")
     args = parser.parse_args()
+    if args.parallel:
+        PARALLEL[:] = ["--parallel", str(args.parallel)]
     tools = [args.only] if args.only else ["kestra-promote", "peer"]
     print(f"Kestra {args.kestra} (fake); latency per request: {args.latency * 1000:.0f} ms; "
           f"python {sys.version.split()[0]}; {os.cpu_count()} CPUs")

@@ -478,25 +478,30 @@ def _write_wave(client: KestraClient, pending: Sequence[Change], wave: Sequence[
     """Single flow writes with no order between them, ``parallel`` in flight at a time. After a
     failure, a signal or a lost lease nothing more is sent, and the writes in flight are waited
     for (what they did is then known, and reverted with the rest). The lease is checked again
-    after every ``parallel`` writes sent, while the others are in flight."""
+    after every ``parallel`` writes sent, in one of the slots, while the others go on."""
     failure: str | None = None
     uncertain: set[int] = set()
     queue = iter(wave)
     sent_since_check = 0
+
+    def fence() -> tuple[str | None, set[int]]:
+        try:
+            heartbeat()
+            return None, set()
+        except KestraError as exc:
+            return f"keeping the lock failed: {exc}", set()
+
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="write") as pool:
         in_flight: dict[Future[tuple[str | None, set[int]]], Sequence[int]] = {}
         while True:
             while failure is None and not noted and len(in_flight) < parallel:
+                if sent_since_check >= parallel:
+                    in_flight[pool.submit(fence)] = ()
+                    sent_since_check = 0
+                    continue
                 step = next(queue, None)
                 if step is None:
                     break
-                if sent_since_check >= parallel:
-                    try:
-                        heartbeat()
-                    except KestraError as exc:
-                        failure = f"keeping the lock failed: {exc}"
-                        break
-                    sent_since_check = 0
                 in_flight[pool.submit(_write_step, client, pending, step, results,
                                       applied)] = step
                 sent_since_check += 1
