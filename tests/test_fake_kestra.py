@@ -275,6 +275,16 @@ def test_a_space_in_a_file_path_becomes_a_plus_on_1_3(version: str, stored: str)
     assert list(fake.files[("main", "n")]) == [stored]
 
 
+@pytest.mark.parametrize("version", ["1.3.19", "2.0.3"])
+def test_other_characters_urlencoder_escapes_come_back_on_1_3(version: str):
+    # 1.3: URI.getPath() decodes what URLEncoder escaped ('+' is %2B, '%' is %25, ...)
+    fake = FakeKestra(version=version)
+    body, headers = multipart(("fileContent", "fileContent", b"x"))
+    for query in ("%2Fc%2B%2B.txt", "%2F100%25.txt", "%2Fcaf%C3%A9.txt", "%2Fa%26b.txt"):
+        call(fake, "POST", f"/api/v1/main/namespaces/n/files?path={query}", body, **headers)
+    assert sorted(fake.files[("main", "n")]) == ["/100%.txt", "/a&b.txt", "/c++.txt", "/café.txt"]
+
+
 def test_kv_put_get_delete(versioned: FakeKestra):
     fake, base = versioned, "/api/v1/main/namespaces/company/kv"
     put = call(fake, "PUT", f"{base}/state", b'{"a": [1]}', **{"Content-Type": "text/plain"})

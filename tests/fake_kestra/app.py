@@ -956,7 +956,9 @@ class FakeKestra:
 
     def _file_path(self, path: str) -> str:
         if self.major < 2:
-            # NamespaceFileController (1.3) builds its URI with URLEncoder: a space becomes '+'
+            # NamespaceFileController (1.3) passes the path through URLEncoder, then reads the
+            # URI's path back, which decodes every %XX escape: only a space, written as '+'
+            # (no escape), changes; 2.0 uses URI's multi-argument constructor: nothing changes
             path = path.replace(" ", "+")
         return path
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from kestra_promote.target.client import KestraClient
+from kestra_promote.target.filenames import name_refusals, stored_path
 from kestra_promote.config import CONFIG_FILE, Config
 from kestra_promote.flows.desired import Desired, prepare, recogniser, resolve
 from kestra_promote.errors import KestraError
@@ -122,6 +123,8 @@ class Promotion:
                 planned, refusals=(*([refusal] if refusal else []), *planned.refusals),
                 warnings=(*planned.warnings, *self.notes, *self.identity.warnings))
         planned = self._sealed(planned, desired)
+        if renamed := self._renamed_files(desired):
+            planned = dataclasses.replace(planned, refusals=(*planned.refusals, *renamed))
         stored = self.stored
         if stored is not None:
             planned = dataclasses.replace(planned, policy_digest=policy_store.digest_of_stored(
@@ -139,6 +142,18 @@ class Promotion:
         if not found:
             return planned
         return dataclasses.replace(planned, refusals=(*planned.refusals, *map(str, found)))
+
+    def _renamed_files(self, desired: Desired) -> list[str]:
+        """The files the target would store under another name (``filenames``); its version
+        is asked only when a name could change."""
+        odd = [f for f in desired.files.values() if stored_path(f.key.path, None) != f.key.path]
+        if not odd:
+            return []
+        try:
+            major = self.client.major_version()
+        except KestraError:
+            major = None
+        return name_refusals(odd, major)
 
     def _identified(self, inventories: Inventories | None) -> Inventories:
         """A review's inventories, its identity settled on the first read."""
