@@ -5,8 +5,9 @@ folder, which is then read like any checkout: this is how a rollback to an earli
 
 Git does the writing: the commit's tree is read into a temporary index (`git read-tree`, which
 refuses paths such as `/etc/x`, `../x` or `.git/x`), and `git checkout-index --prefix` writes the
-files under SOURCE from it, with the repository's filters and line-ending rules as a checkout
-applies them (Git LFS content included) and never through a symlink. `git archive` is not used:
+files under SOURCE from it, with the filters and line-ending rules a checkout of that commit
+applies (Git LFS content included; the commit's own ``.gitattributes``, not the working tree's:
+the temporary folder is the working tree of that checkout) and never through a symlink. `git archive` is not used:
 `.gitattributes` may leave files out of it (export-ignore) or rewrite them (export-subst), and
 what is promoted must be what was reviewed.
 """
@@ -93,8 +94,13 @@ def checkout(repo: str, ref: str) -> Iterator[tuple[str, str]]:
                                 "submodule, or leave it out of SOURCE")
         root = Path(tmp) / "tree"
         root.mkdir()
-        _git(top, "checkout-index", "-z", "--stdin", f"--prefix={root}{os.sep}",
-             stdin=b"".join(os.fsencode(name) + b"\0" for _, name in entries), env=env)
+        # the temporary folder is the working tree: the attributes (line endings, ident,
+        # filters) are read from it, where the commit's own .gitattributes is written, and
+        # from the commit's tree, never from the repository's working tree
+        git_dir = _line(_git(top, "rev-parse", "--absolute-git-dir"))
+        _git(root, f"--git-dir={git_dir}", f"--work-tree={root}", "checkout-index", "-z",
+             "--stdin", stdin=b"".join(os.fsencode(name) + b"\0" for _, name in entries),
+             env=env)
         folder = root / prefix
         folder.mkdir(parents=True, exist_ok=True)
         try:
