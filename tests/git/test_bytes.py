@@ -38,3 +38,76 @@ def test_ref_reads_the_gitattributes_of_the_commit_it_promotes(repo: GitRepo):
         run = run_cli("apply", str(repo.path), "--ref", "v1", env=_env(url))
         assert run.code == 0, run.out + run.err
     assert fake.files[("main", NS)] == {"/run.sh": b"#!/bin/sh\necho hi\n", "/id.txt": b"$Id$\n"}
+
+
+def _origin(repo: GitRepo) -> None:
+    repo.write("kestra-promote.yml", SETTINGS)
+    repo.write("flows/a.yml", flow_yaml(NS, "a"))
+    repo.write("files/run.sh", "#!/bin/sh\necho hi\n")
+    repo.write("files/data.bin", "")
+    (repo.path / "files" / "data.bin").write_bytes(b"\x00\x01\r\n\x02")  # binary: as it is
+    repo.commit("first")
+
+
+def _clone(repo: GitRepo, tmp_path, name: str, *config: str) -> GitRepo:
+    options = [f"--config={c}" for c in config]
+    repo.git("clone", "-q", *options, str(repo.path), str(tmp_path / name))
+    clone = GitRepo.__new__(GitRepo)
+    clone.path = tmp_path / name
+    return clone
+
+
+def test_a_crlf_clone_and_an_lf_clone_promote_the_same_bytes(repo: GitRepo, tmp_path):
+    """core.autocrlf=true writes CRLF into the working tree: each clone used to upload its own
+    line endings, and the other then planned updates while saying the target matched Git."""
+    _origin(repo)
+    crlf = _clone(repo, tmp_path, "crlf", "core.autocrlf=true")
+    lf = _clone(repo, tmp_path, "lf", "core.autocrlf=false")
+    assert (crlf.path / "files" / "run.sh").read_bytes() == b"#!/bin/sh\r\necho hi\r\n"
+    fake = FakeKestra()
+    with serve(fake) as url:
+        first = run_cli("apply", str(crlf.path), env=_env(url))
+        assert first.code == 0, first.out + first.err
+        assert fake.files[("main", NS)] == {"/run.sh": b"#!/bin/sh\necho hi\n",
+                                            "/data.bin": b"\x00\x01\r\n\x02"}
+        assert "\r" not in fake.current()[(NS, "a")]
+        for clone, ref in ((lf, ()), (crlf, ()), (crlf, ("--ref", "main"))):
+            again = run_cli("apply", str(clone.path), *ref, env=_env(url))
+            assert again.code == 0, again.out + again.err
+            assert "No changes. The target matches Git" in again.out, again.out
+
+
+def test_uncommitted_files_are_promoted_from_the_working_tree_with_allow_dirty(repo: GitRepo,
+                                                                               tmp_path):
+    _origin(repo)
+    crlf = _clone(repo, tmp_path, "crlf", "core.autocrlf=true")
+    (crlf.path / "files" / "run.sh").write_bytes(b"echo edited\r\n")
+    fake = FakeKestra()
+    with serve(fake) as url:
+        refused = run_cli("apply", str(crlf.path), env=_env(url))
+        assert refused.code == 1 and "files/run.sh" in refused.err, refused.err
+        dirty = run_cli("apply", str(crlf.path), "--allow-dirty", env=_env(url))
+        assert dirty.code == 0, dirty.out + dirty.err
+        assert "plus uncommitted changes" in dirty.out
+    # the edit as the working tree holds it; the files that do not differ, as Git holds them
+    assert fake.files[("main", NS)] == {"/run.sh": b"echo edited\r\n",
+                                        "/data.bin": b"\x00\x01\r\n\x02"}
+    assert "\r" not in fake.current()[(NS, "a")]
+
+
+def test_a_filtered_file_is_promoted_as_its_filter_gives_it(repo: GitRepo):
+    """A filter (Git LFS, git-crypt) stores a pointer or a ciphertext in the commit: the
+    content is what the filter writes into the working tree."""
+    repo.git("config", "filter.rot.clean", "tr a-z n-za-m")
+    repo.git("config", "filter.rot.smudge", "tr a-z n-za-m")
+    repo.write(".gitattributes", "*.secret filter=rot\n")
+    repo.write("kestra-promote.yml", SETTINGS)
+    repo.write("flows/a.yml", flow_yaml(NS, "a"))
+    repo.write("files/key.secret", "hello\n")
+    repo.commit()
+    assert repo.git("cat-file", "-p", "HEAD:files/key.secret") == "uryyb"
+    fake = FakeKestra()
+    with serve(fake) as url:
+        assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
+        assert fake.files[("main", NS)] == {"/key.secret": b"hello\n"}
+        assert "No changes" in run_cli("plan", str(repo.path), env=_env(url)).out

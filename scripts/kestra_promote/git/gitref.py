@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Iterator, Mapping
 
 from kestra_promote.errors import KestraPromoteError, SettingsError
+from kestra_promote.git import blobs
+from kestra_promote.git.blobs import Committed
 
 _SUBMODULE = "160000"
 
@@ -56,8 +58,9 @@ def _entries(top: Path, prefix: str, env: Mapping[str, str]) -> list[tuple[str, 
 
 
 @contextlib.contextmanager
-def checkout(repo: str, ref: str) -> Iterator[tuple[str, str]]:
-    """Yield (folder holding the files of ``ref``, its full commit id); the folder is temporary.
+def checkout(repo: str, ref: str) -> Iterator[tuple[str, str, Committed | None]]:
+    """Yield (folder holding the files of ``ref``, its full commit id, how to read them as the
+    commit holds them: ``read_source(committed=...)``); the folder is temporary.
 
     ``repo`` may be a subfolder of the repository: the same subfolder of the ref is yielded.
     """
@@ -103,8 +106,11 @@ def checkout(repo: str, ref: str) -> Iterator[tuple[str, str]]:
              env=env)
         folder = root / prefix
         folder.mkdir(parents=True, exist_ok=True)
+        committed = blobs.exactly(root, Path(git_dir), commit,
+                                  git=[f"--git-dir={git_dir}", f"--work-tree={root}"],
+                                  env={"GIT_INDEX_FILE": env["GIT_INDEX_FILE"]})
         try:
-            yield str(folder), commit
+            yield str(folder), commit, committed
         except KestraPromoteError as error:  # shown once the temporary folder is gone
             if error.args and isinstance(error.args[0], str):
                 where = f"{ref} ({commit[:12]})"
