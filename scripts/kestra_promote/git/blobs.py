@@ -107,13 +107,17 @@ class Committed:
         """The bytes to promote for each (real path, working-tree bytes) of ``read``."""
         out = [data for _, data in read]
         differing: dict[int, tuple[str, str]] = {}
+        top = os.path.join(str(self.top), "")
         for index, (path, data) in enumerate(read):
+            name = str(path)
+            if not name.startswith(top):
+                continue  # outside the checkout: as it holds it
+            rel = name[len(top):].replace(os.sep, "/")
             try:
-                rel = path.relative_to(self.top).as_posix()
                 blob = self.files.blob(rel)
-            except (ValueError, KeyError, HistoryError, OSError, zlib.error, struct.error,
+            except (KeyError, HistoryError, OSError, ValueError, zlib.error, struct.error,
                     IndexError):
-                continue  # outside the checkout, or not readable here: as the checkout holds it
+                continue  # not readable here: as the checkout holds it
             if blob is not None and blob != blob_id(data):
                 differing[index] = (rel, blob)
         if not differing:
