@@ -111,3 +111,38 @@ def test_a_filtered_file_is_promoted_as_its_filter_gives_it(repo: GitRepo):
         assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
         assert fake.files[("main", NS)] == {"/key.secret": b"hello\n"}
         assert "No changes" in run_cli("plan", str(repo.path), env=_env(url)).out
+
+
+def test_a_flow_committed_with_crlf_is_promoted_with_crlf_and_stays_in_sync(repo: GitRepo):
+    repo.git("config", "core.autocrlf", "false")
+    repo.write("kestra-promote.yml", "flows: [flows/]\n")
+    (repo.path / "flows").mkdir()
+    (repo.path / "flows" / "a.yml").write_bytes(flow_yaml(NS, "a").replace("\n", "\r\n").encode())
+    repo.commit()
+    fake = FakeKestra()
+    with serve(fake) as url:
+        assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
+        assert fake.current()[(NS, "a")] == flow_yaml(NS, "a").replace("\n", "\r\n")
+        again = run_cli("apply", str(repo.path), env=_env(url))
+        assert "No changes. The target matches Git" in again.out, again.out
+    assert fake.revision_count(NS, "a") == 1
+
+
+def test_a_flow_the_target_holds_with_other_line_endings_is_an_update(repo: GitRepo):
+    """Kestra compares sources line ending for line ending (a new revision for CRLF -> LF):
+    a target holding CRLF where Git holds LF is not in sync, and the diff says why."""
+    repo.write("kestra-promote.yml", "flows: [flows/]\n")
+    repo.write("flows/a.yml", flow_yaml(NS, "a"))
+    repo.commit()
+    fake = FakeKestra()
+    fake.seed_flow(flow_yaml(NS, "a").replace("\n", "\r\n"))
+    with serve(fake) as url:
+        plan = run_cli("plan", str(repo.path), env=_env(url))
+        assert plan.code == 0, plan.err
+        assert "update" in plan.out and "matches Git" not in plan.out, plan.out
+        assert "Line endings differ: target: company.team/a has CRLF, git: flows/a.yml has LF" \
+            in plan.out, plan.out
+        assert run_cli("apply", str(repo.path), env=_env(url)).code == 0
+        assert fake.current()[(NS, "a")] == flow_yaml(NS, "a")
+        again = run_cli("apply", str(repo.path), env=_env(url))
+        assert "No changes. The target matches Git" in again.out, again.out
