@@ -146,3 +146,16 @@ def test_a_flow_the_target_holds_with_other_line_endings_is_an_update(repo: GitR
         assert fake.current()[(NS, "a")] == flow_yaml(NS, "a")
         again = run_cli("apply", str(repo.path), env=_env(url))
         assert "No changes. The target matches Git" in again.out, again.out
+
+
+def test_a_preview_of_a_ref_promotes_the_commits_bytes(repo: GitRepo, tmp_path):
+    _origin(repo)
+    crlf = _clone(repo, tmp_path, "crlf", "core.autocrlf=true")
+    fake = FakeKestra()
+    with serve(fake) as url:
+        up = run_cli("preview", "up", str(crlf.path), "--id", "42", "--ref", "main",
+                     env=_env(url))
+        assert up.code == 0, up.out + up.err
+    (files,) = fake.files.values()
+    assert files["/run.sh"] == b"#!/bin/sh\necho hi\n"
+    assert all("\r" not in source for source in fake.current().values())
