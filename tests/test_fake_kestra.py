@@ -50,25 +50,31 @@ def versioned(request: pytest.FixtureRequest) -> FakeKestra:
 
 def test_identical_source_makes_no_new_revision_and_delete_keeps_history(versioned: FakeKestra):
     fake = versioned
+    # FlowInterface.isSameWithSource: the first `revision: <n>` line aside, sources compare as
+    # they are (line endings too), and are stored as sent
     assert yaml_post(fake, "/api/v1/main/flows", FLOW).json["revision"] == 1
-    same = yaml_post(fake, "/api/v1/main/flows/company.team/etl", FLOW.replace("\n", "\r\n"), "PUT")
-    assert same.json["revision"] == 1
     with_revision = yaml_post(fake, "/api/v1/main/flows/company.team/etl",
                               "revision: 9\n" + FLOW, "PUT")
     assert with_revision.json["revision"] == 1 and "revision:" not in with_revision.json["source"]
+    crlf = yaml_post(fake, "/api/v1/main/flows/company.team/etl", FLOW.replace("\n", "\r\n"),
+                     "PUT")
+    assert crlf.json["revision"] == 2 and crlf.json["source"] == FLOW.replace("\n", "\r\n")
     comment = yaml_post(fake, "/api/v1/main/flows/company.team/etl", FLOW + "# c\n", "PUT")
-    assert comment.json["revision"] == 2 and comment.json["tenantId"] == "main"
+    assert comment.json["revision"] == 3 and comment.json["tenantId"] == "main"
+    stored = yaml_post(fake, "/api/v1/main/flows/company.team/etl",
+                       "revision: 3\n" + FLOW + "# c\n", "PUT")
+    assert stored.json["revision"] == 3 and stored.json["source"] == FLOW + "# c\n"
     deleted = call(fake, "DELETE", "/api/v1/main/flows/company.team/etl")
     assert (deleted.status, deleted.body) == (204, b"")
     assert_json_error(call(fake, "GET", "/api/v1/main/flows/company.team/etl"), 404, "Not Found")
     deleted = call(fake, "GET", "/api/v1/main/flows/company.team/etl?allowDeleted=true")
-    assert deleted.json["deleted"] is True and deleted.json["revision"] == 3
-    assert yaml_post(fake, "/api/v1/main/flows", FLOW).json["revision"] == 4
+    assert deleted.json["deleted"] is True and deleted.json["revision"] == 4
+    assert yaml_post(fake, "/api/v1/main/flows", FLOW).json["revision"] == 5
     old = call(fake, "GET", "/api/v1/main/flows/company.team/etl?revision=1&source=true")
     assert old.json["source"] == FLOW
     assert "source" not in call(fake, "GET", "/api/v1/main/flows/company.team/etl").json
     revisions = call(fake, "GET", "/api/v1/main/flows/company.team/etl/revisions").json
-    assert [r["revision"] for r in revisions] == [1, 2, 4]
+    assert [r["revision"] for r in revisions] == [1, 2, 3, 5]
     assert call(fake, "GET", "/api/v1/main/flows/company.team/nope/revisions").json == []
 
 
@@ -273,6 +279,16 @@ def test_a_space_in_a_file_path_becomes_a_plus_on_1_3(version: str, stored: str)
     body, headers = multipart(("fileContent", "fileContent", b"x"))
     call(fake, "POST", "/api/v1/main/namespaces/n/files?path=%2Fa%20b.txt", body, **headers)
     assert list(fake.files[("main", "n")]) == [stored]
+
+
+@pytest.mark.parametrize("version", ["1.3.19", "2.0.3"])
+def test_other_characters_urlencoder_escapes_come_back_on_1_3(version: str):
+    # 1.3: URI.getPath() decodes what URLEncoder escaped ('+' is %2B, '%' is %25, ...)
+    fake = FakeKestra(version=version)
+    body, headers = multipart(("fileContent", "fileContent", b"x"))
+    for query in ("%2Fc%2B%2B.txt", "%2F100%25.txt", "%2Fcaf%C3%A9.txt", "%2Fa%26b.txt"):
+        call(fake, "POST", f"/api/v1/main/namespaces/n/files?path={query}", body, **headers)
+    assert sorted(fake.files[("main", "n")]) == ["/100%.txt", "/a&b.txt", "/c++.txt", "/café.txt"]
 
 
 def test_kv_put_get_delete(versioned: FakeKestra):

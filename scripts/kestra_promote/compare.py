@@ -7,18 +7,29 @@ import functools
 import hashlib
 import re
 
-# Kestra drops a top-level `revision:` line from stored sources and ignores it when comparing.
-_REVISION_LINE = re.compile(r"^revision:[^\n]*(?:\n|$)", re.MULTILINE)
+# Kestra stores a flow's source as it was sent, and makes no new revision when the new source
+# equals the stored one once the first line reading `revision: <digits>` (and the newline right
+# after it) is taken out of both: FlowInterface.isSameWithSource and sourceWithoutRevision
+# (core/.../models/flows/FlowInterface.java), used by AbstractJdbcFlowRepository.save, the same
+# on 1.3 and 2.0. Java's `(?m)^` starts a line after any of its line terminators; `\d` is ASCII.
+_REVISION_LINE = re.compile("(?:^|(?<=[\n\r\x85\u2028\u2029]))revision: [0-9]+\n?")
 
 
 def normalize(source: str) -> str:
-    """A source as Kestra compares it: line endings unified, any ``revision:`` line removed.
+    """A source as Kestra compares it: the first ``revision: <n>`` line taken out.
 
-    Everything else (whitespace, comments) is significant: Kestra stores a new revision for it,
-    so a plan must show it as a change too.
+    Everything else is significant, line endings included (a CRLF source is not an LF one):
+    Kestra stores a new revision for any other difference, so a plan shows it as a change too.
     """
-    text = source.replace("\r\n", "\n").replace("\r", "\n")
-    return _REVISION_LINE.sub("", text)
+    return _REVISION_LINE.sub("", source, count=1)
+
+
+def line_endings(text: str) -> str:
+    """The line endings of ``text``, to name them: "CRLF", "LF", "CR", "mixed" or "none"."""
+    crlf = text.count("\r\n")
+    lf, cr = text.count("\n") - crlf, text.count("\r") - crlf
+    kinds = [name for name, count in (("CRLF", crlf), ("LF", lf), ("CR", cr)) if count]
+    return kinds[0] if len(kinds) == 1 else "mixed" if kinds else "none"
 
 
 def _digest(data: bytes) -> str:

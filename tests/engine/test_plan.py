@@ -59,9 +59,14 @@ def managed(*keys_and_texts: tuple[FlowKey, str], name: str = "default") -> Inve
     ("stored", "wanted", "equal"),
     [
         pytest.param("id: a\n", "id: a\n", True, id="identical"),
-        pytest.param("id: a\r\nx: 1\r\n", "id: a\nx: 1\n", True, id="crlf-vs-lf"),
+        pytest.param("id: a\r\nx: 1\r\n", "id: a\nx: 1\n", False, id="crlf-vs-lf"),
+        pytest.param("id: a\r\nx: 1\r\n", "revision: 2\r\nid: a\r\nx: 1\r\n", False,
+                     id="crlf-revision-line-keeps-its-cr"),
         pytest.param("id: a\nx: 1\n", "id: a\nrevision: 7\nx: 1\n", True, id="revision-line-ignored"),
         pytest.param("revision: 3\nid: a\n", "id: a\n", True, id="revision-first-line"),
+        pytest.param("id: a\n", "revision: 3\nid: a\nrevision: 4\n", False,
+                     id="only-the-first-revision-line"),
+        pytest.param("id: a\n", "revision: x\nid: a\n", False, id="revision-not-a-number"),
         pytest.param("id: a\n", "id: a\n# note\n", False, id="comment-is-a-change"),
         pytest.param("id: a\n", "id:  a\n", False, id="whitespace-is-a-change"),
         pytest.param("id: a\n", "id: a", False, id="final-newline-is-a-change"),
@@ -79,8 +84,12 @@ def test_pair_yields_every_identity_once_sorted():
 
 
 def test_diff_is_a_unified_diff_of_normalised_sources():
-    text = diff("id: a\r\nx: 1\r\n", "id: a\nx: 2\n", before_name="target", after_name="git")
+    text = diff("id: a\nx: 1\n", "id: a\nx: 2\n", before_name="target", after_name="git")
     assert text == "--- target\n+++ git\n@@ -1,2 +1,2 @@\n id: a\n-x: 1\n+x: 2\n"
+    crlf = diff("id: a\r\nx: 1\r\n", "id: a\nx: 2\n", before_name="target", after_name="git")
+    assert crlf == text + "\\ Line endings differ: target has CRLF, git has LF\n"
+    assert diff("id: a\r\n", "id: a\n", before_name="target", after_name="git") == (
+        "--- target\n+++ git\n\\ Line endings differ: target has CRLF, git has LF\n")
     assert diff("a\n", "a\n", before_name="x", after_name="y") == ""
     assert diff("a\n", "a", before_name="x", after_name="y").endswith(
         "+a\n\\ No newline at end of file\n")
@@ -344,7 +353,9 @@ def test_plan_totals():
 
 def test_fingerprint_tracks_live_content_and_inventories():
     one = live_hashes(live(have(A, "x\n"), have(B, "y\n")))
-    assert one == live_hashes(live(have(B, "y\r\n"), have(A, "x\n")))
+    assert one == live_hashes(live(have(B, "y\n"), have(A, "x\n")))
+    # Kestra would take an LF source for a change of a CRLF one: so does a saved plan
+    assert one != live_hashes(live(have(B, "y\r\n"), have(A, "x\n")))
     assert fingerprint(one) != fingerprint(live_hashes(live(have(A, "x\n"), have(B, "z\n"))))
     assert fingerprint(one) != fingerprint(live_hashes(live(have(A, "x\n"))))
     with_inventory = live_hashes(live(have(A, "x\n"), have(B, "y\n"), inventory=managed((A, "x"))))

@@ -27,7 +27,8 @@ from urllib.parse import parse_qsl, unquote
 from . import rules
 
 DROP = object()  # handler result meaning: close the connection without answering
-_REVISION_LINE = re.compile(r"^revision:[^\n]*(?:\n|$)", re.MULTILINE)
+# FlowInterface.sourceWithoutRevision (1.3 and 2.0): the first `revision: <digits>` line
+_REVISION_LINE = re.compile("(?:^|(?<=[\n\r\x85\u2028\u2029]))revision: [0-9]+\n?")
 YAML = "application/x-yaml"
 MULTIPART = "multipart/form-data"
 TEXT = "text/plain"
@@ -50,12 +51,9 @@ _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not
             502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
-def _strip_revision(source: str) -> str:
-    return _REVISION_LINE.sub("", source)
-
-
 def _comparable(source: str) -> str:
-    return _strip_revision(source.replace("\r\n", "\n").replace("\r", "\n"))
+    """A source as FlowInterface.isSameWithSource compares it: line endings count."""
+    return _REVISION_LINE.sub("", source, count=1)
 
 
 def _now() -> str:
@@ -698,12 +696,13 @@ class FakeKestra:
         return data
 
     def _save(self, tenant: str, flow: dict, source: str) -> Revision:
-        # AbstractJdbcFlowRepository.save: an identical source makes no new revision
+        # AbstractJdbcFlowRepository.save: an identical source (isSameWithSource) makes no new
+        # revision; the source is stored as sent (its source_code column)
         key = (tenant, str(flow["namespace"]), str(flow["id"]))
         self.unannounced.discard(key)  # announced, unless the caller says otherwise
         revisions = self.flows.setdefault(key, [])
         disabled = bool(flow.get("disabled", False))
-        stored = _strip_revision(source)
+        stored = source
         if revisions and not revisions[-1].deleted and revisions[-1].disabled == disabled and \
                 _comparable(revisions[-1].source) == _comparable(stored):
             return revisions[-1]
@@ -956,7 +955,9 @@ class FakeKestra:
 
     def _file_path(self, path: str) -> str:
         if self.major < 2:
-            # NamespaceFileController (1.3) builds its URI with URLEncoder: a space becomes '+'
+            # NamespaceFileController (1.3) passes the path through URLEncoder, then reads the
+            # URI's path back, which decodes every %XX escape: only a space, written as '+'
+            # (no escape), changes; 2.0 uses URI's multi-argument constructor: nothing changes
             path = path.replace(" ", "+")
         return path
 

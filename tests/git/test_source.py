@@ -278,7 +278,7 @@ def test_ref_from_a_subfolder_of_the_repository(repo: GitRepo, tmp_path: Path):
     repo.git("tag", "v1")
     repo.write("prod/a.yml", "id: a\nnamespace: company\ntasks: [{id: t}]\n# v2\n")
     repo.commit("v2")
-    with gitref.checkout(str(repo.path / "prod"), "v1") as (folder, commit):
+    with gitref.checkout(str(repo.path / "prod"), "v1") as (folder, commit, _):
         assert commit == first
         assert (Path(folder) / "a.yml").read_text().endswith("# v1\n")
     with pytest.raises(SettingsError) as caught:
@@ -299,7 +299,7 @@ def test_ref_holds_the_committed_bytes_whatever_gitattributes_say(repo: GitRepo)
     repo.write(".gitattributes", "prod/a.yml export-ignore\nprod/b.yml export-subst\n")
     os.symlink("a.yml", repo.path / "prod/link.yml")
     commit = repo.commit()
-    with gitref.checkout(str(repo.path / "prod"), "HEAD") as (folder, at):
+    with gitref.checkout(str(repo.path / "prod"), "HEAD") as (folder, at, _):
         assert at == commit
         assert (Path(folder) / "a.yml").read_text() == flow_yaml("company", "a")
         assert (Path(folder) / "b.yml").read_text().endswith("# $Format:%H$\n")

@@ -21,6 +21,7 @@ from kestra_promote.flows.desired import Desired, prepare
 from kestra_promote.gates import policy_store
 from kestra_promote.gates.policy_store import Stored
 from kestra_promote.git import gitref
+from kestra_promote.git.blobs import Committed
 from kestra_promote.git.gitinfo import read_commit
 from kestra_promote.git.origin import origin, uncommitted
 from kestra_promote.git.source import Source, read_settings, read_source
@@ -103,12 +104,12 @@ def load(args: argparse.Namespace, client: KestraClient | None = None, *,
     with ``client``, for a plan against that target (see ``promotion``); ``review``: a pull
     request's plan, made as production knows the repository (``open_promotion``)."""
     with contextlib.ExitStack() as stack:
-        folder, commit = args.source, None
+        folder, commit, committed = args.source, None, None
         if args.ref is not None:  # `--ref ""` or `--ref=--` is a mistake, not "no ref"
             ref = args.ref if isinstance(args.ref, str) else ""
-            folder, commit = stack.enter_context(gitref.checkout(args.source, ref))
+            folder, commit, committed = stack.enter_context(gitref.checkout(args.source, ref))
         try:
-            yield from _load(args, folder, commit, client, review)
+            yield from _load(args, folder, commit, committed, client, review)
         except KestraPromoteError as error:  # a failure still says which commit it read
             if error.commit is None:
                 error.commit = commit or read_commit(Path(folder))
@@ -116,7 +117,8 @@ def load(args: argparse.Namespace, client: KestraClient | None = None, *,
 
 
 def _load(args: argparse.Namespace, folder: str, commit: str | None,
-          client: KestraClient | None, review: bool) -> Iterator[Loaded]:
+          committed: Committed | None, client: KestraClient | None,
+          review: bool) -> Iterator[Loaded]:
     config = read_settings(folder, args.config).with_overrides(
         name=check_name(args.name) if args.name else None,
         rename=dict(args.rename) if args.rename else None,
@@ -128,11 +130,11 @@ def _load(args: argparse.Namespace, folder: str, commit: str | None,
     if client is not None:
         promotion = open_promotion(client, folder, config, commit=commit, origin=where,
                                    policy=policy_reader(client, getattr(args, "env", {})),
-                                   review=review)
+                                   review=review, committed=committed)
         yield Loaded(promotion.source, config, promotion.desired, where, commit is not None,
                      promotion)
         return
-    source = read_source(folder, commit=commit, config=config)
+    source = read_source(folder, commit=commit, config=config, committed=committed)
     yield Loaded(source, config, prepare(source, config), where, commit is not None)
 
 

@@ -121,18 +121,19 @@ def _up(args: argparse.Namespace, client: KestraClient, stored: Stored, output: 
     if (why := preview.forbidden(stored)) is not None:
         raise PlanRefused(f"preview refused: {why}", [Problem(why)])
     with contextlib.ExitStack() as stack:
-        folder, commit = args.source, None
+        folder, commit, committed = args.source, None, None
         if args.ref is not None:
-            folder, commit = stack.enter_context(gitref.checkout(args.source, args.ref or ""))
+            folder, commit, committed = stack.enter_context(
+                gitref.checkout(args.source, args.ref or ""))
         base = read_settings(folder, args.config).with_overrides(
             allow_deletions=args.allow_deletions)
-        scanned = read_source(folder, commit=commit, config=base)
+        scanned = read_source(folder, commit=commit, config=base, committed=committed)
         config = preview.preview_config(
             base, root, [k.namespace for k in (*scanned.flows, *scanned.files)],
             name=preview.name_of(preview_id), state_namespace=args.state_namespace)
         where = origin(args.source)
         promotion = open_promotion(client, folder, config, commit=commit, origin=where,
-                                   policy=lambda: stored)
+                                   policy=lambda: stored, committed=committed)
         loaded = Loaded(promotion.source, promotion.config, promotion.desired, where,
                         commit is not None, promotion)
         extra: dict[str, Any] = check_committed(args, loaded, output)

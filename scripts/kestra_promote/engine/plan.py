@@ -16,7 +16,7 @@ import yaml
 
 from kestra_promote.flows import references
 from kestra_promote import yamlnodes
-from kestra_promote.compare import content_hash, normalize, source_hash
+from kestra_promote.compare import content_hash, line_endings, normalize, source_hash
 from kestra_promote.config import Config
 from kestra_promote.flows.desired import Desired, dependencies_of
 from kestra_promote.target.inventory import kv_key, owner_of, to_json
@@ -54,16 +54,30 @@ def pair(desired: Mapping[Any, object], live: Mapping[Any, object],
     yield from sorted(set(desired) | set(live) | set(managed), key=sort_key)
 
 
+def _unix_lines(text: str) -> list[str]:
+    """The lines of ``text``, each line ending (CRLF, CR, ...) written as LF; a last line
+    without one stays without."""
+    return [line.rstrip("\r\n\x85\u2028\u2029") + "\n"
+            if line != line.rstrip("\r\n\x85\u2028\u2029") else line
+            for line in text.splitlines(keepends=True)]
+
+
 def diff(before: str, after: str, *, before_name: str, after_name: str) -> str:
-    """A unified diff of two sources (normalised), empty when they compare equal."""
-    lines = difflib.unified_diff(
-        normalize(before).splitlines(keepends=True),
-        normalize(after).splitlines(keepends=True),
-        fromfile=before_name,
-        tofile=after_name,
-    )
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
-                   for line in lines)
+    """A unified diff of two sources (normalised), empty when they compare equal. Lines are
+    compared without their line endings; when those differ, a last line says how."""
+    old, new = normalize(before), normalize(after)
+    if old == new:
+        return ""
+    lines = difflib.unified_diff(_unix_lines(old), _unix_lines(new),
+                                 fromfile=before_name, tofile=after_name)
+    out = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                  for line in lines)
+    ends = line_endings(old), line_endings(new)
+    if ends[0] != ends[1] and "none" not in ends:
+        out = out or f"--- {before_name}\n+++ {after_name}\n"
+        out += (f"\\ Line endings differ: {before_name} has {ends[0]}, {after_name} has "
+                f"{ends[1]}\n")
+    return out
 
 
 def _name(value: object) -> str:

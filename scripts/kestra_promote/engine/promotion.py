@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from kestra_promote.target.client import KestraClient
+from kestra_promote.target.filenames import name_refusals, stored_path
 from kestra_promote.config import CONFIG_FILE, Config
 from kestra_promote.flows.desired import Desired, prepare, recogniser, resolve
 from kestra_promote.errors import KestraError
@@ -33,6 +34,7 @@ from kestra_promote.gates import checks, policy_store
 from kestra_promote.gates.policy import SAFEGUARDS, Effective, effective, source_refusals
 from kestra_promote.gates.policy_store import Stored
 from kestra_promote.git.origin import same_origin
+from kestra_promote.git.blobs import Committed
 from kestra_promote.git.source import Source, read_source
 from kestra_promote.models import WRITES, Action, DesiredFlow, Inventory, Plan, Problem
 
@@ -122,6 +124,8 @@ class Promotion:
                 planned, refusals=(*([refusal] if refusal else []), *planned.refusals),
                 warnings=(*planned.warnings, *self.notes, *self.identity.warnings))
         planned = self._sealed(planned, desired)
+        if renamed := self._renamed_files(desired):
+            planned = dataclasses.replace(planned, refusals=(*planned.refusals, *renamed))
         stored = self.stored
         if stored is not None:
             planned = dataclasses.replace(planned, policy_digest=policy_store.digest_of_stored(
@@ -139,6 +143,18 @@ class Promotion:
         if not found:
             return planned
         return dataclasses.replace(planned, refusals=(*planned.refusals, *map(str, found)))
+
+    def _renamed_files(self, desired: Desired) -> list[str]:
+        """The files the target would store under another name (``filenames``); its version
+        is asked only when a name could change."""
+        odd = [f for f in desired.files.values() if stored_path(f.key.path, None) != f.key.path]
+        if not odd:
+            return []
+        try:
+            major = self.client.major_version()
+        except KestraError:
+            major = None
+        return name_refusals(odd, major)
 
     def _identified(self, inventories: Inventories | None) -> Inventories:
         """A review's inventories, its identity settled on the first read."""
@@ -203,7 +219,7 @@ def _review_settings(merged: Effective) -> tuple[Effective, tuple[Problem, ...]]
 def open_promotion(client: KestraClient, folder: str | os.PathLike[str], config: Config, *,
                    commit: str | None = None, origin: str | None = None,
                    policy: Callable[[], Stored] | None = None,
-                   review: bool = False) -> Promotion:
+                   review: bool = False, committed: Committed | None = None) -> Promotion:
     """Read ``folder`` (with ``config``, overrides applied) for a plan against ``client``, under
     production's ``policy`` when one was read (its safeguards win over the commit's looser
     ones, and its state namespace is where the inventories are read). ``policy`` reads it.
@@ -212,7 +228,8 @@ def open_promotion(client: KestraClient, folder: str | os.PathLike[str], config:
     try:
         stored = policy() if policy is not None else None
     except KestraError:
-        read_source(folder, commit=commit, config=config)  # the files' problems come first
+        # the files' problems come first
+        read_source(folder, commit=commit, config=config, committed=committed)
         raise
     merged = effective(stored.policy if stored else None, config)
     notes: tuple[Problem, ...] = ()
@@ -234,10 +251,12 @@ def open_promotion(client: KestraClient, folder: str | os.PathLike[str], config:
         inventories = _regroup(inventories, config.name, identity.name, origin)
         config = dataclasses.replace(config, name=identity.name)
     own = inventories[0] if inventories is not None else None
-    source = read_source(folder, commit=commit, config=config, known=recogniser(config, own))
+    source = read_source(folder, commit=commit, config=config, known=recogniser(config, own),
+                         committed=committed)
 
     def read_all() -> Desired:
-        return prepare(read_source(folder, commit=commit, config=config), config)
+        return prepare(read_source(folder, commit=commit, config=config, committed=committed),
+                       config)
 
     return Promotion(client, config, source, prepare(source, config), origin, read_all,
                      inventories, stored, merged, review, identity, notes)

@@ -5,8 +5,9 @@ folder, which is then read like any checkout: this is how a rollback to an earli
 
 Git does the writing: the commit's tree is read into a temporary index (`git read-tree`, which
 refuses paths such as `/etc/x`, `../x` or `.git/x`), and `git checkout-index --prefix` writes the
-files under SOURCE from it, with the repository's filters and line-ending rules as a checkout
-applies them (Git LFS content included) and never through a symlink. `git archive` is not used:
+files under SOURCE from it, with the filters and line-ending rules a checkout of that commit
+applies (Git LFS content included; the commit's own ``.gitattributes``, not the working tree's:
+the temporary folder is the working tree of that checkout) and never through a symlink. `git archive` is not used:
 `.gitattributes` may leave files out of it (export-ignore) or rewrite them (export-subst), and
 what is promoted must be what was reviewed.
 """
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Iterator, Mapping
 
 from kestra_promote.errors import KestraPromoteError, SettingsError
+from kestra_promote.git import blobs
+from kestra_promote.git.blobs import Committed
 
 _SUBMODULE = "160000"
 
@@ -55,8 +58,9 @@ def _entries(top: Path, prefix: str, env: Mapping[str, str]) -> list[tuple[str, 
 
 
 @contextlib.contextmanager
-def checkout(repo: str, ref: str) -> Iterator[tuple[str, str]]:
-    """Yield (folder holding the files of ``ref``, its full commit id); the folder is temporary.
+def checkout(repo: str, ref: str) -> Iterator[tuple[str, str, Committed | None]]:
+    """Yield (folder holding the files of ``ref``, its full commit id, how to read them as the
+    commit holds them: ``read_source(committed=...)``); the folder is temporary.
 
     ``repo`` may be a subfolder of the repository: the same subfolder of the ref is yielded.
     """
@@ -93,12 +97,20 @@ def checkout(repo: str, ref: str) -> Iterator[tuple[str, str]]:
                                 "submodule, or leave it out of SOURCE")
         root = Path(tmp) / "tree"
         root.mkdir()
-        _git(top, "checkout-index", "-z", "--stdin", f"--prefix={root}{os.sep}",
-             stdin=b"".join(os.fsencode(name) + b"\0" for _, name in entries), env=env)
+        # the temporary folder is the working tree: the attributes (line endings, ident,
+        # filters) are read from it, where the commit's own .gitattributes is written, and
+        # from the commit's tree, never from the repository's working tree
+        git_dir = _line(_git(top, "rev-parse", "--absolute-git-dir"))
+        _git(root, f"--git-dir={git_dir}", f"--work-tree={root}", "checkout-index", "-z",
+             "--stdin", stdin=b"".join(os.fsencode(name) + b"\0" for _, name in entries),
+             env=env)
         folder = root / prefix
         folder.mkdir(parents=True, exist_ok=True)
+        committed = blobs.exactly(root, Path(git_dir), commit,
+                                  git=[f"--git-dir={git_dir}", f"--work-tree={root}"],
+                                  env={"GIT_INDEX_FILE": env["GIT_INDEX_FILE"]})
         try:
-            yield str(folder), commit
+            yield str(folder), commit, committed
         except KestraPromoteError as error:  # shown once the temporary folder is gone
             if error.args and isinstance(error.args[0], str):
                 where = f"{ref} ({commit[:12]})"

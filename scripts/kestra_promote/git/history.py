@@ -145,35 +145,51 @@ class _Pack:
         return _TYPES[kind], self._inflate(at)[:size]
 
 
-class Repository:
+class Objects:
+    """The object store of a repository (its ``objects`` folder, and those its
+    ``info/alternates`` names): loose objects and packs, read only."""
+
+    def __init__(self, common_dir: Path) -> None:
+        config = common_dir / "config"
+        if config.is_file() and re.search(r"objectformat\s*=\s*sha256",
+                                          config.read_text(errors="replace"), re.I):
+            raise HistoryError("repositories with SHA-256 object names cannot be read here")
+        self.folders = [common_dir / "objects"]
+        alternates = self.folders[0] / "info" / "alternates"
+        if alternates.is_file():  # a clone sharing another's objects (--shared, --reference)
+            for line in alternates.read_text(errors="replace").splitlines():
+                if line.strip() and not line.startswith("#"):
+                    self.folders.append((self.folders[0] / line.strip()).resolve())
+        self.objects = self.folders[0]
+        self.packs = [_Pack(index) for folder in self.folders
+                      for index in sorted((folder / "pack").glob("*.idx"))]
+
+    def read(self, sha: str) -> tuple[bytes, bytes]:
+        """(kind, content) of the object ``sha``; KeyError when the store lacks it."""
+        for folder in self.folders:
+            loose = folder / sha[:2] / sha[2:]
+            if loose.is_file():
+                raw = zlib.decompress(loose.read_bytes())
+                header, _, body = raw.partition(b"\0")
+                return header.split(b" ")[0], body
+        name = bytes.fromhex(sha)
+        for pack in self.packs:
+            if (offset := pack.find(name)) is not None:
+                return pack.read(offset, self.read)
+        raise KeyError(sha)
+
+
+class Repository(Objects):
     """The objects of one repository's `.git` folder (read only, commits on demand)."""
 
     def __init__(self, folder: Path) -> None:
         git_dir = folder / ".git"
         if not git_dir.is_dir():
             raise HistoryError(f"{folder} is not a clone of the repository")
-        config = git_dir / "config"
-        if config.is_file() and re.search(r"objectformat\s*=\s*sha256",
-                                          config.read_text(errors="replace"), re.I):
-            raise HistoryError("repositories with SHA-256 object names cannot be read here")
-        self.objects = git_dir / "objects"
-        self.packs = [_Pack(index) for index in sorted((self.objects / "pack").glob("*.idx"))]
+        super().__init__(git_dir)
         shallow = git_dir / "shallow"
         self.shallow = set(shallow.read_text().split()) if shallow.is_file() else set()
         self.head = read_commit(folder)
-
-    def read(self, sha: str) -> tuple[bytes, bytes]:
-        """(kind, content) of the object ``sha``."""
-        loose = self.objects / sha[:2] / sha[2:]
-        if loose.is_file():
-            raw = zlib.decompress(loose.read_bytes())
-            header, _, body = raw.partition(b"\0")
-            return header.split(b" ")[0], body
-        name = bytes.fromhex(sha)
-        for pack in self.packs:
-            if (offset := pack.find(name)) is not None:
-                return pack.read(offset, self.read)
-        raise KeyError(sha)
 
     def parents(self, sha: str) -> list[str]:
         kind, body = self.read(sha)

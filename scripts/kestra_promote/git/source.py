@@ -18,7 +18,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, TypeVar
 
 import yaml
 
@@ -37,6 +37,8 @@ from kestra_promote.config import (
     read_regular_file,
 )
 from kestra_promote.errors import SourceError
+from kestra_promote.git import blobs
+from kestra_promote.git.blobs import Committed
 from kestra_promote.git.gitinfo import read_commit
 from kestra_promote.git.ignore import IGNORE_FILE, IgnoreRules
 from kestra_promote.git.sourcetree import SourceTree, is_compiled, is_within, realpath, reason
@@ -53,6 +55,7 @@ FLOW_ID_PATTERN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]*")
 FLOW_ID_MAX = 100
 FLOW_SUFFIXES = (".yml", ".yaml")
 FLOW_KEYS = ("id", "namespace", "tasks")  # what every flow has; a file with none is no flow
+_T = TypeVar("_T")
 
 
 def check_flow_id(value: str) -> str | None:
@@ -174,11 +177,23 @@ def parse_flow(text: str, rel: str, flows: tuple[str, ...] = Config.flows
     return DesiredFlow(key=key, source=text, path=rel), []
 
 
-def _read_text(path: Path, rel: str) -> tuple[str | None, Problem | None]:
-    try:
-        data = read_regular_file(path)
-    except OSError as exc:
-        return None, Problem(f"cannot read file: {reason(exc)}", rel)
+def _read_all(tree: SourceTree, found: Iterable[tuple[Path, str, _T]],
+              committed: Committed | None) -> list[tuple[_T, str, bytes]]:
+    """(tag, path, bytes) of each (real path, path, tag) in ``found``: as the commit holds it
+    when the working tree only converted it (``blobs``), else as read; unreadable files are
+    reported and left out."""
+    read: list[tuple[Path, str, _T, bytes]] = []
+    for path, rel, tag in found:
+        try:
+            read.append((path, rel, tag, read_regular_file(path)))
+        except OSError as exc:
+            tree.report(f"cannot read file: {reason(exc)}", rel)
+    datas = [entry[3] for entry in read] if committed is None else \
+        committed.bytes_of([(entry[0], entry[3]) for entry in read])
+    return [(tag, rel, data) for (_, rel, tag, _), data in zip(read, datas)]
+
+
+def _decode(data: bytes, rel: str) -> tuple[str | None, Problem | None]:
     try:
         return data.decode("utf-8-sig"), None
     except UnicodeDecodeError as exc:
@@ -307,30 +322,31 @@ def _file_folders(tree: SourceTree, config: Config) -> tuple[list[_FileFolder], 
 
 
 def _read_flows(tree: SourceTree, config: Config, skip: frozenset[Path],
-                known: Callable[[str], str | None]) -> tuple[list[tuple[str, str]], list[KnownFile]]:
+                known: Callable[[str], str | None], committed: Committed | None,
+                ) -> tuple[list[tuple[str, str]], list[KnownFile]]:
     """The (path, text) of every flow file to parse, and the files ``known`` recognises (it
     gives their origin hash) which need no parsing."""
     texts: list[tuple[str, str]] = []
     recognised: list[KnownFile] = []
-    seen: set[str] = set()
+    found: dict[str, Path] = {}
     skip = skip - {tree.root}
     for relative in config.flows:
         start = tree.folder(relative, "flows")
         if start is None:
             continue
         for path, rel in tree.walk(start, _is_flow_file, skip=skip, own=start, for_flows=True):
-            if rel in seen:
-                continue
-            seen.add(rel)
-            text, problem = _read_text(path, rel)
-            if problem is not None:
-                tree.problems.append(problem)
-                continue
-            assert text is not None
-            if (origin := known(text)) is not None:
-                recognised.append(KnownFile(rel, text, origin))
-            else:
-                texts.append((rel, text))
+            found.setdefault(rel, path)
+    for _, rel, data in _read_all(tree, ((path, rel, None) for rel, path in found.items()),
+                                  committed):
+        text, problem = _decode(data, rel)
+        if problem is not None:
+            tree.problems.append(problem)
+            continue
+        assert text is not None
+        if (origin := known(text)) is not None:
+            recognised.append(KnownFile(rel, text, origin))
+        else:
+            texts.append((rel, text))
     return texts, recognised
 
 
@@ -354,9 +370,9 @@ def parse_flows(texts: Iterable[tuple[str, str]], problems: list[Problem],
     return {key: copies[0] for key, copies in sorted(by_key.items())}
 
 
-def _read_files(tree: SourceTree, folders: list[_FileFolder], taken: frozenset[Path]
-                ) -> dict[FileKey, DesiredFile]:
-    files: dict[FileKey, DesiredFile] = {}
+def _read_files(tree: SourceTree, folders: list[_FileFolder], taken: frozenset[Path],
+                committed: Committed | None) -> dict[FileKey, DesiredFile]:
+    found: dict[FileKey, tuple[Path, str]] = {}
     for folder in folders:
         # a namespace_files folder inside this one holds files of its own
         skip = frozenset(p for p in taken if p != folder.path and is_within(p, folder.path))
@@ -372,14 +388,12 @@ def _read_files(tree: SourceTree, folders: list[_FileFolder], taken: frozenset[P
                 tree.report(f"namespace file path {target!r} {why}", rel)
                 continue
             key = FileKey(folder.namespace, target)
-            if key in files:
-                tree.report(f"{key} also comes from {files[key].path}: keep one", rel)
+            if key in found:
+                tree.report(f"{key} also comes from {found[key][1]}: keep one", rel)
                 continue
-            try:
-                files[key] = DesiredFile(key, read_regular_file(path), rel)
-            except OSError as exc:
-                tree.report(f"cannot read file: {reason(exc)}", rel)
-    return dict(sorted(files.items()))
+            found[key] = (path, rel)
+    read = _read_all(tree, ((path, rel, key) for key, (path, rel) in found.items()), committed)
+    return {key: DesiredFile(key, data, rel) for key, rel, data in sorted(read)}
 
 
 def _ignore_rules(root: Path, problems: list[Problem]) -> IgnoreRules:
@@ -416,11 +430,14 @@ def read_settings(folder: str | os.PathLike[str], config_file: str | None = None
 def read_source(
     folder: str | os.PathLike[str], *, commit: str | None = None, config_file: str | None = None,
     config: Config | None = None, known: Callable[[str], str | None] | None = None,
+    committed: Committed | None = None,
 ) -> Source:
     """Read the settings, every flow and every namespace file under ``folder``.
 
     ``known`` gives the origin hash of a flow file's text the inventory knows, None otherwise:
-    such files are not parsed (``Source.known``; see ``desired.resolve``).
+    such files are not parsed (``Source.known``; see ``desired.resolve``). Files are read as
+    the commit holds them (``committed``, by default that of the checkout ``folder`` is in),
+    unless they differ from it (``blobs``).
     Raises SourceError listing every problem found, in every file, before anything is sent.
     """
     root = _source_root(folder)
@@ -434,9 +451,10 @@ def read_source(
         settings.add(realpath(Path(str(config.path))))
     tree = SourceTree(root, rules, settings, problems)
     folders, taken = _file_folders(tree, config)
-    texts, recognised = _read_flows(tree, config, taken, known or (lambda text: None))
+    committed = committed or blobs.for_checkout(root)
+    texts, recognised = _read_flows(tree, config, taken, known or (lambda text: None), committed)
     flows = parse_flows(texts, problems, config.flows)
-    files = _read_files(tree, folders, taken)
+    files = _read_files(tree, folders, taken, committed)
     if problems:
         unique = sorted(set(problems), key=lambda p: (p.path or "", p.line or 0, p.column or 0,
                                                       p.message))

@@ -11,7 +11,8 @@ file uploads into one namespace is one upload of a ZIP, which the server extract
 entry (``NamespaceFileController.createNamespaceFile``: a part whose file name ends in ``.zip``).
 Only plain paths go in it: Kestra 1.3 turns an entry name into a path with ``URI.create``, which
 refuses a space and reads ``%``, ``#`` and ``?`` as URI syntax (2.0 encodes them); any other
-file is uploaded alone, under the ``path`` parameter, which both versions take as it is. Files
+file is uploaded alone, under the ``path`` parameter, which both versions take as it is but
+for a space on 1.3 (``filenames``: such a file is refused before anything is written). Files
 are not deleted in bulk (no endpoint deletes a list of paths), and are reverted one by one.
 
 Flows are imported in bulk on Kestra 1.x only. On 2.0, ``FlowService.importFlow`` writes
