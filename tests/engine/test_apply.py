@@ -235,7 +235,7 @@ def test_a_revert_that_fails_is_reported_loudly(repo: GitRepo, target: Target):
     _repo_with(repo, 3)
     fake.inject("POST", r"/api/v1/main/flows$", nth=3, status=500)
     fake.inject("DELETE", r"/flows/company.team/f01$", status=500, times=99)
-    result = run_cli("apply", str(repo.path), env=target.env)
+    result = run_cli("apply", str(repo.path), "--parallel", "1", env=target.env)
     assert result.code == 1
     assert ("  not reverted company.team/f01: created, but not reverted: undoing it failed: "
             "DELETE") in result.out
