@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import GitRepo, Target, flow_yaml, run_cli
 from fake_kestra import FakeKestra
+from kestra_promote.engine.verify import is_verified, rollback_target
 from kestra_promote.errors import SourceError
 from kestra_promote.gates.policy import parse_policy
 from kestra_promote.target import inventory as inv
@@ -115,18 +116,20 @@ def test_without_a_verified_run_there_is_no_automatic_rollback(repo, target, tmp
     assert "message: two" in target.sources("company")[("company", "a")]
 
 
-def test_a_commit_that_failed_its_checks_is_never_verified_nor_rolled_back_to(
-        repo, target, tmp_path):
-    _policy(target, tmp_path, RUN + "  on_failure: hold\n")
-    _commit(repo, "one")
-    target.fake.runs.outcome[("company", "smoke")] = "FAILED"
-    assert _apply(repo, target).code == 1
-    target.fake.runs.outcome.clear()
-    repo.write("flows/b.yml", flow_yaml("company", "b"))  # the same flows again, and one more
-    repo.commit("three")
-    # the failed commit stays refused as a rollback target
-    from kestra_promote.engine.verify import rollback_target
-    assert rollback_target(_history(target), None)[0] is None
+def test_a_commit_that_failed_its_checks_is_never_verified_nor_rolled_back_to():
+    checked = [{"passed": False}]
+    history = [{"commit": "a" * 40, "verified": True, "checks": [{"passed": True}]},
+               {"commit": "b" * 40, "verified": True, "checks": [{"passed": True}]},
+               {"commit": "b" * 40, "verified": False, "checks": checked},
+               {"commit": "c" * 40, "verified": True, "dirty": True, "checks": []},
+               {"commit": "d" * 40}]  # applied before any check: not verified
+    assert rollback_target(history, "e" * 40) == ("a" * 40, "")
+    assert not is_verified(True, "b" * 40, history, dirty=False)  # it failed once
+    assert not is_verified(True, "e" * 40, history, dirty=True)
+    assert not is_verified(True, None, history, dirty=False)
+    assert is_verified(True, "e" * 40, history, dirty=False)
+    assert rollback_target(history[1:], None)[0] is None
+    assert "not rolled back automatically" in rollback_target([], None)[1]
 
 
 def test_a_soak_sees_a_failed_execution_of_a_promoted_flow(repo, target, tmp_path):

@@ -41,3 +41,8 @@ def test_the_promote_flow_verifies_then_rolls_back_a_failing_commit(production):
     assert failed["commit"] == bad and failed["verified"] is False
     assert rollback["trigger"] == "rollback" and rollback["commit"] == good
     assert rollback["rollback"]["from"] == bad
+    # the branch still points at the rolled-back commit: the hourly run does not promote it again
+    hourly = emulator.schedule()
+    assert "was rolled back: a schedule run does not promote it again" in \
+        " ".join(m for _, _, m in hourly.logs)
+    assert fake.current() == before

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, ContextManager, Iterable, Mapping, Sequence
 
 from kestra_promote.engine.apply import apply_locked
-from kestra_promote.errors import ExecutionTimeout, KestraError, KestraPromoteError
+from kestra_promote.errors import ExecutionTimeout, KestraError, KestraPromoteError, PlanRefused
 from kestra_promote.gates.verification import RunCheck, SoakCheck, Verify, shown
 from kestra_promote.models import (
     Action,
@@ -30,6 +30,7 @@ from kestra_promote.models import (
     CheckResult,
     FlowKey,
     Plan,
+    Problem,
     Status,
     Verification,
 )
@@ -41,6 +42,7 @@ from kestra_promote.target.executions import state_of
 # a commit's files, planned against the target: how a rollback is made (``--ref``'s reading)
 SourceAt = Callable[[str], ContextManager[Callable[[], Plan]]]
 LABEL = {"kestra-promote": "verify"}  # on every execution a check starts
+AUTOMATIC = ("webhook", "schedule")  # triggers that never promote a rolled-back commit again
 
 
 def written_flows(plan: Plan, result: ApplyResult) -> list[FlowKey]:
@@ -144,6 +146,19 @@ def failed_commits(history: Iterable[Mapping[str, Any]]) -> set[str]:
             and run.get("checks") and run.get("commit")}
 
 
+def is_verified(passed: bool, commit: str | None, history: Iterable[Mapping[str, Any]],
+                dirty: bool) -> bool:
+    """Whether a run whose checks ``passed`` is recorded verified: a commit promoted as
+    committed, that never failed its checks before."""
+    return passed and bool(commit) and not dirty and commit not in failed_commits(history)
+
+
+def rolled_back_from(history: Iterable[Mapping[str, Any]], commit: str | None) -> bool:
+    """Whether a rollback undid ``commit`` (its checks failed)."""
+    return bool(commit) and any(isinstance(run.get("rollback"), Mapping)
+                                and run["rollback"].get("from") == commit for run in history)
+
+
 def rollback_target(history: Sequence[Mapping[str, Any]], failed: str | None
                     ) -> tuple[str | None, str]:
     """The commit to roll back to: the newest run recorded ``verified: true`` (its checks
@@ -193,6 +208,14 @@ def apply_verified(
     """``apply_locked``, then production's checks when it wrote something (``verify`` reads
     them: only then), recorded in the run's history, and a rollback when one fails and the
     policy says so (``source_at``: a commit's plan, None when no repository is at hand)."""
+    before = plan.inventory_before.history if plan.inventory_before else ()
+    if options.get("trigger") in AUTOMATIC and not plan.is_empty \
+            and rolled_back_from(before, plan.commit):
+        assert plan.commit is not None
+        why = (f"commit {plan.commit[:12]} failed production's checks and was rolled back: a "
+               f"{options['trigger']} run does not promote it again (push a fix, or promote it "
+               "by hand); nothing was written")
+        raise PlanRefused(why, [Problem(why)])
     when = datetime.now(timezone.utc).replace(microsecond=0)
     options.setdefault("now", when)
     when_text = options["now"].isoformat(timespec="seconds")
@@ -205,9 +228,8 @@ def apply_verified(
     since = datetime.now(timezone.utc)
     checks = run_checks(client, spec, written_flows(plan, result), since, sleep=sleep)
     passed = all(check.passed for check in checks)
-    before = plan.inventory_before.history if plan.inventory_before else ()
-    verified = passed and bool(plan.commit) and plan.commit not in failed_commits(before) \
-        and not (options.get("extra") or {}).get("dirty")
+    verified = is_verified(passed, plan.commit, before,
+                           bool((options.get("extra") or {}).get("dirty")))
     fields = {"verified": verified, "checks": [c.to_json() for c in checks]}
     if not passed:
         fields["on_failure"] = spec.on_failure
