@@ -213,3 +213,16 @@ def test_verify_runs_the_checks_on_demand(repo, target, tmp_path):
     target.fake.runs.outcome[("company", "smoke")] = "FAILED"
     failed = run_cli("verify", str(repo.path), env=target.env)
     assert failed.code == 1 and "FAILED run company.smoke" in failed.out
+
+
+def test_a_policy_that_cannot_be_read_after_the_apply_fails_the_run_and_holds(
+        repo, target, tmp_path):
+    _policy(target, tmp_path, RUN)
+    _commit(repo, "one")
+    # the plan reads the policy first; the second read, once applied, fails however often retried
+    target.fake.inject("GET", "kestra_promote_policy", nth=2, times=20, status=500)
+    done = _apply(repo, target)
+    assert done.code == 1
+    assert "reading production's checks failed" in done.out
+    assert "message: one" in target.sources("company")[("company", "a")]
+    assert "verified" not in _history(target)[-1]

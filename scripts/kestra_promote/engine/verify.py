@@ -222,7 +222,11 @@ def apply_verified(
     plan, result = apply_locked(client, plan, holder=holder, lock_wait=lock_wait, **options)
     if not result.ok or not wrote_something(result) or plan.managed_after is None:
         return plan, result
-    spec = verify()
+    try:
+        spec = verify()
+    except KestraError as exc:  # applied, but what to check is unknown: held, and said
+        failed = CheckResult("policy", False, f"reading production's checks failed: {exc}")
+        return plan, dataclasses.replace(result, verification=Verification((failed,), "hold"))
     if spec is None:
         return plan, result
     since = datetime.now(timezone.utc)
