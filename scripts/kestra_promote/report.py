@@ -299,9 +299,11 @@ def result_summary(result: ApplyResult) -> str:
     if result.ok:
         if not result.outcomes and result.inventory is None:
             return summary_line(result.plan)
-        after = "" if result.verification is None else \
-            " " + checked.summary(result.verification, result.plan.commit)
-        return f"Apply complete: {counts}. {what_holds(result.plan)}{after}"
+        checks = result.verification
+        if checks is None:
+            return f"Apply complete: {counts}. {what_holds(result.plan)}"
+        holds = what_holds(result.plan) + " " if checks.passed else ""  # else: rolled back or held
+        return f"Apply complete: {counts}. {holds}{checked.summary(checks, result.plan.commit)}"
     failed = next((o for o in result.outcomes if o.status is Status.FAILED), None)
     cause = result.error or (f"{failed.change.action.value} {failed.change.key} failed" if failed
                              else "writing the inventory failed")
@@ -360,7 +362,7 @@ def render_result_text(result: ApplyResult, *, color: bool = False) -> str:
         out.append(f"  inventory {result.inventory.value} ({what} managed by "
                    f"{_inline(repr(result.plan.name))}){message}\n")
     if result.verification is not None:
-        out.append(checked.text(result.verification, result.plan.commit))
+        out.append(checked.text(result.verification))
     out.append("\n" + result_summary(result) + "\n")
     return _finish("".join(out), color)
 
@@ -561,7 +563,7 @@ def render_plan_markdown(plan: Plan, *, result: ApplyResult | None = None) -> st
         out.append("Warnings:\n\n" + "".join(f"- {_md_code(str(w))}\n" for w in plan.warnings)
                    + "\n")
     if result is not None and result.verification is not None:
-        out.append(checked.markdown(result.verification, plan.commit, _md_text))
+        out.append(checked.markdown(result.verification, _md_text))
     closing = result_summary(result) if result is not None else summary_line(plan)
     out.append(f"**{_md_text(closing)}**\n")
     return _finish("".join(out))

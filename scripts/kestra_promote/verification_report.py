@@ -38,20 +38,20 @@ def lines(checks: Sequence[CheckResult]) -> list[str]:
     return [safe_text(line, one_line=True) for line in out]
 
 
-def text(verification: Verification, commit: str | None) -> str:
+def text(verification: Verification) -> str:
     body = "".join(f"  {line}\n" for line in lines(verification.checks))
     notes = "".join(f"  note: {safe_text(n, one_line=True)}\n" for n in verification.notes)
     return f"\nChecks after the apply (production's policy):\n{body}{notes}"
 
 
-def markdown(verification: Verification, commit: str | None, escape: Any) -> str:
+def markdown(verification: Verification, escape: Any) -> str:
+    """The checks as a table (the report's closing line says what became of the target)."""
     rows = "".join(f"| {'passed' if c.passed else '**FAILED**'} | {escape(c.check)} | "
                    f"{escape(c.execution or '')} | {escape(c.state or '')} | {c.seconds:.1f} s | "
                    f"{escape(c.message)} |\n" for c in verification.checks)
     return ("#### Checks after the apply\n\n| result | check | execution | state | duration | "
             "message |\n|---|---|---|---|---:|---|\n" + rows + "\n"
-            + "".join(f"- {escape(n)}\n" for n in verification.notes)
-            + f"\n**{escape(summary(verification, commit))}**\n\n")
+            + "".join(f"- {escape(n)}\n" for n in verification.notes) + "\n")
 
 
 def to_dict(verification: Verification, commit: str | None) -> dict[str, Any]:
