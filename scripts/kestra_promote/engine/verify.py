@@ -181,7 +181,7 @@ def _record(client: KestraClient, plan: Plan, when: str, fields: Mapping[str, An
     lease: (the history as written, a note when it could not be)."""
     namespace, key = plan.scope.state_namespace, inv.kv_key(plan.name)
     try:
-        with lock.held(client, namespace, holder, wait=lock_wait):
+        with lock.held(client, namespace, holder, wait=lock_wait) as lease:
             current = store.read(client, namespace, key)
             history = list(current.history) if current is not None else []
             for index in range(len(history) - 1, -1, -1):
@@ -193,6 +193,7 @@ def _record(client: KestraClient, plan: Plan, when: str, fields: Mapping[str, An
                 return tuple(history), f"the run's record was not found in {key}: the checks' " \
                                        "outcome is not in the history"
             assert current is not None
+            lock.ensure_ours(client, namespace, lease)  # the lease is a fencing token
             store.write(client, namespace, dataclasses.replace(current, history=tuple(history)),
                         previous=current)
             return tuple(history), ""
