@@ -21,7 +21,7 @@ pytestmark = pytest.mark.fake_only  # outcomes of executions are chosen through 
 
 SMOKE = flow_yaml("company", "smoke", extra="inputs:\n  - id: release\n    type: STRING\n")
 RUN = ("verify:\n  checks:\n    - run: {namespace: company, flow: smoke, "
-       "inputs: {release: v2}, timeout: 5s}\n")
+       "inputs: {release: v2}, timeout: 2s}\n")
 
 
 @pytest.fixture(params=["1.3.19", "2.0.3"])
@@ -162,7 +162,7 @@ def test_a_soak_without_failures_passes(repo, target, tmp_path):
 
 
 def test_a_smoke_flow_that_does_not_end_in_time_fails_clearly(repo, target, tmp_path):
-    _policy(target, tmp_path, RUN.replace("5s", "1s") + "  on_failure: hold\n")
+    _policy(target, tmp_path, RUN.replace("2s", "1s") + "  on_failure: hold\n")
     target.fake.runs.delay = 60
     _commit(repo, "one")
     done = _apply(repo, target)

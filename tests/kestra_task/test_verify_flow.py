@@ -11,7 +11,7 @@ from test_flows import (  # noqa: F401 - production is a fixture
     target_history,
 )
 
-SMOKE = "verify:\n  checks:\n    - run: {namespace: company.team, flow: hello, timeout: 5s}\n"
+SMOKE = "verify:\n  checks:\n    - run: {namespace: company.team, flow: hello, timeout: 2s}\n"
 
 
 def test_the_promote_flow_verifies_then_rolls_back_a_failing_commit(production):
