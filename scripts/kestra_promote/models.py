@@ -240,6 +240,43 @@ class Leftover:
 
 
 @dataclass(frozen=True)
+class CheckResult:
+    """One check after an apply (``gates.verification``): a flow run or a soak."""
+
+    check: str  # "run company.smoke", "soak 15m"
+    passed: bool
+    message: str = ""
+    execution: str | None = None  # the execution it started, or the one that failed a soak
+    state: str | None = None  # that execution's state
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.check, "passed": self.passed, "message": self.message,
+                "execution": self.execution, "state": self.state,
+                "seconds": round(self.seconds, 1)}
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The checks production's policy ran after an apply, and the rollback a failure led to."""
+
+    checks: tuple[CheckResult, ...]
+    on_failure: str = "rollback"  # or hold
+    rollback_to: str | None = None  # the commit the target was rolled back to
+    rollback: "ApplyResult | None" = None  # that rollback's own apply
+    rollback_error: str = ""  # why the target was not (or not fully) rolled back
+    notes: tuple[str, ...] = ()  # e.g. the history could not be updated
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    @property
+    def rolled_back(self) -> bool:
+        return self.rollback is not None and self.rollback.ok and not self.rollback_error
+
+
+@dataclass(frozen=True)
 class ApplyResult:
     """One outcome per pending change, in the order they were attempted, and the inventory's."""
 
@@ -252,6 +289,12 @@ class ApplyResult:
     error: str = ""  # what made the run fail or stop ("interrupted by SIGTERM after 3 of 9 writes")
     # after a revert, every object of the plan is read back: those not as before the run
     leftovers: tuple[Leftover, ...] = field(default_factory=tuple)
+    verification: Verification | None = None  # production's checks after the apply, if any
+
+    @property
+    def passed(self) -> bool:
+        """Applied, and every check after the apply passed (a rollback is still a failure)."""
+        return self.ok and (self.verification is None or self.verification.passed)
 
     @property
     def ok(self) -> bool:

@@ -16,6 +16,7 @@ import html
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
+from kestra_promote import verification_report as checked
 from kestra_promote.models import (
     Action,
     ApplyResult,
@@ -192,7 +193,9 @@ def result_to_dict(result: ApplyResult) -> dict[str, Any]:
             for o in result.outcomes
         ],
     }
-    if not result.ok:  # what stopped it, as an error document says it
+    if result.verification is not None:
+        data["verification"] = checked.to_dict(result.verification, result.plan.commit)
+    if not result.passed:  # what stopped it, as an error document says it
         data["error"] = result_summary(result)
     return data
 
@@ -296,7 +299,11 @@ def result_summary(result: ApplyResult) -> str:
     if result.ok:
         if not result.outcomes and result.inventory is None:
             return summary_line(result.plan)
-        return f"Apply complete: {counts}. {what_holds(result.plan)}"
+        checks = result.verification
+        if checks is None:
+            return f"Apply complete: {counts}. {what_holds(result.plan)}"
+        holds = what_holds(result.plan) + " " if checks.passed else ""  # else: rolled back or held
+        return f"Apply complete: {counts}. {holds}{checked.summary(checks, result.plan.commit)}"
     failed = next((o for o in result.outcomes if o.status is Status.FAILED), None)
     cause = result.error or (f"{failed.change.action.value} {failed.change.key} failed" if failed
                              else "writing the inventory failed")
@@ -354,6 +361,8 @@ def render_result_text(result: ApplyResult, *, color: bool = False) -> str:
                    else "")
         out.append(f"  inventory {result.inventory.value} ({what} managed by "
                    f"{_inline(repr(result.plan.name))}){message}\n")
+    if result.verification is not None:
+        out.append(checked.text(result.verification))
     out.append("\n" + result_summary(result) + "\n")
     return _finish("".join(out), color)
 
@@ -396,10 +405,22 @@ def render_history_text(inventory: Inventory | None, name: str) -> str:
                     f"{_inline(run.get('deleted', 0)):>7}")
         if run.get("window_override"):
             rows.append(f"  overrode the sync windows: {_inline(run['window_override'])}")
+        if isinstance(run.get("verified"), bool):
+            rows.append("  checks passed: verified" if run["verified"] else
+                        f"  checks: {'passed, not verified' if _passed(run) else 'FAILED'}")
+        if isinstance(run.get("rollback"), Mapping):
+            rows.append(f"  rollback from {_inline(short(str(run['rollback'].get('from'))))}: "
+                        f"{_inline(run['rollback'].get('reason', ''))}")
         if run.get("approved_by"):
             rows.append(f"  approved by {_inline(run['approved_by'])} at "
                         f"{_inline(run.get('approved_at', ''))}")
     return _finish("\n".join(rows) + "\n")
+
+
+def _passed(run: Mapping[str, Any]) -> bool:
+    checks = run.get("checks")
+    return isinstance(checks, list) and all(isinstance(c, Mapping) and c.get("passed") is True
+                                            for c in checks)
 
 
 _STATUS_WORDS = {Action.UNCHANGED: "in sync", Action.CREATE: "out of sync",
@@ -541,6 +562,8 @@ def render_plan_markdown(plan: Plan, *, result: ApplyResult | None = None) -> st
     if plan.warnings:
         out.append("Warnings:\n\n" + "".join(f"- {_md_code(str(w))}\n" for w in plan.warnings)
                    + "\n")
+    if result is not None and result.verification is not None:
+        out.append(checked.markdown(result.verification, _md_text))
     closing = result_summary(result) if result is not None else summary_line(plan)
     out.append(f"**{_md_text(closing)}**\n")
     return _finish("".join(out))

@@ -210,3 +210,20 @@ def test_the_message_says_rolled_back_only_when_the_target_was_read_back_as_it_w
                           notify.event_of(plan, landed, "https://k.example"))["text"]
     assert text.startswith("kestra-promote analytics: FAILED, NOT rolled back: 1 object(s) not "
                            "as before, check the target")
+
+
+@pytest.mark.fake_only  # the smoke flow's outcome is chosen through the fake
+def test_a_check_that_fails_after_the_apply_is_notified_with_its_outcome(
+        repo: GitRepo, target: Target, receiver: Receiver, tmp_path):
+    policy = tmp_path / "policy.yml"
+    policy.write_text("verify:\n  checks:\n    - run: {namespace: company.team, flow: a, "
+                      "timeout: 5s}\n  on_failure: hold\n", encoding="utf-8")
+    assert run_cli("policy", "set", str(policy), env=target.env).code == 0
+    _one_flow(repo)
+    target.fake.runs.outcome[("company.team", "a")] = "FAILED"
+    result = run_cli("apply", str(repo.path), env=_env(target, receiver.url))
+    assert result.code == 1
+    (post,) = receiver.posts
+    assert post["outcome"] == "failed" and post["problem"] is True
+    assert "Checks FAILED (run company.team.a: company.team.a ended in FAILED" in post["reason"]
+    assert "held: the target keeps commit" in post["text"]

@@ -9,10 +9,12 @@ import contextlib
 import functools
 import os
 from datetime import datetime, timezone
+from typing import Callable, Iterator
 
 from kestra_promote import report
 from kestra_promote.engine import planfile
-from kestra_promote.engine.apply import apply_locked, check_windows
+from kestra_promote.engine.apply import check_windows
+from kestra_promote.engine.verify import SourceAt, apply_verified
 from kestra_promote.errors import (
     KestraPromoteError,
     PlanRefused,
@@ -21,10 +23,11 @@ from kestra_promote.errors import (
     WindowDenied,
 )
 from kestra_promote.gates import notify, policy_store
+from kestra_promote.gates.verification import Verify
 from kestra_promote.models import ApplyResult, Plan, Problem
 from kestra_promote.target import lock
 from kestra_promote.textsafe import safe_text
-from kestra_promote.target.client import Connection, connect
+from kestra_promote.target.client import Connection, KestraClient, connect
 from kestra_promote.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
@@ -147,8 +150,13 @@ def _apply(args: argparse.Namespace, connection: Connection, output: Output,
             same_policy(plan)  # 'policy set' takes the lease too: it may finish while we wait
             check_windows(plan, datetime.now(timezone.utc), override=args.override_windows)
 
-        plan, result = apply_locked(
+        def verify() -> Verify | None:  # production's checks after the apply, if any
+            stored = policy_reader(client, args.env)()
+            return stored.policy.verify if stored.policy is not None else None
+
+        plan, result = apply_verified(
             client, plan, replan=replan, on_replan=lambda p: show(p, again=True), gate=gate,
+            verify=verify, source_at=None if saved else _source_at(args, client),
             holder=lock.default_holder(f"kestra-promote apply ({args.trigger})"),
             lock_wait=args.lock_wait, on_progress=progress(output, len(plan.pending)),
             trigger=args.trigger, ref=args.ref, extra=extra, parallel=args.parallel)
@@ -160,4 +168,14 @@ def _apply(args: argparse.Namespace, connection: Connection, output: Output,
                        result.rolled_back else "the target is NOT as it was: see the objects "
                        "named in the report."))
         return (143 if result.interrupted == "SIGTERM" else 130), plan, result
-    return (EXIT_OK if result.ok else EXIT_ERROR), plan, result
+    return (EXIT_OK if result.passed else EXIT_ERROR), plan, result
+
+
+def _source_at(args: argparse.Namespace, client: KestraClient) -> SourceAt:
+    """A rollback's plan: the files of a commit of SOURCE's repository, read as --ref reads
+    them, with this run's flags."""
+    @contextlib.contextmanager
+    def at(commit: str) -> Iterator[Callable[[], Plan]]:
+        with load(argparse.Namespace(**{**vars(args), "ref": commit}), client) as loaded:
+            yield functools.partial(compute_plan, client, loaded, False)
+    return at

@@ -39,6 +39,7 @@ from kestra_promote.cli.status import cmd_status
 from kestra_promote.cli.task import cmd_task
 from kestra_promote.cli.unlock import cmd_unlock
 from kestra_promote.cli.validate import cmd_validate
+from kestra_promote.cli.verify import cmd_verify
 from kestra_promote.cli.webhook import cmd_webhook
 
 
@@ -293,6 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "inventory on the target, newest first.")
     cmd.add_argument("source", nargs="?", default=".", metavar="SOURCE", help=source_help)
 
+    cmd = sub.add_parser("verify", parents=[target, source], help="run the checks of "
+                         "production's policy against the target now", description="Run the "
+                         "checks production's policy sets (verify:) against the target as it is: "
+                         "start its flows, soak the flows this source manages. Writes nothing.")
+    cmd.add_argument("source", nargs="?", default=".", metavar="SOURCE", help=source_help)
+
     preview.add_parser(sub, target)
     return parser
 
@@ -310,7 +317,7 @@ def _at_least_one(text: str) -> int:
 COMMANDS = {"validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "adopt": cmd_adopt,
             "unlock": cmd_unlock, "status": cmd_status, "webhook": cmd_webhook, "task": cmd_task,
             "bootstrap": cmd_bootstrap, "history": cmd_history, "policy": cmd_policy,
-            "preview": preview.cmd_preview}
+            "preview": preview.cmd_preview, "verify": cmd_verify}
 
 
 def run() -> int:

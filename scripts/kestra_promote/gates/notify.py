@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from kestra_promote.version import __version__
+from kestra_promote.verification_report import summary as checked_summary
 from kestra_promote.models import Action, ApplyResult, Plan, Reason
 from kestra_promote.textsafe import safe_text
 
@@ -102,11 +103,17 @@ def drifted(plan: Plan | None) -> int:
 def event_of(plan: Plan, result: ApplyResult, target: str) -> Event:
     counts = {a: sum(1 for o in result.outcomes if o.change.action.value == a
                      and o.status.value == "applied") for a in ("create", "update", "delete")}
-    outcome = ("applied" if result.ok and not plan.is_empty else
-               "no-changes" if result.ok else "failed")
+    outcome = ("applied" if result.passed and not plan.is_empty else
+               "no-changes" if result.passed else "failed")
     reason = "" if result.ok else next(
         (o.message for o in result.outcomes if o.status.value == "failed"),
         result.inventory_message or "")
+    checked = result.verification
+    if checked is not None and result.ok:  # the checks after the apply: passed or not
+        reason = checked_summary(checked, plan.commit)
+        if not checked.passed:
+            return Event(plan.name, outcome, reason, plan.commit, safe_target(target), counts,
+                         drifted(plan), rolled_back=checked.rolled_back)
     stuck = {o.change.key for o in result.outcomes if o.status.value == "not reverted"}
     stuck |= {left.key for left in result.leftovers}
     return Event(plan.name, outcome, reason, plan.commit, safe_target(target), counts,

@@ -6,8 +6,9 @@ never read from the commit being promoted. It may set the repository's safeguard
 the same schema as ``kestra-promote.yml``, plus keys of its own: ``tags`` (which tags may be
 followed), ``sources`` (which source names and origin repositories may write which namespaces),
 ``checks`` (declarative rules on every created or updated flow, see ``gates.checks``),
-``allowed_overrides`` (the safeguards a commit may set freely) and ``previews`` (whether
-``preview up`` may deploy a pull request's preview here; default true).
+``allowed_overrides`` (the safeguards a commit may set freely), ``previews`` (whether
+``preview up`` may deploy a pull request's preview here; default true) and ``verify`` (the
+checks after an apply, see ``gates.verification``).
 
 ``effective`` merges a policy with a commit's settings. A commit may only make a safeguard
 stricter; a looser value of a key the policy sets, unless ``allowed_overrides`` names it, is a
@@ -30,6 +31,7 @@ from kestra_promote import config as settings
 from kestra_promote.config import DRIFT_POLICIES, Config, namespace_matches
 from kestra_promote.errors import SettingsError, SourceError
 from kestra_promote.gates import checks as rules
+from kestra_promote.gates.verification import Verify, parse_verify
 from kestra_promote.keys import Problem
 from kestra_promote.schedule import Window
 
@@ -39,7 +41,8 @@ DEFAULT_NAMESPACE = "system"
 SAFEGUARDS = ("windows", "approval", "protected_namespaces", "max_deletions", "state_namespace",
               "drift")
 OVERRIDABLE = ("windows", "approval", "protected_namespaces", "max_deletions", "drift")
-KEYS = frozenset(SAFEGUARDS) | {"tags", "sources", "checks", "allowed_overrides", "previews"}
+KEYS = frozenset(SAFEGUARDS) | {"tags", "sources", "checks", "allowed_overrides", "previews",
+                                 "verify"}
 _TAG_KEYS = {"pattern", "version", "prereleases"}
 _SOURCE_KEYS = {"namespaces", "names", "origins"}
 _DRIFT_STRICTNESS = {name: rank for rank, name in enumerate(("overwrite", "keep", "fail"))}
@@ -83,6 +86,7 @@ class Policy:
     checks: tuple[rules.Check, ...] = ()
     allowed_overrides: frozenset[str] = frozenset()
     previews: bool = True  # false: no pull request's preview may be deployed on this instance
+    verify: Verify | None = None  # the checks after an apply that wrote something
 
     @property
     def digest(self) -> str:
@@ -104,6 +108,8 @@ class Policy:
             shown["allowed_overrides"] = sorted(self.allowed_overrides)
         if not self.previews:
             shown["previews"] = False
+        if self.verify is not None:
+            shown["verify"] = self.verify.describe()
         return shown
 
 
@@ -139,11 +145,17 @@ def parse_policy(text: str, path: str = "policy") -> Policy:
                                                   Loader=yaml.SafeLoader), where=path)
         except SettingsError as exc:
             reader.fail(own["checks"], str(exc))
+    verify = None
+    if "verify" in own:
+        verify, problems = parse_verify(yaml.load(yaml.serialize(own["verify"]),
+                                                  Loader=yaml.SafeLoader))
+        for problem in problems:
+            reader.fail(own["verify"], problem)
     if reader.problems:
         raise SourceError(f"{len(reader.problems)} problem(s) in the policy {path}",
                           reader.problems)
     return Policy(text, {k: v for k, v in values.items() if v is not None}, tags, sources,
-                  checks, overrides, previews is not False)
+                  checks, overrides, previews is not False, verify)
 
 
 def _tags(reader: settings.Reader, node: yaml.Node) -> TagRule | None:

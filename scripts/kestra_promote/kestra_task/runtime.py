@@ -37,7 +37,6 @@ from kestra_promote.engine import planfile
 from kestra_promote import report
 from kestra_promote.engine.apply import (
     Interrupted,
-    apply_locked,
     check_windows,
     ensure_allowed,
     ensure_valid,
@@ -55,28 +54,14 @@ from kestra_promote.errors import (
 from kestra_promote.target.live import namespace_tree
 from kestra_promote.models import ApplyResult, Plan
 from kestra_promote.git.origin import origin
-from kestra_promote.kestra_task import rights, settings
+from kestra_promote.kestra_task import rights, settings, verifying
+from kestra_promote.kestra_task.envvalues import flag as _flag
+from kestra_promote.kestra_task.envvalues import text as _text
 from kestra_promote.kestra_task.rights import classify_ref, repo_tags
 from kestra_promote.kestra_task.emit import Emitter, KestraLogHandler
 from kestra_promote.engine.promotion import open_promotion
-from kestra_promote.git.source import check_namespace, read_settings
+from kestra_promote.git.source import check_namespace
 from kestra_promote.textsafe import safe_text
-
-
-def _flag(env: Mapping[str, str], name: str) -> bool | None:
-    value = (env.get(name) or "").strip().lower()
-    if value in ("", "default", "settings"):
-        return None
-    if value in ("true", "1", "yes"):
-        return True
-    if value in ("false", "0", "no"):
-        return False
-    raise SettingsError(f"{name} must be true or false, not {value!r}")
-
-
-def _text(env: Mapping[str, str], name: str) -> str | None:
-    value = (env.get(name) or "").strip()
-    return value if value and value.lower() not in ("null", "none", "default", "settings") else None
 
 
 def _read(path: str | None) -> bytes | None:
@@ -320,11 +305,8 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
     # production's approval setting fails closed; a ref given by hand is checked before all
     approval = rights.approval_setting(env)
     approval = rights.check_by_hand(env, workdir) or approval
-    allow = _text(env, "KP_ALLOW_DELETIONS")
     folder = workdir / (_text(env, "KP_SOURCE") or "repo")
-    config = read_settings(folder, _text(env, "KP_CONFIG")).with_overrides(
-        prune=_flag(env, "KP_PRUNE"), drift=_text(env, "KP_DRIFT"),
-        allow_deletions=int(allow) if allow else None)
+    config = verifying.task_config(env, folder)
     connection = _connection(env)
     for warning in connection.warnings():  # --insecure and clear-text credentials, as the CLI
         emit.log("WARN", warning)
@@ -387,8 +369,8 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
             emit.log("WARN", "the target changed while the plan was made: planned again")
             emit.text(report.render_plan_text(plan))
 
-        outcome = _apply_gated(emit, workdir, plan, target, gate, lambda extra: apply_locked(
-            client, plan, replan=replan, on_replan=planned_again, gate=gate,
+        outcome = _apply_gated(emit, workdir, plan, target, gate, lambda extra: verifying.apply(
+            env, workdir, client, plan, replan=replan, on_replan=planned_again, gate=gate,
             holder=_text(env, "KP_HOLDER") or lock.default_holder("kestra-promote task"),
             trigger=_text(env, "KP_TRIGGER") or "kestra", ref=_text(env, "KP_REF"),
             extra=extra), extra)
@@ -522,8 +504,8 @@ def _apply_saved(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: lis
         def gate(plan: Plan) -> tuple[str, ...]:  # production's rules now, then the windows
             settings.same_policy(client, env, plan.policy_digest)
             return _gate(env)(plan)
-        outcome = _apply_gated(emit, workdir, plan, target, gate, lambda extra: apply_locked(
-            client, plan, gate=gate,
+        outcome = _apply_gated(emit, workdir, plan, target, gate, lambda extra: verifying.apply(
+            env, workdir, client, plan, gate=gate,
             holder=_text(env, "KP_HOLDER") or lock.default_holder("kestra-promote task"),
             trigger=_text(env, "KP_TRIGGER") or "kestra", ref=_text(env, "KP_REF"),
             extra=extra), approval)
@@ -542,14 +524,14 @@ def _applied(emit: Emitter, workdir: Path, plan: Plan, result: ApplyResult, targ
         emit.counter("kestra_promote.changes", sum(
             1 for o in result.outcomes if o.change.action.value == action and o.status.value == "applied"),
             action=action)
-    emit.outputs({"action": "applied" if result.ok and not plan.is_empty else
-                  "no-changes" if result.ok else "failed",
-                  "ok": result.ok, "commit": plan.commit or "", **_counts(plan)})
-    emit.log("INFO" if result.ok else "ERROR", report.result_summary(result))
+    emit.outputs({"action": "applied" if result.passed and not plan.is_empty else
+                  "no-changes" if result.passed else "failed",
+                  "ok": result.passed, "commit": plan.commit or "", **_counts(plan)})
+    emit.log("INFO" if result.passed else "ERROR", report.result_summary(result))
     event = notify.event_of(plan, result, target)
     if result.interrupted:
         return (143 if result.interrupted == "SIGTERM" else 130), event
-    return (0 if result.ok else 1), event
+    return (0 if result.passed else 1), event
 
 
 def task_namespaces(env: Mapping[str, str], emit: Emitter) -> int:

@@ -1,0 +1,94 @@
+"""The promotion flow's apply, with production's checks after it (``engine.verify``): the same
+``apply_verified`` the CLI calls, with the task's settings, policy and clone.
+
+A rollback plans an earlier commit of the repository the task cloned. Kestra's Clone is shallow
+(plugin-git Clone.java: depth 1 by default), so that commit is fetched first, from the
+repository the flows promote (``promote_repo_url``), with the task's Git credentials passed to
+``git`` in its environment, never on its command line.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from kestra_promote.config import Config
+from kestra_promote.engine.promotion import open_promotion
+from kestra_promote.engine.verify import SourceAt, apply_verified
+from kestra_promote.errors import SettingsError
+from kestra_promote.gates.verification import Verify
+from kestra_promote.git import gitref
+from kestra_promote.git.origin import origin
+from kestra_promote.git.source import read_settings
+from kestra_promote.kestra_task import settings
+from kestra_promote.kestra_task.envvalues import flag as _flag
+from kestra_promote.kestra_task.envvalues import text as _text
+from kestra_promote.models import ApplyResult, Plan
+from kestra_promote.target.client import KestraClient
+
+
+def task_config(env: Mapping[str, str], folder: Path) -> Config:
+    """The settings of the clone at ``folder``, with the run's overrides (KP_PRUNE, KP_DRIFT,
+    KP_ALLOW_DELETIONS)."""
+    allow = _text(env, "KP_ALLOW_DELETIONS")
+    return read_settings(folder, _text(env, "KP_CONFIG")).with_overrides(
+        prune=_flag(env, "KP_PRUNE"), drift=_text(env, "KP_DRIFT"),
+        allow_deletions=int(allow) if allow else None)
+
+
+def apply(env: Mapping[str, str], workdir: Path, client: KestraClient, plan: Plan,
+          **options: Any) -> tuple[Plan, ApplyResult]:
+    """``apply_locked``'s options, then the checks of production's policy, and a rollback."""
+    def verify() -> Verify | None:
+        stored = settings.read_policy(client, env)
+        return stored.policy.verify if stored.policy is not None else None
+
+    return apply_verified(client, plan, verify=verify,
+                          source_at=_source_at(env, workdir, client), **options)
+
+
+def _source_at(env: Mapping[str, str], workdir: Path, client: KestraClient) -> SourceAt:
+    folder = workdir / (_text(env, "KP_SOURCE") or "repo")
+
+    @contextlib.contextmanager
+    def at(commit: str) -> Iterator[Callable[[], Plan]]:
+        fetch(env, workdir / "repo", commit)
+        with gitref.checkout(str(folder), commit) as (tree, full):
+            promotion = open_promotion(
+                client, tree, task_config(env, Path(tree)), commit=full,
+                origin=origin(folder), policy=functools.partial(settings.read_policy, client, env))
+            yield promotion.plan
+    return at
+
+
+def fetch(env: Mapping[str, str], clone: Path, commit: str) -> None:
+    """Make ``commit`` readable in the (shallow) clone, fetching it when it is not there."""
+    def git(*args: str, extra: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(clone), *args], capture_output=True, text=True,
+                              check=False, env={**os.environ, "GIT_TERMINAL_PROMPT": "0",
+                                                **(extra or {})})
+
+    if git("cat-file", "-e", f"{commit}^{{commit}}").returncode == 0:
+        return
+    url = _text(env, "KP_REPO_URL")
+    if not url:
+        raise SettingsError(f"commit {commit[:12]} is not in the clone, and KP_REPO_URL "
+                            "(promote_repo_url) is not set to fetch it from")
+    extra: dict[str, str] = {}
+    user, password = _text(env, "KP_GIT_USERNAME"), _text(env, "KP_GIT_PASSWORD")
+    if password:  # an HTTP header from git's environment: no argument shows it
+        token = base64.b64encode(f"{user or 'git'}:{password}".encode()).decode()
+        extra = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
+                 "GIT_CONFIG_VALUE_0": f"Authorization: Basic {token}"}
+    done = git("fetch", "--quiet", "--depth", "1", "--", url, commit, extra=extra)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        why = lines[-1] if lines else "failed"
+        for secret in (password, url):
+            why = why.replace(secret, "***") if secret else why
+        raise SettingsError(f"fetching commit {commit[:12]} from the repository failed: {why}")

@@ -1,0 +1,48 @@
+"""The promote flow's apply runs production's checks too (emulated flow, fake Kestra, real Git):
+a smoke flow that succeeds verifies the run; one that fails rolls production back to the last
+verified commit, fetched into the task's shallow clone."""
+
+from __future__ import annotations
+
+from conftest import flow_yaml
+from test_flows import (  # noqa: F401 - production is a fixture
+    _policy,
+    production,
+    target_history,
+)
+
+SMOKE = "verify:\n  checks:\n    - run: {namespace: company.team, flow: hello, timeout: 2s}\n"
+
+
+def test_the_promote_flow_verifies_then_rolls_back_a_failing_commit(production):
+    fake, repo, emulator = production
+    _policy(fake, SMOKE)
+    repo.write("flows/hello.yml", flow_yaml("company.team", "hello", "checked"))
+    good = repo.commit("checked")
+    repo.git("branch", "-f", "master")
+    first = emulator.execute({"mode": "apply"})
+    assert first.state == "SUCCESS", first.logs
+    before = {k: v for k, v in fake.current().items()}
+    with target_history(fake) as runs:
+        assert runs[-1]["commit"] == good and runs[-1]["verified"] is True
+
+    repo.write("flows/hello.yml", flow_yaml("company.team", "hello", "broken"))
+    bad = repo.commit("broken")
+    repo.git("branch", "-f", "master")
+    fake.runs.outcome[("company.team", "hello")] = "FAILED"
+    second = emulator.execute({"mode": "apply"})
+    assert second.state == "FAILED"
+    assert second.outputs["promote"]["vars"]["action"] == "failed"
+    report = second.files["report.md"].read_text()
+    assert f"rolled back to commit {good[:12]}" in report
+    assert fake.current() == before  # byte for byte the verified commit's flows
+    with target_history(fake) as runs:
+        failed, rollback = runs[-2:]
+    assert failed["commit"] == bad and failed["verified"] is False
+    assert rollback["trigger"] == "rollback" and rollback["commit"] == good
+    assert rollback["rollback"]["from"] == bad
+    # the branch still points at the rolled-back commit: the hourly run does not promote it again
+    hourly = emulator.schedule()
+    assert "was rolled back: a schedule run does not promote it again" in \
+        " ".join(m for _, _, m in hourly.logs)
+    assert fake.current() == before
