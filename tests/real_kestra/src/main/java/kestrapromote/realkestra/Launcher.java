@@ -1,0 +1,206 @@
+package kestrapromote.realkestra;
+
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import io.kestra.core.models.executions.Execution;
+import io.kestra.core.models.executions.LogEntry;
+import io.kestra.core.models.executions.TaskRun;
+import io.kestra.core.models.flows.FlowSource;
+import io.kestra.core.models.flows.FlowWithSource;
+import io.kestra.core.models.flows.GenericFlow;
+import io.kestra.core.models.validations.ValidateConstraintViolation;
+import io.kestra.core.repositories.LogRepositoryInterface;
+import io.kestra.core.runners.FlowInputOutput;
+import io.kestra.core.runners.TestRunner;
+import io.kestra.core.runners.TestRunnerUtils;
+import io.kestra.core.serializers.JacksonMapper;
+import io.kestra.core.services.FlowService;
+import io.micronaut.context.ApplicationContext;
+
+/**
+ * Runs Kestra's own engine in this process and answers one command with JSON on stdout.
+ *
+ * <pre>
+ *   validate FILE...                      Kestra's verdict on each flow file
+ *   run [--flow FILE]... --execute NS.ID [--input NAME=VALUE]... [--timeout PT60S]
+ * </pre>
+ *
+ * The engine is the one Kestra's plugin projects test with: in-memory repository and queues
+ * (H2 in memory), local storage in a temporary folder, and the executor, worker, scheduler and
+ * indexer started by the runner of io.kestra:tests.
+ */
+public final class Launcher {
+    static final String TENANT = "main";
+
+    private Launcher() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        // stdout carries the JSON answer alone: whatever Kestra prints goes to stderr
+        PrintStream answer = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        System.setOut(System.err);
+        if (args.length == 0) {
+            System.err.println("usage: validate FILE... | run [--flow FILE]... --execute NS.ID "
+                + "[--input NAME=VALUE]... [--timeout PT60S]");
+            System.exit(2);
+        }
+        Path storage = Files.createTempDirectory("real-kestra-storage");
+        int status;
+        try (ApplicationContext context = ApplicationContext.run(engineProperties(storage), "test")) {
+            Object result = switch (args[0]) {
+                case "validate" -> validate(context, List.of(args).subList(1, args.length));
+                case "run" -> run(context, Options.parse(List.of(args).subList(1, args.length)));
+                default -> throw new IllegalArgumentException("unknown command: " + args[0]);
+            };
+            answer.println(JacksonMapper.ofJson().writeValueAsString(result));
+            status = 0;
+        }
+        // the engine's thread pools are not all daemons
+        System.exit(status);
+    }
+
+    static Map<String, Object> engineProperties(Path storage) {
+        Map<String, Object> properties = new LinkedHashMap<>();
+        properties.put("kestra.repository.type", "memory");
+        properties.put("kestra.queue.type", "memory");
+        properties.put("kestra.storage.type", "local");
+        properties.put("kestra.storage.local.base-path", storage.toString());
+        properties.put("kestra.server.liveness.enabled", "false");
+        properties.put("kestra.server.termination-grace-period", "5s");
+        properties.put("kestra.queues.min-poll-interval", "10ms");
+        properties.put("kestra.queues.max-poll-interval", "100ms");
+        return properties;
+    }
+
+    /** Kestra's verdict on each file, as its API's flow validation gives it (FlowService.validate). */
+    static List<Map<String, Object>> validate(ApplicationContext context, List<String> files) throws Exception {
+        FlowService flows = context.getBean(FlowService.class);
+        List<FlowSource> sources = new ArrayList<>();
+        for (String file : files) {
+            sources.add(new FlowSource(file, Files.readString(Path.of(file))));
+        }
+        List<Map<String, Object>> verdicts = new ArrayList<>();
+        for (ValidateConstraintViolation verdict : flows.validate(TENANT, sources)) {
+            Map<String, Object> entry = new LinkedHashMap<>();
+            entry.put("file", verdict.getFilename());
+            entry.put("valid", verdict.getConstraints() == null);
+            entry.put("constraints", verdict.getConstraints());
+            entry.put("warnings", verdict.getWarnings());
+            entry.put("deprecationPaths", verdict.getDeprecationPaths());
+            entry.put("infos", verdict.getInfos());
+            verdicts.add(entry);
+        }
+        return verdicts;
+    }
+
+    /** Saves the flows, starts the engine, runs one execution to its end and reports it. */
+    static Map<String, Object> run(ApplicationContext context, Options options) throws Exception {
+        FlowService flows = context.getBean(FlowService.class);
+        for (String file : options.flows) {
+            save(flows, GenericFlow.fromYaml(TENANT, Files.readString(Path.of(file))));
+        }
+        TestRunner runner = context.getBean(TestRunner.class);
+        runner.run();
+
+        int dot = options.execute.lastIndexOf('.');
+        String namespace = options.execute.substring(0, dot);
+        String flowId = options.execute.substring(dot + 1);
+        FlowInputOutput inputs = context.getBean(FlowInputOutput.class);
+        Execution execution = context.getBean(TestRunnerUtils.class).runOne(
+            TENANT, namespace, flowId, null,
+            (flow, started) -> inputs.readExecutionInputs(flow, started, options.inputs),
+            options.timeout);
+
+        Map<String, Object> report = new LinkedHashMap<>();
+        report.put("state", execution.getState().getCurrent().name());
+        List<Map<String, Object>> taskRuns = new ArrayList<>();
+        for (TaskRun taskRun : execution.getTaskRunList() == null ? List.<TaskRun>of() : execution.getTaskRunList()) {
+            Map<String, Object> entry = new LinkedHashMap<>();
+            entry.put("taskId", taskRun.getTaskId());
+            entry.put("value", taskRun.getValue());
+            entry.put("state", taskRun.getState().getCurrent().name());
+            entry.put("outputs", taskRun.getOutputs());
+            taskRuns.add(entry);
+        }
+        report.put("taskRuns", taskRuns);
+        report.put("outputs", execution.getOutputs());
+        report.put("logs", logs(context, execution));
+        return report;
+    }
+
+    private static List<Map<String, Object>> logs(ApplicationContext context, Execution execution) throws InterruptedException {
+        LogRepositoryInterface repository = context.getBean(LogRepositoryInterface.class);
+        // the indexer stores the logs a moment after the execution ends
+        List<LogEntry> found = List.of();
+        for (int attempt = 0; attempt < 20; attempt++) {
+            found = repository.findByExecutionId(TENANT, execution.getId(), null);
+            if (!found.isEmpty()) {
+                Thread.sleep(300);
+                found = repository.findByExecutionId(TENANT, execution.getId(), null);
+                break;
+            }
+            Thread.sleep(100);
+        }
+        List<Map<String, Object>> logs = new ArrayList<>();
+        for (LogEntry log : found) {
+            Map<String, Object> entry = new LinkedHashMap<>();
+            entry.put("taskId", log.getTaskId());
+            entry.put("level", log.getLevel() == null ? null : log.getLevel().name());
+            entry.put("message", log.getMessage());
+            logs.add(entry);
+        }
+        return logs;
+    }
+
+    /** FlowService.create takes a strict-validation flag on 1.3 and none on 2.0. */
+    private static FlowWithSource save(FlowService flows, GenericFlow flow) throws Exception {
+        for (var method : FlowService.class.getMethods()) {
+            if (!method.getName().equals("create") || method.getParameterTypes()[0] != GenericFlow.class) {
+                continue;
+            }
+            try {
+                return (FlowWithSource) (method.getParameterCount() == 2
+                    ? method.invoke(flows, flow, true)
+                    : method.invoke(flows, flow));
+            } catch (java.lang.reflect.InvocationTargetException e) {
+                throw e.getCause() instanceof Exception cause ? cause : e;
+            }
+        }
+        throw new IllegalStateException("FlowService.create(GenericFlow...) not found");
+    }
+
+    record Options(List<String> flows, String execute, Map<String, Object> inputs, Duration timeout) {
+        static Options parse(List<String> args) {
+            List<String> flows = new ArrayList<>();
+            Map<String, Object> inputs = new LinkedHashMap<>();
+            String execute = null;
+            Duration timeout = Duration.ofSeconds(60);
+            for (int i = 0; i < args.size(); i++) {
+                String value = i + 1 < args.size() ? args.get(i + 1) : null;
+                switch (args.get(i)) {
+                    case "--flow" -> flows.add(value);
+                    case "--execute" -> execute = value;
+                    case "--timeout" -> timeout = Duration.parse(value);
+                    case "--input" -> {
+                        int eq = value.indexOf('=');
+                        inputs.put(value.substring(0, eq), value.substring(eq + 1));
+                    }
+                    default -> throw new IllegalArgumentException("unknown option: " + args.get(i));
+                }
+                i++;
+            }
+            if (execute == null || !execute.contains(".")) {
+                throw new IllegalArgumentException("--execute NAMESPACE.FLOW_ID is required");
+            }
+            return new Options(flows, execute, inputs, timeout);
+        }
+    }
+}
