@@ -17,7 +17,6 @@ import io.kestra.core.models.flows.FlowSource;
 import io.kestra.core.models.flows.FlowWithSource;
 import io.kestra.core.models.flows.GenericFlow;
 import io.kestra.core.models.validations.ValidateConstraintViolation;
-import io.kestra.core.repositories.LogRepositoryInterface;
 import io.kestra.core.runners.FlowInputOutput;
 import io.kestra.core.runners.TestRunner;
 import io.kestra.core.runners.TestRunnerUtils;
@@ -53,7 +52,7 @@ public final class Launcher {
             System.exit(2);
         }
         Path storage = Files.createTempDirectory("real-kestra-storage");
-        int status;
+        int status = 1;
         try (ApplicationContext context = ApplicationContext.run(engineProperties(storage), "test")) {
             Object result = switch (args[0]) {
                 case "validate" -> validate(context, List.of(args).subList(1, args.length));
@@ -62,6 +61,9 @@ public final class Launcher {
             };
             answer.println(JacksonMapper.ofJson().writeValueAsString(result));
             status = 0;
+        } catch (Exception e) {
+            e.printStackTrace();
+            answer.println(JacksonMapper.ofJson().writeValueAsString(Map.of("error", String.valueOf(e))));
         }
         // the engine's thread pools are not all daemons
         System.exit(status);
@@ -77,7 +79,23 @@ public final class Launcher {
         properties.put("kestra.server.termination-grace-period", "5s");
         properties.put("kestra.queues.min-poll-interval", "10ms");
         properties.put("kestra.queues.max-poll-interval", "100ms");
+        // 2.0: the worker reaches the executor through the worker controller (gRPC), here on a
+        // free loopback port; 1.3 has no controller and ignores these
+        int port = freePort();
+        properties.put("kestra.controller.port", port);
+        properties.put("kestra.worker.controllers.type", "STATIC");
+        properties.put("kestra.worker.controllers.static.endpoints[0].host", "127.0.0.1");
+        properties.put("kestra.worker.controllers.static.endpoints[0].port", port);
+        properties.put("grpc.server.enabled", "false");
         return properties;
+    }
+
+    private static int freePort() {
+        try (java.net.ServerSocket socket = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return socket.getLocalPort();
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
     }
 
     /** Kestra's verdict on each file, as its API's flow validation gives it (FlowService.validate). */
@@ -136,15 +154,14 @@ public final class Launcher {
         return report;
     }
 
-    private static List<Map<String, Object>> logs(ApplicationContext context, Execution execution) throws InterruptedException {
-        LogRepositoryInterface repository = context.getBean(LogRepositoryInterface.class);
+    private static List<Map<String, Object>> logs(ApplicationContext context, Execution execution) throws Exception {
         // the indexer stores the logs a moment after the execution ends
         List<LogEntry> found = List.of();
         for (int attempt = 0; attempt < 20; attempt++) {
-            found = repository.findByExecutionId(TENANT, execution.getId(), null);
+            found = findLogs(context, execution.getId());
             if (!found.isEmpty()) {
                 Thread.sleep(300);
-                found = repository.findByExecutionId(TENANT, execution.getId(), null);
+                found = findLogs(context, execution.getId());
                 break;
             }
             Thread.sleep(100);
@@ -158,6 +175,23 @@ public final class Launcher {
             logs.add(entry);
         }
         return logs;
+    }
+
+    /** The logs' store is LogRepositoryInterface on 1.3 and LogDataStoreInterface on 2.0. */
+    @SuppressWarnings("unchecked")
+    private static List<LogEntry> findLogs(ApplicationContext context, String executionId) throws Exception {
+        for (String name : List.of("io.kestra.core.repositories.LogRepositoryInterface",
+                                   "io.kestra.core.repositories.LogDataStoreInterface")) {
+            Class<?> store;
+            try {
+                store = Class.forName(name);
+            } catch (ClassNotFoundException e) {
+                continue;
+            }
+            return (List<LogEntry>) store.getMethod("findByExecutionId", String.class, String.class, org.slf4j.event.Level.class)
+                .invoke(context.getBean(store), TENANT, executionId, null);
+        }
+        throw new IllegalStateException("no log store found");
     }
 
     /** FlowService.create takes a strict-validation flag on 1.3 and none on 2.0. */
