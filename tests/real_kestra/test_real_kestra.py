@@ -1,0 +1,147 @@
+"""Kestra's own engine, embedded (tests/real_kestra, docs/real-kestra.md), against the fake server.
+
+Every flow this repository holds (flows/, examples/flows/, tests/fixtures/flows/) is validated by
+Kestra's FlowService, as its API's flow validation does, and by the fake server's rules, with the
+plugins the embedded engine has: the two agree on every flow but the differences recorded below.
+Then executions run on the engine (executor, worker, scheduler, indexer) with inputs.
+
+Opt-in: `pytest -m real_kestra`. Needs Maven and a JDK 21+ (Kestra 1.3) or 25+ (Kestra 2.0); the
+first build downloads the engine's modules from Maven Central into ~/.m2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from fake_kestra import rules
+
+from real_kestra import harness
+
+pytestmark = pytest.mark.real_kestra
+
+LINES = ("1.3", "2.0")
+FLOW_FOLDERS = ("flows", "examples/flows", "tests/fixtures/flows")
+
+# The plugins of the embedded engine: Kestra's core (with the io.kestra.plugin.fs.http aliases of its
+# HTTP tasks: core/src/main/java/io/kestra/plugin/core/http/*.java) and the script module.
+# plugin-script-python and plugin-git are not served by Maven Central (docs/real-kestra.md).
+EMBEDDED_PLUGINS = frozenset(
+    kind for kind in rules.DEFAULT_PLUGINS
+    if kind.startswith(("io.kestra.plugin.core.", "io.kestra.core.", "io.kestra.plugin.fs.http."))
+) | {"io.kestra.plugin.scripts.runner.docker.Docker"}
+
+_DUPLICATE_KEY = ("Kestra's YamlParserTest rejects a duplicate key, but the API's validation "
+                  "(FlowService.validate) accepts the flow: the fake rejects it")
+_TEMPLATES = ("Kestra rejects the Template task unless kestra.templates.enabled is set (off by "
+              "default): the fake accepts it")
+_MAX_ATTEMPT = ("2.0.0 knows `maxAttempts` only in a retry (Unrecognized field \"maxAttempt\"): the "
+                "fake accepts the old spelling in 2.0 mode")
+# Where Kestra's verdict differs from the fake's: path -> what differs.
+KNOWN_DIFFERENCES = {
+    "1.3": {
+        "tests/fixtures/flows/kestra-1.3/invalid/duplicate-key.yaml": _DUPLICATE_KEY,
+        "tests/fixtures/flows/kestra-tests/invalid/core/src/test/resources/flows/invalids/"
+        "duplicate-key.yaml": _DUPLICATE_KEY,
+        "tests/fixtures/flows/kestra-tests/valid/core/src/test/resources/flows/templates/"
+        "with-failed-template.yaml": _TEMPLATES,
+        "tests/fixtures/flows/kestra-tests/valid/core/src/test/resources/flows/templates/"
+        "with-template.yaml": _TEMPLATES,
+    },
+    "2.0": {
+        "tests/fixtures/flows/kestra-2.0/invalid/duplicate-key.yaml": _DUPLICATE_KEY,
+        "tests/fixtures/flows/kestra-2.0/valid/flow-trigger-fire-once-true-flow-listen.yaml":
+            "2.0.0's trigger window has no `fireOnce` (Unrecognized field): the fake accepts it",
+        "tests/fixtures/flows/kestra-2.0/valid/logs.yaml":
+            "2.0.0's flow has no `pluginDefaults` (Unrecognized field): the fake accepts it",
+        "tests/fixtures/flows/kestra-tests/valid/core/src/test/resources/flows/valids/"
+        "retry-failed-flow-attempts.yml": _MAX_ATTEMPT,
+        "tests/fixtures/flows/kestra-tests/valid/core/src/test/resources/flows/valids/"
+        "retry-new-execution-flow-attempts.yml": _MAX_ATTEMPT,
+        "tests/fixtures/flows/kestra-tests/valid/core/src/test/resources/flows/valids/"
+        "retry-subflow.yaml": _MAX_ATTEMPT,
+    },
+}
+
+
+@pytest.fixture(scope="module", params=LINES)
+def engine(request) -> tuple[str, list[str]]:
+    """(Kestra line, the command that runs the launcher), built once per line."""
+    try:
+        return request.param, harness.build(request.param)
+    except harness.Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+def _flow_files(line: str) -> list[str]:
+    """The repository's flows, relative to its root; each version's fixtures in its own mode."""
+    other = "kestra-2.0" if line == "1.3" else "kestra-1.3"
+    return sorted(
+        path.relative_to(ROOT).as_posix()
+        for folder in FLOW_FOLDERS for path in (ROOT / folder).rglob("*")
+        if path.suffix in (".yml", ".yaml") and other not in path.parts
+    )
+
+
+def _run(java: list[str], *args: str) -> dict:
+    answer = harness.launch(java, "run", *args)
+    assert isinstance(answer, dict)
+    return answer
+
+
+def test_kestras_verdicts_are_the_fakes_but_the_recorded_differences(engine, monkeypatch):
+    line, java = engine
+    monkeypatch.chdir(ROOT)
+    files = _flow_files(line)
+    verdicts = harness.launch(java, "validate", *files, timeout=600)
+    assert [v["file"] for v in verdicts] == files
+    differences = {}
+    for verdict in verdicts:
+        flow, errors = rules.check(Path(verdict["file"]).read_text(encoding="utf-8"),
+                                   version=line, plugins=EMBEDDED_PLUGINS)
+        fake_accepts = flow is not None and not errors
+        if fake_accepts != verdict["valid"]:
+            differences[verdict["file"]] = (verdict.get("constraints"), [m for _, m in errors])
+    print(json.dumps(differences, indent=1))
+    assert sorted(differences) == sorted(KNOWN_DIFFERENCES[line])
+
+
+def test_the_shipped_flows_need_only_the_python_and_git_plugins(engine, monkeypatch):
+    line, java = engine
+    monkeypatch.chdir(ROOT)
+    shipped = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "flows").rglob("*.yml"))
+    verdicts = harness.launch(java, "validate", *shipped)
+    missing = {v["file"]: v["constraints"] for v in verdicts if not v["valid"]}
+    assert set(missing) == set(shipped)  # every shipped flow runs Python or Git tasks
+    for constraints in missing.values():
+        # the first type Kestra cannot resolve is one of the two plugins, never a core type
+        assert any(f"Invalid type: io.kestra.plugin.{kind}" in constraints
+                   for kind in ("scripts.python.", "git.")), constraints
+
+
+def test_a_flow_runs_with_its_inputs_and_logs(engine):
+    _, java = engine
+    run = _run(java, "--flow", str(ROOT / "examples/flows/dev.company/process_order.yml"),
+               "--execute", "dev.company.process_order", "--input", 'order={"id": 7, "amount": 12}')
+    assert run["state"] == "SUCCESS"
+    assert [(t["taskId"], t["state"]) for t in run["taskRuns"]] == [("log", "SUCCESS")]
+    assert [log["message"] for log in run["logs"] if log["taskId"] == "log"] == [
+        'Processing order {"id":7,"amount":12}']
+
+
+def test_a_flow_calls_its_subflow_on_the_engine(engine):
+    _, java = engine
+    run = _run(java, "--flow", str(ROOT / "examples/flows/dev.company/process_order.yml"),
+               "--flow", str(ROOT / "examples/flows/dev.company/orders.yml"),
+               "--execute", "dev.company.orders")
+    assert run["state"] == "SUCCESS"
+    assert [(t["taskId"], t["state"]) for t in run["taskRuns"]] == [("process", "SUCCESS")]
+
+
+def test_a_required_input_left_out_fails_the_execution_before_any_task(engine):
+    _, java = engine
+    with pytest.raises(RuntimeError, match="order"):
+        _run(java, "--flow", str(ROOT / "examples/flows/dev.company/process_order.yml"),
+             "--execute", "dev.company.process_order")
