@@ -85,63 +85,80 @@ def _flow_files(line: str) -> list[str]:
     )
 
 
-def _run(java: list[str], *args: str) -> dict:
-    answer = harness.launch(java, "run", *args)
+@pytest.fixture(scope="module")
+def verdicts(engine) -> dict[str, dict]:
+    """Kestra's verdict on every flow of the repository: path -> verdict (one launch per line)."""
+    line, java = engine
+    files = _flow_files(line)
+    answer = harness.launch(java, "validate", *(str(ROOT / f) for f in files), timeout=600)
+    assert [Path(v["file"]) for v in answer] == [ROOT / f for f in files]
+    return {file: verdict for file, verdict in zip(files, answer)}
+
+
+EXAMPLES = ROOT / "examples/flows/dev.company"
+
+
+@pytest.fixture(scope="module")
+def runs(engine) -> dict:
+    """One engine, three executions: with inputs, through a subflow, and with an input left out."""
+    _, java = engine
+    answer = harness.launch(
+        java, "run",
+        "--flow", str(EXAMPLES / "process_order.yml"), "--flow", str(EXAMPLES / "orders.yml"),
+        "--flow", str(ROOT / f"tests/fixtures/flows/kestra-{engine[0]}/invalid/duplicate-key.yaml"),
+        "--execute", "dev.company.process_order", "--input", 'order={"id": 7, "amount": 12}',
+        "--execute", "dev.company.orders",
+        "--execute", "dev.company.process_order")
     assert isinstance(answer, dict)
     return answer
 
 
-def test_kestras_verdicts_are_the_fakes_but_the_recorded_differences(engine, monkeypatch):
-    line, java = engine
-    monkeypatch.chdir(ROOT)
-    files = _flow_files(line)
-    verdicts = harness.launch(java, "validate", *files, timeout=600)
-    assert [v["file"] for v in verdicts] == files
+def test_kestras_verdicts_are_the_fakes_but_the_recorded_differences(engine, verdicts):
+    line, _ = engine
     differences = {}
-    for verdict in verdicts:
-        flow, errors = rules.check(Path(verdict["file"]).read_text(encoding="utf-8"),
+    for file, verdict in verdicts.items():
+        flow, errors = rules.check((ROOT / file).read_text(encoding="utf-8"),
                                    version=line, plugins=EMBEDDED_PLUGINS)
         fake_accepts = flow is not None and not errors
         if fake_accepts != verdict["valid"]:
-            differences[verdict["file"]] = (verdict.get("constraints"), [m for _, m in errors])
+            differences[file] = (verdict.get("constraints"), [m for _, m in errors])
     print(json.dumps(differences, indent=1))
     assert sorted(differences) == sorted(KNOWN_DIFFERENCES[line])
 
 
-def test_the_shipped_flows_need_only_the_python_and_git_plugins(engine, monkeypatch):
-    line, java = engine
-    monkeypatch.chdir(ROOT)
-    shipped = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "flows").rglob("*.yml"))
-    verdicts = harness.launch(java, "validate", *shipped)
-    missing = {v["file"]: v["constraints"] for v in verdicts if not v["valid"]}
-    assert set(missing) == set(shipped)  # every shipped flow runs Python or Git tasks
-    for constraints in missing.values():
-        # the first type Kestra cannot resolve is one of the two plugins, never a core type
-        assert any(f"Invalid type: io.kestra.plugin.{kind}" in constraints
-                   for kind in ("scripts.python.", "git.")), constraints
+def test_the_shipped_flows_need_only_the_python_and_git_plugins(verdicts):
+    shipped = {file: v for file, v in verdicts.items() if file.startswith("flows/")}
+    assert len(shipped) == 4
+    for file, verdict in shipped.items():
+        # every shipped flow runs Python or Git tasks: the first type Kestra cannot resolve is
+        # one of those two plugins', never a type of Kestra's core
+        assert not verdict["valid"], file
+        assert any(f"Invalid type: io.kestra.plugin.{kind}" in verdict["constraints"]
+                   for kind in ("scripts.python.", "git.")), (file, verdict["constraints"])
 
 
-def test_a_flow_runs_with_its_inputs_and_logs(engine):
-    _, java = engine
-    run = _run(java, "--flow", str(ROOT / "examples/flows/dev.company/process_order.yml"),
-               "--execute", "dev.company.process_order", "--input", 'order={"id": 7, "amount": 12}')
+def test_a_duplicate_key_passes_kestras_validation_but_not_its_flow_creation(verdicts, runs, engine):
+    fixture = f"tests/fixtures/flows/kestra-{engine[0]}/invalid/duplicate-key.yaml"
+    assert verdicts[fixture]["valid"]
+    assert "Duplicate field" in runs["flows"][2]["error"]
+
+
+def test_a_flow_runs_with_its_inputs_and_logs(runs):
+    run = runs["executions"][0]
     assert run["state"] == "SUCCESS"
     assert [(t["taskId"], t["state"]) for t in run["taskRuns"]] == [("log", "SUCCESS")]
     assert [log["message"] for log in run["logs"] if log["taskId"] == "log"] == [
         'Processing order {"id":7,"amount":12}']
 
 
-def test_a_flow_calls_its_subflow_on_the_engine(engine):
-    _, java = engine
-    run = _run(java, "--flow", str(ROOT / "examples/flows/dev.company/process_order.yml"),
-               "--flow", str(ROOT / "examples/flows/dev.company/orders.yml"),
-               "--execute", "dev.company.orders")
+def test_a_flow_calls_its_subflow_on_the_engine(runs):
+    run = runs["executions"][1]
     assert run["state"] == "SUCCESS"
     assert [(t["taskId"], t["state"]) for t in run["taskRuns"]] == [("process", "SUCCESS")]
 
 
-def test_a_required_input_left_out_fails_the_execution_before_any_task(engine):
-    _, java = engine
-    with pytest.raises(RuntimeError, match="order"):
-        _run(java, "--flow", str(ROOT / "examples/flows/dev.company/process_order.yml"),
-             "--execute", "dev.company.process_order")
+def test_a_required_input_left_out_is_refused_before_an_execution_starts(runs):
+    assert runs["executions"][2] == {
+        "flow": "dev.company.process_order",
+        "error": "io.kestra.core.exceptions.InputOutputValidationException: "
+                 "Missing required input:order"}

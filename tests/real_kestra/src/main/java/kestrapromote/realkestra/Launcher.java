@@ -9,10 +9,12 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.BiFunction;
 
 import io.kestra.core.models.executions.Execution;
 import io.kestra.core.models.executions.LogEntry;
 import io.kestra.core.models.executions.TaskRun;
+import io.kestra.core.models.flows.FlowInterface;
 import io.kestra.core.models.flows.FlowSource;
 import io.kestra.core.models.flows.FlowWithSource;
 import io.kestra.core.models.flows.GenericFlow;
@@ -29,7 +31,7 @@ import io.micronaut.context.ApplicationContext;
  *
  * <pre>
  *   validate FILE...                      Kestra's verdict on each flow file
- *   run [--flow FILE]... --execute NS.ID [--input NAME=VALUE]... [--timeout PT60S]
+ *   run [--flow FILE]... [--timeout PT60S] [--execute NS.ID [--input NAME=VALUE]...]...
  * </pre>
  *
  * The engine is the one Kestra's plugin projects test with: in-memory repository and queues
@@ -47,13 +49,14 @@ public final class Launcher {
         PrintStream answer = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         System.setOut(System.err);
         if (args.length == 0) {
-            System.err.println("usage: validate FILE... | run [--flow FILE]... --execute NS.ID "
-                + "[--input NAME=VALUE]... [--timeout PT60S]");
+            System.err.println("usage: validate FILE... | run [--flow FILE]... [--timeout PT60S] "
+                + "[--execute NS.ID [--input NAME=VALUE]...]...");
             System.exit(2);
         }
         Path storage = Files.createTempDirectory("real-kestra-storage");
         int status = 1;
-        try (ApplicationContext context = ApplicationContext.run(engineProperties(storage), "test")) {
+        try {
+            ApplicationContext context = ApplicationContext.run(engineProperties(storage), "test");
             Object result = switch (args[0]) {
                 case "validate" -> validate(context, List.of(args).subList(1, args.length));
                 case "run" -> run(context, Options.parse(List.of(args).subList(1, args.length)));
@@ -65,8 +68,11 @@ public final class Launcher {
             e.printStackTrace();
             answer.println(JacksonMapper.ofJson().writeValueAsString(Map.of("error", String.valueOf(e))));
         }
-        // the engine's thread pools are not all daemons
-        System.exit(status);
+        // nothing of the engine outlives the answer (in-memory repository and queues): stop at once
+        // rather than wait for each service's graceful shutdown (seconds on 2.0)
+        answer.flush();
+        deleteTree(storage);
+        Runtime.getRuntime().halt(status);
     }
 
     static Map<String, Object> engineProperties(Path storage) {
@@ -88,6 +94,14 @@ public final class Launcher {
         properties.put("kestra.worker.controllers.static.endpoints[0].port", port);
         properties.put("grpc.server.enabled", "false");
         return properties;
+    }
+
+    private static void deleteTree(Path root) {
+        try (var paths = Files.walk(root)) {
+            paths.sorted(java.util.Comparator.reverseOrder()).forEach(path -> path.toFile().delete());
+        } catch (java.io.IOException e) {
+            System.err.println("could not delete " + root + ": " + e);
+        }
     }
 
     private static int freePort() {
@@ -119,25 +133,51 @@ public final class Launcher {
         return verdicts;
     }
 
-    /** Saves the flows, starts the engine, runs one execution to its end and reports it. */
+    /**
+     * Saves the flows (as the API's flow creation does), starts the engine, runs each execution
+     * asked for to its end, one after the other, and reports each.
+     */
     static Map<String, Object> run(ApplicationContext context, Options options) throws Exception {
         FlowService flows = context.getBean(FlowService.class);
+        List<Map<String, Object>> saved = new ArrayList<>();
         for (String file : options.flows) {
-            save(flows, GenericFlow.fromYaml(TENANT, Files.readString(Path.of(file))));
+            Map<String, Object> entry = new LinkedHashMap<>();
+            entry.put("file", file);
+            try {
+                FlowWithSource flow = save(flows, GenericFlow.fromYaml(TENANT, Files.readString(Path.of(file))));
+                entry.put("saved", flow.getNamespace() + "." + flow.getId());
+            } catch (Exception e) {
+                entry.put("error", String.valueOf(e));
+            }
+            saved.add(entry);
         }
-        TestRunner runner = context.getBean(TestRunner.class);
-        runner.run();
+        context.getBean(TestRunner.class).run();
 
-        int dot = options.execute.lastIndexOf('.');
-        String namespace = options.execute.substring(0, dot);
-        String flowId = options.execute.substring(dot + 1);
+        List<Map<String, Object>> executions = new ArrayList<>();
+        for (Options.Run wanted : options.runs) {
+            try {
+                executions.add(execute(context, wanted, options.timeout));
+            } catch (Exception e) {
+                executions.add(Map.of("flow", wanted.flow(), "error", String.valueOf(e)));
+            }
+        }
+        return Map.of("flows", saved, "executions", executions);
+    }
+
+    private static Map<String, Object> execute(ApplicationContext context, Options.Run wanted, Duration timeout) throws Exception {
+        int dot = wanted.flow().lastIndexOf('.');
+        String namespace = wanted.flow().substring(0, dot);
+        String flowId = wanted.flow().substring(dot + 1);
         FlowInputOutput inputs = context.getBean(FlowInputOutput.class);
+        // typed as Kestra types the inputs of an execution created through its API
+        Map<String, ?> given = wanted.inputs();
+        BiFunction<FlowInterface, Execution, Map<String, Object>> typed =
+            (flow, started) -> inputs.readExecutionInputs(flow, started, given);
         Execution execution = context.getBean(TestRunnerUtils.class).runOne(
-            TENANT, namespace, flowId, null,
-            (flow, started) -> inputs.readExecutionInputs(flow, started, options.inputs),
-            options.timeout);
+            TENANT, namespace, flowId, null, typed, timeout);
 
         Map<String, Object> report = new LinkedHashMap<>();
+        report.put("flow", wanted.flow());
         report.put("state", execution.getState().getCurrent().name());
         List<Map<String, Object>> taskRuns = new ArrayList<>();
         for (TaskRun taskRun : execution.getTaskRunList() == null ? List.<TaskRun>of() : execution.getTaskRunList()) {
@@ -211,30 +251,40 @@ public final class Launcher {
         throw new IllegalStateException("FlowService.create(GenericFlow...) not found");
     }
 
-    record Options(List<String> flows, String execute, Map<String, Object> inputs, Duration timeout) {
+    /** The run command's options: each --execute starts an execution, with the --input after it. */
+    record Options(List<String> flows, List<Run> runs, Duration timeout) {
+        record Run(String flow, Map<String, Object> inputs) {
+        }
+
         static Options parse(List<String> args) {
             List<String> flows = new ArrayList<>();
-            Map<String, Object> inputs = new LinkedHashMap<>();
-            String execute = null;
+            List<Run> runs = new ArrayList<>();
             Duration timeout = Duration.ofSeconds(60);
-            for (int i = 0; i < args.size(); i++) {
-                String value = i + 1 < args.size() ? args.get(i + 1) : null;
+            for (int i = 0; i + 1 < args.size(); i += 2) {
+                String value = args.get(i + 1);
                 switch (args.get(i)) {
                     case "--flow" -> flows.add(value);
-                    case "--execute" -> execute = value;
                     case "--timeout" -> timeout = Duration.parse(value);
+                    case "--execute" -> {
+                        if (!value.contains(".")) {
+                            throw new IllegalArgumentException("--execute NAMESPACE.FLOW_ID, not " + value);
+                        }
+                        runs.add(new Run(value, new LinkedHashMap<>()));
+                    }
                     case "--input" -> {
                         int eq = value.indexOf('=');
-                        inputs.put(value.substring(0, eq), value.substring(eq + 1));
+                        if (runs.isEmpty() || eq < 0) {
+                            throw new IllegalArgumentException("--input NAME=VALUE follows an --execute");
+                        }
+                        runs.get(runs.size() - 1).inputs().put(value.substring(0, eq), value.substring(eq + 1));
                     }
                     default -> throw new IllegalArgumentException("unknown option: " + args.get(i));
                 }
-                i++;
             }
-            if (execute == null || !execute.contains(".")) {
-                throw new IllegalArgumentException("--execute NAMESPACE.FLOW_ID is required");
+            if (args.size() % 2 != 0) {
+                throw new IllegalArgumentException("option without a value: " + args.get(args.size() - 1));
             }
-            return new Options(flows, execute, inputs, timeout);
+            return new Options(flows, runs, timeout);
         }
     }
 }
