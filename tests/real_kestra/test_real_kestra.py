@@ -106,10 +106,50 @@ def _stand_in(node):
     return {key: _stand_in(value) for key, value in node.items()}
 
 
+# The rules the fake tells apart by version (tests/test_fake_rules.py), each in a small flow: name ->
+# (source, Kestra 1.3.31 accepts it, Kestra 2.0.0 accepts it)
+_HEAD = "id: report\nnamespace: company.team\n"
+_LOG = "tasks:\n  - id: log\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+_FLOW_TRIGGER = "triggers:\n  - id: after\n    type: io.kestra.plugin.core.trigger.Flow\n"
+_UPSTREAM = "- namespace: company.team\n        flowId: etl\n        states: [SUCCESS]\n"
+_DEFAULTS = "Defaults:\n  - type: io.kestra.plugin.core.log.Log\n    values:\n      level: WARN\n"
+PROBES = {
+    "preconditions": (_HEAD + _LOG + _FLOW_TRIGGER + "    preconditions:\n      id: done\n"
+                      "      flows:\n        - namespace: company.team\n          flowId: etl\n",
+                      True, False),
+    "depends-on": (_HEAD + _LOG + _FLOW_TRIGGER + "    dependsOn:\n      " + _UPSTREAM, False, True),
+    "when": (_HEAD + _LOG + _FLOW_TRIGGER + "    when: \"{{ true }}\"\n    dependsOn:\n      "
+             + _UPSTREAM, False, True),
+    "schedule-without-an-optional-input": (
+        _HEAD + "inputs:\n  - id: ref\n    type: STRING\n    required: false\n" + _LOG
+        + "triggers:\n  - id: hourly\n    type: io.kestra.plugin.core.trigger.Schedule\n"
+          "    cron: \"@hourly\"\n", True, True),
+    "defaults-not-required": (_HEAD + "inputs:\n  - id: mode\n    type: STRING\n    defaults: plan\n"
+                              "    required: false\n" + _LOG, False, False),
+    "plugin-defaults": (_HEAD + _LOG + "plugin" + _DEFAULTS, True, False),
+    "task-defaults": (_HEAD + _LOG + "task" + _DEFAULTS, True, False),
+    "reserved-flow-id": ("id: pause\nnamespace: company\n" + _LOG, False, True),
+    "echo": (_HEAD + "tasks:\n  - id: t\n    type: io.kestra.plugin.core.debug.Echo\n    format: hi\n",
+             True, False),
+    "bad-cron": (_HEAD + _LOG + "triggers:\n  - id: s\n    type: io.kestra.plugin.core.trigger.Schedule\n"
+                 "    cron: \"0 25 * * *\"\n", False, False),
+    "typo-in-log": (_HEAD + "tasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n"
+                    "    message: hi\n    levle: WARN\n", False, False),
+}
+PROBE = "probe:"
+# Where the fake's verdict on a probe differs from Kestra's
+KNOWN_PROBE_DIFFERENCES = {
+    "1.3": set(),
+    "2.0": {"schedule-without-an-optional-input",  # the fake wants every input without defaults
+            "plugin-defaults"},  # the fake keeps 2.0's flow-level pluginDefaults
+}
+
+
 @pytest.fixture(scope="module")
 def verdicts(engine, tmp_path_factory) -> dict[str, dict]:
-    """Kestra's verdict on every flow of the repository, and on the shipped flows with their
-    Python and Git tasks stood in for: path (or stand-in:path) -> verdict. One launch per line."""
+    """Kestra's verdict on every flow of the repository, on the shipped flows with their Python
+    and Git tasks stood in for, and on the probes: path (or stand-in:path, probe:name) -> verdict.
+    One launch per line."""
     line, java = engine
     files = _flow_files(line)
     folder = tmp_path_factory.mktemp("stand-ins")
@@ -118,6 +158,9 @@ def verdicts(engine, tmp_path_factory) -> dict[str, dict]:
         stood_in = folder / file.replace("/", "_")
         stood_in.write_text(yaml.safe_dump(_stand_in(yaml.safe_load(paths[file].read_text()))))
         paths[STAND_IN + file] = stood_in
+    for name, (source, *_) in PROBES.items():
+        paths[PROBE + name] = folder / f"probe-{name}.yml"
+        paths[PROBE + name].write_text(source)
     answer = harness.launch(java, "validate", *map(str, paths.values()), timeout=600)
     assert [Path(v["file"]) for v in answer] == list(paths.values())
     return dict(zip(paths, answer))
@@ -145,7 +188,7 @@ def test_kestras_verdicts_are_the_fakes_but_the_recorded_differences(engine, ver
     line, _ = engine
     differences = {}
     for file, verdict in verdicts.items():
-        if file.startswith(STAND_IN):
+        if file.startswith((STAND_IN, PROBE)):
             continue
         flow, errors = rules.check((ROOT / file).read_text(encoding="utf-8"),
                                    version=line, plugins=EMBEDDED_PLUGINS)
@@ -165,6 +208,15 @@ def test_the_shipped_flows_need_only_the_python_and_git_plugins(verdicts):
         assert not verdict["valid"], file
         assert any(f"Invalid type: io.kestra.plugin.{kind}" in verdict["constraints"]
                    for kind in ("scripts.python.", "git.")), (file, verdict["constraints"])
+
+
+def test_the_rules_that_differ_between_the_versions_on_kestra(engine, verdicts):
+    line, _ = engine
+    accepted = {name: verdicts[PROBE + name]["valid"] for name in PROBES}
+    assert accepted == {name: expected[LINES.index(line)]
+                        for name, (_, *expected) in PROBES.items()}
+    fake = {name: not rules.check(source, version=line)[1] for name, (source, *_) in PROBES.items()}
+    assert {name for name in PROBES if fake[name] != accepted[name]} == KNOWN_PROBE_DIFFERENCES[line]
 
 
 SHIPPED_FOR = {"flows/prod/promote.yml": ("1.3", "2.0"), "flows/prod/promote-check.yml": ("1.3", "2.0"),
