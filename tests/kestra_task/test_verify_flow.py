@@ -46,3 +46,18 @@ def test_the_promote_flow_verifies_then_rolls_back_a_failing_commit(production):
     assert "was rolled back: a schedule run does not promote it again" in \
         " ".join(m for _, _, m in hourly.logs)
     assert fake.current() == before
+
+
+def test_a_worker_without_git_names_the_manual_rollback(monkeypatch, tmp_path):
+    """Kestra's own image has no `git`: the automatic rollback then says how to roll back by
+    hand instead of failing with a traceback (engine.verify reports it and holds)."""
+    import pytest
+
+    from kestra_promote.errors import SettingsError
+    from kestra_promote.kestra_task import verifying
+
+    monkeypatch.setattr(verifying.shutil, "which", lambda name: None)
+    at = verifying._source_at({}, tmp_path, client=None)  # type: ignore[arg-type]
+    with pytest.raises(SettingsError, match=r"needs `git`.*apply --ref 0123456789ab"):
+        with at("0123456789abcdef"):
+            pass

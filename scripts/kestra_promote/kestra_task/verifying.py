@@ -13,6 +13,7 @@ import base64
 import contextlib
 import functools
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -57,11 +58,17 @@ def _source_at(env: Mapping[str, str], workdir: Path, client: KestraClient) -> S
 
     @contextlib.contextmanager
     def at(commit: str) -> Iterator[Callable[[], Plan]]:
+        if shutil.which("git") is None:  # Kestra's own image has none (see git/history.py)
+            raise SettingsError(
+                f"reading commit {commit[:12]} needs `git`, which this worker does not have: "
+                f"roll back with `kestra-promote apply --ref {commit[:12]}` (or a manual run of "
+                "this flow with that ref), or run the promotion on an image with git")
         fetch(env, workdir / "repo", commit)
-        with gitref.checkout(str(folder), commit) as (tree, full):
+        with gitref.checkout(str(folder), commit) as (tree, full, committed):
             promotion = open_promotion(
                 client, tree, task_config(env, Path(tree)), commit=full,
-                origin=origin(folder), policy=functools.partial(settings.read_policy, client, env))
+                origin=origin(folder), policy=functools.partial(settings.read_policy, client, env),
+                committed=committed)
             yield promotion.plan
     return at
 
