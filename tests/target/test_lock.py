@@ -211,3 +211,21 @@ def test_apply_stops_with_a_clear_error_on_a_lease_it_cannot_take(target: Target
     assert target.fake is not None and not target.fake.writes()
     with target.client() as client:
         assert client.kv_get("system", lock.KEY) == value  # left as it was
+
+
+@pytest.mark.parametrize("ttl", [10**12, 10**18])
+def test_a_lease_whose_ttl_is_out_of_any_calendar_stops_runs_cleanly(target: Target, ttl: int):
+    """A lease-shaped value whose ttl no date can hold (another tool's, or edited by hand): a
+    run neither crashes on it nor overwrites it, and `unlock` removes it."""
+    clock = Clock()
+    value = {"holder": "an older tool", "token": "t0", "started": "2026-11-26T11:00:00",
+             "expires": "2026-11-26T11:30:00", "ttl": ttl}
+    with target.client() as client:
+        client.kv_put("system", lock.KEY, value)
+        with pytest.raises(lock.Locked):
+            lock.acquire(client, "system", "run", wait=1, clock=clock, sleep=clock.sleep)
+        assert client.kv_get("system", lock.KEY) == value  # left as it was
+    removed = run_cli("unlock", env=target.env)
+    assert removed.code == 0 and "Traceback" not in removed.err, removed.err
+    with target.client() as client:
+        assert lock.read(client, "system") is None

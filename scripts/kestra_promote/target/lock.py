@@ -87,13 +87,17 @@ class Lease:
                 return None
             return cls(holder, token, _when(value["started"]), _when(value["expires"]),
                        None if ttl is None else timedelta(seconds=ttl))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            return None
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+            return None  # OverflowError: a ttl longer than any date can hold
 
     def describe(self) -> str:
         text = f"{self.holder}, started {self.started.isoformat(timespec='seconds')}"
-        if self.updated is not None and self.ttl is not None:
-            drop = (self.updated + self.ttl).isoformat(timespec="seconds")
+        try:
+            drop = None if self.updated is None or self.ttl is None else (
+                self.updated + self.ttl).isoformat(timespec="seconds")
+        except OverflowError:  # a ttl past the end of the calendar: never dropped, in effect
+            drop = None
+        if self.updated is not None and drop is not None:
             return (f"{text}, last written {self.updated.isoformat(timespec='seconds')} by the "
                     f"target's clock: Kestra drops it at {drop} unless it is renewed")
         return f"{text}, expires {self.expires.isoformat(timespec='seconds')}"
