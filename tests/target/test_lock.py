@@ -229,3 +229,21 @@ def test_a_lease_whose_ttl_is_out_of_any_calendar_stops_runs_cleanly(target: Tar
     assert removed.code == 0 and "Traceback" not in removed.err, removed.err
     with target.client() as client:
         assert lock.read(client, "system") is None
+
+
+def test_a_410_page_that_is_not_kestras_never_passes_for_an_expired_lease(target: Target):
+    """Kestra answers an expired entry with its JSON error; a proxy's page with status 410 says
+    nothing about the lease: a run must not take it for a free target and overwrite a live
+    lease, but stop with a clear error."""
+    fake = target.fake
+    assert fake is not None
+    clock = Clock()
+    with target.client() as client:
+        other = lock.acquire(client, "system", "run b", settle=0)
+        fake.inject("GET", r"/kv/kestra-promote-lock$", status=410, times=100,
+                    body=b"<html><body>Gone</body></html>", headers={"Content-Type": "text/html"})
+        with pytest.raises(KestraError) as caught:
+            lock.acquire(client, "system", "run a", wait=5, clock=clock, sleep=clock.sleep)
+        assert "not Kestra's" in str(caught.value)
+        fake.faults.clear()
+        assert lock.read(client, "system") == other  # left as it was

@@ -37,7 +37,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
 from kestra_promote.target.client import KestraClient
-from kestra_promote.errors import KestraError, KestraPromoteError, NotFound
+from kestra_promote.errors import ApiError, KestraError, KestraPromoteError, NotFound
 
 KEY = "kestra-promote-lock"  # not "kestra-promote.<name>": that is an inventory
 DEFAULT_TTL = timedelta(minutes=30)  # a crashed run blocks others at most this long
@@ -156,8 +156,8 @@ def peek(client: KestraClient, namespace: str) -> Lease | Foreign | None:
         value, updated = client.kv_entry(namespace, KEY)
     except NotFound:
         return None
-    except KestraError as exc:
-        if getattr(exc, "status", None) == 410:
+    except ApiError as exc:  # Kestra's own JSON error; a proxy's page is UnexpectedResponse
+        if exc.status == 410:
             return None
         raise
     lease = Lease.from_json(value)

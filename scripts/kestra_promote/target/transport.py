@@ -296,9 +296,10 @@ class Transport:
                 if not (retryable and attempt < self._retries):
                     if status in ok or status in success:
                         return response
-                    if status == 404 and not _kestra_error(response):
-                        # Kestra answers every 404 with its JSON error (ErrorController): a page
-                        # from a proxy says nothing about the object, never "already gone"
+                    if status in (404, 410) and not _kestra_error(response):
+                        # Kestra answers every 404, and a KV entry's expiry (410), with its JSON
+                        # error (ErrorController): a page from a proxy says nothing about the
+                        # object, never "already gone" nor "expired"
                         raise self._unexpected(response, "a page that is not Kestra's")
                     if status >= 400:
                         message, details = _error_text(response, self._redact)
