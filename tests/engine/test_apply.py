@@ -457,3 +457,74 @@ def test_a_flow_id_that_looks_like_a_number_is_read_back_as_written(repo: GitRep
     assert run_cli("apply", str(repo.path), env=target.env).code == 0
     again = run_cli("plan", str(repo.path), env=target.env)
     assert again.code == 0 and "No changes." in again.out, again.out
+
+
+@pytest.mark.parametrize("parallel", [1, 8])
+def test_an_unexpected_error_in_a_write_still_reverts_what_was_written(
+        repo: GitRepo, target: Target, parallel: int, monkeypatch):
+    """A write that fails with something other than the target's answer (a bug, a library
+    error) is a failure like any other: the writes before it (and in flight) are undone and the
+    report names the error, rather than a traceback leaving the target half applied."""
+    fake = target.fake
+    assert fake is not None
+    _repo_with(repo, 5)
+    the_plan = _plan_for(repo.path, target)
+    with target.client() as client:
+        real, calls = client.create_flow, []
+
+        def create_flow(source: str):
+            calls.append(source)
+            if len(calls) == 3:
+                raise RuntimeError("an unexpected error")
+            return real(source)
+
+        monkeypatch.setattr(client, "create_flow", create_flow)
+        result = apply_plan(client, the_plan, parallel=parallel)
+    assert not result.ok and result.rolled_back
+    failed = [o for o in result.outcomes if o.status is Status.FAILED]
+    assert len(failed) == 1 and "RuntimeError: an unexpected error" in failed[0].message
+    assert result.error.endswith("failed")
+    assert Status.REVERTED in {o.status for o in result.outcomes}
+    assert fake.current() == {}
+
+
+@pytest.mark.parametrize("parallel", [1, 8])
+def test_a_lease_check_that_breaks_unexpectedly_still_reverts(repo: GitRepo, target: Target,
+                                                              parallel: int):
+    """The lease check between writes failing with something other than the target's answer
+    (a lease it cannot read, say) stops the run like a lost lease: what was written is undone."""
+    fake = target.fake
+    assert fake is not None
+    _repo_with(repo, 3)
+    the_plan = _plan_for(repo.path, target)
+    calls = []
+
+    def heartbeat() -> None:
+        calls.append(1)
+        if len(calls) > 1:
+            raise OverflowError("date value out of range")
+
+    with target.client() as client:
+        result = apply_plan(client, the_plan, heartbeat=heartbeat, parallel=parallel)
+    assert result.error == "keeping the lock failed" and result.rolled_back
+    assert fake.current() == {}
+
+
+@pytest.mark.parametrize("parallel", [1, 8])
+def test_progress_that_cannot_be_shown_never_leaves_the_target_half_applied(
+        repo: GitRepo, target: Target, parallel: int):
+    """Progress lines going to a closed pipe (``apply ... 2>&1 | head``) fail to print; the
+    apply is not stopped half way by it: every write is made and recorded."""
+    fake = target.fake
+    assert fake is not None
+    _repo_with(repo, 5)
+    the_plan = _plan_for(repo.path, target)
+
+    def progress(outcome, number: int, total: int) -> None:
+        if number >= 2:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    with target.client() as client:
+        result = apply_plan(client, the_plan, on_progress=progress, parallel=parallel)
+    assert result.ok and result.inventory is Status.APPLIED, result
+    assert len(fake.current()) == 5

@@ -51,6 +51,7 @@ from kestra_promote.engine.revert import read_back, revert_all
 from kestra_promote.engine.writes import (
     DEFAULT_PARALLEL,
     Progress,
+    quiet_progress,
     signal_name,
     stopped,
     write_all,
@@ -301,7 +302,7 @@ def apply_plan(
             ensure_allowed(dataclasses.replace(plan, refusals=tuple(refusals(
                 plan.changes, source_empty=plan.source_objects == 0, config=plan.config,
                 others=live.others, own=live.inventory))))
-    show = on_progress or (lambda outcome, number, total: None)
+    show = quiet_progress(on_progress)
     if heartbeat is not None and (pending or plan.managed_after is not None):
         heartbeat()  # the lease is still ours (LeaseLost if not): then nothing was written
     # from the first write to the end of the revert, Ctrl-C and SIGTERM are noted, not obeyed:

@@ -92,10 +92,7 @@ def write_all(client: KestraClient, pending: Sequence[Change], show: Progress, n
                     show(results[index], index + 1, len(pending))
                 if failure is not None or noted or step is wave[-1]:
                     break
-                try:
-                    heartbeat()
-                except KestraError as exc:
-                    failure = f"keeping the lock failed: {exc}"
+                if (failure := _keep(heartbeat)) is not None:
                     break
         else:
             failure, uncertain = _write_wave(client, pending, wave, results, applied, show,
@@ -104,11 +101,33 @@ def write_all(client: KestraClient, pending: Sequence[Change], show: Progress, n
             return results, applied, failure, uncertain
         if noted:
             return results, applied, stopped(noted, len(applied), len(pending)), set()
-        try:  # before the next step, or the inventory: the lease is still ours
-            heartbeat()
-        except KestraError as exc:  # a lease lost or that cannot be kept: stop, as after a failure
-            return results, applied, f"keeping the lock failed: {exc}", set()
+        # before the next step, or the inventory: a lease lost or that cannot be kept stops it
+        if (failure := _keep(heartbeat)) is not None:
+            return results, applied, failure, set()
     return results, applied, None, set()
+
+
+def _keep(heartbeat: Callable[[], None]) -> str | None:
+    """Check (and renew) the lease: the failure that stops the run, if any; a check that cannot
+    be made (any error, a bug say) is no proof the lease is still ours."""
+    try:
+        heartbeat()
+    except Exception as exc:  # a signal (a BaseException) is not caught
+        return f"keeping the lock failed: {exc}"
+    return None
+
+
+def quiet_progress(progress: Progress | None) -> Progress:
+    """``progress`` for people, whose failure (a closed pipe: ``apply ... | head``) never stops
+    the writes half way, nor the revert: it is logged, and the run goes on."""
+    def show(outcome: Outcome, number: int, total: int) -> None:
+        if progress is None:
+            return
+        try:
+            progress(outcome, number, total)
+        except Exception as exc:  # a signal (a BaseException) is not caught
+            log.debug("showing progress failed: %s", exc)
+    return show
 
 
 def _write_wave(client: KestraClient, pending: Sequence[Change], wave: Sequence[Sequence[int]],
@@ -125,11 +144,7 @@ def _write_wave(client: KestraClient, pending: Sequence[Change], wave: Sequence[
     sent_since_check = 0
 
     def fence() -> tuple[str | None, set[int]]:
-        try:
-            heartbeat()
-            return None, set()
-        except KestraError as exc:
-            return f"keeping the lock failed: {exc}", set()
+        return _keep(heartbeat), set()
 
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="write") as pool:
         in_flight: dict[Future[tuple[str | None, set[int]]], Sequence[int]] = {}
@@ -163,7 +178,22 @@ def _write_step(client: KestraClient, pending: Sequence[Change], step: Sequence[
                 sleep: Callable[[float], None] = time.sleep, prefixes: tuple[str, ...] = (),
                 noted: Sequence[int] = ()) -> tuple[str | None, set[int]]:
     """One request's worth of changes: (the failure if any, the indexes that may have landed
-    though they failed)."""
+    though they failed); an error that is not the target's answer (a bug) fails them too, and
+    the run still reverts."""
+    try:
+        return _send_step(client, pending, step, results, applied, sleep, prefixes, noted)
+    except Exception as exc:  # a signal (a BaseException) is not caught
+        log.exception("writing %s failed", ", ".join(str(pending[i].key) for i in step))
+        unsent = [i for i in step if i not in applied]
+        for index in unsent:
+            results[index] = Outcome(pending[index], Status.FAILED, f"{type(exc).__name__}: {exc}")
+        return (f"{pending[step[0]].action.value} {pending[step[0]].key} failed: "
+                f"{type(exc).__name__}: {exc}", set(unsent))
+
+
+def _send_step(client: KestraClient, pending: Sequence[Change], step: Sequence[int],
+               results: dict[int, Outcome], applied: list[int], sleep: Callable[[float], None],
+               prefixes: tuple[str, ...], noted: Sequence[int]) -> tuple[str | None, set[int]]:
     if len(step) == 1:
         index, change = step[0], pending[step[0]]
         try:
