@@ -82,18 +82,14 @@ def write_all(client: KestraClient, pending: Sequence[Change], show: Progress, n
     flows that do not depend on one another, up to ``parallel`` at a time (``waves``)."""
     results: dict[int, Outcome] = {}
     applied: list[int] = []
-    for wave in waves(pending, bulk.plan_steps(client, pending)):
-        if len(wave) == 1 or parallel <= 1:
-            failure, uncertain = None, set()
-            for step in wave:
-                failure, uncertain = _write_step(client, pending, step, results, applied, sleep,
-                                                 prefixes, noted)
-                for index in step:
-                    show(results[index], index + 1, len(pending))
-                if failure is not None or noted or step is wave[-1]:
-                    break
-                if (failure := _keep(heartbeat)) is not None:
-                    break
+    steps = bulk.plan_steps(client, pending)
+    # one by one, each step is a wave of its own: no dependency is worked out for nothing
+    for wave in waves(pending, steps) if parallel > 1 else [[step] for step in steps]:
+        if len(wave) == 1:
+            failure, uncertain = _write_step(client, pending, wave[0], results, applied, sleep,
+                                             prefixes, noted)
+            for index in wave[0]:
+                show(results[index], index + 1, len(pending))
         else:
             failure, uncertain = _write_wave(client, pending, wave, results, applied, show,
                                              noted, heartbeat, parallel)
