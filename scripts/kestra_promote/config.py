@@ -469,8 +469,8 @@ def parse_config(text: str, path: str) -> Config:
     values: dict[str, Any] = {}
     for key_node, node in root.value:
         key = str(key_node.value)
-        if key == "verify":  # the checks after an apply are production's, never the commit's
-            reader.fail(key_node, "'verify' is set by production's policy only (kestra-promote "
+        if key in ("verify", "stages"):  # production's, never the commit's
+            reader.fail(key_node, f"{key!r} is set by production's policy only (kestra-promote "
                                   "policy set), never by a repository's settings")
         elif key not in SETTINGS:
             reader.unknown(key_node, SETTINGS, "the settings")

@@ -190,6 +190,9 @@ class Plan:
     # each safeguard's effective value, as shown, and where it came from (policy, repository,
     # policy and repository, default)
     safeguards: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # this instance's stage, when production's policy names a pipeline: ``stage``, and for a
+    # stage after the first ``after`` (the previous stage) and ``tag`` (its verification tag)
+    stage: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def pending(self) -> tuple[Change, ...]:
@@ -266,6 +269,8 @@ class Verification:
     rollback: "ApplyResult | None" = None  # that rollback's own apply
     rollback_error: str = ""  # why the target was not (or not fully) rolled back
     notes: tuple[str, ...] = ()  # e.g. the history could not be updated
+    marked: str = ""  # the verification tag a stage before another pushed for the commit
+    mark_error: str = ""  # why a verified commit could not be marked for the next stage
 
     @property
     def passed(self) -> bool:
@@ -294,7 +299,8 @@ class ApplyResult:
     @property
     def passed(self) -> bool:
         """Applied, and every check after the apply passed (a rollback is still a failure)."""
-        return self.ok and (self.verification is None or self.verification.passed)
+        return self.ok and (self.verification is None or (
+            self.verification.passed and not self.verification.mark_error))
 
     @property
     def ok(self) -> bool:

@@ -20,7 +20,8 @@ from kestra_promote.errors import KestraPromoteError, SettingsError
 from kestra_promote.flows.desired import Desired, prepare
 from kestra_promote.gates import policy_store
 from kestra_promote.gates.policy_store import Stored
-from kestra_promote.git import gitref
+from kestra_promote.gates.stages import TAG_ROOT
+from kestra_promote.git import gitref, gitremote
 from kestra_promote.git.blobs import Committed
 from kestra_promote.git.gitinfo import read_commit
 from kestra_promote.git.origin import origin, uncommitted
@@ -130,7 +131,9 @@ def _load(args: argparse.Namespace, folder: str, commit: str | None,
     if client is not None:
         promotion = open_promotion(client, folder, config, commit=commit, origin=where,
                                    policy=policy_reader(client, getattr(args, "env", {})),
-                                   review=review, committed=committed)
+                                   review=review, committed=committed,
+                                   stage_tags=functools.partial(gitremote.origin_tags,
+                                                                str(args.source), TAG_ROOT))
         yield Loaded(promotion.source, config, promotion.desired, where, commit is not None,
                      promotion)
         return

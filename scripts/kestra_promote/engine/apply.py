@@ -218,6 +218,8 @@ def run_record(plan: Plan, *, trigger: str, now: datetime, ref: str | None = Non
               "deleted": counts["delete"]}
     if ref:
         record["ref"] = ref
+    if plan.stage:
+        record["stage"] = dict(plan.stage)
     return record
 
 

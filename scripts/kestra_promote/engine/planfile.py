@@ -125,6 +125,7 @@ def dump(plan: Plan, *, url: str, tenant: str) -> dict[str, Any]:
         "policy_digest": plan.policy_digest,
         "source_objects": plan.source_objects,
         "dirty": plan.dirty,
+        "stage": dict(plan.stage),
         "changes": changes,
     }
 
@@ -198,6 +199,7 @@ def load(path: str) -> tuple[Plan, str, str]:
             config=config, source_objects=int(data["source_objects"]),
             dirty=data["dirty"] is True,
             policy_digest=str(data.get("policy_digest") or ""),
+            stage={str(k): str(v) for k, v in (data.get("stage") or {}).items()},
         )
         return plan, data["target"]["url"], data["target"]["tenant"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -20,17 +20,17 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 from kestra_promote.target.client import KestraClient
 from kestra_promote.target.filenames import name_refusals, stored_path
 from kestra_promote.config import CONFIG_FILE, Config
 from kestra_promote.flows.desired import Desired, prepare, recogniser, resolve
-from kestra_promote.errors import KestraError
+from kestra_promote.errors import KestraError, KestraPromoteError
 from kestra_promote.target.inventory import kv_key
 from kestra_promote.target.live import Inventories, read_for, read_inventories
 from kestra_promote.engine.plan import plan as make_plan
-from kestra_promote.gates import checks, policy_store
+from kestra_promote.gates import checks, policy_store, stages
 from kestra_promote.gates.policy import SAFEGUARDS, Effective, effective, source_refusals
 from kestra_promote.gates.policy_store import Stored
 from kestra_promote.git.origin import same_origin
@@ -108,6 +108,8 @@ class Promotion:
     review: bool = False  # a pull request's plan: made as production knows the repository
     identity: Identity | None = None  # a review's, once the inventories were read
     notes: tuple[Problem, ...] = ()  # a review's: the request's settings it did not use
+    # the repository's tags (name -> commit), for a stage that takes the previous one's commits
+    stage_tags: Callable[[], Mapping[str, str]] | None = None
 
     def plan(self, *, adopt: bool = False, dirty: bool = False) -> Plan:
         first, self.inventories = self.inventories, None
@@ -182,12 +184,32 @@ class Promotion:
             refused += [str(v) for v in checks.evaluate(policy.checks, written,
                                                         source_name=self.config.name,
                                                         changes=len(writes))]
+        stage: dict[str, str] = {}
+        if policy is not None and policy.stages is not None and not self.review:
+            why, stage = self._stage(policy.stages, planned)
+            refused += [why] if why else []
         shown = {key: (_shown(getattr(self.config, key)), self.merged.origins[key])
                  for key in SAFEGUARDS}
         return dataclasses.replace(
-            planned, refusals=(*planned.refusals, *refused),
+            planned, refusals=(*planned.refusals, *refused), stage=stage,
             warnings=(*planned.warnings, *self.merged.warnings),
             policy=self.stored.status(), safeguards=shown)
+
+
+    def _stage(self, pipeline: stages.Stages, planned: Plan) -> tuple[str | None, dict[str, str]]:
+        """Why this stage may not take the plan's commit (only a plan that writes is judged),
+        and what the run's history records of its stage."""
+        record = {"stage": pipeline.stage, **({"next": pipeline.next} if pipeline.next else {})}
+        if pipeline.previous is None or planned.is_empty:
+            return None, record
+        tags: Mapping[str, str] | str
+        try:
+            tags = self.stage_tags() if self.stage_tags is not None else \
+                "no repository to list them from"
+        except KestraPromoteError as exc:
+            tags = str(exc)
+        why, tag = stages.refusal(pipeline, planned.commit, planned.dirty, tags)
+        return why, {**record, "after": pipeline.previous, **({"tag": tag} if tag else {})}
 
 
 def _written(planned: Plan, desired: Desired) -> list[DesiredFlow]:
@@ -219,12 +241,15 @@ def _review_settings(merged: Effective) -> tuple[Effective, tuple[Problem, ...]]
 def open_promotion(client: KestraClient, folder: str | os.PathLike[str], config: Config, *,
                    commit: str | None = None, origin: str | None = None,
                    policy: Callable[[], Stored] | None = None,
-                   review: bool = False, committed: Committed | None = None) -> Promotion:
+                   review: bool = False, committed: Committed | None = None,
+                   stage_tags: Callable[[], Mapping[str, str]] | None = None) -> Promotion:
     """Read ``folder`` (with ``config``, overrides applied) for a plan against ``client``, under
     production's ``policy`` when one was read (its safeguards win over the commit's looser
     ones, and its state namespace is where the inventories are read). ``policy`` reads it.
     ``review``: a pull request's plan, made as production knows the repository at ``origin``
-    (see ``review_identity``), whatever name and state namespace the request's settings give."""
+    (see ``review_identity``), whatever name and state namespace the request's settings give.
+    ``stage_tags`` lists the repository's tags, for a stage that takes the previous stage's
+    verified commits only (``gates.stages``)."""
     try:
         stored = policy() if policy is not None else None
     except KestraError:
@@ -259,4 +284,4 @@ def open_promotion(client: KestraClient, folder: str | os.PathLike[str], config:
                        config)
 
     return Promotion(client, config, source, prepare(source, config), origin, read_all,
-                     inventories, stored, merged, review, identity, notes)
+                     inventories, stored, merged, review, identity, notes, stage_tags)

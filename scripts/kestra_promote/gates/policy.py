@@ -7,8 +7,9 @@ the same schema as ``kestra-promote.yml``, plus keys of its own: ``tags`` (which
 followed), ``sources`` (which source names and origin repositories may write which namespaces),
 ``checks`` (declarative rules on every created or updated flow, see ``gates.checks``),
 ``allowed_overrides`` (the safeguards a commit may set freely), ``previews`` (whether
-``preview up`` may deploy a pull request's preview here; default true) and ``verify`` (the
-checks after an apply, see ``gates.verification``).
+``preview up`` may deploy a pull request's preview here; default true), ``verify`` (the
+checks after an apply, see ``gates.verification``) and ``stages`` (the pipeline this instance
+is a stage of, see ``gates.stages``).
 
 ``effective`` merges a policy with a commit's settings. A commit may only make a safeguard
 stricter; a looser value of a key the policy sets, unless ``allowed_overrides`` names it, is a
@@ -31,6 +32,7 @@ from kestra_promote import config as settings
 from kestra_promote.config import DRIFT_POLICIES, Config, namespace_matches
 from kestra_promote.errors import SettingsError, SourceError
 from kestra_promote.gates import checks as rules
+from kestra_promote.gates.stages import Stages, parse_stages
 from kestra_promote.gates.verification import Verify, parse_verify
 from kestra_promote.keys import Problem
 from kestra_promote.schedule import Window
@@ -42,7 +44,7 @@ SAFEGUARDS = ("windows", "approval", "protected_namespaces", "max_deletions", "s
               "drift")
 OVERRIDABLE = ("windows", "approval", "protected_namespaces", "max_deletions", "drift")
 KEYS = frozenset(SAFEGUARDS) | {"tags", "sources", "checks", "allowed_overrides", "previews",
-                                 "verify"}
+                                 "verify", "stages"}
 _TAG_KEYS = {"pattern", "version", "prereleases"}
 _SOURCE_KEYS = {"namespaces", "names", "origins"}
 _DRIFT_STRICTNESS = {name: rank for rank, name in enumerate(("overwrite", "keep", "fail"))}
@@ -87,6 +89,7 @@ class Policy:
     allowed_overrides: frozenset[str] = frozenset()
     previews: bool = True  # false: no pull request's preview may be deployed on this instance
     verify: Verify | None = None  # the checks after an apply that wrote something
+    stages: Stages | None = None  # the pipeline this instance is a stage of
 
     @property
     def digest(self) -> str:
@@ -110,6 +113,8 @@ class Policy:
             shown["previews"] = False
         if self.verify is not None:
             shown["verify"] = self.verify.describe()
+        if self.stages is not None:
+            shown["stages"] = self.stages.describe()
         return shown
 
 
@@ -151,11 +156,27 @@ def parse_policy(text: str, path: str = "policy") -> Policy:
                                                   Loader=yaml.SafeLoader))
         for problem in problems:
             reader.fail(own["verify"], problem)
+    stages = _stages(reader, own["stages"], verify, tags) if "stages" in own else None
     if reader.problems:
         raise SourceError(f"{len(reader.problems)} problem(s) in the policy {path}",
                           reader.problems)
     return Policy(text, {k: v for k, v in values.items() if v is not None}, tags, sources,
-                  checks, overrides, previews is not False, verify)
+                  checks, overrides, previews is not False, verify, stages)
+
+
+def _stages(reader: settings.Reader, node: yaml.Node, verify: Verify | None,
+            tags: TagRule | None) -> Stages | None:
+    stages, problems = parse_stages(yaml.load(yaml.serialize(node), Loader=yaml.SafeLoader))
+    if stages is not None and stages.next is not None and (verify is None or not verify.checks):
+        problems.append(f"stages: {stages.stage!r} comes before {stages.next!r}, so its "
+                        "verified commits are what the next stage takes; set 'verify' checks "
+                        "(without them no run is ever verified)")
+    if stages is not None and stages.previous is not None and tags is not None:
+        problems.append(f"stages: {stages.stage!r} follows the tags {stages.previous!r} "
+                        "verifies; 'tags' cannot choose others (remove it)")
+    for problem in problems:
+        reader.fail(node, problem)
+    return stages if not problems else None
 
 
 def _tags(reader: settings.Reader, node: yaml.Node) -> TagRule | None:

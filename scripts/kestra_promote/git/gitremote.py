@@ -16,7 +16,7 @@ import fnmatch
 import os
 import re
 import subprocess
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import httpx
 
@@ -121,6 +121,109 @@ def list_tags(url: str, *, username: str | None = None, password: str | None = N
         refs = _local_refs(url)
     return {name[len("refs/tags/"):]: sha for name, sha in refs.items()
             if name.startswith("refs/tags/")}
+
+
+def _git_env() -> dict[str, str]:
+    # never a prompt (a password, an unknown host key): nobody may be there to answer it
+    return {**os.environ, "GIT_TERMINAL_PROMPT": "0",
+            "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")}
+
+
+def _has_origin(folder: str, env: Mapping[str, str]) -> bool:
+    return subprocess.run(["git", "-C", folder, "remote", "get-url", "origin"],
+                          capture_output=True, check=False, timeout=30,
+                          stdin=subprocess.DEVNULL, env=env).returncode == 0
+
+
+def _last_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", lines[-1] if lines else "failed")
+
+
+def origin_create_tag(folder: str, name: str, commit: str, message: str, *,
+                      tagger: tuple[str, str]) -> None:
+    """Create the annotated tag ``name`` on ``commit`` in the repository holding ``folder`` and
+    push it to its remote ``origin`` (with git's own credentials), never moving a tag there.
+    Without a remote ``origin`` the repository itself holds the tag."""
+    env = {**_git_env(), "GIT_COMMITTER_NAME": tagger[0], "GIT_COMMITTER_EMAIL": tagger[1]}
+
+    def git(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", folder, *args], capture_output=True, text=True,
+                              check=False, timeout=120, input=stdin, env=env)
+    try:
+        pushed = _has_origin(folder, env)
+        done = git("tag", "-a", "-F", "-", "--", name, commit, stdin=message)
+        if done.returncode == 0 and pushed:
+            done = git("push", "--quiet", "origin", f"refs/tags/{name}")
+            if done.returncode != 0:  # not on the remote: not here either
+                git("tag", "-d", "--", name)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SettingsError(f"cannot create tag {name}: {type(exc).__name__}") from None
+    if done.returncode != 0:
+        raise SettingsError(f"cannot create tag {name}: {_last_line(done.stderr)}")
+
+
+def origin_tags(folder: str, prefix: str = "") -> dict[str, str]:
+    """tag name -> commit, as the remote ``origin`` of the repository holding ``folder`` lists
+    them now (``git ls-remote``, with the credentials git itself is configured with), only
+    tags under ``prefix``; the repository's own tags when it has no remote ``origin``."""
+    env = _git_env()
+    pattern = [f"refs/tags/{prefix}*"] if prefix else []
+    try:
+        where = "origin" if _has_origin(folder, env) else "."
+        done = subprocess.run(["git", "-C", folder, "ls-remote", "--tags", where, *pattern],
+                              capture_output=True, text=True, check=False, timeout=60,
+                              stdin=subprocess.DEVNULL, env=env)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SettingsError(f"cannot list the tags of the repository of {folder}: "
+                            f"{type(exc).__name__}") from None
+    if done.returncode != 0:
+        raise SettingsError(f"cannot list the tags of the repository of {folder} with git "
+                            f"ls-remote: {_last_line(done.stderr)}")
+    refs: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        sha, _, name = line.partition("\t")
+        name = name.removeprefix("refs/tags/")
+        if name.endswith("^{}"):
+            refs[name[:-3]] = sha
+        elif name:
+            refs.setdefault(name, sha)
+    return refs
+
+
+def origin_tag_messages(folder: str, names: Iterable[str]) -> dict[str, str]:
+    """tag name -> message of the annotated tags ``names`` of the repository's remote
+    ``origin`` ("" for a lightweight tag), fetched into the repository's object store without
+    changing any of its refs (git's own credentials)."""
+    env = _git_env()
+    wanted = [f"refs/tags/{name}" for name in names]
+    if not wanted:
+        return {}
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", folder, *args], capture_output=True, text=True,
+                              check=False, timeout=120, stdin=subprocess.DEVNULL, env=env)
+    try:
+        where = "origin" if _has_origin(folder, env) else "."
+        listed = git("ls-remote", where, *wanted)
+        objects = {name: sha for sha, _, name in (line.partition("\t") for line in
+                                                   listed.stdout.splitlines())}
+        if where == "origin" and objects:
+            fetched = git("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "origin",
+                          *[ref for ref in wanted if ref in objects])
+            if fetched.returncode != 0:
+                raise SettingsError(f"cannot fetch the tags of the repository of {folder}: "
+                                    f"{_last_line(fetched.stderr)}")
+        messages = {}
+        for ref, sha in objects.items():
+            shown = git("cat-file", "-p", sha)
+            kind = git("cat-file", "-t", sha).stdout.strip()
+            _, _, body = shown.stdout.partition("\n\n")
+            messages[ref[len("refs/tags/"):]] = body if kind == "tag" else ""
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SettingsError(f"cannot read the tags of the repository of {folder}: "
+                            f"{type(exc).__name__}") from None
+    return messages
 
 
 # A tag is a candidate only when its name parses as a version. The default rule: the literal
