@@ -16,7 +16,12 @@ def summary(verification: Verification, commit: str | None) -> str:
     """One line: passed, or what failed and what became of the target."""
     checks = verification.checks
     if verification.passed:
-        return f"Checks passed ({len(checks)}): commit {_short(commit)} is verified."
+        line = f"Checks passed ({len(checks)}): commit {_short(commit)} is verified"
+        if verification.mark_error:
+            return f"{line}, but NOT marked for the next stage: {verification.mark_error}."
+        if verification.marked:
+            return f"{line} and marked {verification.marked} for the next stage."
+        return line + "."
     failed = next(c for c in checks if not c.passed)
     line = f"Checks FAILED ({failed.check}: {failed.message})"
     if verification.on_failure == "hold":
@@ -61,4 +66,5 @@ def to_dict(verification: Verification, commit: str | None) -> dict[str, Any]:
             "rolled_back": verification.rolled_back, "rollback_to": verification.rollback_to,
             "rollback_error": verification.rollback_error or None,
             "rollback_changes": back.count(Status.APPLIED) if back is not None else 0,
+            "marked": verification.marked or None, "mark_error": verification.mark_error or None,
             "notes": list(verification.notes), "summary": summary(verification, commit)}

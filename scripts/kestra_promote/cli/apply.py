@@ -14,7 +14,8 @@ from typing import Callable, Iterator
 from kestra_promote import report
 from kestra_promote.engine import planfile
 from kestra_promote.engine.apply import check_windows
-from kestra_promote.engine.verify import SourceAt, apply_verified
+from kestra_promote.engine.marking import marker
+from kestra_promote.engine.verify import Mark, SourceAt, apply_verified
 from kestra_promote.errors import (
     KestraPromoteError,
     PlanRefused,
@@ -23,7 +24,9 @@ from kestra_promote.errors import (
     WindowDenied,
 )
 from kestra_promote.gates import notify, policy_store
+from kestra_promote.gates.stages import TAG_ROOT, TAGGER
 from kestra_promote.gates.verification import Verify
+from kestra_promote.git import gitremote
 from kestra_promote.models import ApplyResult, Plan, Problem
 from kestra_promote.target import lock
 from kestra_promote.textsafe import safe_text
@@ -157,6 +160,7 @@ def _apply(args: argparse.Namespace, connection: Connection, output: Output,
         plan, result = apply_verified(
             client, plan, replan=replan, on_replan=lambda p: show(p, again=True), gate=gate,
             verify=verify, source_at=None if saved else _source_at(args, client),
+            mark=_marker(args),
             holder=lock.default_holder(f"kestra-promote apply ({args.trigger})"),
             lock_wait=args.lock_wait, on_progress=progress(output, len(plan.pending)),
             trigger=args.trigger, ref=args.ref, extra=extra, parallel=args.parallel)
@@ -169,6 +173,17 @@ def _apply(args: argparse.Namespace, connection: Connection, output: Output,
                        "named in the report."))
         return (143 if result.interrupted == "SIGTERM" else 130), plan, result
     return (EXIT_OK if result.passed else EXIT_ERROR), plan, result
+
+
+def _marker(args: argparse.Namespace) -> Mark:
+    """Marks a verified commit for the next stage in SOURCE's repository, pushed to its remote
+    ``origin`` with git's own credentials (``gates.stages``). A saved plan's SOURCE is its
+    file: the current folder's repository is used."""
+    folder = "." if _is_saved(args) else str(args.source)
+    run = args.notify_link or args.env.get("KESTRA_PROMOTE_NOTIFY_LINK") or ""
+    return marker(functools.partial(gitremote.origin_tags, folder, TAG_ROOT),
+                  lambda name, commit, message: gitremote.origin_create_tag(
+                      folder, name, commit, message, tagger=TAGGER), run=run)
 
 
 def _source_at(args: argparse.Namespace, client: KestraClient) -> SourceAt:

@@ -41,6 +41,9 @@ from kestra_promote.target.executions import state_of
 
 # a commit's files, planned against the target: how a rollback is made (``--ref``'s reading)
 SourceAt = Callable[[str], ContextManager[Callable[[], Plan]]]
+# marks a verified commit for the next stage: (plan, its checks as recorded, when) -> the tag
+# pushed, or "" when this instance is no stage before another
+Mark = Callable[[Plan, Sequence[Mapping[str, Any]], datetime], str]
 LABEL = {"kestra-promote": "verify"}  # on every execution a check starts
 AUTOMATIC = ("webhook", "schedule")  # triggers that never promote a rolled-back commit again
 
@@ -204,11 +207,12 @@ def _record(client: KestraClient, plan: Plan, when: str, fields: Mapping[str, An
 def apply_verified(
     client: KestraClient, plan: Plan, *, verify: Callable[[], Verify | None],
     source_at: SourceAt | None, holder: str, lock_wait: float = lock.DEFAULT_WAIT,
-    sleep: Callable[[float], None] = time.sleep, **options: Any,
+    sleep: Callable[[float], None] = time.sleep, mark: Mark | None = None, **options: Any,
 ) -> tuple[Plan, ApplyResult]:
     """``apply_locked``, then production's checks when it wrote something (``verify`` reads
     them: only then), recorded in the run's history, and a rollback when one fails and the
-    policy says so (``source_at``: a commit's plan, None when no repository is at hand)."""
+    policy says so (``source_at``: a commit's plan, None when no repository is at hand). A
+    verified commit is marked for the next stage (``mark``) before the record is written."""
     before = plan.inventory_before.history if plan.inventory_before else ()
     if options.get("trigger") in AUTOMATIC and not plan.is_empty \
             and rolled_back_from(before, plan.commit):
@@ -235,17 +239,32 @@ def apply_verified(
     passed = all(check.passed for check in checks)
     verified = is_verified(passed, plan.commit, before,
                            bool((options.get("extra") or {}).get("dirty")))
-    fields = {"verified": verified, "checks": [c.to_json() for c in checks]}
+    fields: dict[str, Any] = {"verified": verified, "checks": [c.to_json() for c in checks]}
     if not passed:
         fields["on_failure"] = spec.on_failure
+    marked, mark_error = _mark(mark, plan, fields["checks"]) if verified else ("", "")
+    if marked:
+        fields["marked"] = marked
     history, note = _record(client, plan, when_text, fields, holder, lock_wait)
-    verification = Verification(checks, spec.on_failure, notes=(note,) if note else ())
+    verification = Verification(checks, spec.on_failure, notes=(note,) if note else (),
+                                marked=marked, mark_error=mark_error)
     if passed or spec.on_failure == "hold":
         return plan, dataclasses.replace(result, verification=verification)
     reason = next(c.message for c in checks if not c.passed)
     verification = _rollback(client, plan, verification, history or before, reason, source_at,
                              holder, lock_wait)
     return plan, dataclasses.replace(result, verification=verification)
+
+
+def _mark(mark: Mark | None, plan: Plan, checks: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    """(the tag that marks the verified commit for the next stage, why it could not be)."""
+    if mark is None:
+        return "", ""
+    try:
+        return mark(plan, checks, datetime.now(timezone.utc).replace(microsecond=0)), ""
+    except KestraPromoteError as exc:
+        return "", (f"commit {(plan.commit or '')[:12]} passed its checks but was not marked "
+                    f"verified for the next stage: {exc}")
 
 
 def _rollback(client: KestraClient, plan: Plan, verification: Verification,
