@@ -510,6 +510,11 @@ def _md_cell(markdown: str) -> str:
     return markdown.replace("|", "\\|")
 
 
+def markdown_cell(value: object) -> str:
+    """``value`` as plain text in a Markdown table's cell."""
+    return _md_cell(_md_text(value))
+
+
 def _html(value: object) -> str:
     return html.escape(_inline(value), quote=False)
 

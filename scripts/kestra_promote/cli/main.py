@@ -39,6 +39,7 @@ from kestra_promote.cli.status import cmd_status
 from kestra_promote.cli.task import cmd_task
 from kestra_promote.cli.unlock import cmd_unlock
 from kestra_promote.cli.validate import cmd_validate
+from kestra_promote.cli.stages import cmd_stages
 from kestra_promote.cli.verify import cmd_verify
 from kestra_promote.cli.webhook import cmd_webhook
 
@@ -300,6 +301,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "start its flows, soak the flows this source manages. Writes nothing.")
     cmd.add_argument("source", nargs="?", default=".", metavar="SOURCE", help=source_help)
 
+    cmd = sub.add_parser("stages", parents=[target, source], help="where each stage of the "
+                         "pipeline stands", description="Show each stage of the pipeline "
+                         "production's policy names (stages:): this instance's commit from its "
+                         "history, the others' verified commits from the tags they marked in "
+                         "Git; whether each is verified, when, and by which checks.")
+    cmd.add_argument("source", nargs="?", default=".", metavar="SOURCE", help=source_help)
+
     preview.add_parser(sub, target)
     return parser
 
@@ -317,7 +325,7 @@ def _at_least_one(text: str) -> int:
 COMMANDS = {"validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "adopt": cmd_adopt,
             "unlock": cmd_unlock, "status": cmd_status, "webhook": cmd_webhook, "task": cmd_task,
             "bootstrap": cmd_bootstrap, "history": cmd_history, "policy": cmd_policy,
-            "preview": preview.cmd_preview, "verify": cmd_verify}
+            "preview": preview.cmd_preview, "verify": cmd_verify, "stages": cmd_stages}
 
 
 def run() -> int:
