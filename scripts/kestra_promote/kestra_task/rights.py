@@ -9,7 +9,8 @@ history decide what those inputs may reach:
   for any commit chosen by hand: an older commit's settings cannot switch it off;
 - overrides of ``prune``, the deletion limit and the sync windows (``asked_overrides``) are
   recorded with who asked, and go through the approval when it is on;
-- which tags are followed comes from production's policy (``tag_rule``).
+- which tags are followed comes from production's policy (``followed``): its tag rule, or, on a
+  stage after another, the previous stage's verification tags.
 
 What started a run is never an input: the flows derive it from Kestra's own ``trigger``
 variables.
@@ -22,8 +23,8 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from kestra_promote.errors import SettingsError
-from kestra_promote.gates import webhook
+from kestra_promote.errors import KestraError, SettingsError
+from kestra_promote.gates import stages, webhook
 from kestra_promote.gates.policy import TagRule
 from kestra_promote.git import gitremote, history
 from kestra_promote.git.gitinfo import read_commit
@@ -87,17 +88,37 @@ def approval_setting(env: Mapping[str, str]) -> bool:
     return value == "required"
 
 
-def tag_rule(env: Mapping[str, str], connection: Connection | None) -> TagRule | None:
-    """Production's rule for tags (the policy's ``tags``), when a policy is stored where the
-    promotion reads it; None without a target or a policy. A policy that does not match its
-    pin is an error: the tags it names cannot be trusted."""
+def followed(env: Mapping[str, str], connection: Connection | None
+             ) -> tuple[webhook.Target, TagRule | None]:
+    """What the promotion follows and production's rule for tags (the policy's ``tags``).
+
+    The settings name a branch (``promote_branch``) or a tag pattern (``promote_tags``); on a
+    stage after another (the policy's ``stages``), the previous stage's verification tags
+    (``kestra-promote/verified/<stage>/*``) whatever the settings say. The policy is read where
+    the promotion reads it, when the task has a target; one that does not match its pin is an
+    error: what it says cannot be trusted."""
+    tags = _text(env, "KP_TAGS")
+    target = webhook.Target(branch=None, tags=tags) if tags else \
+        webhook.Target(branch=_text(env, "KP_BRANCH") or "main")
     if connection is None:
-        return None
-    with connect(connection) as client:
-        stored = settings.read_policy(client, env)
+        return target, None
+    try:
+        with connect(connection) as client:
+            stored = settings.read_policy(client, env)
+    except KestraError:
+        if target.tags:
+            raise
+        # a task without the target's credentials (promote-check's decide): the branch; the
+        # promote task, which reads the policy, still refuses a commit the stage may not take
+        return target, None
     if stored.mismatch:
         raise SettingsError(f"production's policy is refused: {stored.mismatch}")
-    return stored.policy.tags if stored.policy is not None else None
+    policy = stored.policy
+    if policy is not None and policy.stages is not None and policy.stages.previous is not None:
+        previous = policy.stages.previous
+        return webhook.Target(branch=None, tags=stages.tag_pattern(previous)), \
+            TagRule(version=stages.tag_rule(previous))
+    return target, policy.tags if policy is not None else None
 
 
 def newest_tag(tags: Mapping[str, str] | list[str], pattern: str,

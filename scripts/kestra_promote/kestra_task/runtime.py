@@ -102,9 +102,9 @@ def _record_delivery(env: Mapping[str, str], client: KestraClient) -> None:
                   description="kestra-promote: webhook deliveries already promoted")
 
 
-def _tag_rule(env: Mapping[str, str]) -> rights.TagRule | None:
-    """Production's policy's rule for tags, read from the target when the task has one."""
-    return rights.tag_rule(env, _connection(env) if _text(env, "KESTRA_URL") else None)
+def _followed(env: Mapping[str, str]) -> tuple[webhook.Target, rights.TagRule | None]:
+    """What is followed, and production's rule for tags, from the target when the task has one."""
+    return rights.followed(env, _connection(env) if _text(env, "KESTRA_URL") else None)
 
 
 def task_decide(env: Mapping[str, str], emit: Emitter) -> int:
@@ -117,9 +117,7 @@ def task_decide(env: Mapping[str, str], emit: Emitter) -> int:
     to clone beside it to check that."""
     trigger = _text(env, "KP_TRIGGER") or "manual"
     ref = (env.get("KP_REF") or "").strip()  # as typed: "default" may be a tag's name
-    target = webhook.Target(branch=_text(env, "KP_BRANCH") or "main", tags=_text(env, "KP_TAGS"))
-    if target.tags:
-        target = webhook.Target(branch=None, tags=target.tags)
+    target, rule = _followed(env)
     Decision = webhook.Decision
     if trigger == "webhook":
         headers = webhook.parse_json(_read(env.get("KP_WEBHOOK_HEADERS")))
@@ -146,14 +144,14 @@ def task_decide(env: Mapping[str, str], emit: Emitter) -> int:
                                 "changes nothing", decision.provider, decision.event)
         emit.outputs({"delivery": delivery or ""})
     elif ref:
-        return _by_hand(env, emit, ref, target, trigger)
+        return _by_hand(env, emit, ref, target, rule, trigger)
     else:
         decision = Decision("sync", f"{trigger} run of {target.describe()}", "kestra", trigger)
     if decision.decision != "sync":
         return _decided(emit, decision, trigger, "", "")
     if not target.tags:
         return _decided(emit, decision, trigger, "branch", target.branch or "main")
-    newest = rights.newest_tag(repo_tags(env), target.tags, _tag_rule(env))
+    newest = rights.newest_tag(repo_tags(env), target.tags, rule)
     if newest is None:
         verdict = "reject" if trigger == "manual" else "ignore"
         return _decided(emit, Decision(verdict, f"no tag of the repository matches "
@@ -166,7 +164,7 @@ def task_decide(env: Mapping[str, str], emit: Emitter) -> int:
 
 
 def _by_hand(env: Mapping[str, str], emit: Emitter, ref: str, target: webhook.Target,
-             trigger: str) -> int:
+             rule: rights.TagRule | None, trigger: str) -> int:
     """A ref given by hand: following a branch, any commit, tag or branch, checked once cloned
     to be in the followed branch's history (cloned beside it); following tags, a tag the
     promotion could follow, with the newest one cloned beside it for its settings."""
@@ -177,7 +175,6 @@ def _by_hand(env: Mapping[str, str], emit: Emitter, ref: str, target: webhook.Ta
         branch = target.branch or "main"
         followed = ("", "") if (kind, checkout) == ("branch", branch) else ("branch", branch)
         return _decided(emit, decision, trigger, kind, checkout, followed)
-    rule = _tag_rule(env)
     if kind != "tag" or not rights.followable_tag(checkout, target.tags, rule):
         return _decided(emit, webhook.Decision(
             "reject", f"{ref!r} is not a tag this promotion follows ({target.describe()}, "
