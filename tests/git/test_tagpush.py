@@ -134,6 +134,14 @@ def test_a_tag_created_by_another_run_meanwhile_is_tag_exists(served):
     assert server.git("flows.git", "rev-parse", "refs/tags/race/1") == first
 
 
+def test_a_commit_the_server_lacks_is_refused_by_it(served):
+    server, _, _ = served
+    with pytest.raises(SettingsError, match="refused tag verified/1: missing necessary objects "
+                       f"\\(commit {'c' * 40} is not in the repository"):
+        _create(server, "verified/1", "c" * 40)
+    assert server.git("flows.git", "tag") == ""
+
+
 def test_a_wrong_password_is_a_clean_error_without_it(served, capsys):
     server, first, _ = served
     with pytest.raises(SettingsError) as raised:
@@ -253,6 +261,8 @@ def test_tags_in_local_repositories_with_git(local, form: str):
         create_tag(url, "verified/2", commit, "m", **TAGGER)
     with pytest.raises(SettingsError, match="has no commit " + "b" * 40):
         create_tag(url, "verified/3", "b" * 40, "m", **TAGGER)
+    with pytest.raises(SettingsError, match="missing is not a Git repository"):
+        create_tag(str(bare.parent / "missing"), "verified/3", commit, "m", **TAGGER)
 
 
 def test_a_repository_git_reaches_only_by_url_gets_the_commit_fetched(local):
@@ -265,7 +275,7 @@ def test_a_repository_git_reaches_only_by_url_gets_the_commit_fetched(local):
         tagpush._push_with_git("git@git.invalid:acme/flows.git", "v9", commit, body, reach=None)
 
 
-def test_read_tags_gives_message_and_date_and_takes_lightweight_tags(local):
+def test_read_tags_gives_message_and_date_and_takes_lightweight_tags(local, monkeypatch):
     bare, commit = local
     when = datetime(2026, 3, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
     subprocess.run(["git", "--git-dir", str(bare), "tag", "-a", "stage/prod/1", "-m",
@@ -285,6 +295,10 @@ def test_read_tags_gives_message_and_date_and_takes_lightweight_tags(local):
     assert tags["stage/prod/light"] == tagpush.TagInfo("stage/prod/light", commit, None, None,
                                                        None)
     assert read_tags(str(bare), "none/") == {}
+    monkeypatch.chdir(bare.parent)
+    assert set(read_tags(bare.name, "stage/prod/")) == set(tags)  # a path relative to here
+    create_tag(bare.name, "stage/prod/3", commit, "third", **TAGGER)
+    assert _git(bare, "cat-file", "-t", "refs/tags/stage/prod/3") == "tag"
 
 
 def test_read_tags_from_a_clone_leaves_the_clone_unchanged(served, tmp_path):

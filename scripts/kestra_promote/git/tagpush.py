@@ -244,7 +244,8 @@ class _Remote:
                                 f"answer as a Git server (HTTP {answer.status_code}, "
                                 "not a git-receive-pack answer; check promote_repo_url)") from None
 
-    def push(self, tag_id: str, body: bytes, capabilities: dict[str, str]) -> None:
+    def push(self, tag_id: str, commit: str, body: bytes, capabilities: dict[str, str]
+             ) -> None:
         ref = "refs/tags/" + self.name
         wanted = ["report-status"]
         # as git's send-pack: side-band-64k (never the old side-band) carries the server's
@@ -276,12 +277,16 @@ class _Remote:
         if results[ref] is not None:
             if ref in self.advertisement()[0]:  # created meanwhile by another run
                 raise TagExists(self.name)
+            reason = results[ref] or ""
+            if "missing necessary objects" in reason:  # receive-pack's connectivity check
+                reason += f" (commit {commit} is not in the repository: push it first)"
             raise SettingsError(f"the Git server refused tag {self.name}: "
-                                f"{_reason(results[ref] or '', *messages)}")
+                                f"{_reason(reason, *messages)}")
 
 
-def _push_over_http(url: str, name: str, tag_id: str, body: bytes, username: str | None,
-                    password: str | None, transport: httpx.BaseTransport | None) -> None:
+def _push_over_http(url: str, name: str, commit: str, body: bytes, username: str | None,
+                    password: str | None, transport: httpx.BaseTransport | None) -> str:
+    tag_id = object_id("tag", body)
     auth = (username or "", password) if password else None
     with httpx.Client(auth=auth, timeout=30, follow_redirects=True,
                       transport=transport) as client:
@@ -295,7 +300,8 @@ def _push_over_http(url: str, name: str, tag_id: str, body: bytes, username: str
         if "report-status" not in capabilities:
             raise SettingsError(f"cannot create tag {name}: the Git server does not report "
                                 "the outcome of a push (no report-status)")
-        remote.push(tag_id, body, capabilities)
+        remote.push(tag_id, commit, body, capabilities)
+    return tag_id
 
 
 # ---- with git ----------------------------------------------------------------------------
@@ -323,6 +329,8 @@ def _local_path(url: str) -> Path | None:
 
 
 def _objects_of(path: Path, what: str) -> str:
+    if not path.is_dir():
+        raise SettingsError(f"{what}: {path} is not a Git repository")
     done = _git(["rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=path, what=what)
     if done.returncode != 0:
         raise SettingsError(f"{what}: {path} is not a Git repository")
@@ -358,16 +366,18 @@ def _push_with_git(url: str, name: str, commit: str, body: bytes, *,
         return tag_id
     report = done.stdout.decode("utf-8", "replace")
     line = next((ln for ln in report.splitlines() if f"refs/tags/{name}" in ln), "")
-    if "already exists" in line or (line and _local_refs(url, name)):
+    if not line:  # it never got as far as the ref: no connection, no access
+        raise SettingsError(f"{what}: git push failed: {_reason(_last_line(done.stderr))}")
+    if "already exists" in line or _local_refs(url, name):
         raise TagExists(name)
     remote = [ln[len("remote:"):] for ln in done.stderr.decode("utf-8", "replace").splitlines()
               if ln.startswith("remote:")]
-    detail = line.rsplit("\t", 1)[-1] if line else "git push failed"
-    raise SettingsError(f"the Git server refused tag {name}: {_reason(detail, *remote)}")
+    summary = line.rsplit("\t", 1)[-1]  # "[remote rejected] (pre-receive hook declined)"
+    raise SettingsError(f"the Git server refused tag {name}: {_reason(summary, *remote)}")
 
 
 def _local_refs(url: str, name: str) -> bool:
-    done = _git(["ls-remote", "--", url, f"refs/tags/{name}"], cwd=Path.cwd(),
+    done = _git(["ls-remote", "--", url, f"refs/tags/{name}"], cwd=Path(tempfile.gettempdir()),
                 what=f"cannot list the tags of {_shown(url)}")
     return done.returncode == 0 and bool(done.stdout.strip())
 
@@ -384,11 +394,12 @@ def create_tag(url: str, name: str, commit: str, message: str, *, tagger_name: s
     stops it (credentials that may not push, a server hook refusing the tag, no answer)."""
     body = tag_body(name, commit, message, tagger_name=tagger_name, tagger_email=tagger_email,
                     when=when)
-    tag_id = object_id("tag", body)
     if url.startswith(("http://", "https://")):
-        _push_over_http(url, name, tag_id, body, username, password, transport)
-        return tag_id
-    return _push_with_git(url, name, commit, body, reach=_local_path(url))
+        return _push_over_http(url, name, commit, body, username, password, transport)
+    local = _local_path(url)
+    if local is not None and not url.startswith("file://"):
+        url = str(local.resolve())  # git runs elsewhere: a relative path would lose its way
+    return _push_with_git(url, name, commit, body, reach=local)
 
 
 # ---- reading tags back (the CLI, which has git) ------------------------------------------
@@ -420,8 +431,7 @@ def read_tags(url_or_path: str, names_prefix: str, *, git_dir: Path | str | None
     with tempfile.TemporaryDirectory(prefix="kestra-promote-tags-") as scratch:
         work = Path(scratch)
         _git(["init", "-q", "--bare", "."], cwd=work, what=what)
-        env: dict[str, str] = {}
-        cwd = work
+        env, cwd = {"GIT_DIR": str(work)}, Path.cwd()  # a relative path is the caller's
         if git_dir is not None:
             cwd = Path(git_dir)
             env = {"GIT_OBJECT_DIRECTORY": str(work / "objects"),
