@@ -205,6 +205,41 @@ def test_a_push_answered_with_a_page_is_a_clean_error(served):
         _create(server, "verified/1", first, transport=_Between(answer=page))
 
 
+def test_a_redirect_is_followed_on_the_same_server_only(served):
+    server, first, _ = served
+    moved = server.url("moved.git")
+    server.path().rename(server.path("moved.git"))
+
+    def redirect(request: httpx.Request) -> httpx.Response:
+        if "/flows.git/" in request.url.path:
+            return httpx.Response(301, headers={"Location": str(request.url).replace(
+                "/flows.git/", "/moved.git/")})
+        with httpx.Client() as client:  # the real server
+            answer = client.send(client.build_request(request.method, request.url,
+                                                      headers=request.headers,
+                                                      content=request.read()))
+            return httpx.Response(answer.status_code, headers=answer.headers,
+                                  content=answer.content)
+
+    tag_id = _create(server, "verified/1", first, transport=httpx.MockTransport(redirect))
+    assert server.git("moved.git", "rev-parse", "refs/tags/verified/1") == tag_id
+    assert moved + "/git-receive-pack" in [server.base_url + path for _, path in server.requests]
+
+    seen = []
+
+    def elsewhere(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host != "other.example.com":
+            return httpx.Response(302, headers={"Location": "https://other.example.com/x.git"
+                                                "/info/refs?service=git-receive-pack"})
+        return httpx.Response(200, content=b"001f# service=git-receive-pack\n0000")
+
+    with pytest.raises(SettingsError, match="redirects to another server"):
+        _create(server, "verified/2", first, transport=httpx.MockTransport(elsewhere))
+    assert [r.method for r in seen] == ["GET", "GET"]  # nothing pushed there,
+    assert "authorization" not in seen[1].headers  # and the credentials never went there
+
+
 @pytest.mark.parametrize("error", [httpx.ConnectTimeout, httpx.ConnectError, httpx.ReadTimeout])
 def test_timeouts_and_connection_errors_are_clean_errors(error: type[httpx.HTTPError]):
     def fail(request: httpx.Request) -> httpx.Response:

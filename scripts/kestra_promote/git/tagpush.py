@@ -204,6 +204,10 @@ def _shown(text: str) -> str:
     return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@", r"\1", text)
 
 
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
+
+
 class _Remote:
     """One repository over smart HTTP, with its credentials, for pushing one tag."""
 
@@ -233,7 +237,7 @@ class _Remote:
         self._check_status(answer)
         final = str(answer.url.copy_with(query=None))
         if final.endswith("/info/refs") and final != self.base + "/info/refs":
-            if answer.url.origin != httpx.URL(self.base).origin:  # never push elsewhere
+            if _origin(answer.url) != _origin(httpx.URL(self.base)):  # never push elsewhere
                 raise SettingsError(f"cannot create tag {self.name}: {_shown(self.base)} "
                                     "redirects to another server; use that server's URL")
             self.base = final[:-len("/info/refs")]
