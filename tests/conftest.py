@@ -18,6 +18,7 @@ from typing import Iterator
 import pytest
 import yaml
 from fake_kestra import FakeKestra, serve
+from git_http_server import git_http_server  # noqa: F401  (a fixture, for every test)
 from kestra_promote.cli.main import main
 from kestra_promote.target.client import Connection, KestraClient, connect
 from kestra_promote.config import Config
