@@ -15,6 +15,7 @@ local repository), If, WorkingDirectory, Loop (2.0) and ForEach (1.3), Log, Retu
 
 from __future__ import annotations
 
+import base64
 import importlib.metadata
 import json
 import os
@@ -356,20 +357,25 @@ class Emulator:
         props = self.render({k: v for k, v in task.items() if k not in ("id", "type")}, execution)
         assert workdir is not None, "Clone runs inside a WorkingDirectory here"
         target = workdir / props.get("directory", "")
-        url = f"file://{props['url']}"
+        url, auth = f"file://{props['url']}", ()
+        if props["url"].startswith(("http://", "https://")):  # with the task's credentials
+            url = props["url"]
+            token = base64.b64encode(f"{props.get('username', '')}:{props.get('password', '')}"
+                                     .encode()).decode()
+            auth = ("-c", f"http.extraHeader=Authorization: Basic {token}")
         if "commit" in props or "tag" in props:
             wanted = props["commit"] if "commit" in props else props["tag"]
             if not wanted:
                 raise TaskFailed("Cannot resolve " + ("commit SHA" if "commit" in props else "tag"))
-            self._git("clone", "--quiet", "--no-checkout", url, str(target))
+            self._git(*auth, "clone", "--quiet", "--no-checkout", url, str(target))
             ref = wanted if "commit" in props else f"refs/tags/{wanted}^{{commit}}"
             self._git("checkout", "--quiet", "--detach", ref, cwd=target)
         else:
             branch = props.get("branch") or ""
-            if not self._git("ls-remote", "--heads", url, f"refs/heads/{branch}"):
+            if not self._git(*auth, "ls-remote", "--heads", url, f"refs/heads/{branch}"):
                 raise TaskFailed(f"Remote branch '{branch}' not found in upstream origin")
-            self._git("clone", "--quiet", "--depth", str(props.get("depth", 1)), "--branch",
-                      branch, url, str(target))
+            self._git(*auth, "clone", "--quiet", "--depth", str(props.get("depth", 1)),
+                      "--branch", branch, url, str(target))
         execution.outputs[task["id"]] = {"directory": str(target)}
 
     def _push(self, props: dict, files: Mapping[str, bytes], message: str) -> str:

@@ -452,7 +452,8 @@ def test_an_earlier_sealed_revision_of_the_flow_is_refused(production, tmp_path)
     # an earlier revision passes the seal, but took every `kestra_promote/**` at any depth
     fake, repo, emulator = production
     current = (ROOT / "flows/prod/promote.yml").read_text()
-    earlier = current.replace('KP_FLOWS_GENERATION: "1"', 'KP_FLOWS_GENERATION: "0"')
+    now = settings.FLOWS_GENERATION
+    earlier = current.replace(f'KP_FLOWS_GENERATION: "{now}"', f'KP_FLOWS_GENERATION: "{int(now) - 1}"')
     earlier = earlier.replace("- /kestra_promote/**", "- kestra_promote/**")
     assert earlier != current
     path = tmp_path / "promote-earlier.yml"
@@ -471,7 +472,7 @@ def test_an_earlier_sealed_revision_of_the_flow_is_refused(production, tmp_path)
 # raise FLOWS_GENERATION (kestra_task/settings.py) and the KP_FLOWS_GENERATION literals of the
 # flows together, then record the flows' new fingerprints here.
 FLOWS_FINGERPRINT = {
-    "1": {"promote.yml": "f41fa2b9a879e97a36f605b03f24d22a4a4734678611f267e3ef514ae6768352", "promote-check.yml": "c7005720d34174c0963b946f5a0e35ed2546dbe775feb23d066393efde433da4"},
+    "2": {"promote.yml": "c482b59ea6d4a4c88a4fcdcc6c2beaecbac1af458991bbbed6748fe72ab39b3b", "promote-check.yml": "11d35b814aa5ac0b59006f648e2d9e6d5faeb966f475b68b2f2edd06bb00cf67"},
 }
 
 

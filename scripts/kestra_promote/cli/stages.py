@@ -13,7 +13,7 @@ from kestra_promote.cli.output import Output
 from kestra_promote.errors import SettingsError
 from kestra_promote.gates import stages
 from kestra_promote.gates.policy import effective
-from kestra_promote.git import gitremote
+from kestra_promote.git import gitremote, tagpush
 from kestra_promote.target.client import Connection, connect
 from kestra_promote.target.live import read_inventories
 from kestra_promote.textsafe import safe_text
@@ -31,11 +31,10 @@ def cmd_stages(args: argparse.Namespace, connection: Connection | None, output: 
                                 "section): there is no pipeline to show")
         config = effective(stored.policy, loaded.config).config  # its state namespace wins
         own, _ = read_inventories(client, config.state_namespace, config.name)
-    tags = gitremote.origin_tags(str(args.source), stages.TAG_ROOT)
-    newest = [found[-1][1] for stage in pipeline.pipeline
-              if (found := stages.numbered(tags, stage))]
-    messages = gitremote.origin_tag_messages(str(args.source), newest)
-    marks = {name: (commit, messages.get(name, "")) for name, commit in tags.items()}
+    folder = str(args.source)
+    found = tagpush.read_tags("origin" if gitremote.has_origin(folder) else ".",
+                              stages.TAG_ROOT + "/", git_dir=folder)
+    marks = {name: (tag.commit, tag.message or "") for name, tag in found.items()}
     rows = stages.status(pipeline, marks, own.history if own is not None else ())
     if output.format == "json":
         output.json({"format_version": report.FORMAT_VERSION, "name": config.name,

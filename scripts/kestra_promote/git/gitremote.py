@@ -129,10 +129,11 @@ def _git_env() -> dict[str, str]:
             "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")}
 
 
-def _has_origin(folder: str, env: Mapping[str, str]) -> bool:
+def has_origin(folder: str, env: Mapping[str, str] | None = None) -> bool:
+    """Whether the repository holding ``folder`` has a remote ``origin``."""
     return subprocess.run(["git", "-C", folder, "remote", "get-url", "origin"],
                           capture_output=True, check=False, timeout=30,
-                          stdin=subprocess.DEVNULL, env=env).returncode == 0
+                          stdin=subprocess.DEVNULL, env=env or _git_env()).returncode == 0
 
 
 def _last_line(stderr: str) -> str:
@@ -151,7 +152,7 @@ def origin_create_tag(folder: str, name: str, commit: str, message: str, *,
         return subprocess.run(["git", "-C", folder, *args], capture_output=True, text=True,
                               check=False, timeout=120, input=stdin, env=env)
     try:
-        pushed = _has_origin(folder, env)
+        pushed = has_origin(folder, env)
         done = git("tag", "-a", "-F", "-", "--", name, commit, stdin=message)
         if done.returncode == 0 and pushed:
             done = git("push", "--quiet", "origin", f"refs/tags/{name}")
@@ -170,7 +171,7 @@ def origin_tags(folder: str, prefix: str = "") -> dict[str, str]:
     env = _git_env()
     pattern = [f"refs/tags/{prefix}*"] if prefix else []
     try:
-        where = "origin" if _has_origin(folder, env) else "."
+        where = "origin" if has_origin(folder, env) else "."
         done = subprocess.run(["git", "-C", folder, "ls-remote", "--tags", where, *pattern],
                               capture_output=True, text=True, check=False, timeout=60,
                               stdin=subprocess.DEVNULL, env=env)
@@ -189,41 +190,6 @@ def origin_tags(folder: str, prefix: str = "") -> dict[str, str]:
         elif name:
             refs.setdefault(name, sha)
     return refs
-
-
-def origin_tag_messages(folder: str, names: Iterable[str]) -> dict[str, str]:
-    """tag name -> message of the annotated tags ``names`` of the repository's remote
-    ``origin`` ("" for a lightweight tag), fetched into the repository's object store without
-    changing any of its refs (git's own credentials)."""
-    env = _git_env()
-    wanted = [f"refs/tags/{name}" for name in names]
-    if not wanted:
-        return {}
-
-    def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", "-C", folder, *args], capture_output=True, text=True,
-                              check=False, timeout=120, stdin=subprocess.DEVNULL, env=env)
-    try:
-        where = "origin" if _has_origin(folder, env) else "."
-        listed = git("ls-remote", where, *wanted)
-        objects = {name: sha for sha, _, name in (line.partition("\t") for line in
-                                                   listed.stdout.splitlines())}
-        if where == "origin" and objects:
-            fetched = git("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "origin",
-                          *[ref for ref in wanted if ref in objects])
-            if fetched.returncode != 0:
-                raise SettingsError(f"cannot fetch the tags of the repository of {folder}: "
-                                    f"{_last_line(fetched.stderr)}")
-        messages = {}
-        for ref, sha in objects.items():
-            shown = git("cat-file", "-p", sha)
-            kind = git("cat-file", "-t", sha).stdout.strip()
-            _, _, body = shown.stdout.partition("\n\n")
-            messages[ref[len("refs/tags/"):]] = body if kind == "tag" else ""
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SettingsError(f"cannot read the tags of the repository of {folder}: "
-                            f"{type(exc).__name__}") from None
-    return messages
 
 
 # A tag is a candidate only when its name parses as a version. The default rule: the literal

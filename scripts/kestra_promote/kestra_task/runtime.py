@@ -313,7 +313,8 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
         # production's policy, kept in the promotion's own namespace unless told otherwise
         promotion = open_promotion(client, folder, config, origin=origin(folder),
                                    policy=functools.partial(settings.read_policy, client, env),
-                                   review=posting is not None)
+                                   review=posting is not None,
+                                   stage_tags=functools.partial(repo_tags, env))
 
         def replan() -> Plan:
             return promotion.plan(adopt=bool(_flag(env, "KP_ADOPT")))

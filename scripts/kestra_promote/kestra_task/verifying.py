@@ -19,14 +19,17 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from kestra_promote.config import Config
+from kestra_promote.engine.marking import marker
 from kestra_promote.engine.promotion import open_promotion
-from kestra_promote.engine.verify import SourceAt, apply_verified
+from kestra_promote.engine.verify import Mark, SourceAt, apply_verified
 from kestra_promote.errors import SettingsError
 from kestra_promote.gates.verification import Verify
-from kestra_promote.git import gitref
+from kestra_promote.gates.stages import TAGGER
+from kestra_promote.git import gitref, tagpush
 from kestra_promote.git.origin import origin
 from kestra_promote.git.source import read_settings
 from kestra_promote.kestra_task import settings
+from kestra_promote.kestra_task.rights import repo_tags
 from kestra_promote.kestra_task.envvalues import flag as _flag
 from kestra_promote.kestra_task.envvalues import text as _text
 from kestra_promote.models import ApplyResult, Plan
@@ -50,7 +53,23 @@ def apply(env: Mapping[str, str], workdir: Path, client: KestraClient, plan: Pla
         return stored.policy.verify if stored.policy is not None else None
 
     return apply_verified(client, plan, verify=verify,
-                          source_at=_source_at(env, workdir, client), **options)
+                          source_at=_source_at(env, workdir, client), mark=_marker(env),
+                          **options)
+
+
+def _marker(env: Mapping[str, str]) -> Mark:
+    """Marks a verified commit for the next stage: an annotated tag pushed to the repository
+    the flows promote (``promote_repo_url``) with the promotion's Git credentials, over Git's
+    HTTP protocol (Kestra's image has no ``git``)."""
+    def create(name: str, commit: str, message: str) -> None:
+        url = _text(env, "KP_REPO_URL")
+        if not url:
+            raise SettingsError("KP_REPO_URL is not set: the flows read it from promote_repo_url")
+        tagpush.create_tag(url, name, commit, message, tagger_name=TAGGER[0],
+                           tagger_email=TAGGER[1], username=_text(env, "KP_GIT_USERNAME"),
+                           password=_text(env, "KP_GIT_PASSWORD"))
+    return marker(functools.partial(repo_tags, env), create,
+                  run=_text(env, "KP_HOLDER") or "")
 
 
 def _source_at(env: Mapping[str, str], workdir: Path, client: KestraClient) -> SourceAt:
@@ -68,7 +87,7 @@ def _source_at(env: Mapping[str, str], workdir: Path, client: KestraClient) -> S
             promotion = open_promotion(
                 client, tree, task_config(env, Path(tree)), commit=full,
                 origin=origin(folder), policy=functools.partial(settings.read_policy, client, env),
-                committed=committed)
+                committed=committed, stage_tags=functools.partial(repo_tags, env))
             yield promotion.plan
     return at
 
