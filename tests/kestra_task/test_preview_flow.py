@@ -47,7 +47,8 @@ def test_a_request_is_previewed_while_open_updated_in_place_and_gone_once_merged
     (body,) = hook.comments(2)  # the same comment, edited
     assert body != first and f"`{head[:12]}`" in body
 
-    execution = hook.closed(2, merged=True)
+    hook.push(2, {"kestra-promote.yml": "name: [\n"}, "broken settings")  # never delivered
+    execution = hook.closed(2, merged=True)  # taken down whatever the head's settings say
     assert execution is not None and execution.state == "SUCCESS", execution and execution.logs
     assert execution.outputs["promote"]["vars"]["action"] == "preview-down"
     assert hook.preview(2) == {}

@@ -308,7 +308,6 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
     approval = rights.approval_setting(env)
     approval = rights.check_by_hand(env, workdir) or approval
     folder = workdir / (_text(env, "KP_SOURCE") or "repo")
-    config = verifying.task_config(env, folder)
     connection = _connection(env)
     for warning in connection.warnings():  # --insecure and clear-text credentials, as the CLI
         emit.log("WARN", warning)
@@ -316,6 +315,7 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
     posting = posting_of(env, _execution_link(env)) if mode == "plan" else None
     if posting is not None and _flag(env, "KP_PREVIEWS"):  # its preview, up or down, instead
         return previewing.run(env, emit, workdir, folder, connection, posting), None
+    config = verifying.task_config(env, folder)
     with connect(connection) as client:
         # production's policy, kept in the promotion's own namespace unless told otherwise
         promotion = open_promotion(client, folder, config, origin=origin(folder),
