@@ -10,6 +10,9 @@ conventions as fake_kestra (``handle``; serve it with ``fake_kestra.serve``).
   /projects/{path}/statuses/{sha}?state=&name=&description=&target_url=; ``PRIVATE-TOKEN``.
 - Gitea: as GitHub, but its list of an issue's comments is not paged (every comment, whatever
   ``page`` and ``limit`` say); ``Authorization: token``; its limit is in bytes (a TEXT column).
+- The request itself: GET /repos/{o}/{r}/pulls/{n} (GitHub, Gitea: ``state`` open or closed,
+  ``merged``), GET /projects/{path}/merge_requests/{iid} (GitLab: ``state`` opened, closed or
+  merged); ``closed`` holds the requests closed so far (merged or not: ``merged``).
 GitLab lists notes newest first unless ``sort=asc``. GitHub Actions' GITHUB_TOKEN cannot read
 /user (403) and comments as ``github-actions[bot]``. Comments longer than the provider's limit
 are refused (422, GitLab 400); a comment may be edited by its author only (403).
@@ -42,6 +45,8 @@ class FakeProvider:
     statuses: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     fail: int | None = None  # answer every request with this status
+    closed: set[int] = field(default_factory=set)  # requests closed, merged or not
+    merged: set[int] = field(default_factory=set)
 
     def _user(self, headers: dict[str, str]) -> str | None:
         if self.provider == "gitlab":
@@ -93,6 +98,16 @@ class FakeProvider:
             listing = re.fullmatch(r".*/repos/([^/]+/[^/]+)/issues/(\d+)/comments", path)
             one = re.fullmatch(r".*/repos/([^/]+/[^/]+)/issues/comments/(\d+)", path)
             status = re.fullmatch(r".*/repos/([^/]+/[^/]+)/statuses/(\w+)", path)
+        request = re.fullmatch(r".*/projects/(.+)/merge_requests/(\d+)" if self.provider ==
+                               "gitlab" else r".*/repos/([^/]+/[^/]+)/pulls/(\d+)", path)
+        if request and method == "GET":
+            number = int(request[2])
+            merged = number in self.merged
+            if self.provider == "gitlab":
+                state = "merged" if merged else "closed" if number in self.closed else "opened"
+                return _json({"iid": number, "state": state})
+            return _json({"number": number, "merged": merged,
+                          "state": "closed" if number in self.closed | self.merged else "open"})
         if listing and method == "GET":
             size = int((query.get("limit" if self.provider == "gitea" else "per_page")
                         or ["30"])[0])

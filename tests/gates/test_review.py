@@ -245,3 +245,20 @@ def test_diffs_of_what_this_repository_deployed_are_shown(repo: GitRepo, target:
     assert _plan(repo, target, provider, repo.commit()).code == 0
     body = fake.comments[-1]["body"]
     assert "first words" in body and "second words" in body and "not shown" not in body
+
+
+def test_whether_a_request_is_open_is_asked_of_the_provider(provider: tuple[FakeProvider, str]):
+    from kestra_promote.gates.review import Review, ReviewError, request_open
+
+    fake, api = provider
+    review = Review(fake.provider, api, "group/flows" if fake.provider == "gitlab"
+                    else "acme/flows", 7, "0" * 40, TOKEN)
+    assert request_open(review) is True
+    fake.closed.add(7)
+    assert request_open(review) is False
+    fake.closed.clear()
+    fake.merged.add(7)
+    assert request_open(review) is False
+    fake.fail = 404
+    with pytest.raises(ReviewError, match="answered HTTP 404"):
+        request_open(review)

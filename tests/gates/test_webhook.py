@@ -297,3 +297,25 @@ def test_a_pull_request_number_that_is_not_one_is_ignored():
         decision = decide({"X-GitHub-Event": "pull_request"}, forged,
                           target=Target(branch="master"), pull_requests=True)
         assert decision.decision == "ignore", number
+
+
+@pytest.mark.parametrize(("payload", "headers", "action", "expected"), [
+    ("github/pull_request-3.json", {"X-GitHub-Event": "pull_request"}, None, "refs/pull/2/head"),
+    ("gitea/pull_request-1.json", {"X-Gitea-Event": "pull_request"}, "closed",
+     "refs/pull/2/head"),
+    ("gitlab/merge_request-1.json", {"X-Gitlab-Event": "Merge Request Hook"}, "close",
+     "refs/merge-requests/1/head"),
+    ("gitlab/merge_request-1.json", {"X-Gitlab-Event": "Merge Request Hook"}, "merge",
+     "refs/merge-requests/1/head"),
+])
+def test_with_previews_a_closed_or_merged_request_is_a_request_run_too(
+        payload: str, headers: dict, action: str | None, expected: str):
+    body = json.loads((FIXTURES / "webhooks" / payload).read_text())
+    if action is not None:
+        (body["object_attributes"] if "object_attributes" in body else body)["action"] = action
+    decision = decide(headers, body, target=Target(branch="master"), previews=True)
+    assert (decision.decision, decision.ref, decision.commit) == ("review", expected, None)
+    assert "preview" in decision.reason
+    # planning requests only: a closed one is nothing to plan
+    assert decide(headers, body, target=Target(branch="master"),
+                  pull_requests=True).decision == "ignore"

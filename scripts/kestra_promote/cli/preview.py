@@ -14,18 +14,17 @@ from typing import Any
 
 from kestra_promote import report
 from kestra_promote.config import check_namespace
-from kestra_promote.engine import preview
-from kestra_promote.engine.apply import apply_locked, apply_plan, check_windows
-from kestra_promote.engine.promotion import open_promotion
+from kestra_promote.engine import preview, preview_target
+from kestra_promote.engine.apply import apply_locked, check_windows
 from kestra_promote.errors import PlanRefused, SettingsError
 from kestra_promote.gates.policy_store import Stored
 from kestra_promote.git import gitref
 from kestra_promote.git.origin import origin
-from kestra_promote.git.source import read_settings, read_source
+from kestra_promote.git.source import read_settings
 from kestra_promote.models import ApplyResult, Plan, Problem, Status
-from kestra_promote.target import lock, store
+from kestra_promote.target import lock
 from kestra_promote.target.client import Connection, KestraClient, connect
-from kestra_promote.target.live import read_inventories, read_live_state
+from kestra_promote.target.live import read_inventories
 from kestra_promote.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
@@ -127,13 +126,10 @@ def _up(args: argparse.Namespace, client: KestraClient, stored: Stored, output: 
                 gitref.checkout(args.source, args.ref or ""))
         base = read_settings(folder, args.config).with_overrides(
             allow_deletions=args.allow_deletions)
-        scanned = read_source(folder, commit=commit, config=base, committed=committed)
-        config = preview.preview_config(
-            base, root, [k.namespace for k in (*scanned.flows, *scanned.files)],
-            name=preview.name_of(preview_id), state_namespace=args.state_namespace)
         where = origin(args.source)
-        promotion = open_promotion(client, folder, config, commit=commit, origin=where,
-                                   policy=lambda: stored, committed=committed)
+        promotion = preview_target.open_preview(
+            client, folder, base, preview_id, root, state_namespace=args.state_namespace,
+            stored=stored, commit=commit, committed=committed, origin=where)
         loaded = Loaded(promotion.source, promotion.config, promotion.desired, where,
                         commit is not None, promotion)
         extra: dict[str, Any] = check_committed(args, loaded, output)
@@ -209,31 +205,10 @@ def _down(args: argparse.Namespace, client: KestraClient, namespace: str,
 
 def _take_down(client: KestraClient, namespace: str, preview_id: str, root: str,
                lock_wait: float, output: Output) -> tuple[Plan, ApplyResult] | None:
-    """Delete what preview ``preview_id``'s inventory records, then the inventory, under the
-    lease; None when it has none."""
-    name = preview.name_of(preview_id)
-    own, _ = read_inventories(client, namespace, name)
-    if own is None:
-        return None
-    if bad := preview.foreign(own, root):  # refused before the lease is taken
-        raise PlanRefused(f"preview {preview_id} not removed: its inventory records objects "
-                          f"outside {root}", [Problem(f"{key}: outside the preview's namespaces; "
-                                                      "the inventory was edited") for key in bad])
-    with lock.held(client, namespace, lock.default_holder(f"kestra-promote preview down "
-                                                          f"{preview_id}"),
-                   wait=lock_wait) as lease:
-        own, others = read_inventories(client, namespace, name)  # again, under the lease
-        if own is None:
-            return None
-        live = read_live_state(client, (), (), state_namespace=namespace, name=name,
-                               inventories=(own, others))
-        plan = preview.teardown(live, root)
-        result = apply_plan(client, plan, trigger="preview down",
-                            on_progress=progress(output, len(plan.pending)),
-                            heartbeat=lock.Keeper(client, namespace, lease))
-        if result.ok:
-            store.delete(client, namespace, name, own)
-    return plan, result
+    return preview_target.take_down(
+        client, namespace, preview_id, root, lock_wait=lock_wait,
+        holder=lock.default_holder(f"kestra-promote preview down {preview_id}"),
+        progress=lambda plan: progress(output, len(plan.pending)))
 
 
 # -- list ---------------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def marker(name: str) -> str:
     return f"<!-- kestra-promote plan: {name} -->"
 
 
-def _quiet(text: str) -> str:
+def quiet(text: str) -> str:
     # names from Git and the target must not notify anyone: @all, @org/team, @user
     return text.replace("@", "@\u2060")
 
@@ -136,7 +136,7 @@ def comment_body(plan: Plan, problems: Sequence[Problem], error: str | None, lim
                 text += f"\n_{line}_\n"
         if link:
             text += f"\n[The whole run]({link})\n"
-        return f"{marker(plan.name)}\n{_quiet(text)}"
+        return f"{marker(plan.name)}\n{quiet(text)}"
 
     body = render(plan)
     if size(body) <= limit:
@@ -262,6 +262,19 @@ class _Api:
             self.call("PATCH", f"{self._repo()}/issues/comments/{quote(str(comment_id), safe='')}",
                       json={"body": body})
 
+    def is_open(self) -> bool:
+        """Whether the request is open now, as the provider says: GitHub and Gitea answer a
+        pull request's ``state`` open or closed, GitLab a merge request's opened, closed, merged
+        or locked (locked: being merged, still open)."""
+        number = self.review.number
+        path = (f"{self._repo()}/merge_requests/{number}" if self.review.provider == "gitlab"
+                else f"{self._repo()}/pulls/{number}")
+        request = self.call("GET", path)
+        state = request.get("state") if isinstance(request, dict) else None
+        if state not in ("open", "opened", "locked", "closed", "merged"):
+            raise ReviewError(f"GET {path} answered no request state")
+        return state in ("open", "opened", "locked")
+
     def status(self, state: str, description: str, context: str) -> None:
         sha = quote(self.review.sha, safe="")
         link = self.review.link
@@ -280,21 +293,39 @@ def publish(review: Review, plan: Plan, problems: Sequence[Problem] = (),
             note: Callable[[str], None] = lambda text: None) -> None:
     """Post or update the plan's comment, then set the head commit's status. ReviewError when
     the provider refuses (the caller decides what that means)."""
+    body = comment_body(plan, problems, error, LIMITS[review.provider], review.link,
+                        SIZES[review.provider])
+    post(review, plan.name, body, status_of(error, plan), transport, note, "plan")
+
+
+def post(review: Review, name: str, body: str, status: tuple[str, str] | None = None,
+         transport: httpx.BaseTransport | None = None,
+         note: Callable[[str], None] = lambda text: None, what: str = "plan") -> None:
+    """Post ``body`` (which starts with ``marker(name)``) as the request's comment, or update
+    the one posted before; then, with ``status`` (state, description), set the head commit's
+    status ``kestra-promote/NAME``. ReviewError when the provider refuses."""
     api = _Api(review, transport)
     try:
-        body = comment_body(plan, problems, error, LIMITS[review.provider], review.link,
-                            SIZES[review.provider])
         me = api.me()
         # the marker opens our comment: one quoted in a diff or by someone else is not it
         mine = [c for c in api.comments()
-                if str(c.get("body") or "").startswith(marker(plan.name)) and api.author(c) == me]
+                if str(c.get("body") or "").startswith(marker(name)) and api.author(c) == me]
         if mine:
             api.update(min(mine, key=lambda c: str(c.get("id")).zfill(20))["id"], body)
-            note(f"Updated the plan's comment on {review.provider} request #{review.number}.")
+            note(f"Updated the {what}'s comment on {review.provider} request #{review.number}.")
         else:
             api.create(body)
-            note(f"Posted the plan on {review.provider} request #{review.number}.")
-        state, description = status_of(error, plan)
-        api.status(state, description, f"kestra-promote/{plan.name}")
+            note(f"Posted the {what} on {review.provider} request #{review.number}.")
+        if status is not None:
+            api.status(*status, f"kestra-promote/{name}")
+    finally:
+        api.close()
+
+
+def request_open(review: Review, transport: httpx.BaseTransport | None = None) -> bool:
+    """Whether the provider says the request is open now. ReviewError when it cannot tell."""
+    api = _Api(review, transport)
+    try:
+        return api.is_open()
     finally:
         api.close()

@@ -46,6 +46,10 @@ SETTINGS: dict[str, str] = {
     "promote_webhook_provider": "the one Git provider webhooks come from: github, gitlab or "
                                 "gitea (required when a webhook secret is set)",
     "promote_pull_requests": "true: plan pull requests and post the plan on them",
+    "promote_previews": "true (a development instance): a pull request's preview is brought "
+                        "up while it is open, taken down when it closes",
+    "promote_preview_prefix": "where previews live: PREFIX.<number>.<namespace> "
+                              "(default preview)",
     "promote_review_api": "the Git provider's API the plan is posted to (Gitea)",
     "promote_review_repo": "the repository (owner/name) the plan is posted to",
     "promote_approval": "required: a person approves every apply",

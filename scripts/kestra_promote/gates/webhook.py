@@ -300,19 +300,27 @@ _REVIEW_ACTIONS = {"github": {"opened", "synchronize", "reopened"},
                    "gitlab": {"open", "update", "reopen"}}
 
 
-def pull_request(provider: str, event: str, body: Mapping[str, Any]
+# what closing a request is called, merged or not: GitHub, Gitea and Forgejo send "closed" (a
+# merge too, with pull_request.merged), GitLab "close" or "merge" (object_attributes.action)
+_CLOSE_ACTIONS = {"github": {"closed"}, "gitea": {"closed"}, "forgejo": {"closed"},
+                  "gitlab": {"close", "merge"}}
+
+
+def pull_request(provider: str, event: str, body: Mapping[str, Any], *, closed: bool = False
                  ) -> tuple[int, str] | None:
-    """(number, base branch) of a pull/merge request opened, updated or reopened; None for any
-    other event. Only the number is used, to ask Git for the request's head: never a commit
-    or a branch the payload names."""
+    """(number, base branch) of a pull/merge request opened, updated or reopened (and, with
+    ``closed``, closed or merged); None for any other event. Only the number is used, to ask
+    Git for the request's head: never a commit or a branch the payload names."""
+    actions = {name: _REVIEW_ACTIONS[name] | (_CLOSE_ACTIONS[name] if closed else set())
+               for name in _REVIEW_ACTIONS}
     if provider == "gitlab":
         attributes = body.get("object_attributes") or {}
         if body.get("object_kind") != "merge_request" or not isinstance(attributes, Mapping) \
-                or attributes.get("action") not in _REVIEW_ACTIONS["gitlab"]:
+                or attributes.get("action") not in actions["gitlab"]:
             return None
         number, base = attributes.get("iid"), attributes.get("target_branch")
     elif provider in ("github", "gitea", "forgejo"):
-        if event != "pull_request" or body.get("action") not in _REVIEW_ACTIONS[provider]:
+        if event != "pull_request" or body.get("action") not in actions[provider]:
             return None
         request = body.get("pull_request") or {}
         number = body.get("number")
@@ -334,7 +342,7 @@ def head_ref(provider: str, number: int) -> str:
 def decide(
     headers: Mapping[str, Any], body: Any, *, target: Target, secret: str | None = None,
     raw: bytes | None = None, require_signature: bool = False, expect: str | None = None,
-    pull_requests: bool = False,
+    pull_requests: bool = False, previews: bool = False,
 ) -> Decision:
     """What to do with one webhook request (``body`` parsed, or ``raw`` bytes, or both).
 
@@ -356,7 +364,8 @@ def decide(
     verified = bool(checked)
     if not isinstance(body, Mapping):
         return Decision("ignore", "the body is not a JSON object", provider, event, verified=verified)
-    if pull_requests and (request := pull_request(provider, event, body)) is not None:
+    if (pull_requests or previews) and \
+            (request := pull_request(provider, event, body, closed=previews)) is not None:
         number, base = request
         # the base branch is the payload's text, and a request's own business: it is compared,
         # never written into a reason (reasons are logged and kept as outputs)
@@ -364,9 +373,12 @@ def decide(
             into = " into another branch" if target.branch is not None else ""
             return Decision("ignore", f"pull request #{number}{into}: this promotion follows "
                             f"{target.describe()}", provider, event, verified=verified)
+        what = ("its preview brought up or taken down, as the provider says the request is "
+                "open or closed" if previews else "planned against production and posted on the "
+                "request")
         return Decision("review", f"pull request #{number} into the followed "
-                        f"{target.describe()}: planned against production and posted on the "
-                        "request", provider, event, head_ref(provider, number), None, verified)
+                        f"{target.describe()}: {what}", provider, event,
+                        head_ref(provider, number), None, verified)
     ignored, refs = _refs(provider, event, body)
     if ignored:
         return Decision("ignore", ignored, provider, event, verified=verified)

@@ -54,7 +54,8 @@ from kestra_promote.errors import (
 from kestra_promote.target.live import namespace_tree
 from kestra_promote.models import ApplyResult, Plan
 from kestra_promote.git.origin import origin
-from kestra_promote.kestra_task import rights, settings, verifying
+from kestra_promote.kestra_task import previewing, rights, settings, verifying
+from kestra_promote.kestra_task.posting import review_of as posting_of
 from kestra_promote.kestra_task.envvalues import flag as _flag
 from kestra_promote.kestra_task.envvalues import text as _text
 from kestra_promote.kestra_task.rights import classify_ref, repo_tags
@@ -135,7 +136,8 @@ def task_decide(env: Mapping[str, str], emit: Emitter) -> int:
         decision = webhook.decide(headers, body, target=target, secret=secret,
                                   require_signature=bool(_flag(env, "KP_REQUIRE_SIGNATURE")),
                                   expect=provider,
-                                  pull_requests=bool(_flag(env, "KP_PULL_REQUESTS")))
+                                  pull_requests=bool(_flag(env, "KP_PULL_REQUESTS")),
+                                  previews=bool(_flag(env, "KP_PREVIEWS")))
         delivery = webhook.delivery_id(headers)
         if decision.decision == "review":
             return _review(env, emit, decision, trigger)
@@ -303,12 +305,14 @@ def _promote(env: Mapping[str, str], emit: Emitter, workdir: Path, seen: list[Pl
     approval = rights.approval_setting(env)
     approval = rights.check_by_hand(env, workdir) or approval
     folder = workdir / (_text(env, "KP_SOURCE") or "repo")
-    config = verifying.task_config(env, folder)
     connection = _connection(env)
     for warning in connection.warnings():  # --insecure and clear-text credentials, as the CLI
         emit.log("WARN", warning)
     # a pull request's plan, posted on it: made as production knows the repository
-    posting = _posting(env) if mode == "plan" else None
+    posting = posting_of(env, _execution_link(env)) if mode == "plan" else None
+    if posting is not None and _flag(env, "KP_PREVIEWS"):  # its preview, up or down, instead
+        return previewing.run(env, emit, workdir, folder, connection, posting), None
+    config = verifying.task_config(env, folder)
     with connect(connection) as client:
         # production's policy, kept in the promotion's own namespace unless told otherwise
         promotion = open_promotion(client, folder, config, origin=origin(folder),
@@ -390,23 +394,6 @@ def _overrides(env: Mapping[str, str], emit: Emitter, approval: bool) -> dict[st
     emit.log("WARN", f"{who} asked to override {rights.describe(asked)}: recorded in the history"
              + ("; the apply waits for approval" if approval else ""))
     return {"overrides": asked, "requested_by": who}
-
-
-def _posting(env: Mapping[str, str]) -> review.Review | None:
-    """Where to post the plan (KP_POST: github, gitlab or gitea), from the flow's settings."""
-    provider = _text(env, "KP_POST")
-    if not provider:
-        return None
-    api = _text(env, "KP_POST_API") or review.DEFAULT_API.get(provider)
-    repo, number = _text(env, "KP_POST_REPO"), _text(env, "KP_POST_REQUEST")
-    token, sha = _text(env, "KP_REVIEW_TOKEN"), _text(env, "KP_POST_SHA")
-    if provider not in review.PROVIDERS or not (api and repo and number and number.isdigit()
-                                                and token and sha):
-        raise SettingsError("posting a pull request's plan needs promote_review_api (Gitea), "
-                            "promote_review_repo and the secret KESTRA_PROMOTE_REVIEW_TOKEN")
-    if (why := review.check_repo(provider, repo)) is not None:
-        raise SettingsError(f"promote_review_repo: {why}")
-    return review.Review(provider, api, repo, int(number), sha, token, _execution_link(env))
 
 
 def _gate(env: Mapping[str, str]) -> Callable[[Plan], tuple[str, ...]]:

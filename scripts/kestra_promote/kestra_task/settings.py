@@ -28,6 +28,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "promote_tenant": ("KESTRA_TENANT", "main"),
     "promote_webhook_provider": ("KP_PROVIDER", ""),
     "promote_pull_requests": ("KP_PULL_REQUESTS", "false"),
+    "promote_previews": ("KP_PREVIEWS", "false"),
+    "promote_preview_prefix": ("KP_PREVIEW_PREFIX", "preview"),
     "promote_review_api": ("KP_POST_API", ""),
     "promote_review_repo": ("KP_POST_REPO", ""),
     "promote_approval": ("KP_APPROVAL", ""),

@@ -1,0 +1,68 @@
+"""A preview on its target: read a source as a preview's promotion, and take one down.
+
+The rules are ``engine.preview``'s (pure); this module reads the target and writes to it, for
+``kestra-promote preview`` and for the promotion flow's pull-request runs alike.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from kestra_promote.config import Config
+from kestra_promote.engine import preview
+from kestra_promote.engine.apply import Progress, apply_plan
+from kestra_promote.engine.promotion import Promotion, open_promotion
+from kestra_promote.errors import PlanRefused
+from kestra_promote.gates.policy_store import Stored
+from kestra_promote.git.blobs import Committed
+from kestra_promote.git.source import read_source
+from kestra_promote.models import ApplyResult, Plan, Problem
+from kestra_promote.target import lock, store
+from kestra_promote.target.client import KestraClient
+from kestra_promote.target.live import read_inventories, read_live_state
+
+
+def open_preview(client: KestraClient, folder: str | os.PathLike[str], base: Config,
+                 preview_id: str, root: str, *, state_namespace: str, stored: Stored,
+                 commit: str | None = None, committed: Committed | None = None,
+                 origin: str | None = None) -> Promotion:
+    """The promotion of ``folder`` (settings ``base``) as preview ``preview_id`` under ``root``:
+    plan it with ``preview.guarded``."""
+    scanned = read_source(folder, commit=commit, config=base, committed=committed)
+    config = preview.preview_config(
+        base, root, [k.namespace for k in (*scanned.flows, *scanned.files)],
+        name=preview.name_of(preview_id), state_namespace=state_namespace)
+    return open_promotion(client, folder, config, commit=commit, origin=origin,
+                          policy=lambda: stored, committed=committed)
+
+
+def take_down(client: KestraClient, namespace: str, preview_id: str, root: str, *,
+              holder: str, lock_wait: float = lock.DEFAULT_WAIT,
+              progress: Callable[[Plan], Progress] | None = None
+              ) -> tuple[Plan, ApplyResult] | None:
+    """Delete what preview ``preview_id``'s inventory (in ``namespace``) records, then the
+    inventory, under the lease; None when it has none. Refused, before the lease is taken, when
+    the inventory records anything outside ``root``. ``progress``: what reports the progress of
+    the teardown's plan."""
+    name = preview.name_of(preview_id)
+    own, _ = read_inventories(client, namespace, name)
+    if own is None:
+        return None
+    if bad := preview.foreign(own, root):
+        raise PlanRefused(f"preview {preview_id} not removed: its inventory records objects "
+                          f"outside {root}", [Problem(f"{key}: outside the preview's namespaces; "
+                                                      "the inventory was edited") for key in bad])
+    with lock.held(client, namespace, holder, wait=lock_wait) as lease:
+        own, others = read_inventories(client, namespace, name)  # again, under the lease
+        if own is None:
+            return None
+        live = read_live_state(client, (), (), state_namespace=namespace, name=name,
+                               inventories=(own, others))
+        plan = preview.teardown(live, root)
+        result = apply_plan(client, plan, trigger="preview down",
+                            on_progress=progress(plan) if progress is not None else None,
+                            heartbeat=lock.Keeper(client, namespace, lease))
+        if result.ok:
+            store.delete(client, namespace, name, own)
+    return plan, result
