@@ -15,6 +15,7 @@ from conftest import FAKE_PASSWORD, FAKE_USER, ROOT, GitRepo, flow_yaml, run_cli
 from fake_kestra import FakeKestra, serve
 from kestra_flows.emulator import Emulator
 from kestra_promote.gates import stages
+from preview_hook import previewing, production  # noqa: F401 - fixtures
 from test_flows import SECRET_VALUES, _policy, _record, server, target_history
 
 PIPELINE = "stages: {pipeline: [staging, production], stage: %s}\n"
@@ -23,14 +24,14 @@ TAG_1 = "kestra-promote/verified/staging/1"
 
 
 @contextlib.contextmanager
-def _instance(tmp_path: Path, name: str, git_url: str, secrets: dict[str, str]
-              ) -> Iterator[tuple[FakeKestra, Emulator]]:
-    """A fake Kestra with the promotion bootstrapped, following ``main`` of ``git_url``."""
+def _instance(tmp_path: Path, name: str, git_url: str, secrets: dict[str, str],
+              branch: str = "main") -> Iterator[tuple[FakeKestra, Emulator]]:
+    """A fake Kestra with the promotion bootstrapped, following ``branch`` of ``git_url``."""
     fake = FakeKestra()
     with serve(fake) as url:
         boot = run_cli("bootstrap", "--url", url, "--username", FAKE_USER, "--password",
                        FAKE_PASSWORD, "--set", f"promote_repo_url={git_url}",
-                       "--set", "promote_branch=main", "--set", f"promote_target_url={url}")
+                       "--set", f"promote_branch={branch}", "--set", f"promote_target_url={url}")
         assert boot.code == 0, boot.err
         server[id(fake)] = {"kestra_promote_seal": _record(fake).seal}
         emulator = Emulator(ROOT / "flows/prod/promote.yml", secrets,
@@ -140,3 +141,37 @@ def test_a_commit_failing_on_staging_is_rolled_back_there_and_never_reaches_prod
     moved = on_production.schedule()
     assert moved.outputs["promote"]["vars"]["action"] == "no-changes"
     assert _flows(production) == before["production"]
+
+
+def test_a_pull_request_from_its_preview_to_production(previewing, tmp_path):
+    """The whole way: the request's preview comes up on the development instance and its comment
+    links it; merged, the preview goes down; staging applies, verifies and marks the merged
+    commit; production's flow takes that commit."""
+    hook = previewing("github")
+    files = {"flows/smoke.yml": flow_yaml("company.team", "smoke"),
+             "flows/a.yml": flow_yaml("company.team", "a", "from the request")}
+    opened = hook.opened(7, files)
+    assert opened is not None and opened.state == "SUCCESS", opened.logs
+    shown = hook.preview(7)
+    assert "from the request" in shown[("preview.7.company.team", "a")]
+    assert ("preview.7.company.team", "smoke") in shown
+    assert "/ui/main/namespaces/edit/preview.7.company.team" in hook.comment(7)
+
+    repo = hook.repo
+    repo.git("merge", "-q", "--ff-only", "request-7")  # the request is merged into master
+    merged = repo.git("rev-parse", "HEAD")
+    closed = hook.closed(7, merged=True)
+    assert closed is not None and closed.state == "SUCCESS", closed.logs
+    assert hook.preview(7) == {} and "taken down" in hook.comment(7)
+
+    with _instance(tmp_path, "staging", str(repo.path), SECRET_VALUES, "master") as staging, \
+            _instance(tmp_path, "production", str(repo.path), SECRET_VALUES, "master") as prod:
+        _policy(staging[0], PIPELINE % "staging" + CHECKS)
+        _policy(prod[0], PIPELINE % "production")
+        assert staging[1].schedule().state == "SUCCESS"
+        assert repo.git("rev-parse", f"{TAG_1}^{{commit}}") == merged
+        taken = prod[1].schedule()
+        assert taken.state == "SUCCESS", taken.logs
+        assert taken.flow_outputs["commit"] == merged
+        assert ("company.team", "a") in prod[0].current()
+        assert _flows(prod[0]) == _flows(staging[0])
