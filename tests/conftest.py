@@ -13,7 +13,7 @@ import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 import yaml
@@ -154,6 +154,23 @@ class GitRepo:
         self.git("add", "-A")
         self.git("commit", "-q", "-m", message)
         return self.git("rev-parse", "HEAD")
+
+
+@pytest.fixture
+def overtake_leases(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Call it, and from then on every lease a run takes is overwritten at once by another
+    run's ("run b"), as a late write of that run would: the run must notice it no longer
+    holds it."""
+    from kestra_promote.target import lock
+
+    original = lock.acquire
+
+    def overtaken(client, namespace, holder, **options):
+        mine = original(client, namespace, holder, **options)
+        lock._write(client, namespace, lock.new_lease("run b", mine.started))
+        return mine
+
+    return lambda: monkeypatch.setattr(lock, "acquire", overtaken)
 
 
 @pytest.fixture

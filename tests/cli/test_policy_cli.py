@@ -226,19 +226,12 @@ def test_policy_set_and_unset_wait_for_a_running_promotions_lease(target: Target
 
 
 def test_policy_set_writes_nothing_once_its_lease_is_not_its_own(target: Target, tmp_path: Path,
-                                                                 monkeypatch):
+                                                                 overtake_leases):
     from kestra_promote.target import lock
 
     policy = tmp_path / "policy.yml"
     policy.write_text(FREEZE)
-    original = lock.acquire
-
-    def overtaken(client, namespace, holder, **options):  # another run's late lease write
-        mine = original(client, namespace, holder, **options)
-        lock._write(client, namespace, lock.new_lease("run b", mine.started))
-        return mine
-
-    monkeypatch.setattr(lock, "acquire", overtaken)
+    overtake_leases()
     for argv in (("set", str(policy)), ("unset",)):
         run = run_cli("policy", *argv, env=target.env)
         assert run.code != 0 and "no longer this run's" in run.err, run.err

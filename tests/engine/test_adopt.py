@@ -189,21 +189,12 @@ def test_options_and_json(repo: GitRepo, target: Target):
 
 
 def test_adopt_writes_nothing_once_its_lease_is_not_its_own(repo: GitRepo, target: Target,
-                                                            monkeypatch):
-    from kestra_promote.target import lock
-
+                                                            overtake_leases):
     _source(repo, "team")
     _apply(repo, target)
     repo.write("kestra-promote.yml", "name: platform\n")
     repo.commit("rename")
-    original = lock.acquire
-
-    def overtaken(client, namespace, holder, **options):  # another run's late lease write
-        mine = original(client, namespace, holder, **options)
-        lock._write(client, namespace, lock.new_lease("run b", mine.started))
-        return mine
-
-    monkeypatch.setattr(lock, "acquire", overtaken)
+    overtake_leases()
     assert target.fake is not None
     writes = len(target.fake.writes())
     run = run_cli("adopt", str(repo.path), "--from", "team", env=target.env)
