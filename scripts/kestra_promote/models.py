@@ -148,6 +148,9 @@ class Change:
     after: str | bytes | None = None  # desired content, if any
     path: str | None = None  # file in Git
     diff: str = ""  # unified diff of before -> after (text only)
+    # a written flow's dependencies (the flows it calls or listens to), as the plan found them
+    # when it ordered the writes; None when not known (a saved plan: worked out again)
+    needs: frozenset[FlowKey] | None = field(default=None, compare=False)
 
     @property
     def kind(self) -> str:

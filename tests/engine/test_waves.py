@@ -40,3 +40,26 @@ def test_bulk_requests_files_and_deletions_stay_alone_and_in_place():
     pending = [_file("/a.sql"), _flow("a"), _flow("b"), _flow("c"), _flow("d"), deletion]
     steps = [[0], [1, 2], [3], [4], [5]]
     assert waves(pending, steps) == [[[0]], [[1, 2]], [[3], [4]], [[5]]]
+
+
+def test_the_dependencies_the_plan_found_are_used_and_a_saved_plans_worked_out_again(monkeypatch):
+    from kestra_promote.engine import plan as planning
+    from kestra_promote.engine import waves as module
+    from kestra_promote.flows.desired import Desired
+    from kestra_promote.models import DesiredFlow
+
+    changes = [_flow("parent", calls="child"), _flow("child"), _flow("other")]
+    desired = Desired(flows={c.key: DesiredFlow(c.key, c.after, f"flows/{c.key.id}.yml")
+                             for c in changes}, files={})
+    ordered, _ = planning.order_changes(changes, desired)
+    assert [c.key.id for c in ordered] == ["child", "other", "parent"]
+    assert ordered[2].needs == {FlowKey("company.team", "child")} and ordered[0].needs == set()
+
+    def parsed_again(flow):
+        raise AssertionError(f"{flow.key} parsed again")
+
+    monkeypatch.setattr(module, "dependencies_of", parsed_again)
+    assert waves(ordered, [[0], [1], [2]]) == [[[0], [1]], [[2]]]
+    monkeypatch.undo()  # a saved plan carries no dependencies: they are worked out again
+    saved = [Change(c.key, c.action, c.reason, c.before, c.after) for c in ordered]
+    assert waves(saved, [[0], [1], [2]]) == [[[0], [1]], [[2]]]

@@ -265,7 +265,8 @@ def order_changes(changes: list[Change], desired: Desired) -> tuple[list[Change]
         live_deps[key] = references.dependencies(root) if root is not None else set()
     removed, removed_cycle = topological(deleted_flows, live_deps)
     file_deletions = [c for c in changes if c.kind == "file" and c.action is Action.DELETE]
-    ordered = (sorted(files, key=lambda c: sort_key(c.key)) + [by_key[k] for k in written]
+    ordered = (sorted(files, key=lambda c: sort_key(c.key))
+               + [dataclasses.replace(by_key[k], needs=frozenset(deps[k])) for k in written]
                + [by_key[k] for k in reversed(removed)]
                + sorted(file_deletions, key=lambda c: sort_key(c.key), reverse=True))
     rest = sorted((c for c in changes if not c.writes), key=lambda c: sort_key(c.key))

@@ -41,7 +41,8 @@ def waves(pending: Sequence[Change], steps: Sequence[Step]) -> list[list[Step]]:
         for step in run:
             change = pending[step[0]]
             assert isinstance(change.key, FlowKey) and isinstance(change.after, str)
-            needs = dependencies_of(DesiredFlow(change.key, change.after, change.path or ""))
+            needs = change.needs if change.needs is not None else \
+                dependencies_of(DesiredFlow(change.key, change.after, change.path or ""))
             # a dependency written earlier in this run sets the wave; one written later can
             # only be a cycle, which the plan already ordered by name: it follows this flow
             level = max((levels[key] + 1 for key in needs if key in levels), default=0)
