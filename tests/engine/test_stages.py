@@ -19,6 +19,7 @@ from kestra_promote.gates import stages
 from kestra_promote.gates.policy import parse_policy
 from kestra_promote.models import Plan
 from kestra_promote.target import inventory as inv
+from kestra_promote.target.client import KestraClient
 
 pytestmark = pytest.mark.fake_only  # the smoke flow's outcome is chosen through the fake
 
@@ -258,3 +259,33 @@ def test_stages_without_a_pipeline_says_so(repo, target):
     repo.commit()
     done = run_cli("stages", str(repo.path), env=target.env)
     assert done.code != 0 and "names no stages" in done.err
+
+
+def test_a_commit_replaced_on_staging_while_its_checks_ran_is_not_marked(
+        pushed, instances, tmp_path, monkeypatch):
+    """Two staging runs at once: one applies commit one, and while its smoke run goes, another
+    applies commit two (the lease is not held during the checks). What the first run's checks
+    saw was two's flows: one is not marked, so production never goes back to it."""
+    staging, production = instances
+    _pipeline(staging, production, tmp_path)
+    one = _commit(pushed, "one")
+    two = _commit(pushed, "two")
+    pushed.git("worktree", "add", "-q", "--detach", str(tmp_path / "two"), two)
+    pushed.git("checkout", "-q", one)
+    trigger = KestraClient.trigger_execution
+    started: list[str] = []
+
+    def meanwhile(self, *args, **kwargs):
+        started.append("check")
+        if len(started) == 1:  # the first run's check: the second run applies two now
+            done = run_cli("apply", str(tmp_path / "two"), env=staging.env)
+            assert done.code == 0 and "marked kestra-promote/verified/staging/1" in done.out
+        return trigger(self, *args, **kwargs)
+
+    monkeypatch.setattr(KestraClient, "trigger_execution", meanwhile)
+    first = run_cli("apply", str(pushed.path), env=staging.env)
+    assert first.code == 1, first.out + first.err
+    assert "the target changed while its checks ran" in first.out + first.err
+    assert _remote_tags(pushed) == {"kestra-promote/verified/staging/1": two}
+    taken = run_cli("apply", str(tmp_path / "two"), env=production.env)
+    assert taken.code == 0 and _history(production)[-1]["commit"] == two

@@ -179,9 +179,12 @@ def rollback_target(history: Sequence[Mapping[str, Any]], failed: str | None
 
 
 def _record(client: KestraClient, plan: Plan, when: str, fields: Mapping[str, Any],
-            holder: str, lock_wait: float) -> tuple[tuple[Mapping[str, Any], ...], str]:
+            holder: str, lock_wait: float,
+            also: Callable[[Sequence[Mapping[str, Any]]], Mapping[str, Any]] | None = None,
+            ) -> tuple[tuple[Mapping[str, Any], ...], str]:
     """Add ``fields`` to this run's history record (found by its time and commit), under the
-    lease: (the history as written, a note when it could not be)."""
+    lease: (the history as written, a note when it could not be). ``also`` adds more, still
+    under the lease, from the runs recorded after this one."""
     namespace, key = plan.scope.state_namespace, inv.kv_key(plan.name)
     try:
         with lock.held(client, namespace, holder, wait=lock_wait) as lease:
@@ -190,7 +193,8 @@ def _record(client: KestraClient, plan: Plan, when: str, fields: Mapping[str, An
             for index in range(len(history) - 1, -1, -1):
                 run = history[index]
                 if run.get("time") == when and run.get("commit") == plan.commit:
-                    history[index] = {**run, **fields}
+                    more = also(history[index + 1:]) if also is not None else {}
+                    history[index] = {**run, **fields, **more}
                     break
             else:
                 return tuple(history), f"the run's record was not found in {key}: the checks' " \
@@ -212,7 +216,8 @@ def apply_verified(
     """``apply_locked``, then production's checks when it wrote something (``verify`` reads
     them: only then), recorded in the run's history, and a rollback when one fails and the
     policy says so (``source_at``: a commit's plan, None when no repository is at hand). A
-    verified commit is marked for the next stage (``mark``) before the record is written."""
+    verified commit is marked for the next stage (``mark``) under the lease that records it,
+    unless another run wrote the target while its checks ran."""
     before = plan.inventory_before.history if plan.inventory_before else ()
     if options.get("trigger") in AUTOMATIC and not plan.is_empty \
             and rolled_back_from(before, plan.commit):
@@ -242,10 +247,27 @@ def apply_verified(
     fields: dict[str, Any] = {"verified": verified, "checks": [c.to_json() for c in checks]}
     if not passed:
         fields["on_failure"] = spec.on_failure
-    marked, mark_error = _mark(mark, plan, fields["checks"]) if verified else ("", "")
-    if marked:
-        fields["marked"] = marked
-    history, note = _record(client, plan, when_text, fields, holder, lock_wait)
+    marking: dict[str, str] = {}
+
+    def marked_unless_replaced(later: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+        """Under the lease: mark the commit, unless another run wrote the target since this
+        one (the checks then saw its flows, not this commit's)."""
+        if later:
+            marking["error"] = (
+                f"commit {(plan.commit or '')[:12]} passed its checks but was not marked "
+                "verified for the next stage: the target changed while its checks ran "
+                f"(another run applied {str(later[-1].get('commit') or '')[:12] or 'files'} "
+                "since), so they did not check this commit alone")
+            return {}
+        marking["tag"], marking["error"] = _mark(mark, plan, fields["checks"])
+        return {"marked": marking["tag"]} if marking["tag"] else {}
+
+    history, note = _record(client, plan, when_text, fields, holder, lock_wait,
+                            marked_unless_replaced if verified and mark is not None else None)
+    marked, mark_error = marking.get("tag", ""), marking.get("error", "")
+    if verified and mark is not None and not marking and plan.stage.get("next"):
+        mark_error = (f"commit {(plan.commit or '')[:12]} passed its checks but was not marked "
+                      f"verified for the next stage: {note}")
     verification = Verification(checks, spec.on_failure, notes=(note,) if note else (),
                                 marked=marked, mark_error=mark_error)
     if passed or spec.on_failure == "hold":
