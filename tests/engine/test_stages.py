@@ -289,3 +289,19 @@ def test_a_commit_replaced_on_staging_while_its_checks_ran_is_not_marked(
     assert _remote_tags(pushed) == {"kestra-promote/verified/staging/1": two}
     taken = run_cli("apply", str(tmp_path / "two"), env=production.env)
     assert taken.code == 0 and _history(production)[-1]["commit"] == two
+
+
+def test_a_tag_messages_evidence_is_shown_as_short_plain_values_only():
+    """Whoever wrote a tag under the pattern wrote its message: a value that is no plain text
+    (a mapping, an alias repeated into a huge list) or a very long one is not rendered as is."""
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 5)]
+    message = ("kestra-promote: staging verified 1234\n\n" + "\n".join(levels) + "\n"
+               "verified: *a4\nchecks:\n  - {check: *a4, passed: true}\n"
+               "  - {check: {run: x}, passed: true}\n  - {check: '" + "y" * 5000 + "'}\n")
+    pipeline = stages.Stages(("staging", "production"), "production")
+    marks = {"kestra-promote/verified/staging/1": ("c" * 40, message)}
+    first, _ = stages.status(pipeline, marks, ())
+    assert first["commit"] == "c" * 40 and first["when"] is None
+    assert [len(c["check"]) for c in first["checks"]] == [0, 0, stages.SHOWN_MAX]
+    assert all(c["passed"] is False for c in first["checks"][2:])

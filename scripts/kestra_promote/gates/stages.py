@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Mapping, Sequence
 
 import yaml
@@ -31,6 +31,8 @@ TAG_ROOT = "kestra-promote/verified"
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _KEYS = {"pipeline", "stage"}
 TAGGER = ("kestra-promote", "kestra-promote@localhost")
+EVIDENCE_MAX = 65536  # characters of a tag's message read for its evidence
+SHOWN_MAX = 200  # characters of one of its values shown
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,10 @@ def evidence(stage: str, commit: str, when: datetime, checks: Sequence[Mapping[s
 
 
 def read_evidence(message: str) -> dict[str, Any]:
-    """The facts of a verification tag's message ({} when it has none: a tag made by hand)."""
+    """The facts of a verification tag's message ({} when it has none: a tag made by hand, or
+    a message longer than any the promotion writes)."""
+    if len(message) > EVIDENCE_MAX:
+        return {}
     _, _, body = message.partition("\n\n")
     try:
         facts = yaml.safe_load(body) if body.strip() else None
@@ -179,11 +184,20 @@ def read_evidence(message: str) -> dict[str, Any]:
 # -- where each stage stands ---------------------------------------------------------------------
 
 
+def _plain(value: Any) -> str | None:
+    """A value of a tag's evidence as short plain text; None for anything else (a mapping, a
+    list: whoever may write the tag wrote them, maybe as a huge repeated alias)."""
+    if isinstance(value, (str, int, float, datetime, date)):
+        text = str(value)
+        return text if len(text) <= SHOWN_MAX else text[:SHOWN_MAX - 1] + "…"
+    return None
+
+
 def _checks(checks: Any) -> list[dict[str, Any]]:
     if not isinstance(checks, list):
         return []
-    return [{"check": str(c.get("check", "")), "passed": c.get("passed") is True}
-            for c in checks if isinstance(c, Mapping)]
+    return [{"check": _plain(c.get("check")) or "", "passed": c.get("passed") is True}
+            for c in checks[:50] if isinstance(c, Mapping)]
 
 
 def _marked_row(stage: str, marks: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
@@ -195,7 +209,7 @@ def _marked_row(stage: str, marks: Mapping[str, tuple[str, str]]) -> dict[str, A
     _, name, commit = found[-1]
     facts = read_evidence(marks[name][1])
     return {"stage": stage, "from": "git", "commit": commit, "verified": True,
-            "when": str(facts["verified"]) if facts.get("verified") else None,
+            "when": _plain(facts.get("verified")) or None,
             "checks": _checks(facts.get("checks")), "tag": name, "marked": len(found)}
 
 
