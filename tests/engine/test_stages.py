@@ -305,3 +305,15 @@ def test_a_tag_messages_evidence_is_shown_as_short_plain_values_only():
     assert first["commit"] == "c" * 40 and first["when"] is None
     assert [len(c["check"]) for c in first["checks"]] == [0, 0, stages.SHOWN_MAX]
     assert all(c["passed"] is False for c in first["checks"][2:])
+
+
+def test_a_tag_number_past_the_last_one_production_reads_is_never_made():
+    """The numbers production follows have at most nine digits: a tag at 999999999 (made by
+    hand under the pattern) leaves no number a mark could take, and marking says so at once."""
+    last = {"kestra-promote/verified/staging/999999999": "a"}
+    plan = Plan((), commit="c" * 40, name="team", stage={"stage": "staging", "next": "prod"})
+    made: list[str] = []
+    with pytest.raises(SettingsError, match="no tag number is left"):
+        marker(lambda: last, lambda name, commit, message: made.append(name))(
+            plan, [], datetime(2026, 12, 7, tzinfo=timezone.utc))
+    assert made == []

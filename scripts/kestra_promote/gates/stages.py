@@ -25,6 +25,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from kestra_promote.errors import SettingsError
 from kestra_promote.textsafe import safe_text
 
 TAG_ROOT = "kestra-promote/verified"
@@ -33,6 +34,7 @@ _KEYS = {"pipeline", "stage"}
 TAGGER = ("kestra-promote", "kestra-promote@localhost")
 EVIDENCE_MAX = 65536  # characters of a tag's message read for its evidence
 SHOWN_MAX = 200  # characters of one of its values shown
+NUMBER_MAX = 999_999_999  # a tag's number has at most nine digits (``numbered``, ``tag_rule``)
 
 
 @dataclass(frozen=True)
@@ -118,9 +120,15 @@ def numbered(tags: Mapping[str, str], stage: str) -> list[tuple[int, str, str]]:
 
 
 def next_tag(tags: Mapping[str, str], stage: str) -> str:
-    """The name of ``stage``'s next verification tag."""
+    """The name of ``stage``'s next verification tag. SettingsError when the newest took the
+    last number that still counts (nine digits: a greater one would be no tag of ours)."""
     found = numbered(tags, stage)
-    return tag_prefix(stage) + str(found[-1][0] + 1 if found else 1)
+    number = found[-1][0] + 1 if found else 1
+    if number > NUMBER_MAX:
+        raise SettingsError(f"no tag number is left for stage {stage!r}: "
+                            f"{found[-1][1]} is the last one the next stage reads (remove the "
+                            "tags made by hand under this pattern)")
+    return tag_prefix(stage) + str(number)
 
 
 def marked(tags: Mapping[str, str], stage: str, commit: str) -> str | None:
