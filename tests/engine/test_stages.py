@@ -317,3 +317,19 @@ def test_a_tag_number_past_the_last_one_production_reads_is_never_made():
         marker(lambda: last, lambda name, commit, message: made.append(name))(
             plan, [], datetime(2026, 12, 7, tzinfo=timezone.utc))
     assert made == []
+
+
+def test_a_tag_created_though_its_push_seemed_to_fail_is_not_made_twice():
+    """The Git server stored the tag, but its answer was lost (a timeout): the tag listed
+    again marks this commit, so no second tag is made for it."""
+    remote: dict[str, str] = {}
+    plan = Plan((), commit="c" * 40, name="team", stage={"stage": "staging", "next": "prod"})
+
+    def lost(name: str, commit: str, message: str) -> None:
+        remote[name] = commit
+        raise SettingsError("cannot create tag: ReadTimeout talking to the Git server")
+
+    mark = marker(lambda: dict(remote), lost)
+    assert mark(plan, [], datetime(2026, 12, 7, tzinfo=timezone.utc)) == \
+        "kestra-promote/verified/staging/1"
+    assert remote == {"kestra-promote/verified/staging/1": "c" * 40}
