@@ -13,6 +13,7 @@ from typing import Iterator
 import pytest
 from conftest import FAKE_PASSWORD, FAKE_USER, GitRepo, Target, flow_yaml, run_cli
 from fake_kestra import FakeKestra, serve
+from kestra_promote.engine import verify
 from kestra_promote.engine.marking import marker
 from kestra_promote.errors import SettingsError, SourceError
 from kestra_promote.gates import stages
@@ -333,3 +334,33 @@ def test_a_tag_created_though_its_push_seemed_to_fail_is_not_made_twice():
     assert mark(plan, [], datetime(2026, 12, 7, tzinfo=timezone.utc)) == \
         "kestra-promote/verified/staging/1"
     assert remote == {"kestra-promote/verified/staging/1": "c" * 40}
+
+
+def test_a_commit_that_failed_on_staging_while_a_run_of_it_waited_is_not_marked(
+        pushed, instances, tmp_path, monkeypatch):
+    """Two staging runs of commit two at once: the first applies it, its checks fail and it
+    is rolled back, while the second waits for the lease with a plan made before. The
+    second's checks then pass (a flaky smoke run): two failed once, so it is not verified nor
+    marked, as a commit that failed before never is."""
+    staging, production = instances
+    _pipeline(staging, production, tmp_path)
+    one = _commit(pushed, "one")
+    assert run_cli("apply", str(pushed.path), env=staging.env).code == 0
+    _commit(pushed, "two")
+    apply_locked = verify.apply_locked
+    calls: list[str] = []
+
+    def other_run_first(*args, **kwargs):
+        calls.append(kwargs.get("trigger", ""))
+        if len(calls) == 1:  # the second run holds its plan; the first runs and fails
+            staging.fake.runs.outcome[("company", "smoke")] = "FAILED"
+            failed = run_cli("apply", str(pushed.path), env=staging.env)
+            assert failed.code == 1 and "rolled back" in failed.out, failed.out
+            staging.fake.runs.outcome[("company", "smoke")] = "SUCCESS"
+        return apply_locked(*args, **kwargs)
+
+    monkeypatch.setattr(verify, "apply_locked", other_run_first)
+    second = run_cli("apply", str(pushed.path), env=staging.env)
+    assert second.code == 0, second.out + second.err
+    assert _remote_tags(pushed) == {"kestra-promote/verified/staging/1": one}
+    assert _history(staging)[-1]["verified"] is False and "marked" not in _history(staging)[-1]

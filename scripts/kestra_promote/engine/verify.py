@@ -180,11 +180,12 @@ def rollback_target(history: Sequence[Mapping[str, Any]], failed: str | None
 
 def _record(client: KestraClient, plan: Plan, when: str, fields: Mapping[str, Any],
             holder: str, lock_wait: float,
-            also: Callable[[Sequence[Mapping[str, Any]]], Mapping[str, Any]] | None = None,
+            also: Callable[[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]],
+                           Mapping[str, Any]] | None = None,
             ) -> tuple[tuple[Mapping[str, Any], ...], str]:
     """Add ``fields`` to this run's history record (found by its time and commit), under the
     lease: (the history as written, a note when it could not be). ``also`` adds more, still
-    under the lease, from the runs recorded after this one."""
+    under the lease, from the runs recorded before this one and after it."""
     namespace, key = plan.scope.state_namespace, inv.kv_key(plan.name)
     try:
         with lock.held(client, namespace, holder, wait=lock_wait) as lease:
@@ -193,7 +194,7 @@ def _record(client: KestraClient, plan: Plan, when: str, fields: Mapping[str, An
             for index in range(len(history) - 1, -1, -1):
                 run = history[index]
                 if run.get("time") == when and run.get("commit") == plan.commit:
-                    more = also(history[index + 1:]) if also is not None else {}
+                    more = also(history[:index], history[index + 1:]) if also else {}
                     history[index] = {**run, **fields, **more}
                     break
             else:
@@ -242,32 +243,37 @@ def apply_verified(
     since = datetime.now(timezone.utc)
     checks = run_checks(client, spec, written_flows(plan, result), since, sleep=sleep)
     passed = all(check.passed for check in checks)
-    verified = is_verified(passed, plan.commit, before,
-                           bool((options.get("extra") or {}).get("dirty")))
-    fields: dict[str, Any] = {"verified": verified, "checks": [c.to_json() for c in checks]}
+    dirty = bool((options.get("extra") or {}).get("dirty"))
+    fields: dict[str, Any] = {"checks": [c.to_json() for c in checks]}
     if not passed:
         fields["on_failure"] = spec.on_failure
-    marking: dict[str, str] = {}
+    settled: dict[str, Any] = {}
 
-    def marked_unless_replaced(later: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
-        """Under the lease: mark the commit, unless another run wrote the target since this
-        one (the checks then saw its flows, not this commit's)."""
+    def settle(earlier: Sequence[Mapping[str, Any]],
+               later: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+        """Under the lease, from the history as it is now: whether the run is verified (not
+        when its commit failed its checks before, even in a run that ended while this one
+        waited), and its mark for the next stage, unless another run wrote the target since
+        this one (the checks then saw that run's flows, not this commit's)."""
+        settled["verified"] = verified = is_verified(passed, plan.commit, earlier, dirty)
+        if not verified or mark is None:
+            return {"verified": verified}
         if later:
-            marking["error"] = (
+            settled["error"] = (
                 f"commit {(plan.commit or '')[:12]} passed its checks but was not marked "
                 "verified for the next stage: the target changed while its checks ran "
                 f"(another run applied {str(later[-1].get('commit') or '')[:12] or 'files'} "
                 "since), so they did not check this commit alone")
-            return {}
-        marking["tag"], marking["error"] = _mark(mark, plan, fields["checks"])
-        return {"marked": marking["tag"]} if marking["tag"] else {}
+            return {"verified": True}
+        settled["tag"], settled["error"] = _mark(mark, plan, fields["checks"])
+        return {"verified": True, **({"marked": settled["tag"]} if settled["tag"] else {})}
 
-    history, note = _record(client, plan, when_text, fields, holder, lock_wait,
-                            marked_unless_replaced if verified and mark is not None else None)
-    marked, mark_error = marking.get("tag", ""), marking.get("error", "")
-    if verified and mark is not None and not marking and plan.stage.get("next"):
-        mark_error = (f"commit {(plan.commit or '')[:12]} passed its checks but was not marked "
-                      f"verified for the next stage: {note}")
+    history, note = _record(client, plan, when_text, fields, holder, lock_wait, settle)
+    if "verified" not in settled and mark is not None and plan.stage.get("next") \
+            and is_verified(passed, plan.commit, before, dirty):
+        settled["error"] = (f"commit {(plan.commit or '')[:12]} passed its checks but was not "
+                            f"marked verified for the next stage: {note}")
+    marked, mark_error = settled.get("tag", ""), settled.get("error", "")
     verification = Verification(checks, spec.on_failure, notes=(note,) if note else (),
                                 marked=marked, mark_error=mark_error)
     if passed or spec.on_failure == "hold":
