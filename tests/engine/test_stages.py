@@ -13,12 +13,14 @@ from typing import Iterator
 import pytest
 from conftest import FAKE_PASSWORD, FAKE_USER, GitRepo, Target, flow_yaml, run_cli
 from fake_kestra import FakeKestra, serve
+from kestra_promote.engine import verify
 from kestra_promote.engine.marking import marker
 from kestra_promote.errors import SettingsError, SourceError
 from kestra_promote.gates import stages
 from kestra_promote.gates.policy import parse_policy
 from kestra_promote.models import Plan
 from kestra_promote.target import inventory as inv
+from kestra_promote.target.client import KestraClient
 
 pytestmark = pytest.mark.fake_only  # the smoke flow's outcome is chosen through the fake
 
@@ -258,3 +260,107 @@ def test_stages_without_a_pipeline_says_so(repo, target):
     repo.commit()
     done = run_cli("stages", str(repo.path), env=target.env)
     assert done.code != 0 and "names no stages" in done.err
+
+
+def test_a_commit_replaced_on_staging_while_its_checks_ran_is_not_marked(
+        pushed, instances, tmp_path, monkeypatch):
+    """Two staging runs at once: one applies commit one, and while its smoke run goes, another
+    applies commit two (the lease is not held during the checks). What the first run's checks
+    saw was two's flows: one is not marked, so production never goes back to it."""
+    staging, production = instances
+    _pipeline(staging, production, tmp_path)
+    one = _commit(pushed, "one")
+    two = _commit(pushed, "two")
+    pushed.git("worktree", "add", "-q", "--detach", str(tmp_path / "two"), two)
+    pushed.git("checkout", "-q", one)
+    trigger = KestraClient.trigger_execution
+    started: list[str] = []
+
+    def meanwhile(self, *args, **kwargs):
+        started.append("check")
+        if len(started) == 1:  # the first run's check: the second run applies two now
+            done = run_cli("apply", str(tmp_path / "two"), env=staging.env)
+            assert done.code == 0 and "marked kestra-promote/verified/staging/1" in done.out
+        return trigger(self, *args, **kwargs)
+
+    monkeypatch.setattr(KestraClient, "trigger_execution", meanwhile)
+    first = run_cli("apply", str(pushed.path), env=staging.env)
+    assert first.code == 1, first.out + first.err
+    assert "the target changed while its checks ran" in first.out + first.err
+    assert _remote_tags(pushed) == {"kestra-promote/verified/staging/1": two}
+    taken = run_cli("apply", str(tmp_path / "two"), env=production.env)
+    assert taken.code == 0 and _history(production)[-1]["commit"] == two
+
+
+def test_a_tag_messages_evidence_is_shown_as_short_plain_values_only():
+    """Whoever wrote a tag under the pattern wrote its message: a value that is no plain text
+    (a mapping, an alias repeated into a huge list) or a very long one is not rendered as is."""
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 5)]
+    message = ("kestra-promote: staging verified 1234\n\n" + "\n".join(levels) + "\n"
+               "verified: *a4\nchecks:\n  - {check: *a4, passed: true}\n"
+               "  - {check: {run: x}, passed: true}\n  - {check: '" + "y" * 5000 + "'}\n")
+    pipeline = stages.Stages(("staging", "production"), "production")
+    marks = {"kestra-promote/verified/staging/1": ("c" * 40, message)}
+    first, _ = stages.status(pipeline, marks, ())
+    assert first["commit"] == "c" * 40 and first["when"] is None
+    assert [len(c["check"]) for c in first["checks"]] == [0, 0, stages.SHOWN_MAX]
+    assert all(c["passed"] is False for c in first["checks"][2:])
+
+
+def test_a_tag_number_past_the_last_one_production_reads_is_never_made():
+    """The numbers production follows have at most nine digits: a tag at 999999999 (made by
+    hand under the pattern) leaves no number a mark could take, and marking says so at once."""
+    last = {"kestra-promote/verified/staging/999999999": "a"}
+    plan = Plan((), commit="c" * 40, name="team", stage={"stage": "staging", "next": "prod"})
+    made: list[str] = []
+    with pytest.raises(SettingsError, match="no tag number is left"):
+        marker(lambda: last, lambda name, commit, message: made.append(name))(
+            plan, [], datetime(2026, 12, 7, tzinfo=timezone.utc))
+    assert made == []
+
+
+def test_a_tag_created_though_its_push_seemed_to_fail_is_not_made_twice():
+    """The Git server stored the tag, but its answer was lost (a timeout): the tag listed
+    again marks this commit, so no second tag is made for it."""
+    remote: dict[str, str] = {}
+    plan = Plan((), commit="c" * 40, name="team", stage={"stage": "staging", "next": "prod"})
+
+    def lost(name: str, commit: str, message: str) -> None:
+        remote[name] = commit
+        raise SettingsError("cannot create tag: ReadTimeout talking to the Git server")
+
+    mark = marker(lambda: dict(remote), lost)
+    assert mark(plan, [], datetime(2026, 12, 7, tzinfo=timezone.utc)) == \
+        "kestra-promote/verified/staging/1"
+    assert remote == {"kestra-promote/verified/staging/1": "c" * 40}
+
+
+def test_a_commit_that_failed_on_staging_while_a_run_of_it_waited_is_not_marked(
+        pushed, instances, tmp_path, monkeypatch):
+    """Two staging runs of commit two at once: the first applies it, its checks fail and it
+    is rolled back, while the second waits for the lease with a plan made before. The
+    second's checks then pass (a flaky smoke run): two failed once, so it is not verified nor
+    marked, as a commit that failed before never is."""
+    staging, production = instances
+    _pipeline(staging, production, tmp_path)
+    one = _commit(pushed, "one")
+    assert run_cli("apply", str(pushed.path), env=staging.env).code == 0
+    _commit(pushed, "two")
+    apply_locked = verify.apply_locked
+    calls: list[str] = []
+
+    def other_run_first(*args, **kwargs):
+        calls.append(kwargs.get("trigger", ""))
+        if len(calls) == 1:  # the second run holds its plan; the first runs and fails
+            staging.fake.runs.outcome[("company", "smoke")] = "FAILED"
+            failed = run_cli("apply", str(pushed.path), env=staging.env)
+            assert failed.code == 1 and "rolled back" in failed.out, failed.out
+            staging.fake.runs.outcome[("company", "smoke")] = "SUCCESS"
+        return apply_locked(*args, **kwargs)
+
+    monkeypatch.setattr(verify, "apply_locked", other_run_first)
+    second = run_cli("apply", str(pushed.path), env=staging.env)
+    assert second.code == 0, second.out + second.err
+    assert _remote_tags(pushed) == {"kestra-promote/verified/staging/1": one}
+    assert _history(staging)[-1]["verified"] is False and "marked" not in _history(staging)[-1]

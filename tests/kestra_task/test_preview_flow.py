@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import flow_yaml
+from conftest import FAKE_PASSWORD, FAKE_USER, GitRepo, flow_yaml, run_cli
 from preview_hook import previewing, production  # noqa: F401 (fixtures)
 from test_flows import _policy, _promotion_writes, _set
 
@@ -109,3 +109,22 @@ def test_an_instance_whose_policy_forbids_previews_says_so_on_the_request(previe
     assert "Preview of this pull request: not brought up" in body
     assert "forbids previews (previews: false" in body
     assert hook.api.statuses[-1]["state"] == "failure"
+
+
+def test_closing_a_request_never_takes_down_another_repositorys_preview(previewing, tmp_path):
+    hook = previewing("github")
+    other = GitRepo(tmp_path / "other")  # another repository previewing on the same instance
+    other.write("flows/site.yml", flow_yaml("web.site", "site"))
+    other.commit()
+    other.git("remote", "add", "origin", "https://git.example.com/web/flows.git")
+    env = {"KESTRA_URL": hook.target, "KESTRA_USERNAME": FAKE_USER,
+           "KESTRA_PASSWORD": FAKE_PASSWORD}
+    assert run_cli("preview", "up", str(other.path), "--id", "2", env=env).code == 0
+    hook.push(2, {"flows/nightly.yml": NIGHTLY}, "opened")
+    execution = hook.closed(2)  # this repository's request 2, closed (or never opened)
+    assert execution is not None and execution.state == "FAILED"
+    assert set(hook.preview(2)) == {("preview.2.web.site", "site")}  # left as it was
+    assert any("kestra-promote.preview-2" == key for key in hook.fake.kv[("main", "system")])
+    logs = "\n".join(str(line) for line in execution.logs)
+    assert "preview 2 not removed: it is another repository's (git.example.com/web/flows)" \
+        in logs, logs

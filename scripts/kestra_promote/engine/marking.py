@@ -3,8 +3,9 @@
 
 The tag is created, never moved: when another run took the number first (the Git host refuses
 a second tag of one name), the next number is tried. A commit already marked by this stage is
-not marked again. How the tag reaches the repository (``create``) and how its tags are listed
-(``list_tags``) belong to the caller: ``git`` in CI, Git's HTTP protocol inside Kestra.
+not marked again, nor when the tag was stored though the push seemed to fail. How the tag
+reaches the repository (``create``) and how its tags are listed (``list_tags``) belong to the
+caller: ``git`` in CI, Git's HTTP protocol inside Kestra.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def marker(list_tags: Callable[[], Mapping[str, str]],
                 return name
             except KestraPromoteError:
                 tags = list_tags()
+                if (already := stages.marked(tags, stage, plan.commit)) is not None:
+                    return already  # stored though the answer was lost, or marked meanwhile
                 if name not in tags:  # not taken by another run: a real failure
                     raise
         raise SettingsError(f"every tag number tried for stage {stage!r} was taken meanwhile "

@@ -16,8 +16,9 @@ from kestra_promote.engine.promotion import Promotion, open_promotion
 from kestra_promote.errors import PlanRefused
 from kestra_promote.gates.policy_store import Stored
 from kestra_promote.git.blobs import Committed
+from kestra_promote.git.origin import same_origin
 from kestra_promote.git.source import read_source
-from kestra_promote.models import ApplyResult, Plan, Problem
+from kestra_promote.models import ApplyResult, Inventory, Plan, Problem
 from kestra_promote.target import lock, store
 from kestra_promote.target.client import KestraClient
 from kestra_promote.target.live import read_inventories, read_live_state
@@ -39,24 +40,23 @@ def open_preview(client: KestraClient, folder: str | os.PathLike[str], base: Con
 
 def take_down(client: KestraClient, namespace: str, preview_id: str, root: str, *,
               holder: str, lock_wait: float = lock.DEFAULT_WAIT,
-              progress: Callable[[Plan], Progress] | None = None
+              progress: Callable[[Plan], Progress] | None = None, origin: str | None = None
               ) -> tuple[Plan, ApplyResult] | None:
     """Delete what preview ``preview_id``'s inventory (in ``namespace``) records, then the
     inventory, under the lease; None when it has none. Refused, before the lease is taken, when
-    the inventory records anything outside ``root``. ``progress``: what reports the progress of
-    the teardown's plan."""
+    the inventory records anything outside ``root``, or, with ``origin`` (the repository whose
+    request closed), when it records another repository: the same id, a preview of its own.
+    ``progress``: what reports the progress of the teardown's plan."""
     name = preview.name_of(preview_id)
     own, _ = read_inventories(client, namespace, name)
     if own is None:
         return None
-    if bad := preview.foreign(own, root):
-        raise PlanRefused(f"preview {preview_id} not removed: its inventory records objects "
-                          f"outside {root}", [Problem(f"{key}: outside the preview's namespaces; "
-                                                      "the inventory was edited") for key in bad])
+    _check_removable(own, preview_id, root, origin)
     with lock.held(client, namespace, holder, wait=lock_wait) as lease:
         own, others = read_inventories(client, namespace, name)  # again, under the lease
         if own is None:
             return None
+        _check_removable(own, preview_id, root, origin)
         live = read_live_state(client, (), (), state_namespace=namespace, name=name,
                                inventories=(own, others))
         plan = preview.teardown(live, root)
@@ -66,3 +66,15 @@ def take_down(client: KestraClient, namespace: str, preview_id: str, root: str, 
         if result.ok:
             store.delete(client, namespace, name, own)
     return plan, result
+
+
+def _check_removable(own: Inventory, preview_id: str, root: str, origin: str | None) -> None:
+    if bad := preview.foreign(own, root):
+        raise PlanRefused(f"preview {preview_id} not removed: its inventory records objects "
+                          f"outside {root}", [Problem(f"{key}: outside the preview's namespaces; "
+                                                      "the inventory was edited") for key in bad])
+    if origin is not None and own.origin is not None and not same_origin(own.origin, origin):
+        why = (f"preview {preview_id} not removed: it is another repository's "
+               f"({own.origin}); give each repository's previews a prefix of their own "
+               "(promote_preview_prefix)")
+        raise PlanRefused(why, [Problem(why)])

@@ -179,9 +179,13 @@ def rollback_target(history: Sequence[Mapping[str, Any]], failed: str | None
 
 
 def _record(client: KestraClient, plan: Plan, when: str, fields: Mapping[str, Any],
-            holder: str, lock_wait: float) -> tuple[tuple[Mapping[str, Any], ...], str]:
+            holder: str, lock_wait: float,
+            also: Callable[[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]],
+                           Mapping[str, Any]] | None = None,
+            ) -> tuple[tuple[Mapping[str, Any], ...], str]:
     """Add ``fields`` to this run's history record (found by its time and commit), under the
-    lease: (the history as written, a note when it could not be)."""
+    lease: (the history as written, a note when it could not be). ``also`` adds more, still
+    under the lease, from the runs recorded before this one and after it."""
     namespace, key = plan.scope.state_namespace, inv.kv_key(plan.name)
     try:
         with lock.held(client, namespace, holder, wait=lock_wait) as lease:
@@ -190,7 +194,8 @@ def _record(client: KestraClient, plan: Plan, when: str, fields: Mapping[str, An
             for index in range(len(history) - 1, -1, -1):
                 run = history[index]
                 if run.get("time") == when and run.get("commit") == plan.commit:
-                    history[index] = {**run, **fields}
+                    more = also(history[:index], history[index + 1:]) if also else {}
+                    history[index] = {**run, **fields, **more}
                     break
             else:
                 return tuple(history), f"the run's record was not found in {key}: the checks' " \
@@ -212,7 +217,8 @@ def apply_verified(
     """``apply_locked``, then production's checks when it wrote something (``verify`` reads
     them: only then), recorded in the run's history, and a rollback when one fails and the
     policy says so (``source_at``: a commit's plan, None when no repository is at hand). A
-    verified commit is marked for the next stage (``mark``) before the record is written."""
+    verified commit is marked for the next stage (``mark``) under the lease that records it,
+    unless another run wrote the target while its checks ran."""
     before = plan.inventory_before.history if plan.inventory_before else ()
     if options.get("trigger") in AUTOMATIC and not plan.is_empty \
             and rolled_back_from(before, plan.commit):
@@ -237,15 +243,37 @@ def apply_verified(
     since = datetime.now(timezone.utc)
     checks = run_checks(client, spec, written_flows(plan, result), since, sleep=sleep)
     passed = all(check.passed for check in checks)
-    verified = is_verified(passed, plan.commit, before,
-                           bool((options.get("extra") or {}).get("dirty")))
-    fields: dict[str, Any] = {"verified": verified, "checks": [c.to_json() for c in checks]}
+    dirty = bool((options.get("extra") or {}).get("dirty"))
+    fields: dict[str, Any] = {"checks": [c.to_json() for c in checks]}
     if not passed:
         fields["on_failure"] = spec.on_failure
-    marked, mark_error = _mark(mark, plan, fields["checks"]) if verified else ("", "")
-    if marked:
-        fields["marked"] = marked
-    history, note = _record(client, plan, when_text, fields, holder, lock_wait)
+    settled: dict[str, Any] = {}
+
+    def settle(earlier: Sequence[Mapping[str, Any]],
+               later: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+        """Under the lease, from the history as it is now: whether the run is verified (not
+        when its commit failed its checks before, even in a run that ended while this one
+        waited), and its mark for the next stage, unless another run wrote the target since
+        this one (the checks then saw that run's flows, not this commit's)."""
+        settled["verified"] = verified = is_verified(passed, plan.commit, earlier, dirty)
+        if not verified or mark is None:
+            return {"verified": verified}
+        if later:
+            settled["error"] = (
+                f"commit {(plan.commit or '')[:12]} passed its checks but was not marked "
+                "verified for the next stage: the target changed while its checks ran "
+                f"(another run applied {str(later[-1].get('commit') or '')[:12] or 'files'} "
+                "since), so they did not check this commit alone")
+            return {"verified": True}
+        settled["tag"], settled["error"] = _mark(mark, plan, fields["checks"])
+        return {"verified": True, **({"marked": settled["tag"]} if settled["tag"] else {})}
+
+    history, note = _record(client, plan, when_text, fields, holder, lock_wait, settle)
+    if "verified" not in settled and mark is not None and plan.stage.get("next") \
+            and is_verified(passed, plan.commit, before, dirty):
+        settled["error"] = (f"commit {(plan.commit or '')[:12]} passed its checks but was not "
+                            f"marked verified for the next stage: {note}")
+    marked, mark_error = settled.get("tag", ""), settled.get("error", "")
     verification = Verification(checks, spec.on_failure, notes=(note,) if note else (),
                                 marked=marked, mark_error=mark_error)
     if passed or spec.on_failure == "hold":

@@ -20,17 +20,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Mapping, Sequence
 
 import yaml
 
+from kestra_promote.errors import SettingsError
 from kestra_promote.textsafe import safe_text
 
 TAG_ROOT = "kestra-promote/verified"
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _KEYS = {"pipeline", "stage"}
 TAGGER = ("kestra-promote", "kestra-promote@localhost")
+EVIDENCE_MAX = 65536  # characters of a tag's message read for its evidence
+SHOWN_MAX = 200  # characters of one of its values shown
+NUMBER_MAX = 999_999_999  # a tag's number has at most nine digits (``numbered``, ``tag_rule``)
 
 
 @dataclass(frozen=True)
@@ -116,9 +120,15 @@ def numbered(tags: Mapping[str, str], stage: str) -> list[tuple[int, str, str]]:
 
 
 def next_tag(tags: Mapping[str, str], stage: str) -> str:
-    """The name of ``stage``'s next verification tag."""
+    """The name of ``stage``'s next verification tag. SettingsError when the newest took the
+    last number that still counts (nine digits: a greater one would be no tag of ours)."""
     found = numbered(tags, stage)
-    return tag_prefix(stage) + str(found[-1][0] + 1 if found else 1)
+    number = found[-1][0] + 1 if found else 1
+    if number > NUMBER_MAX:
+        raise SettingsError(f"no tag number is left for stage {stage!r}: "
+                            f"{found[-1][1]} is the last one the next stage reads (remove the "
+                            "tags made by hand under this pattern)")
+    return tag_prefix(stage) + str(number)
 
 
 def marked(tags: Mapping[str, str], stage: str, commit: str) -> str | None:
@@ -167,7 +177,10 @@ def evidence(stage: str, commit: str, when: datetime, checks: Sequence[Mapping[s
 
 
 def read_evidence(message: str) -> dict[str, Any]:
-    """The facts of a verification tag's message ({} when it has none: a tag made by hand)."""
+    """The facts of a verification tag's message ({} when it has none: a tag made by hand, or
+    a message longer than any the promotion writes)."""
+    if len(message) > EVIDENCE_MAX:
+        return {}
     _, _, body = message.partition("\n\n")
     try:
         facts = yaml.safe_load(body) if body.strip() else None
@@ -179,11 +192,20 @@ def read_evidence(message: str) -> dict[str, Any]:
 # -- where each stage stands ---------------------------------------------------------------------
 
 
+def _plain(value: Any) -> str | None:
+    """A value of a tag's evidence as short plain text; None for anything else (a mapping, a
+    list: whoever may write the tag wrote them, maybe as a huge repeated alias)."""
+    if isinstance(value, (str, int, float, datetime, date)):
+        text = str(value)
+        return text if len(text) <= SHOWN_MAX else text[:SHOWN_MAX - 1] + "…"
+    return None
+
+
 def _checks(checks: Any) -> list[dict[str, Any]]:
     if not isinstance(checks, list):
         return []
-    return [{"check": str(c.get("check", "")), "passed": c.get("passed") is True}
-            for c in checks if isinstance(c, Mapping)]
+    return [{"check": _plain(c.get("check")) or "", "passed": c.get("passed") is True}
+            for c in checks[:50] if isinstance(c, Mapping)]
 
 
 def _marked_row(stage: str, marks: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
@@ -195,7 +217,7 @@ def _marked_row(stage: str, marks: Mapping[str, tuple[str, str]]) -> dict[str, A
     _, name, commit = found[-1]
     facts = read_evidence(marks[name][1])
     return {"stage": stage, "from": "git", "commit": commit, "verified": True,
-            "when": str(facts["verified"]) if facts.get("verified") else None,
+            "when": _plain(facts.get("verified")) or None,
             "checks": _checks(facts.get("checks")), "tag": name, "marked": len(found)}
 
 

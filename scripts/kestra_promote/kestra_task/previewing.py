@@ -52,7 +52,8 @@ def run(env: Mapping[str, str], emit: Emitter, workdir: Path, folder: Path,
         if is_open:
             return _up(env, emit, workdir, folder, client, stored, posting, root)
         namespace = (stored.policy.safeguards.get("state_namespace") if stored.policy else None)
-        return _down(emit, workdir, client, namespace or STATE_NAMESPACE, posting, root)
+        return _down(emit, workdir, client, namespace or STATE_NAMESPACE, posting, root,
+                     origin(folder))
 
 
 def _tell(emit: Emitter, posting: review.Review, body: str,
@@ -124,11 +125,11 @@ def _up(env: Mapping[str, str], emit: Emitter, workdir: Path, folder: Path,
 
 
 def _down(emit: Emitter, workdir: Path, client: KestraClient, namespace: str,
-          posting: review.Review, root: str) -> int:
+          posting: review.Review, root: str, where: str | None) -> int:
     preview_id, name = str(posting.number), preview.name_of(str(posting.number))
     done: tuple[Plan, ApplyResult] | None = preview_target.take_down(
         client, namespace, preview_id, root,
-        holder=lock.default_holder(f"kestra-promote preview down {preview_id}"))
+        holder=lock.default_holder(f"kestra-promote preview down {preview_id}"), origin=where)
     if done is None:
         _reports(workdir, f"No preview {preview_id} on this instance: nothing to remove.\n",
                  {"preview": root, "removed": False})
