@@ -21,7 +21,7 @@ from typing import Iterable, Mapping
 import httpx
 
 from kestra_promote.errors import SettingsError
-from kestra_promote.git.pktline import pkt_lines
+from kestra_promote.git.smarthttp import pkt_lines
 
 
 def parse_advertisement(data: bytes) -> dict[str, str]:

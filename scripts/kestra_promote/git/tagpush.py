@@ -28,7 +28,8 @@ import httpx
 
 from kestra_promote.errors import SettingsError
 from kestra_promote.git import packfile
-from kestra_promote.git.pktline import pkt, pkt_lines
+from kestra_promote.git.smarthttp import parse_service_advertisement, pkt, pkt_lines
+from kestra_promote.git.smarthttp import shown as _shown
 from kestra_promote.textsafe import safe_text
 
 ZERO_ID = "0" * 40
@@ -110,23 +111,7 @@ def pack_of_tag(body: bytes) -> bytes:
 def parse_receive_advertisement(data: bytes) -> tuple[dict[str, str], dict[str, str]]:
     """(ref name -> id, capability -> value) from what a server answers to GET
     info/refs?service=git-receive-pack. ValueError when it is not such an answer."""
-    lines = pkt_lines(data)
-    if next(lines, None) != b"# service=git-receive-pack\n":
-        raise ValueError("not a git-receive-pack advertisement")
-    refs: dict[str, str] = {}
-    capabilities: dict[str, str] = {}
-    for line in lines:
-        if line is None:
-            continue
-        text, nul, caps = line.rstrip(b"\n").partition(b"\0")
-        if nul and not capabilities:
-            for word in caps.decode("utf-8", "replace").split():
-                key, _, value = word.partition("=")
-                capabilities[key] = value
-        sha, _, name = text.decode("utf-8", "replace").partition(" ")
-        if _SHA.fullmatch(sha) and name and name != "capabilities^{}":
-            refs[name] = sha
-    return refs, capabilities
+    return parse_service_advertisement(data, "git-receive-pack")
 
 
 def parse_push_report(data: bytes, sideband: bool) -> tuple[dict[str, str | None], list[str]]:
@@ -174,11 +159,6 @@ def _push_report(data: bytes, sideband: bool) -> tuple[dict[str, str | None], li
 def _reason(*parts: str) -> str:
     text = safe_text("; ".join(p.strip() for p in parts if p.strip()), one_line=True)
     return text if len(text) <= _MAX_REASON else text[:_MAX_REASON - 1] + "…"
-
-
-def _shown(text: str) -> str:
-    """``text`` (a URL, or a message naming one) without any user or password in its URLs."""
-    return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@", r"\1", text)
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
