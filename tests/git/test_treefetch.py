@@ -19,7 +19,7 @@ from conftest import GitRepo
 from git_http_server import GitHttpServer
 from kestra_promote.errors import SettingsError
 from kestra_promote.git.smarthttp import pkt
-from kestra_promote.git.treefetch import checkout_commit
+from kestra_promote.git.treefetch import checked_out, checkout_commit
 
 LINES = "".join(f"  - id: task{i}\n    type: io.kestra.plugin.core.log.Log\n" for i in range(80))
 
@@ -85,6 +85,21 @@ def test_only_the_folder_asked_for_is_written(git_http_server, repo, history, tm
                                                   "flows/deep/er/c.yml"]
     with pytest.raises(SettingsError, match=r"nowhere holds no file at commit"):
         _fetch(git_http_server, older, tmp_path / "none", under="nowhere")
+
+
+def test_an_error_about_the_fetched_files_names_the_clone_folder(git_http_server, repo, history,
+                                                               tmp_path):
+    older, _ = history
+    git_http_server.serve(repo.path)
+    with pytest.raises(SettingsError) as raised:
+        with checked_out(git_http_server.url(), older, "flows", shown_as="/work/repo/flows",
+                         username=git_http_server.username,
+                         password=git_http_server.password) as (tree, commit, committed):
+            assert commit == older and committed is None
+            assert sorted(p.name for p in Path(tree).iterdir()) == ["a.yml", "b.yml", "deep"]
+            raise SettingsError(f"{tree}/a.yml: not a flow")
+    assert str(raised.value) == f"/work/repo/flows/a.yml: not a flow (at {older[:12]})"
+    assert not Path(tree).exists()  # the temporary folder is gone
 
 
 def test_a_wrong_password_is_named_and_never_shown(git_http_server, repo, history, tmp_path):

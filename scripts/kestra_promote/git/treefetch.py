@@ -22,13 +22,17 @@ go in the Authorization header only, never in a message.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 
-from kestra_promote.errors import SettingsError
+from kestra_promote.errors import KestraPromoteError, SettingsError
+from kestra_promote.git.gitref import named
 from kestra_promote.git.blobs import CommitFiles, Committed
 from kestra_promote.git.history import HistoryError
 from kestra_promote.git.packfile import PackError, PackObjects
@@ -256,3 +260,25 @@ def checkout_commit(url: str, commit: str, dest: Path, *, username: str | None =
         raise SettingsError(f"{fetch.what}: cannot write its files ({type(exc).__name__}: "
                             f"{safe_text(str(exc.filename or ''), one_line=True)})") from None
     return None
+
+
+@contextlib.contextmanager
+def checked_out(url: str, commit: str, under: str, *, shown_as: str,
+                username: str | None = None, password: str | None = None,
+                transport: httpx.BaseTransport | None = None
+                ) -> Iterator[tuple[str, str, Committed | None]]:
+    """As ``gitref.checkout``, without git: yield (a temporary folder holding the folder
+    ``under`` of ``commit``, the commit, None); an error raised meanwhile names ``shown_as``
+    (where a clone holds that folder) at the commit rather than the temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="kestra-promote-") as tmp:
+        root = Path(tmp) / "tree"
+        committed = checkout_commit(url, commit, root, username=username, password=password,
+                                    transport=transport, under=under)
+        folder = root / under
+        try:
+            yield str(folder), commit, committed
+        except KestraPromoteError as error:  # shown once the temporary folder is gone
+            if error.args and isinstance(error.args[0], str):
+                error.args = (named(error.args[0], [(str(folder), shown_as), (tmp, shown_as)],
+                                    commit[:12]), *error.args[1:])
+            raise
