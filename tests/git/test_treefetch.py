@@ -206,6 +206,21 @@ def test_a_crafted_pack_without_side_band_is_read(tmp_path):
     assert _written(tmp_path) == {"run.sh": (b"id: evil\n", True), "a.yml": (b"id: evil\n", False)}
 
 
+def test_a_refusal_in_a_successful_answer_names_the_manual_rollback(tmp_path):
+    commit, pack = _commit_with([(b"100644", b"a.yml", "")])
+    server = _server(pack, commit, band=True)
+
+    def refusing(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(200, content=pkt(b"ERR upload-pack: not our ref " +
+                                                   b"b" * 40 + b"\n"))
+        return server.handle_request(request)
+    with pytest.raises(SettingsError, match=r"will not give commit bbbbbbbbbbbb \(upload-pack: "
+                       r"not our ref b{40}\): .* `kestra-promote apply --ref b{40}`"):
+        checkout_commit("https://git.example/flows.git", "b" * 40, tmp_path,
+                        transport=httpx.MockTransport(refusing))
+
+
 def test_a_damaged_pack_is_refused(tmp_path):
     commit, pack = _commit_with([(b"100644", b"a.yml", "")])
     broken = pack[:20] + bytes([pack[20] ^ 1]) + pack[21:]

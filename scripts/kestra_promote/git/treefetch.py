@@ -79,11 +79,10 @@ class _Fetch:
             raise SettingsError(f"{self.what}: {type(exc).__name__}") from None
         self._check(answer)
         final = str(answer.url.copy_with(query=None))
-        if final.endswith("/info/refs") and final != self.base + "/info/refs":
-            moved = answer.url
-            if (moved.scheme, moved.host, moved.port) != (httpx.URL(self.base).scheme,
-                                                          httpx.URL(self.base).host,
-                                                          httpx.URL(self.base).port):
+        if final.endswith("/info/refs") and final != self.base + "/info/refs":  # redirected
+            asked = httpx.URL(self.base)
+            if (answer.url.scheme, answer.url.host, answer.url.port) != \
+                    (asked.scheme, asked.host, asked.port):
                 raise SettingsError(f"{self.what}: it redirects to another server; use that "
                                     "server's URL")
             self.base = final[:-len("/info/refs")]
@@ -136,18 +135,15 @@ class _Fetch:
 
     def _unwrap(self, data: bytes, capabilities: dict[str, str]) -> bytes:
         at = 0
-        sections = 2 if "shallow" in capabilities else 1  # shallow lines, then NAK
-        while sections:
+        while True:  # the shallow boundary and a flush, then NAK (no commits in common)
             line, at = read_pkt(data, at)
-            if line is None:
-                sections -= 1  # the flush after the shallow lines
+            if line is None or line.startswith((b"shallow ", b"unshallow ")):
                 continue
             if line.startswith(b"ERR "):
                 raise self._refused(line[4:].decode("utf-8", "replace").strip())
             if line.startswith((b"NAK", b"ACK")):
                 break
-            if not line.startswith((b"shallow ", b"unshallow ")):
-                raise ValueError("unexpected line before the pack")
+            raise ValueError("unexpected line before the pack")
         if not {"side-band-64k", "side-band"} & set(capabilities):
             return data[at:]
         pack = bytearray()
