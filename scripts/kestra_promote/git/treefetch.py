@@ -102,7 +102,7 @@ class _Fetch:
         band = next((c for c in ("side-band-64k", "side-band") if c in capabilities), None)
         wanted += [band] if band else []
         wanted += ["agent=" + _AGENT] if "agent" in capabilities else []
-        body = pkt(f"want {self.commit} {' '.join(wanted)}\n".encode())
+        body = pkt(" ".join([f"want {self.commit}", *wanted]).encode() + b"\n")
         if "shallow" in capabilities:  # the commit alone, none of its history
             body += pkt(b"deepen 1\n")
         return body + b"0000" + pkt(b"done\n")
