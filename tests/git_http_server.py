@@ -43,6 +43,7 @@ class GitHttpServer:
     username: str = "git-user"
     password: str = "pw-0f9e8d7c6b5a"
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path) as received
+    clients: list[str] = field(default_factory=list)  # the User-Agent of each request
 
     def path(self, name: str = "flows.git") -> Path:
         return self.root / name
@@ -102,6 +103,7 @@ def _handler_for(server: GitHttpServer) -> type[BaseHTTPRequestHandler]:
             body = self._body()
             path, _, query = self.path.partition("?")
             server.requests.append((self.command, self.path))
+            server.clients.append(self.headers.get("User-Agent", ""))
             if not server._authorized(self.headers.get("Authorization")):
                 self._answer(401, {"WWW-Authenticate": 'Basic realm="git"'}, b"")
                 return

@@ -126,6 +126,8 @@ class Emulator:
     # the server's ENV_-prefixed variables, as flows see them (``envs``: name without the
     # prefix, lower case; core/runners/RunContextCache.java)
     envs: Mapping[str, str] = field(default_factory=dict)
+    # commands the image of the tasks' worker does not have: Kestra's own image has no git
+    lacking: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         self.flow = yaml.safe_load(self.flow_path.read_text())
@@ -453,7 +455,7 @@ class Emulator:
                 (folder / name).write_text(content if content is not None else "")
         env = {k: str(v) for k, v in self.render(task.get("env") or {}, execution).items()}
         script = ["set -e", *task.get("beforeCommands", []), *task["commands"]]
-        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        path = os.pathsep.join([str(Path(sys.executable).parent), self._image_path()])
         base = {k: v for k, v in os.environ.items() if not k.startswith(("KESTRA_", "KP_"))}
         done = subprocess.run(["bash", "-c", "\n".join(script)], cwd=folder, capture_output=True,
                               text=True, env={**base, "PATH": path, **env}, timeout=300)
@@ -486,6 +488,23 @@ class Emulator:
         execution.outputs[task["id"]] = record
         if done.returncode != 0:
             raise TaskFailed(f"Command failed with exit code {done.returncode}")
+
+    def _image_path(self) -> str:
+        """The PATH of the worker's image: the test's own, less the ``lacking`` commands (a
+        folder of links to every other command, the first of each name on the PATH)."""
+        if not self.lacking:
+            return os.environ.get("PATH", "")
+        image = self.workspace / "image-bin"
+        if not image.is_dir():
+            image.mkdir(parents=True)
+            for folder in os.environ.get("PATH", "").split(os.pathsep):
+                for command in Path(folder).glob("*") if Path(folder).is_dir() else ():
+                    name = command.name
+                    if name in self.lacking or name.split("-")[0] in self.lacking or \
+                            (image / name).exists() or not os.access(command, os.X_OK):
+                        continue
+                    (image / name).symlink_to(command)
+        return str(image)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.workspace, ignore_errors=True)

@@ -175,3 +175,29 @@ def test_a_pull_request_from_its_preview_to_production(previewing, tmp_path):
         assert taken.flow_outputs["commit"] == merged
         assert ("company.team", "a") in prod[0].current()
         assert _flows(prod[0]) == _flows(staging[0])
+
+
+def test_a_worker_without_git_rolls_back_over_http_byte_for_byte(pipeline):
+    """Kestra's own image has no `git`: the verified commit is fetched over Git's HTTP protocol
+    in pure Python, and the rollback restores its flows byte for byte."""
+    repo, git_server, (staging, on_staging), _ = pipeline
+    on_staging.lacking = frozenset({"git"})
+    one = repo.git("rev-parse", "HEAD")
+    assert on_staging.schedule().state == "SUCCESS"
+    before = _flows(staging)
+
+    _push(repo, "two")
+    staging.runs.outcome[("company.team", "smoke")] = "FAILED"
+    seen = len(git_server.requests)
+    failed = on_staging.schedule()
+    assert failed.state == "FAILED"
+    assert "needs `git`" not in _logs(failed)
+    assert f"rolled back to commit {one[:12]}" in failed.files["report.md"].read_text()
+    assert _flows(staging) == before  # byte for byte commit one's flows
+    without_git = [request for request, client in zip(git_server.requests[seen:],
+                                                      git_server.clients[seen:])
+                   if not client.startswith("git/")]
+    assert without_git == [("GET", "/flows.git/info/refs?service=git-upload-pack"),
+                           ("POST", "/flows.git/git-upload-pack")]  # the rollback's fetch
+    with target_history(staging) as runs:
+        assert runs[-1]["trigger"] == "rollback" and runs[-1]["commit"] == one

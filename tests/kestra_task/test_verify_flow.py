@@ -48,16 +48,20 @@ def test_the_promote_flow_verifies_then_rolls_back_a_failing_commit(production):
     assert fake.current() == before
 
 
-def test_a_worker_without_git_names_the_manual_rollback(monkeypatch, tmp_path):
-    """Kestra's own image has no `git`: the automatic rollback then says how to roll back by
-    hand instead of failing with a traceback (engine.verify reports it and holds)."""
+def test_a_worker_without_git_nor_an_http_url_names_the_manual_rollback(monkeypatch, tmp_path):
+    """Without `git`, a rollback fetches its commit over Git's HTTP protocol (see
+    test_pipeline_flow.py); a repository reached otherwise (SSH) cannot be read there: the
+    automatic rollback then says how to roll back by hand instead of failing with a traceback
+    (engine.verify reports it and holds)."""
     import pytest
 
     from kestra_promote.errors import SettingsError
     from kestra_promote.kestra_task import verifying
 
     monkeypatch.setattr(verifying.shutil, "which", lambda name: None)
-    at = verifying._source_at({}, tmp_path, client=None)  # type: ignore[arg-type]
-    with pytest.raises(SettingsError, match=r"needs `git`.*apply --ref 0123456789ab"):
+    env = {"KP_REPO_URL": "git@github.com:company/flows.git"}
+    at = verifying._source_at(env, tmp_path, client=None)  # type: ignore[arg-type]
+    with pytest.raises(SettingsError, match=r"needs `git`.*or an http\(s\) promote_repo_url.*"
+                       r"apply --ref 0123456789ab"):
         with at("0123456789abcdef"):
             pass

@@ -33,6 +33,7 @@ from typing import Callable, Mapping, Sequence
 
 from kestra_promote.git.gitinfo import _common_dir, _git_dir, read_commit
 from kestra_promote.git.history import HistoryError, Objects
+from kestra_promote.git.packfile import PackObjects
 
 _REGULAR = (b"100644", b"100755")
 # what the working tree may not be taken for the commit's blob: (changed, filtered) paths
@@ -47,7 +48,7 @@ def blob_id(data: bytes) -> str:
 class CommitFiles:
     """The regular files of one commit, by their path from the repository's top."""
 
-    def __init__(self, objects: Objects, commit: str) -> None:
+    def __init__(self, objects: Objects | PackObjects, commit: str) -> None:
         self.objects = objects
         kind, body = objects.read(commit)
         if kind != b"commit" or not body.startswith(b"tree "):
@@ -55,7 +56,7 @@ class CommitFiles:
         self._trees: dict[str, dict[bytes, tuple[bytes, str]]] = {}
         self.root = body[5:45].decode("ascii")
 
-    def _tree(self, sha: str) -> dict[bytes, tuple[bytes, str]]:
+    def tree(self, sha: str) -> dict[bytes, tuple[bytes, str]]:
         """name -> (mode, id) of the tree ``sha`` (each tree read once)."""
         if sha not in self._trees:
             kind, body = self.objects.read(sha)
@@ -75,7 +76,7 @@ class CommitFiles:
         none there (a symlink, a submodule, a folder, nothing)."""
         tree, parts = self.root, os.fsencode(path).split(b"/")
         for depth, part in enumerate(parts):
-            entry = self._tree(tree).get(part)
+            entry = self.tree(tree).get(part)
             if entry is None:
                 return None
             mode, sha = entry

@@ -114,13 +114,13 @@ def checkout(repo: str, ref: str) -> Iterator[tuple[str, str, Committed | None]]
         except KestraPromoteError as error:  # shown once the temporary folder is gone
             if error.args and isinstance(error.args[0], str):
                 where = f"{ref} ({commit[:12]})"
-                error.args = (_named(error.args[0], [(str(folder), repo), (str(root), str(top)),
+                error.args = (named(error.args[0], [(str(folder), repo), (str(root), str(top)),
                                                      (tmp, str(top))], where),
                               *error.args[1:])
             raise
 
 
-def _named(message: str, folders: list[tuple[str, str]], where: str) -> str:
+def named(message: str, folders: list[tuple[str, str]], where: str) -> str:
     """``message`` naming the repository and the ref instead of the temporary folders."""
     named = message
     for temporary, real in folders:

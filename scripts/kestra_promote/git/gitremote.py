@@ -21,27 +21,15 @@ from typing import Iterable, Mapping
 import httpx
 
 from kestra_promote.errors import SettingsError
-
-
-def _pkt_lines(data: bytes) -> Iterable[bytes]:
-    """The payloads of Git's pkt-line framing: a 4-hex-digit length (including itself), then
-    that many bytes; "0000" is a flush."""
-    at = 0
-    while at + 4 <= len(data):
-        size = int(data[at:at + 4], 16)
-        if size == 0:
-            at += 4
-            continue
-        if size < 4 or at + size > len(data):
-            raise ValueError("truncated pkt-line")
-        yield data[at + 4:at + size]
-        at += size
+from kestra_promote.git.smarthttp import pkt_lines
 
 
 def parse_advertisement(data: bytes) -> dict[str, str]:
     """ref name -> commit, from a smart-HTTP ref advertisement (annotated tags peeled)."""
     refs: dict[str, str] = {}
-    for line in _pkt_lines(data):
+    for line in pkt_lines(data):
+        if line is None:
+            continue
         text = line.split(b"\0", 1)[0].decode("utf-8", errors="replace").rstrip("\n")
         if text.startswith("#") or " " not in text:
             continue

@@ -19,57 +19,14 @@ from typing import Callable
 
 from kestra_promote.errors import SettingsError
 from kestra_promote.git.gitinfo import read_commit
+from kestra_promote.git.packfile import TYPES, PackError, apply_delta, entry_header
 
 _SHA = re.compile(r"[0-9a-f]{40}")
-_TYPES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
-_OFS_DELTA, _REF_DELTA = 6, 7
 MAX_COMMITS = 1_000_000  # a walk this long is refused rather than left to run for ever
 
 
 class HistoryError(SettingsError):
     """The repository cannot be read well enough to answer."""
-
-
-def _varint(data: bytes, at: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, at
-
-
-def _apply_delta(base: bytes, delta: bytes) -> bytes:
-    """Git's delta format: source and target sizes, then copy and insert instructions."""
-    size, at = _varint(delta, 0)
-    if size != len(base):
-        raise HistoryError("a delta of the repository does not fit its base object")
-    size, at = _varint(delta, at)
-    out = bytearray()
-    while at < len(delta):
-        op = delta[at]
-        at += 1
-        if op & 0x80:  # copy from the base: offset and size in the bytes the flags name
-            offset = length = 0
-            for i in range(4):
-                if op & (1 << i):
-                    offset |= delta[at] << (8 * i)
-                    at += 1
-            for i in range(3):
-                if op & (1 << (4 + i)):
-                    length |= delta[at] << (8 * i)
-                    at += 1
-            out += base[offset:offset + (length or 0x10000)]
-        elif op:  # insert the next ``op`` bytes
-            out += delta[at:at + op]
-            at += op
-        else:
-            raise HistoryError("a delta of the repository has an unknown instruction")
-    if len(out) != size:
-        raise HistoryError("a delta of the repository does not give its stated size")
-    return bytes(out)
 
 
 class _Pack:
@@ -119,30 +76,17 @@ class _Pack:
 
     def read(self, offset: int, lookup: Callable[[str], tuple[bytes, bytes]]
              ) -> tuple[bytes, bytes]:
-        byte = self.data[offset]
-        kind, size, shift, at = (byte >> 4) & 7, byte & 0x0F, 4, offset + 1
-        while byte & 0x80:
-            byte = self.data[at]
-            at += 1
-            size |= (byte & 0x7F) << shift
-            shift += 7
-        if kind == _OFS_DELTA:
-            byte = self.data[at]
-            at += 1
-            distance = byte & 0x7F
-            while byte & 0x80:
-                byte = self.data[at]
-                at += 1
-                distance = ((distance + 1) << 7) | (byte & 0x7F)
-            base_kind, base = self.read(offset - distance, lookup)
-            return base_kind, _apply_delta(base, self._inflate(at))
-        if kind == _REF_DELTA:
-            base_kind, base = lookup(self.data[at:at + 20].hex())
-            delta = self._inflate(at + 20)
-            return base_kind, _apply_delta(base, delta)
-        if kind not in _TYPES:
-            raise HistoryError("a pack of the repository holds an unknown kind of object")
-        return _TYPES[kind], self._inflate(at)[:size]
+        try:
+            kind, size, base, at = entry_header(self.data, offset)
+            if isinstance(base, int):
+                base_kind, body = self.read(base, lookup)
+                return base_kind, apply_delta(body, self._inflate(at))
+            if base is not None:
+                base_kind, body = lookup(base)
+                return base_kind, apply_delta(body, self._inflate(at))
+        except PackError as exc:
+            raise HistoryError(str(exc)) from None
+        return TYPES[kind], self._inflate(at)[:size]
 
 
 class Objects:

@@ -23,16 +23,17 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 
 from kestra_promote.errors import SettingsError
+from kestra_promote.git import packfile
+from kestra_promote.git.smarthttp import parse_service_advertisement, pkt, pkt_lines
+from kestra_promote.git.smarthttp import shown as _shown
 from kestra_promote.textsafe import safe_text
 
 ZERO_ID = "0" * 40
 _SHA = re.compile(r"[0-9a-f]{40}")
-_HEX4 = re.compile(rb"[0-9a-f]{4}")
 _TAG_KIND = 4  # an annotated tag, in a pack's object header
 _AGENT = "kestra-promote"
 _MAX_REASON = 300  # characters of a server's reason kept in a message
@@ -88,7 +89,7 @@ def tag_body(name: str, commit: str, message: str, *, tagger_name: str, tagger_e
 
 def object_id(kind: str, body: bytes) -> str:
     """Git's name for an object: the SHA-1 of its header and content."""
-    return hashlib.sha1(f"{kind} {len(body)}\0".encode() + body).hexdigest()
+    return packfile.object_id(kind.encode(), body)
 
 
 def pack_of_tag(body: bytes) -> bytes:
@@ -107,49 +108,10 @@ def pack_of_tag(body: bytes) -> bytes:
 
 # ---- smart HTTP --------------------------------------------------------------------------
 
-def _pkt(payload: bytes) -> bytes:
-    return b"%04x" % (len(payload) + 4) + payload
-
-
-def _pkt_lines(data: bytes) -> Iterator[bytes | None]:
-    """The payloads of Git's pkt-line framing, None for a flush ("0000")."""
-    at = 0
-    while at < len(data):
-        if at + 4 > len(data):
-            raise ValueError("truncated pkt-line")
-        if not _HEX4.fullmatch(data[at:at + 4]):
-            raise ValueError("not pkt-line framing")
-        size = int(data[at:at + 4], 16)
-        if size in (0, 1, 2):  # flush, delimiter, response end
-            at += 4
-            yield None
-            continue
-        if size < 4 or at + size > len(data):
-            raise ValueError("truncated pkt-line")
-        yield data[at + 4:at + size]
-        at += size
-
-
 def parse_receive_advertisement(data: bytes) -> tuple[dict[str, str], dict[str, str]]:
     """(ref name -> id, capability -> value) from what a server answers to GET
     info/refs?service=git-receive-pack. ValueError when it is not such an answer."""
-    lines = _pkt_lines(data)
-    if next(lines, None) != b"# service=git-receive-pack\n":
-        raise ValueError("not a git-receive-pack advertisement")
-    refs: dict[str, str] = {}
-    capabilities: dict[str, str] = {}
-    for line in lines:
-        if line is None:
-            continue
-        text, nul, caps = line.rstrip(b"\n").partition(b"\0")
-        if nul and not capabilities:
-            for word in caps.decode("utf-8", "replace").split():
-                key, _, value = word.partition("=")
-                capabilities[key] = value
-        sha, _, name = text.decode("utf-8", "replace").partition(" ")
-        if _SHA.fullmatch(sha) and name and name != "capabilities^{}":
-            refs[name] = sha
-    return refs, capabilities
+    return parse_service_advertisement(data, "git-receive-pack")
 
 
 def parse_push_report(data: bytes, sideband: bool) -> tuple[dict[str, str | None], list[str]]:
@@ -167,7 +129,7 @@ def _push_report(data: bytes, sideband: bool) -> tuple[dict[str, str | None], li
     messages: list[str] = []
     if sideband:
         report = bytearray()
-        for line in _pkt_lines(data):
+        for line in pkt_lines(data):
             if not line:
                 continue
             band, payload = line[0], line[1:].decode("utf-8", "replace")
@@ -178,7 +140,7 @@ def _push_report(data: bytes, sideband: bool) -> tuple[dict[str, str | None], li
             elif band == 3:
                 raise ValueError(f"the server failed: {payload.strip()}")
         data = bytes(report)
-    lines = [line.decode("utf-8", "replace").rstrip("\n") for line in _pkt_lines(data) if line]
+    lines = [line.decode("utf-8", "replace").rstrip("\n") for line in pkt_lines(data) if line]
     if not lines or not lines[0].startswith("unpack "):
         raise ValueError("not a push report")
     if lines[0] != "unpack ok":
@@ -197,11 +159,6 @@ def _push_report(data: bytes, sideband: bool) -> tuple[dict[str, str | None], li
 def _reason(*parts: str) -> str:
     text = safe_text("; ".join(p.strip() for p in parts if p.strip()), one_line=True)
     return text if len(text) <= _MAX_REASON else text[:_MAX_REASON - 1] + "…"
-
-
-def _shown(text: str) -> str:
-    """``text`` (a URL, or a message naming one) without any user or password in its URLs."""
-    return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@", r"\1", text)
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -260,7 +217,7 @@ class _Remote:
         if "agent" in capabilities:
             wanted.append("agent=" + _AGENT)
         command = f"{ZERO_ID} {tag_id} {ref}\0{' '.join(wanted)}".encode()
-        request = _pkt(command) + b"0000" + pack_of_tag(body)
+        request = pkt(command) + b"0000" + pack_of_tag(body)
         try:
             answer = self.client.post(
                 self.base + "/git-receive-pack", content=request,

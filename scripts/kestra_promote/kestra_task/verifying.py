@@ -3,8 +3,9 @@
 
 A rollback plans an earlier commit of the repository the task cloned. Kestra's Clone is shallow
 (plugin-git Clone.java: depth 1 by default), so that commit is fetched first, from the
-repository the flows promote (``promote_repo_url``), with the task's Git credentials passed to
-``git`` in its environment, never on its command line.
+repository the flows promote (``promote_repo_url``), with the task's Git credentials: passed to
+``git`` in its environment, never on its command line, when the worker has ``git``; else (Kestra's
+own image) over Git's HTTP protocol in pure Python (``git.treefetch``), when the URL is http(s).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from kestra_promote.engine.verify import Mark, SourceAt, apply_verified
 from kestra_promote.errors import SettingsError
 from kestra_promote.gates.verification import Verify
 from kestra_promote.gates.stages import TAGGER
-from kestra_promote.git import gitref, tagpush
+from kestra_promote.git import gitref, tagpush, treefetch
+from kestra_promote.git.blobs import Committed
 from kestra_promote.git.origin import origin
 from kestra_promote.git.source import read_settings
 from kestra_promote.kestra_task import settings
@@ -77,19 +79,34 @@ def _source_at(env: Mapping[str, str], workdir: Path, client: KestraClient) -> S
 
     @contextlib.contextmanager
     def at(commit: str) -> Iterator[Callable[[], Plan]]:
-        if shutil.which("git") is None:  # Kestra's own image has none (see git/history.py)
-            raise SettingsError(
-                f"reading commit {commit[:12]} needs `git`, which this worker does not have: "
-                f"roll back with `kestra-promote apply --ref {commit[:12]}` (or a manual run of "
-                "this flow with that ref), or run the promotion on an image with git")
-        fetch(env, workdir / "repo", commit)
-        with gitref.checkout(str(folder), commit) as (tree, full, committed):
+        with _checked_out(env, workdir, folder, commit) as (tree, full, committed):
             promotion = open_promotion(
                 client, tree, task_config(env, Path(tree)), commit=full,
                 origin=origin(folder), policy=functools.partial(settings.read_policy, client, env),
                 committed=committed, stage_tags=functools.partial(repo_tags, env))
             yield promotion.plan
     return at
+
+
+def _checked_out(env: Mapping[str, str], workdir: Path, folder: Path, commit: str
+                 ) -> contextlib.AbstractContextManager[tuple[str, str, Committed | None]]:
+    """The files of ``commit`` in the same folder as ``folder`` in the clone: fetched into the
+    clone and checked out with ``git`` when the worker has it, else fetched over Git's HTTP
+    protocol in pure Python (Kestra's own image has no ``git``)."""
+    url = _text(env, "KP_REPO_URL") or ""
+    if shutil.which("git") is not None:
+        fetch(env, workdir / "repo", commit)
+        return gitref.checkout(str(folder), commit)
+    if not url.startswith(("http://", "https://")):
+        raise SettingsError(
+            f"reading commit {commit[:12]} needs `git`, which this worker does not have, or an "
+            f"http(s) promote_repo_url: roll back with `kestra-promote apply --ref "
+            f"{commit[:12]}` (or a manual run of this flow with that ref), or run the "
+            "promotion on an image with git")
+    under = folder.relative_to(workdir / "repo").as_posix()
+    return treefetch.checked_out(url, commit, "" if under == "." else under,
+                                 shown_as=str(folder), username=_text(env, "KP_GIT_USERNAME"),
+                                 password=_text(env, "KP_GIT_PASSWORD"))
 
 
 def fetch(env: Mapping[str, str], clone: Path, commit: str) -> None:
