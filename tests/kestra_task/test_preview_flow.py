@@ -5,6 +5,8 @@ its comment says so, with links to the preview's namespaces in the Kestra UI."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 import yaml
 from conftest import FAKE_PASSWORD, FAKE_USER, GitRepo, flow_yaml, run_cli
@@ -128,3 +130,61 @@ def test_closing_a_request_never_takes_down_another_repositorys_preview(previewi
     logs = "\n".join(str(line) for line in execution.logs)
     assert "preview 2 not removed: it is another repository's (git.example.com/web/flows)" \
         in logs, logs
+
+
+def _age(hook, preview_id: str, days: int) -> None:
+    """Preview ``preview_id``'s last ``up`` moved ``days`` days back, in its inventory."""
+    runs = hook.fake.kv[("main", "system")][f"kestra-promote.preview-{preview_id}"]["value"][
+        "history"]
+    runs[-1]["time"] = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat()
+
+
+def test_a_schedule_run_removes_this_repositorys_previews_older_than_the_ttl(previewing,
+                                                                              tmp_path):
+    hook = previewing("github")
+    _set(hook.fake, "promote_preview_ttl", "7d")
+    other = GitRepo(tmp_path / "other")  # another repository previewing under the same prefix
+    other.write("flows/site.yml", flow_yaml("web.site", "site"))
+    other.commit()
+    other.git("remote", "add", "origin", "https://git.example.com/web/flows.git")
+    env = {"KESTRA_URL": hook.target, "KESTRA_USERNAME": FAKE_USER,
+           "KESTRA_PASSWORD": FAKE_PASSWORD}
+    assert run_cli("preview", "up", str(other.path), "--id", "9", env=env).code == 0
+    for number in (2, 3):
+        execution = hook.opened(number, {"flows/nightly.yml": NIGHTLY})
+        assert execution is not None and execution.state == "SUCCESS", execution.logs
+    _age(hook, "2", 8)
+    _age(hook, "9", 30)
+    _age(hook, "3", 6)
+
+    execution = hook.emulator.schedule()
+    assert execution.state == "SUCCESS", execution.logs
+    assert hook.preview(2) == {}
+    assert not any("preview-2" in key for key in hook.fake.kv[("main", "system")])
+    assert ("preview.3.company.team", "nightly") in hook.preview(3)  # not stale yet
+    assert set(hook.preview(9)) == {("preview.9.web.site", "site")}  # another repository's
+    logs = [str(line) for line in execution.logs]
+    removed = [line for line in logs if "longer ago than promote_preview_ttl" in line]
+    assert len(removed) == 1 and "Preview 2 " in removed[0], logs
+    assert not any(level == "WARN" for task, level, _ in execution.logs if task == "decide"), logs
+    # then the scheduled run promotes the followed branch, as before
+    assert execution.outputs["decide"]["vars"]["kind"] == "branch"
+    assert ("company.team", "caller") in hook.fake.current()
+
+
+def test_without_a_ttl_no_preview_is_removed_and_a_bad_one_fails_naming_it(previewing):
+    hook = previewing("github")
+    execution = hook.opened(2, {"flows/nightly.yml": NIGHTLY})
+    assert execution is not None and execution.state == "SUCCESS", execution.logs
+    _age(hook, "2", 365)
+    execution = hook.emulator.schedule()
+    assert execution.state == "SUCCESS", execution.logs
+    assert ("preview.2.company.team", "nightly") in hook.preview(2)
+
+    _set(hook.fake, "promote_preview_ttl", "a week")
+    execution = hook.emulator.schedule()
+    assert execution.state == "FAILED"
+    logs = "\n".join(str(line) for line in execution.logs)
+    assert "promote_preview_ttl 'a week' is not a duration such as 7d" in logs, logs
+    assert "Traceback" not in logs
+    assert ("preview.2.company.team", "nightly") in hook.preview(2)

@@ -169,11 +169,9 @@ def _down(args: argparse.Namespace, client: KestraClient, namespace: str,
     if args.id is not None:
         chosen = [preview.check_id(args.id)]
     else:
-        age = preview.parse_age(args.older_than)
-        _, every = read_inventories(client, namespace, "")
-        found = preview.previews(every)
-        chosen = [p.id for p in preview.stale(found, datetime.now(timezone.utc), age)
-                  if p.root == preview.root_of(args.prefix, p.id)]
+        chosen = preview_target.stale(client, namespace, args.prefix,
+                                      preview.parse_age(args.older_than),
+                                      datetime.now(timezone.utc))
     removed: list[dict[str, Any]] = []
     absent: list[str] = []
     code = EXIT_OK

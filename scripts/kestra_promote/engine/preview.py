@@ -173,6 +173,7 @@ class Preview:
     commit: str | None
     flows: int
     files: int
+    origin: str | None = None  # the repository it was deployed from, as its inventory records
 
     def to_json(self, now: datetime) -> dict[str, Any]:
         age = self.age(now)
@@ -205,7 +206,7 @@ def previews(inventories: Mapping[str, Inventory]) -> list[Preview]:
         commit = last.get("commit")
         found.append(Preview(preview_id, str(last[RECORD_KEY]), _time(last.get("time")),
                              commit if isinstance(commit, str) else None,
-                             len(inventory.flows), len(inventory.files)))
+                             len(inventory.flows), len(inventory.files), inventory.origin))
     return found
 
 
@@ -217,14 +218,15 @@ def stale(found: Iterable[Preview], now: datetime, older_than: timedelta) -> lis
 _AGE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?")
 
 
-def parse_age(text: str) -> timedelta:
-    """``7d``, ``36h``, ``1d12h``, ``90m``: a duration above zero."""
+def parse_age(text: str, what: str = "--older-than") -> timedelta:
+    """``7d``, ``36h``, ``1d12h``, ``90m``: a duration above zero (``what``: the option or
+    setting it was given as, for the error)."""
     match = _AGE.fullmatch(text.strip().lower())
     if not text.strip() or match is None:
-        raise SettingsError(f"--older-than {text!r} is not a duration such as 7d, 36h or 90m")
+        raise SettingsError(f"{what} {text!r} is not a duration such as 7d, 36h or 90m")
     days, hours, minutes = (int(g or 0) for g in match.groups())
     if max(days, hours, minutes) > 100_000 or not (days or hours or minutes):
-        raise SettingsError(f"--older-than {text!r} must be above zero and at most 100000 days")
+        raise SettingsError(f"{what} {text!r} must be above zero and at most 100000 days")
     return timedelta(days=days, hours=hours, minutes=minutes)
 
 

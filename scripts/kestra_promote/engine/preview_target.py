@@ -7,6 +7,7 @@ The rules are ``engine.preview``'s (pure); this module reads the target and writ
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta
 from typing import Callable
 
 from kestra_promote.config import Config
@@ -66,6 +67,17 @@ def take_down(client: KestraClient, namespace: str, preview_id: str, root: str, 
         if result.ok:
             store.delete(client, namespace, name, own)
     return plan, result
+
+
+def stale(client: KestraClient, namespace: str, prefix: str, older_than: timedelta,
+          now: datetime, *, origin: str | None = None) -> list[str]:
+    """The ids of the previews under ``prefix`` (inventories in ``namespace``) last applied
+    more than ``older_than`` before ``now``; with ``origin``, only that repository's (another
+    repository's previews under the same prefix are its own to remove)."""
+    _, every = read_inventories(client, namespace, "")
+    return [p.id for p in preview.stale(preview.previews(every), now, older_than)
+            if p.root == preview.root_of(prefix, p.id)
+            and (origin is None or p.origin is None or same_origin(p.origin, origin))]
 
 
 def _check_removable(own: Inventory, preview_id: str, root: str, origin: str | None) -> None:

@@ -50,6 +50,8 @@ SETTINGS: dict[str, str] = {
                         "up while it is open, taken down when it closes",
     "promote_preview_prefix": "where previews live: PREFIX.<number>.<namespace> "
                               "(default preview)",
+    "promote_preview_ttl": "with promote_previews: a scheduled run removes previews not "
+                           "brought up for this long (7d, 36h; default: never)",
     "promote_review_api": "the Git provider's API the plan is posted to (Gitea)",
     "promote_review_repo": "the repository (owner/name) the plan is posted to",
     "promote_approval": "required: a person approves every apply",

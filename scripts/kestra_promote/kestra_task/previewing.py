@@ -10,13 +10,17 @@ under ``PREFIX.<number>`` (``engine.preview``: every trigger off, nothing writte
 root, the instance's policy ``previews: false`` refuses); closed, what its inventory records
 is deleted. The request's comment (``gates.preview_comment``) says which, with links to the
 preview's namespaces in the Kestra UI, and is edited in place on every run.
+
+On a scheduled run with a time to live set (``promote_preview_ttl``), ``decide`` first takes
+down every preview of this repository under the prefix not brought up for that long, as
+``kestra-promote preview down --older-than`` does.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
 from kestra_promote import report
@@ -25,7 +29,7 @@ from kestra_promote.engine.apply import apply_locked, check_windows
 from kestra_promote.errors import KestraPromoteError, PlanRefused, SettingsError
 from kestra_promote.gates import preview_comment, review
 from kestra_promote.gates.policy_store import Stored
-from kestra_promote.git.origin import origin
+from kestra_promote.git.origin import normalize_remote, origin
 from kestra_promote.kestra_task import settings, verifying
 from kestra_promote.kestra_task.emit import Emitter
 from kestra_promote.kestra_task.envvalues import text as _text
@@ -151,3 +155,57 @@ def _down(emit: Emitter, workdir: Path, client: KestraClient, namespace: str,
     emit.log("INFO", f"Preview {preview_id} is down: {len(deleted)} object(s) deleted, its "
                      "inventory removed")
     return 0
+
+
+def expire(env: Mapping[str, str], emit: Emitter, connection: Connection) -> None:
+    """Take down this repository's previews under the prefix last brought up longer ago than
+    the setting ``promote_preview_ttl`` (none when unset). One that cannot be taken down is
+    warned about; the scheduled promotion goes on."""
+    text = _text(env, "KP_PREVIEW_TTL")
+    if not text:
+        return
+    ttl = preview.parse_age(text, "promote_preview_ttl")
+    prefix = _text(env, "KP_PREVIEW_PREFIX") or preview.PARENT
+    with connect(connection) as client:
+        stored = settings.read_policy(client, env)
+        namespace = (stored.policy.safeguards.get("state_namespace") if stored.policy
+                     else None) or STATE_NAMESPACE
+        where = repository_origin(env)
+        for preview_id in preview_target.stale(client, namespace, prefix, ttl,
+                                               datetime.now(timezone.utc), origin=where):
+            _expire_one(emit, client, namespace, preview_id, preview.root_of(prefix, preview_id),
+                        where, text)
+
+
+def _expire_one(emit: Emitter, client: KestraClient, namespace: str, preview_id: str,
+                root: str, where: str, ttl: str) -> None:
+    try:
+        done = preview_target.take_down(
+            client, namespace, preview_id, root, origin=where,
+            holder=lock.default_holder(f"kestra-promote preview down {preview_id}"))
+    except KestraPromoteError as error:
+        emit.log("WARN", f"stale preview {preview_id} was not taken down: {error}")
+        return
+    if done is None:
+        return  # taken down meanwhile
+    _, result = done
+    if not result.ok:
+        emit.log("WARN", f"stale preview {preview_id} was not taken down: "
+                         f"{report.result_summary(result)}")
+        return
+    deleted = sum(o.status is Status.APPLIED for o in result.outcomes)
+    emit.log("INFO", f"Preview {preview_id} under {root} removed, last brought up longer ago "
+                     f"than promote_preview_ttl ({ttl}): {deleted} object(s) deleted")
+
+
+def repository_origin(env: Mapping[str, str]) -> str:
+    """The origin the clone of the followed repository has (``origin``), known without a
+    clone: the flow's Clone task clones ``promote_repo_url``, which becomes the clone's
+    ``origin`` remote, and the flows are read from ``promote_path`` in it (``KP_SOURCE``)."""
+    url = _text(env, "KP_REPO_URL")
+    if not url:
+        raise SettingsError("KP_REPO_URL is not set: the flows read it from promote_repo_url")
+    source = PurePosixPath(_text(env, "KP_SOURCE") or "repo")
+    inside = source.relative_to("repo").as_posix() if source.is_relative_to("repo") else ""
+    where = normalize_remote(url)
+    return where if inside in ("", ".") else f"{where}:{inside}"

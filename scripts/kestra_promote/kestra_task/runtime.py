@@ -148,6 +148,8 @@ def task_decide(env: Mapping[str, str], emit: Emitter) -> int:
     elif ref:
         return _by_hand(env, emit, ref, target, rule, trigger)
     else:
+        if trigger == "schedule" and _flag(env, "KP_PREVIEWS"):  # stale previews go first
+            previewing.expire(env, emit, _connection(env))
         decision = Decision("sync", f"{trigger} run of {target.describe()}", "kestra", trigger)
     if decision.decision != "sync":
         return _decided(emit, decision, trigger, "", "")

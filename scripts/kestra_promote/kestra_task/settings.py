@@ -30,6 +30,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "promote_pull_requests": ("KP_PULL_REQUESTS", "false"),
     "promote_previews": ("KP_PREVIEWS", "false"),
     "promote_preview_prefix": ("KP_PREVIEW_PREFIX", "preview"),
+    "promote_preview_ttl": ("KP_PREVIEW_TTL", ""),
     "promote_review_api": ("KP_POST_API", ""),
     "promote_review_repo": ("KP_POST_REPO", ""),
     "promote_approval": ("KP_APPROVAL", ""),
