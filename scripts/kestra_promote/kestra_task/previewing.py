@@ -201,7 +201,9 @@ def _expire_one(emit: Emitter, client: KestraClient, namespace: str, preview_id:
 def repository_origin(env: Mapping[str, str]) -> str:
     """The origin the clone of the followed repository has (``origin``), known without a
     clone: the flow's Clone task clones ``promote_repo_url``, which becomes the clone's
-    ``origin`` remote, and the flows are read from ``promote_path`` in it (``KP_SOURCE``)."""
+    ``origin`` remote (plugin-git ``Clone.java`` builds a JGit clone command with ``setURI`` of
+    that URL, and JGit names the remote it records ``origin``), and the flows are read from
+    ``promote_path`` in it (``KP_SOURCE``)."""
     url = _text(env, "KP_REPO_URL")
     if not url:
         raise SettingsError("KP_REPO_URL is not set: the flows read it from promote_repo_url")
