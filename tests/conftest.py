@@ -156,6 +156,14 @@ class GitRepo:
         return self.git("rev-parse", "HEAD")
 
 
+def set_policy(target: Target, tmp_path: Path, text: str) -> None:
+    """Production's admin stores policy ``text`` on ``target`` (``policy set``)."""
+    path = tmp_path / "prod-policy.yml"
+    path.write_text(text, encoding="utf-8")
+    done = run_cli("policy", "set", str(path), env=target.env)
+    assert done.code == 0, done.err
+
+
 @pytest.fixture
 def overtake_leases(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """Call it, and from then on every lease a run takes is overwritten at once by another

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from conftest import FAKE_PASSWORD, FAKE_USER, GitRepo, Target, flow_yaml, run_cli
+from conftest import (
+    FAKE_PASSWORD,
+    FAKE_USER,
+    GitRepo,
+    Target,
+    flow_yaml,
+    run_cli,
+    set_policy,
+)
 from fake_kestra import FakeKestra, serve
 from kestra_promote.engine import verify
 from kestra_promote.engine.marking import marker
@@ -47,13 +55,6 @@ def pushed(repo: GitRepo, tmp_path: Path) -> GitRepo:
     return repo
 
 
-def _policy(target: Target, tmp_path: Path, text: str) -> None:
-    path = tmp_path / "policy.yml"
-    path.write_text(text, encoding="utf-8")
-    done = run_cli("policy", "set", str(path), env=target.env)
-    assert done.code == 0, done.err
-
-
 def _commit(repo: GitRepo, message: str) -> str:
     repo.write("kestra-promote.yml", "name: team\n")
     repo.write("flows/smoke.yml", SMOKE)
@@ -75,8 +76,8 @@ def _history(target: Target) -> list[dict]:
 
 
 def _pipeline(staging: Target, production: Target, tmp_path: Path) -> None:
-    _policy(staging, tmp_path, PIPELINE % "staging" + CHECKS)
-    _policy(production, tmp_path, PIPELINE % "production")
+    set_policy(staging, tmp_path, PIPELINE % "staging" + CHECKS)
+    set_policy(production, tmp_path, PIPELINE % "production")
 
 
 def test_production_takes_only_what_staging_verified(pushed, instances, tmp_path):

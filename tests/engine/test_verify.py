@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 import threading
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
-from conftest import GitRepo, Target, flow_yaml, run_cli
+from conftest import GitRepo, Target, flow_yaml, run_cli, set_policy
 from fake_kestra import FakeKestra
 from kestra_promote.engine.verify import is_verified, rollback_target
 from kestra_promote.errors import SourceError
@@ -27,13 +26,6 @@ RUN = ("verify:\n  checks:\n    - run: {namespace: company, flow: smoke, "
 @pytest.fixture(params=["1.3.19", "2.0.3"])
 def fake(request: pytest.FixtureRequest) -> FakeKestra:
     return FakeKestra(version=request.param)
-
-
-def _policy(target: Target, tmp_path: Path, text: str) -> None:
-    path = tmp_path / "prod-policy.yml"
-    path.write_text(text, encoding="utf-8")
-    done = run_cli("policy", "set", str(path), env=target.env)
-    assert done.code == 0, done.err
 
 
 def _commit(repo: GitRepo, message: str) -> str:
@@ -54,7 +46,7 @@ def _apply(repo: GitRepo, target: Target, *extra: str):
 
 
 def test_a_smoke_flow_that_succeeds_marks_the_run_verified(repo, target, tmp_path):
-    _policy(target, tmp_path, RUN)
+    set_policy(target, tmp_path, RUN)
     commit = _commit(repo, "one")
     done = _apply(repo, target)
     assert done.code == 0, done.err
@@ -68,7 +60,7 @@ def test_a_smoke_flow_that_succeeds_marks_the_run_verified(repo, target, tmp_pat
 
 
 def test_a_failing_smoke_flow_rolls_back_to_the_previous_verified_commit(repo, target, tmp_path):
-    _policy(target, tmp_path, RUN)
+    set_policy(target, tmp_path, RUN)
     good = _commit(repo, "one")
     assert _apply(repo, target).code == 0
     before = target.sources("company")
@@ -92,7 +84,7 @@ def test_a_failing_smoke_flow_rolls_back_to_the_previous_verified_commit(repo, t
 
 
 def test_hold_keeps_the_new_commit_and_fails(repo, target, tmp_path):
-    _policy(target, tmp_path, RUN + "  on_failure: hold\n")
+    set_policy(target, tmp_path, RUN + "  on_failure: hold\n")
     assert _commit(repo, "one") and _apply(repo, target).code == 0
     bad = _commit(repo, "two")
     target.fake.runs.outcome[("company", "smoke")] = "FAILED"
@@ -107,7 +99,7 @@ def test_hold_keeps_the_new_commit_and_fails(repo, target, tmp_path):
 def test_without_a_verified_run_there_is_no_automatic_rollback(repo, target, tmp_path):
     _commit(repo, "one")
     assert _apply(repo, target).code == 0  # before any policy: applied, never verified
-    _policy(target, tmp_path, RUN)
+    set_policy(target, tmp_path, RUN)
     _commit(repo, "two")
     target.fake.runs.outcome[("company", "smoke")] = "FAILED"
     done = _apply(repo, target)
@@ -133,7 +125,7 @@ def test_a_commit_that_failed_its_checks_is_never_verified_nor_rolled_back_to():
 
 
 def test_a_soak_sees_a_failed_execution_of_a_promoted_flow(repo, target, tmp_path):
-    _policy(target, tmp_path, "verify:\n  checks:\n    - soak: {duration: 2s, interval: 1s}\n"
+    set_policy(target, tmp_path, "verify:\n  checks:\n    - soak: {duration: 2s, interval: 1s}\n"
                               "  on_failure: hold\n")
     _commit(repo, "one")
 
@@ -152,7 +144,7 @@ def test_a_soak_sees_a_failed_execution_of_a_promoted_flow(repo, target, tmp_pat
 
 
 def test_a_soak_without_failures_passes(repo, target, tmp_path):
-    _policy(target, tmp_path, "verify:\n  checks:\n    - soak: {duration: 1s, interval: 1s}\n")
+    set_policy(target, tmp_path, "verify:\n  checks:\n    - soak: {duration: 1s, interval: 1s}\n")
     before = datetime.now(timezone.utc).replace(year=2020)
     target.fake.runs.add("company", "a", "FAILED", started=before)  # long before the apply
     _commit(repo, "one")
@@ -162,7 +154,7 @@ def test_a_soak_without_failures_passes(repo, target, tmp_path):
 
 
 def test_a_smoke_flow_that_does_not_end_in_time_fails_clearly(repo, target, tmp_path):
-    _policy(target, tmp_path, RUN.replace("2s", "1s") + "  on_failure: hold\n")
+    set_policy(target, tmp_path, RUN.replace("2s", "1s") + "  on_failure: hold\n")
     target.fake.runs.delay = 60
     _commit(repo, "one")
     done = _apply(repo, target)
@@ -203,7 +195,7 @@ def test_a_commit_cannot_configure_verify(repo, target):
 
 
 def test_verify_runs_the_checks_on_demand(repo, target, tmp_path):
-    _policy(target, tmp_path, RUN)
+    set_policy(target, tmp_path, RUN)
     _commit(repo, "one")
     assert _apply(repo, target).code == 0
     done = run_cli("verify", str(repo.path), "--format", "json", env=target.env)
@@ -217,7 +209,7 @@ def test_verify_runs_the_checks_on_demand(repo, target, tmp_path):
 
 def test_a_policy_that_cannot_be_read_after_the_apply_fails_the_run_and_holds(
         repo, target, tmp_path):
-    _policy(target, tmp_path, RUN)
+    set_policy(target, tmp_path, RUN)
     _commit(repo, "one")
     # the plan reads the policy first; the second read, once applied, fails however often retried
     target.fake.inject("GET", "kestra_promote_policy", nth=2, times=20, status=500)

@@ -115,13 +115,7 @@ def test_an_instance_whose_policy_forbids_previews_says_so_on_the_request(previe
 
 def test_closing_a_request_never_takes_down_another_repositorys_preview(previewing, tmp_path):
     hook = previewing("github")
-    other = GitRepo(tmp_path / "other")  # another repository previewing on the same instance
-    other.write("flows/site.yml", flow_yaml("web.site", "site"))
-    other.commit()
-    other.git("remote", "add", "origin", "https://git.example.com/web/flows.git")
-    env = {"KESTRA_URL": hook.target, "KESTRA_USERNAME": FAKE_USER,
-           "KESTRA_PASSWORD": FAKE_PASSWORD}
-    assert run_cli("preview", "up", str(other.path), "--id", "2", env=env).code == 0
+    _other_repositorys_preview(hook, tmp_path, "2")  # on the same instance, the same id
     hook.push(2, {"flows/nightly.yml": NIGHTLY}, "opened")
     execution = hook.closed(2)  # this repository's request 2, closed (or never opened)
     assert execution is not None and execution.state == "FAILED"
@@ -130,6 +124,18 @@ def test_closing_a_request_never_takes_down_another_repositorys_preview(previewi
     logs = "\n".join(str(line) for line in execution.logs)
     assert "preview 2 not removed: it is another repository's (git.example.com/web/flows)" \
         in logs, logs
+
+
+def _other_repositorys_preview(hook, tmp_path, preview_id: str) -> None:
+    """Another repository (git.example.com/web/flows) brings its preview ``preview_id`` up on the
+    same instance, under the same prefix, from the CLI."""
+    other = GitRepo(tmp_path / "other")
+    other.write("flows/site.yml", flow_yaml("web.site", "site"))
+    other.commit()
+    other.git("remote", "add", "origin", "https://git.example.com/web/flows.git")
+    env = {"KESTRA_URL": hook.target, "KESTRA_USERNAME": FAKE_USER,
+           "KESTRA_PASSWORD": FAKE_PASSWORD}
+    assert run_cli("preview", "up", str(other.path), "--id", preview_id, env=env).code == 0
 
 
 def _age(hook, preview_id: str, days: int) -> None:
@@ -143,13 +149,7 @@ def test_a_schedule_run_removes_this_repositorys_previews_older_than_the_ttl(pre
                                                                               tmp_path):
     hook = previewing("github")
     _set(hook.fake, "promote_preview_ttl", "7d")
-    other = GitRepo(tmp_path / "other")  # another repository previewing under the same prefix
-    other.write("flows/site.yml", flow_yaml("web.site", "site"))
-    other.commit()
-    other.git("remote", "add", "origin", "https://git.example.com/web/flows.git")
-    env = {"KESTRA_URL": hook.target, "KESTRA_USERNAME": FAKE_USER,
-           "KESTRA_PASSWORD": FAKE_PASSWORD}
-    assert run_cli("preview", "up", str(other.path), "--id", "9", env=env).code == 0
+    _other_repositorys_preview(hook, tmp_path, "9")  # under the same prefix
     for number in (2, 3):
         execution = hook.opened(number, {"flows/nightly.yml": NIGHTLY})
         assert execution is not None and execution.state == "SUCCESS", execution.logs
