@@ -19,6 +19,7 @@ from kestra_promote.engine.promotion import Promotion, open_promotion
 from kestra_promote.errors import KestraPromoteError, SettingsError
 from kestra_promote.flows.desired import Desired, prepare
 from kestra_promote.gates import policy_store
+from kestra_promote.gates.policy import Policy, effective
 from kestra_promote.gates.policy_store import Stored
 from kestra_promote.gates.stages import TAG_ROOT
 from kestra_promote.git import gitref, gitremote
@@ -26,9 +27,9 @@ from kestra_promote.git.blobs import Committed
 from kestra_promote.git.gitinfo import read_commit
 from kestra_promote.git.origin import origin, uncommitted
 from kestra_promote.git.source import Source, read_settings, read_source
-from kestra_promote.models import Plan
+from kestra_promote.models import Inventory, Plan
 from kestra_promote.target.client import DEFAULT_MAX_BODY, Connection, KestraClient
-from kestra_promote.target.live import read_for
+from kestra_promote.target.live import read_for, read_inventories
 from kestra_promote.cli.output import Output
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2  # what each means: cli.main's docstring
@@ -145,6 +146,18 @@ def policy_reader(client: KestraClient, env: Mapping[str, str]) -> Callable[[], 
     """Production's policy as this command reads it: from the policy namespace
     (KESTRA_PROMOTE_POLICY_NAMESPACE, else system), checked against KESTRA_PROMOTE_POLICY_DIGEST."""
     return functools.partial(policy_store.read_configured, client, env)
+
+
+def policy_and_inventory(args: argparse.Namespace, client: KestraClient, loaded: Loaded
+                         ) -> tuple[Policy | None, Config, Inventory | None]:
+    """Production's policy as stored (refused when it does not match its pin), SOURCE's
+    settings under it (its state namespace wins), and SOURCE's inventory on the target."""
+    stored = policy_reader(client, getattr(args, "env", {}))()
+    if stored.mismatch:
+        raise SettingsError(f"production's policy: {stored.mismatch}")
+    config = effective(stored.policy, loaded.config).config
+    own, _ = read_inventories(client, config.state_namespace, config.name)
+    return stored.policy, config, own
 
 
 def compute_plan(client: KestraClient, loaded: Loaded, adopt: bool = False,

@@ -8,29 +8,23 @@ import argparse
 from typing import Any
 
 from kestra_promote import report
-from kestra_promote.cli.common import EXIT_OK, load, policy_reader, require
+from kestra_promote.cli.common import EXIT_OK, load, policy_and_inventory, require
 from kestra_promote.cli.output import Output
 from kestra_promote.errors import SettingsError
 from kestra_promote.gates import stages
-from kestra_promote.gates.policy import effective
 from kestra_promote.git import gitremote, tagpush
 from kestra_promote.target.client import Connection, connect
-from kestra_promote.target.live import read_inventories
 from kestra_promote.textsafe import safe_text
 
 
 def cmd_stages(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
     connection = require(connection)
     with load(args) as loaded, connect(connection) as client:
-        stored = policy_reader(client, args.env)()
-        if stored.mismatch:
-            raise SettingsError(f"production's policy: {stored.mismatch}")
-        pipeline = stored.policy.stages if stored.policy is not None else None
-        if pipeline is None:
-            raise SettingsError("this instance's policy names no stages (its 'stages' "
-                                "section): there is no pipeline to show")
-        config = effective(stored.policy, loaded.config).config  # its state namespace wins
-        own, _ = read_inventories(client, config.state_namespace, config.name)
+        policy, config, own = policy_and_inventory(args, client, loaded)
+    pipeline = policy.stages if policy is not None else None
+    if pipeline is None:
+        raise SettingsError("this instance's policy names no stages (its 'stages' section): "
+                            "there is no pipeline to show")
     folder = str(args.source)
     found = tagpush.read_tags("origin" if gitremote.has_origin(folder) else ".",
                               stages.TAG_ROOT + "/", git_dir=folder)

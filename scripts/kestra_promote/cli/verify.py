@@ -9,27 +9,21 @@ import argparse
 from datetime import datetime, timezone
 
 from kestra_promote import report, verification_report
-from kestra_promote.cli.common import EXIT_ERROR, EXIT_OK, load, policy_reader, require
+from kestra_promote.cli.common import EXIT_ERROR, EXIT_OK, load, policy_and_inventory, require
 from kestra_promote.cli.output import Output
 from kestra_promote.engine.verify import run_checks
 from kestra_promote.errors import SettingsError
-from kestra_promote.gates.policy import effective
 from kestra_promote.target.client import Connection, connect
-from kestra_promote.target.live import read_inventories
 
 
 def cmd_verify(args: argparse.Namespace, connection: Connection | None, output: Output) -> int:
     connection = require(connection)
     with load(args) as loaded, connect(connection) as client:
-        stored = policy_reader(client, args.env)()
-        if stored.mismatch:
-            raise SettingsError(f"production's policy: {stored.mismatch}")
-        spec = stored.policy.verify if stored.policy is not None else None
+        policy, config, own = policy_and_inventory(args, client, loaded)
+        spec = policy.verify if policy is not None else None
         if spec is None:
             raise SettingsError("production's policy sets no checks (its 'verify' section): "
                                 "nothing to run")
-        config = effective(stored.policy, loaded.config).config  # its state namespace wins
-        own, _ = read_inventories(client, config.state_namespace, config.name)
         flows = sorted(own.flows) if own is not None else []
         checks = run_checks(client, spec, flows, datetime.now(timezone.utc))
     passed = all(check.passed for check in checks)
