@@ -60,30 +60,38 @@ def _http_refs(url: str, username: str | None, password: str | None,
         raise SettingsError(f"cannot list the tags of the repository: {exc}") from None
 
 
-def _local_refs(path: str, pattern: str = "--tags") -> dict[str, str]:
-    try:
-        # never a prompt (a password, an unknown host key): a task has nobody to answer it
-        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0",
-               "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")}
-        done = subprocess.run(["git", "ls-remote", *([pattern] if pattern == "--tags" else []),
-                               "--", path, *([] if pattern == "--tags" else [pattern])],
-                              capture_output=True,
-                              text=True, check=False, timeout=60, stdin=subprocess.DEVNULL,
-                              env=env)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SettingsError(f"cannot list the tags of {path}: {exc}") from None
-    if done.returncode != 0:
-        raise SettingsError(f"cannot list the tags of {path} with git ls-remote (over SSH it "
-                            "needs the worker's own key; an HTTPS promote_repo_url uses the Git "
-                            "credentials)")
+def _git_env() -> dict[str, str]:
+    # never a prompt (a password, an unknown host key): nobody may be there to answer it
+    return {**os.environ, "GIT_TERMINAL_PROMPT": "0",
+            "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")}
+
+
+def _listed(output: str) -> dict[str, str]:
+    """ref name -> commit, from ``git ls-remote``'s output (annotated tags peeled)."""
     refs: dict[str, str] = {}
-    for line in done.stdout.splitlines():
+    for line in output.splitlines():
         sha, _, name = line.partition("\t")
         if name.endswith("^{}"):
             refs[name[:-3]] = sha
         elif name:
             refs.setdefault(name, sha)
     return refs
+
+
+def _local_refs(path: str, pattern: str = "--tags") -> dict[str, str]:
+    try:
+        done = subprocess.run(["git", "ls-remote", *([pattern] if pattern == "--tags" else []),
+                               "--", path, *([] if pattern == "--tags" else [pattern])],
+                              capture_output=True,
+                              text=True, check=False, timeout=60, stdin=subprocess.DEVNULL,
+                              env=_git_env())
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SettingsError(f"cannot list the tags of {path}: {exc}") from None
+    if done.returncode != 0:
+        raise SettingsError(f"cannot list the tags of {path} with git ls-remote (over SSH it "
+                            "needs the worker's own key; an HTTPS promote_repo_url uses the Git "
+                            "credentials)")
+    return _listed(done.stdout)
 
 
 def ref_commit(url: str, ref: str, *, username: str | None = None,
@@ -109,12 +117,6 @@ def list_tags(url: str, *, username: str | None = None, password: str | None = N
         refs = _local_refs(url)
     return {name[len("refs/tags/"):]: sha for name, sha in refs.items()
             if name.startswith("refs/tags/")}
-
-
-def _git_env() -> dict[str, str]:
-    # never a prompt (a password, an unknown host key): nobody may be there to answer it
-    return {**os.environ, "GIT_TERMINAL_PROMPT": "0",
-            "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")}
 
 
 def has_origin(folder: str, env: Mapping[str, str] | None = None) -> bool:
@@ -169,15 +171,7 @@ def origin_tags(folder: str, prefix: str = "") -> dict[str, str]:
     if done.returncode != 0:
         raise SettingsError(f"cannot list the tags of the repository of {folder} with git "
                             f"ls-remote: {_last_line(done.stderr)}")
-    refs: dict[str, str] = {}
-    for line in done.stdout.splitlines():
-        sha, _, name = line.partition("\t")
-        name = name.removeprefix("refs/tags/")
-        if name.endswith("^{}"):
-            refs[name[:-3]] = sha
-        elif name:
-            refs.setdefault(name, sha)
-    return refs
+    return {name.removeprefix("refs/tags/"): sha for name, sha in _listed(done.stdout).items()}
 
 
 # A tag is a candidate only when its name parses as a version. The default rule: the literal
