@@ -259,11 +259,10 @@ def apply_verified(
         if not verified or mark is None:
             return {"verified": verified}
         if later:
-            settled["error"] = (
-                f"commit {(plan.commit or '')[:12]} passed its checks but was not marked "
-                "verified for the next stage: the target changed while its checks ran "
-                f"(another run applied {str(later[-1].get('commit') or '')[:12] or 'files'} "
-                "since), so they did not check this commit alone")
+            settled["error"] = _unmarked(
+                plan, "the target changed while its checks ran (another run applied "
+                f"{str(later[-1].get('commit') or '')[:12] or 'files'} since), so they did not "
+                "check this commit alone")
             return {"verified": True}
         settled["tag"], settled["error"] = _mark(mark, plan, fields["checks"])
         return {"verified": True, **({"marked": settled["tag"]} if settled["tag"] else {})}
@@ -271,8 +270,7 @@ def apply_verified(
     history, note = _record(client, plan, when_text, fields, holder, lock_wait, settle)
     if "verified" not in settled and mark is not None and plan.stage.get("next") \
             and is_verified(passed, plan.commit, before, dirty):
-        settled["error"] = (f"commit {(plan.commit or '')[:12]} passed its checks but was not "
-                            f"marked verified for the next stage: {note}")
+        settled["error"] = _unmarked(plan, note)
     marked, mark_error = settled.get("tag", ""), settled.get("error", "")
     verification = Verification(checks, spec.on_failure, notes=(note,) if note else (),
                                 marked=marked, mark_error=mark_error)
@@ -284,15 +282,17 @@ def apply_verified(
     return plan, dataclasses.replace(result, verification=verification)
 
 
-def _mark(mark: Mark | None, plan: Plan, checks: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+def _mark(mark: Mark, plan: Plan, checks: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
     """(the tag that marks the verified commit for the next stage, why it could not be)."""
-    if mark is None:
-        return "", ""
     try:
         return mark(plan, checks, datetime.now(timezone.utc).replace(microsecond=0)), ""
     except KestraPromoteError as exc:
-        return "", (f"commit {(plan.commit or '')[:12]} passed its checks but was not marked "
-                    f"verified for the next stage: {exc}")
+        return "", _unmarked(plan, str(exc))
+
+
+def _unmarked(plan: Plan, why: str) -> str:
+    return (f"commit {(plan.commit or '')[:12]} passed its checks but was not marked verified "
+            f"for the next stage: {why}")
 
 
 def _rollback(client: KestraClient, plan: Plan, verification: Verification,
